@@ -1,0 +1,111 @@
+// Compressed-sparse-column matrices: a borrowed view (over a dgCMatrix's
+// @p, @i, @x) and an owning counterpart produced by the core. Column
+// pointers are 64-bit so matrices beyond 2^31 non-zeros work; row indices
+// are int32 because R stores them so (rows never exceed 2^31).
+#pragma once
+#include <algorithm>
+#include <vector>
+#include "span.hpp"
+#include "threads.hpp"
+
+namespace epione {
+
+template <class T, class P = index_t>
+struct CscView {
+    index_t nrow = 0, ncol = 0;
+    const P* p = nullptr;     // ncol + 1 offsets into i / x
+    const int* i = nullptr;   // 0-based row of each stored entry
+    const T* x = nullptr;     // values; nullptr means every entry is 1
+
+    index_t nnz() const { return ncol ? static_cast<index_t>(p[ncol]) : 0; }
+    index_t col_begin(index_t c) const { return static_cast<index_t>(p[c]); }
+    index_t col_end(index_t c) const { return static_cast<index_t>(p[c + 1]); }
+    T value(index_t k) const { return x ? x[k] : T(1); }
+
+    // Calls f(row, value) for each stored entry of column c, in row order.
+    template <class F>
+    void for_col(index_t c, F&& f) const {
+        for (index_t k = col_begin(c), e = col_end(c); k < e; ++k) f(i[k], value(k));
+    }
+    // Checks the invariants R's validity method checks, so the core can
+    // trust the view afterwards: monotone pointers, rows in range, sorted.
+    void validate(const char* name) const {
+        require(nrow >= 0 && ncol >= 0, std::string(name) + ": negative dimensions");
+        if (ncol == 0) return;
+        require(p[0] == 0, std::string(name) + ": column pointers must start at 0");
+        for (index_t c = 0; c < ncol; ++c) {
+            require(p[c + 1] >= p[c], std::string(name) + ": column pointers decrease");
+            for (index_t k = col_begin(c); k < col_end(c); ++k) {
+                require(i[k] >= 0 && i[k] < nrow, std::string(name) + ": row index out of range");
+                require(k == col_begin(c) || i[k] > i[k - 1],
+                        std::string(name) + ": row indices not strictly increasing");
+            }
+        }
+    }
+};
+
+// Owning CSC matrix, e.g. a transpose or a result handed back to R.
+template <class T>
+struct Csc {
+    index_t nrow = 0, ncol = 0;
+    std::vector<index_t> p;
+    std::vector<int> i;
+    std::vector<T> x;
+    CscView<T> view() const { return {nrow, ncol, p.data(), i.data(), x.data()}; }
+};
+
+template <class T, class P>
+std::vector<double> col_sums(const CscView<T, P>& a) {
+    std::vector<double> out(a.ncol, 0.0);
+    for (index_t c = 0; c < a.ncol; ++c)
+        a.for_col(c, [&](int, T v) { out[c] += static_cast<double>(v); });
+    return out;
+}
+
+template <class T, class P>
+std::vector<double> row_sums(const CscView<T, P>& a) {
+    std::vector<double> out(a.nrow, 0.0);
+    for (index_t c = 0; c < a.ncol; ++c)
+        a.for_col(c, [&](int r, T v) { out[r] += static_cast<double>(v); });
+    return out;
+}
+
+// Transpose by counting sort: O(nnz), rows of the result stay sorted.
+template <class T, class P>
+Csc<T> transpose(const CscView<T, P>& a) {
+    Csc<T> t;
+    t.nrow = a.ncol;
+    t.ncol = a.nrow;
+    t.p.assign(a.nrow + 1, 0);
+    for (index_t k = 0; k < a.nnz(); ++k) ++t.p[a.i[k] + 1];
+    for (index_t r = 0; r < a.nrow; ++r) t.p[r + 1] += t.p[r];
+    t.i.resize(a.nnz());
+    t.x.resize(a.nnz());
+    std::vector<index_t> next(t.p.begin(), t.p.end() - 1);
+    for (index_t c = 0; c < a.ncol; ++c)
+        a.for_col(c, [&](int r, T v) {
+            const index_t dst = next[r]++;
+            t.i[dst] = static_cast<int>(c);
+            t.x[dst] = v;
+        });
+    return t;
+}
+
+// out (ncol(a) x k) = t(a) %*% b, with b dense nrow(a) x k. Each output row
+// is one task, so the result does not depend on the number of threads.
+template <class T, class P, class Par>
+void crossprod_dense(const CscView<T, P>& a, const DenseView<const double>& b,
+                     Par& par, DenseView<double> out) {
+    require(b.nrow == a.nrow, "crossprod_dense: nrow(b) must equal nrow(a)");
+    require(out.nrow == a.ncol && out.ncol == b.ncol,
+            "crossprod_dense: output must be ncol(a) x ncol(b)");
+    par.run(a.ncol, [&](index_t c) {
+        for (index_t j = 0; j < b.ncol; ++j) {
+            double s = 0.0;
+            a.for_col(c, [&](int r, T v) { s += static_cast<double>(v) * b(r, j); });
+            out(c, j) = s;
+        }
+    });
+}
+
+}  // namespace epione

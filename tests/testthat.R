@@ -1,0 +1,4 @@
+library(testthat)
+library(epione)
+
+test_check("epione")

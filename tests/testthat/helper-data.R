@@ -1,0 +1,22 @@
+# Locates ../shared (EPIONE_SHARED overrides) and builds tiny fixtures.
+shared_path <- function(...) {
+    root <- Sys.getenv("EPIONE_SHARED", "")
+    if (!nzchar(root)) {
+        # tests run from tests/testthat (test_local / R CMD check copies);
+        # walk up until a sibling 'shared' folder appears.
+        dir <- normalizePath(getwd())
+        for (k in 1:6) {
+            cand <- file.path(dirname(dir), "shared")
+            if (dir.exists(file.path(cand, "data"))) { root <- cand; break }
+            dir <- dirname(dir)
+        }
+    }
+    file.path(root, ...)
+}
+has_shared <- function() dir.exists(shared_path("data"))
+
+random_dgc <- function(nrow, ncol, density = 0.1, seed = 1) {
+    withr::local_seed(seed)
+    Matrix::rsparsematrix(nrow, ncol, density,
+        rand.x = function(n) as.numeric(sample.int(5, n, replace = TRUE)))
+}
