@@ -9,4 +9,5 @@
 #' @useDynLib epione, .registration = TRUE
 #' @importFrom Rcpp evalCpp
 #' @importFrom RcppParallel RcppParallelLibs
+#' @importFrom utils sessionInfo
 "_PACKAGE"

@@ -2,7 +2,12 @@
 // thread adapter and the progress adapter. Only src/ includes this file.
 #pragma once
 #include <RcppArmadillo.h>
+// RcppParallel's RMatrix.h derives from std::iterator, deprecated in C++17;
+// the warning is theirs, not ours.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
 #include <RcppParallel.h>
+#pragma GCC diagnostic pop
 #include <progress.hpp>
 #include <algorithm>
 #include <atomic>
