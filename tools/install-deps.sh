@@ -12,7 +12,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 
 echo "== apt-get update"
-$SUDO apt-get update -qq
+$SUDO apt-get -o DPkg::Lock::Timeout=900 update -qq
 
 # System pieces: compilers and R headers, OpenBLAS (fast BLAS/LAPACK for R
 # and for epione's Armadillo code), libraries HTSlib/HDF5/TBB link against,
@@ -38,7 +38,7 @@ echo "   from CRAN:  ${CRAN_PKGS:- (none)}"
 
 echo "== apt-get install"
 # shellcheck disable=SC2086
-$SUDO apt-get install -y --no-install-recommends $SYSTEM_DEBS $APT_DEBS
+$SUDO apt-get -o DPkg::Lock::Timeout=900 install -y --no-install-recommends $SYSTEM_DEBS $APT_DEBS
 
 if [ -n "$CRAN_PKGS" ]; then
     echo "== CRAN install"
