@@ -49,6 +49,10 @@ epi_arrow_write_sparse <- function(path, group, mat) {
     invisible(.Call(`_epione_epi_arrow_write_sparse`, path, group, mat))
 }
 
+epi_fragments_index <- function(input, output, sort) {
+    .Call(`_epione_epi_fragments_index`, input, output, sort)
+}
+
 epi_info_htslib_version <- function() {
     .Call(`_epione_epi_info_htslib_version`)
 }

@@ -185,6 +185,10 @@ createArrowFiles <- function(inputFiles, sampleNames,
 # order: ArchR lists them alphabetically (h5ls), which orders tied cells.
 .arrow_chroms <- function(input, chromSizes, nChunk) {
     seqs <- .core(epi_arrow_seqnames(input))
+    if (!length(seqs)) {
+        .abort("fragment file '", input, "' is empty (no indexed fragments).",
+               kind = "input")
+    }
     chr <- as.character(GenomicRanges::seqnames(chromSizes))
     dropped <- setdiff(seqs, chr)
     if (length(dropped)) {

@@ -169,6 +169,18 @@ BEGIN_RCPP
     return R_NilValue;
 END_RCPP
 }
+// epi_fragments_index
+double epi_fragments_index(std::string input, std::string output, bool sort);
+RcppExport SEXP _epione_epi_fragments_index(SEXP inputSEXP, SEXP outputSEXP, SEXP sortSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< std::string >::type input(inputSEXP);
+    Rcpp::traits::input_parameter< std::string >::type output(outputSEXP);
+    Rcpp::traits::input_parameter< bool >::type sort(sortSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_fragments_index(input, output, sort));
+    return rcpp_result_gen;
+END_RCPP
+}
 // epi_info_htslib_version
 std::string epi_info_htslib_version();
 RcppExport SEXP _epione_epi_info_htslib_version() {
@@ -325,6 +337,7 @@ static const R_CallMethodDef CallEntries[] = {
     {"_epione_epi_arrow_h5_ls", (DL_FUNC) &_epione_epi_arrow_h5_ls, 2},
     {"_epione_epi_arrow_h5_read", (DL_FUNC) &_epione_epi_arrow_h5_read, 2},
     {"_epione_epi_arrow_write_sparse", (DL_FUNC) &_epione_epi_arrow_write_sparse, 3},
+    {"_epione_epi_fragments_index", (DL_FUNC) &_epione_epi_fragments_index, 3},
     {"_epione_epi_info_htslib_version", (DL_FUNC) &_epione_epi_info_htslib_version, 0},
     {"_epione_epi_info_tabix_seqnames", (DL_FUNC) &_epione_epi_info_tabix_seqnames, 1},
     {"_epione_epi_info_hdf5_roundtrip", (DL_FUNC) &_epione_epi_info_hdf5_roundtrip, 2},

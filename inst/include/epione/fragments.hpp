@@ -10,6 +10,8 @@
 #include <htslib/hts_log.h>
 #include <htslib/tbx.h>
 #include <cstdint>
+#include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -61,6 +63,11 @@ public:
             throw format_error("fragment file '" + path + "' is not bgzip-compressed (plain gzip or text); "
                                "recompress it with `zcat f.tsv.gz | bgzip > f.bgz.tsv.gz` and index with "
                                "`tabix -p bed`");
+        // A complete BGZF file ends with an empty EOF block; without it the
+        // file was cut short (interrupted download or copy).
+        if (bgzf_check_EOF(hts_get_bgzfp(fp_)) == 0)
+            throw format_error("fragment file '" + path + "' is truncated (no BGZF end-of-file block); "
+                               "re-download or re-create it with bgzip");
         if (threads > 1) hts_set_threads(fp_, threads);
         idx_ = tbx_index_load(path.c_str());
         if (!idx_)
@@ -136,6 +143,100 @@ private:
     htsFile* fp_ = nullptr;
     tbx_t* idx_ = nullptr;
 };
+
+}  // namespace fragments
+}  // namespace epione
+
+namespace epione {
+namespace fragments {
+
+// Compresses a fragment file (plain text or gzip) to BGZF and builds its
+// tabix index. Lines are validated as in FragmentFile::for_each; unsorted
+// input is an error unless `sort` is true, in which case the whole file is
+// sorted in memory (chromosomes in first-appearance order, then start, end).
+inline std::int64_t bgzip_index(const std::string& in, const std::string& out, bool sort) {
+    hts_set_log_level(HTS_LOG_OFF);
+    htsFile* fin = hts_open(in.c_str(), "r");
+    if (!fin) throw input_error("cannot open '" + in + "'");
+    std::unique_ptr<htsFile, int (*)(htsFile*)> gin(fin, hts_close);
+    struct Line { int chrom; std::int64_t start, end; std::string text; };
+    std::vector<Line> lines;
+    std::vector<std::string> chroms;
+    kstring_t ks = {0, 0, nullptr};
+    std::int64_t n = 0, prev = -1;
+    int cur = -1;
+    BGZF* fout = nullptr;
+    const std::string tmp = out + ".tmp";
+    if (!sort) {
+        fout = bgzf_open(tmp.c_str(), "w");
+        if (!fout) throw input_error("cannot write '" + out + "'");
+    }
+    auto fail = [&](const std::string& what) {
+        if (fout) bgzf_close(fout);
+        std::remove(tmp.c_str());
+        std::free(ks.s);
+        throw format_error("'" + in + "' line " + std::to_string(n) + ": " + what);
+    };
+    int ret;
+    while ((ret = hts_getline(fin, '\n', &ks)) >= 0) {
+        ++n;
+        std::string_view s(ks.s, ks.l);
+        if (s.empty() || s[0] == '#') continue;
+        std::string_view col[4];
+        std::size_t from = 0;
+        int k = 0;
+        for (; k < 4; ++k) {
+            const std::size_t tab = s.find('\t', from);
+            col[k] = s.substr(from, tab == std::string_view::npos ? std::string_view::npos : tab - from);
+            if (tab == std::string_view::npos) { ++k; break; }
+            from = tab + 1;
+        }
+        std::int64_t st, en;
+        if (k < 4 || col[3].empty()) fail("fewer than 4 tab-separated columns (chrom, start, end, barcode)");
+        if (!parse_int(col[1], st) || !parse_int(col[2], en)) fail("start or end is not a whole number");
+        if (st < 0 || en < 0) fail("negative coordinate");
+        if (en <= st) fail("start >= end (an empty or reversed fragment)");
+        const std::string c(col[0]);
+        if (cur < 0 || chroms[cur] != c) {
+            auto it = std::find(chroms.begin(), chroms.end(), c);
+            if (it != chroms.end() && !sort)
+                fail("chromosome '" + c + "' appears in two separate blocks: the file is not sorted. "
+                     "Sort it (`sort -k1,1 -k2,2n`) or use sort = TRUE");
+            cur = static_cast<int>(it - chroms.begin());
+            if (it == chroms.end()) chroms.push_back(c);
+            prev = -1;
+        }
+        if (st < prev && !sort)
+            fail("fragments are not sorted by start. Sort them (`sort -k1,1 -k2,2n`) or use sort = TRUE");
+        prev = st;
+        if (sort) {
+            lines.push_back({cur, st, en, std::string(s)});
+        } else {
+            if (bgzf_write(fout, ks.s, ks.l) < 0 || bgzf_write(fout, "\n", 1) < 0) fail("write failed");
+        }
+    }
+    if (ret < -1) fail("the input is truncated or corrupt");
+    std::free(ks.s);
+    ks.s = nullptr;
+    if (sort) {
+        std::stable_sort(lines.begin(), lines.end(), [](const Line& a, const Line& b) {
+            if (a.chrom != b.chrom) return a.chrom < b.chrom;
+            if (a.start != b.start) return a.start < b.start;
+            return a.end < b.end;
+        });
+        fout = bgzf_open(tmp.c_str(), "w");
+        if (!fout) throw input_error("cannot write '" + out + "'");
+        for (const Line& l : lines) {
+            bgzf_write(fout, l.text.data(), l.text.size());
+            bgzf_write(fout, "\n", 1);
+        }
+    }
+    if (bgzf_close(fout) < 0) throw input_error("cannot finish writing '" + out + "'");
+    if (std::rename(tmp.c_str(), out.c_str()) != 0) throw input_error("cannot rename to '" + out + "'");
+    if (tbx_index_build(out.c_str(), 0, &tbx_conf_bed) != 0)
+        throw format_error("tabix could not index '" + out + "'; is it sorted by chromosome and start?");
+    return n;
+}
 
 }  // namespace fragments
 }  // namespace epione
