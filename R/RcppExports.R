@@ -49,6 +49,18 @@ epi_arrow_write_sparse <- function(path, group, mat) {
     invisible(.Call(`_epione_epi_arrow_write_sparse`, path, group, mat))
 }
 
+epi_arrow_tiles_from_arrow <- function(arrow, cells, chr, len, tile_size, binarize, blacklist) {
+    invisible(.Call(`_epione_epi_arrow_tiles_from_arrow`, arrow, cells, chr, len, tile_size, binarize, blacklist))
+}
+
+epi_arrow_genes_from_arrow <- function(arrow, cells, genes, gene_tile_size, ceiling, model, model_half, blacklist) {
+    .Call(`_epione_epi_arrow_genes_from_arrow`, arrow, cells, genes, gene_tile_size, ceiling, model, model_half, blacklist)
+}
+
+epi_arrow_features_from_arrow <- function(arrow, group, cells, features, ceiling, binarize) {
+    .Call(`_epione_epi_arrow_features_from_arrow`, arrow, group, cells, features, ceiling, binarize)
+}
+
 epi_fragments_index <- function(input, output, sort) {
     .Call(`_epione_epi_fragments_index`, input, output, sort)
 }

@@ -360,18 +360,23 @@ createArrowFiles <- function(inputFiles, sampleNames,
 
 .write_tile_info <- function(file, chroms, cells, p) {
     keep <- !(chroms$name %in% p$excludeChr)
-    bin <- isTRUE(p$tile$binarize)
-    # Info first with an empty Params, then FeatureDF/Params from C++ (the
-    # tile table can have millions of rows).
+    .write_tile_info2(file, chroms$name[keep], chroms$length[keep], cells,
+                      p$tile$tileSize, isTRUE(p$tile$binarize), FALSE)
+}
+
+# Info of TileMatrix; FeatureDF/Params come from C++ (the tile table can
+# have millions of rows).
+.write_tile_info2 <- function(file, chr, len, cells, tileSize, binarize,
+                              replace) {
+    .core(epi_arrow_h5_group(file, "TileMatrix", replace))
     ids <- c("Class", "Units", "CellNames", "Date")
-    vals <- list(if (bin) "Sparse.Binary.Matrix" else "Sparse.Integer.Matrix",
-                 if (bin) "BinarizedCounts" else "Counts", cells,
+    vals <- list(if (binarize) "Sparse.Binary.Matrix" else "Sparse.Integer.Matrix",
+                 if (binarize) "BinarizedCounts" else "Counts", cells,
                  as.character(Sys.Date()))
     for (k in seq_along(ids)) {
         .arrow_h5write(file, paste0("TileMatrix/Info/", ids[k]), vals[[k]])
     }
-    .core(epi_arrow_tile_info(file, chroms$name[keep], chroms$length[keep],
-                              p$tile$tileSize))
+    .core(epi_arrow_tile_info(file, chr, len, tileSize))
 }
 
 # ArchR's gene model (R/MatrixGeneScores.R, useGeneBoundaries): genes sorted

@@ -169,6 +169,53 @@ BEGIN_RCPP
     return R_NilValue;
 END_RCPP
 }
+// epi_arrow_tiles_from_arrow
+void epi_arrow_tiles_from_arrow(std::string arrow, Rcpp::CharacterVector cells, Rcpp::CharacterVector chr, Rcpp::NumericVector len, double tile_size, bool binarize, Rcpp::DataFrame blacklist);
+RcppExport SEXP _epione_epi_arrow_tiles_from_arrow(SEXP arrowSEXP, SEXP cellsSEXP, SEXP chrSEXP, SEXP lenSEXP, SEXP tile_sizeSEXP, SEXP binarizeSEXP, SEXP blacklistSEXP) {
+BEGIN_RCPP
+    Rcpp::traits::input_parameter< std::string >::type arrow(arrowSEXP);
+    Rcpp::traits::input_parameter< Rcpp::CharacterVector >::type cells(cellsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::CharacterVector >::type chr(chrSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type len(lenSEXP);
+    Rcpp::traits::input_parameter< double >::type tile_size(tile_sizeSEXP);
+    Rcpp::traits::input_parameter< bool >::type binarize(binarizeSEXP);
+    Rcpp::traits::input_parameter< Rcpp::DataFrame >::type blacklist(blacklistSEXP);
+    epi_arrow_tiles_from_arrow(arrow, cells, chr, len, tile_size, binarize, blacklist);
+    return R_NilValue;
+END_RCPP
+}
+// epi_arrow_genes_from_arrow
+Rcpp::List epi_arrow_genes_from_arrow(std::string arrow, Rcpp::CharacterVector cells, Rcpp::DataFrame genes, double gene_tile_size, double ceiling, Rcpp::NumericVector model, double model_half, Rcpp::DataFrame blacklist);
+RcppExport SEXP _epione_epi_arrow_genes_from_arrow(SEXP arrowSEXP, SEXP cellsSEXP, SEXP genesSEXP, SEXP gene_tile_sizeSEXP, SEXP ceilingSEXP, SEXP modelSEXP, SEXP model_halfSEXP, SEXP blacklistSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< std::string >::type arrow(arrowSEXP);
+    Rcpp::traits::input_parameter< Rcpp::CharacterVector >::type cells(cellsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::DataFrame >::type genes(genesSEXP);
+    Rcpp::traits::input_parameter< double >::type gene_tile_size(gene_tile_sizeSEXP);
+    Rcpp::traits::input_parameter< double >::type ceiling(ceilingSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type model(modelSEXP);
+    Rcpp::traits::input_parameter< double >::type model_half(model_halfSEXP);
+    Rcpp::traits::input_parameter< Rcpp::DataFrame >::type blacklist(blacklistSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_arrow_genes_from_arrow(arrow, cells, genes, gene_tile_size, ceiling, model, model_half, blacklist));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_arrow_features_from_arrow
+Rcpp::List epi_arrow_features_from_arrow(std::string arrow, std::string group, Rcpp::CharacterVector cells, Rcpp::DataFrame features, double ceiling, bool binarize);
+RcppExport SEXP _epione_epi_arrow_features_from_arrow(SEXP arrowSEXP, SEXP groupSEXP, SEXP cellsSEXP, SEXP featuresSEXP, SEXP ceilingSEXP, SEXP binarizeSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< std::string >::type arrow(arrowSEXP);
+    Rcpp::traits::input_parameter< std::string >::type group(groupSEXP);
+    Rcpp::traits::input_parameter< Rcpp::CharacterVector >::type cells(cellsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::DataFrame >::type features(featuresSEXP);
+    Rcpp::traits::input_parameter< double >::type ceiling(ceilingSEXP);
+    Rcpp::traits::input_parameter< bool >::type binarize(binarizeSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_arrow_features_from_arrow(arrow, group, cells, features, ceiling, binarize));
+    return rcpp_result_gen;
+END_RCPP
+}
 // epi_fragments_index
 double epi_fragments_index(std::string input, std::string output, bool sort);
 RcppExport SEXP _epione_epi_fragments_index(SEXP inputSEXP, SEXP outputSEXP, SEXP sortSEXP) {
@@ -337,6 +384,9 @@ static const R_CallMethodDef CallEntries[] = {
     {"_epione_epi_arrow_h5_ls", (DL_FUNC) &_epione_epi_arrow_h5_ls, 2},
     {"_epione_epi_arrow_h5_read", (DL_FUNC) &_epione_epi_arrow_h5_read, 2},
     {"_epione_epi_arrow_write_sparse", (DL_FUNC) &_epione_epi_arrow_write_sparse, 3},
+    {"_epione_epi_arrow_tiles_from_arrow", (DL_FUNC) &_epione_epi_arrow_tiles_from_arrow, 7},
+    {"_epione_epi_arrow_genes_from_arrow", (DL_FUNC) &_epione_epi_arrow_genes_from_arrow, 8},
+    {"_epione_epi_arrow_features_from_arrow", (DL_FUNC) &_epione_epi_arrow_features_from_arrow, 6},
     {"_epione_epi_fragments_index", (DL_FUNC) &_epione_epi_fragments_index, 3},
     {"_epione_epi_info_htslib_version", (DL_FUNC) &_epione_epi_info_htslib_version, 0},
     {"_epione_epi_info_tabix_seqnames", (DL_FUNC) &_epione_epi_info_tabix_seqnames, 1},

@@ -256,3 +256,52 @@ test_that("no temporary or partial Arrow file is left behind", {
     left <- list.files(c(arrow_dir, bad_dir), pattern = "\\.tmp-")
     expect_identical(left, character())
 })
+
+# ---- matrices added to existing Arrow files (ArchR's shipped project) -------
+
+test_that("addTileMatrix / addPeakMatrix equal ArchR's shipped PBSmall project", {
+    aref <- shared_path("data", "fragments", "pbsmall", "archr_reference")
+    skip_if_not(dir.exists(aref), "shared ArchR reference absent")
+    anno <- exampleAnnotation()
+    d <- file.path(tempdir(), "arrow-add")
+    dir.create(d, showWarnings = FALSE)
+    a <- createArrowFiles(frags, "PBSmall", file.path(d, "PBSmall"),
+        anno$geneAnnotation, anno$genomeAnnotation, minFrags = 100,
+        addTileMatrix = FALSE, addGeneScoreMatrix = FALSE, QCDir = NULL,
+        threads = 1, verbose = FALSE, force = TRUE)
+    proj <- ArchRProject(a, file.path(d, "proj"),
+                         geneAnnotation = anno$geneAnnotation,
+                         genomeAnnotation = anno$genomeAnnotation)
+    cells <- paste0("PBSmall#", readLines(file.path(aref, "PBSmall_cells.txt")))
+    proj <- addTileMatrix(proj, tileSize = 10000)
+    tm <- getMatrixFromProject(proj, "TileMatrix", verbose = FALSE)
+    want <- Matrix::readMM(file.path(aref, "PBSmall_TileMatrix.mtx.gz"))
+    feat <- utils::read.delim(file.path(aref, "PBSmall_TileMatrix_features.tsv.gz"))
+    key <- paste(GenomicRanges::seqnames(tm), SummarizedExperiment::rowRanges(tm)$idx)
+    got <- SummarizedExperiment::assay(tm)[match(paste(feat$seqnames, feat$idx), key),
+                                           cells]
+    expect_identical(sum(got != methods::as(want, "CsparseMatrix")), 0L)
+    expect_error(addTileMatrix(proj), class = "epione_error_file",
+                 regexp = "force = TRUE")
+
+    pf <- utils::read.delim(file.path(aref, "PBSmall_PeakMatrix_features.tsv.gz"))
+    peaks <- GenomicRanges::GRanges(pf$seqnames, IRanges::IRanges(pf$start, pf$end))
+    proj <- addPeakMatrix(addPeakSet(proj, peaks))
+    pm <- getMatrixFromProject(proj, "PeakMatrix", verbose = FALSE)
+    want <- Matrix::readMM(file.path(aref, "PBSmall_PeakMatrix.mtx.gz"))
+    key <- paste(GenomicRanges::seqnames(pm), GenomicRanges::start(pm))
+    got <- SummarizedExperiment::assay(pm)[match(paste(pf$seqnames, pf$start), key),
+                                           cells]
+    expect_identical(sum(got != methods::as(want, "CsparseMatrix")), 0L)
+    cc <- utils::read.delim(file.path(aref, "PBSmall_cellColData.tsv.gz"))
+    mine <- getCellColData(proj)[cells, ]
+    expect_identical(mine$ReadsInPeaks, as.numeric(cc$ReadsInPeaks))
+    expect_equal(mine$FRIP, cc$FRIP, tolerance = 1e-12)
+    expect_identical(mine$TSSEnrichment, cc$TSSEnrichment)
+
+    proj <- addGeneScoreMatrix(proj, force = TRUE)
+    gs <- getMatrixFromProject(proj, "GeneScoreMatrix", verbose = FALSE)
+    want <- Matrix::readMM(file.path(ref, "gene_score_matrix.mtx.gz"))
+    expect_lt(max(abs(SummarizedExperiment::assay(gs) -
+                      methods::as(want, "CsparseMatrix"))), 1e-6)
+})

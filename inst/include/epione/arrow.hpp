@@ -471,5 +471,90 @@ WriteResult write(fragments::FragmentFile& file, hid_t h5file, const WriteSpec& 
     return res;
 }
 
+
+// ---- matrices from the fragments already in an Arrow file -----------------
+
+// Fragments of one chromosome of an Arrow file for the cells in `cell_id`,
+// grouped by cell in that order (file order within a cell).
+inline std::vector<Stored> read_arrow_fragments(hid_t file, const std::string& chr,
+                                                const std::unordered_map<std::string, int>& cell_id) {
+    std::vector<Stored> out;
+    const std::string g = "Fragments/" + chr;
+    if (!h5::exists(file, g + "/Ranges")) return out;
+    const std::vector<int> r = h5::read_ints(file, g + "/Ranges");
+    const std::vector<int> len = h5::read_ints(file, g + "/RGLengths");
+    const std::vector<std::string> val = h5::read_strings(file, g + "/RGValues");
+    const std::size_t n = r.size() / 2;
+    std::size_t k = 0;
+    for (std::size_t run = 0; run < len.size(); ++run) {
+        auto it = cell_id.find(val[run]);
+        for (int q = 0; q < len[run]; ++q, ++k) {
+            if (it == cell_id.end()) continue;
+            if (k >= n) throw format_error("Fragments/" + chr + ": RGLengths exceed Ranges");
+            out.push_back({it->second, 0, r[k], r[n + k]});
+        }
+    }
+    std::stable_sort(out.begin(), out.end(), [](const Stored& a, const Stored& b) { return a.cell < b.cell; });
+    return out;
+}
+
+// Insertion counts per (feature, cell): both ends of each fragment, counted
+// once per overlapping feature, capped at `ceiling` (ArchR .addFeatureMatrix).
+// Rows are `idx - 1`; `in_features` (before the cap) and `total` (2 x
+// fragments) accumulate per cell for ReadsInPeaks / FRIP.
+struct FeatureChrom {
+    std::vector<i64> start, end;
+    std::vector<int> idx;  // 1-based row within the chromosome
+    i64 max_width = 0;
+    int nrow = 0;
+};
+
+inline Csc feature_counts(const std::vector<Stored>& fr, int n_cells, const FeatureChrom& f,
+                          double ceiling, bool binarize, std::vector<double>& in_features,
+                          std::vector<double>& total) {
+    Csc m;
+    m.nrow = f.nrow;
+    m.ncol = n_cells;
+    m.p.assign(n_cells + 1, 0);
+    const i64 nf = static_cast<i64>(f.start.size());
+    std::vector<int> order(nf);
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return f.start[a] < f.start[b]; });
+    std::vector<i64> sorted(nf);
+    for (i64 k = 0; k < nf; ++k) sorted[k] = f.start[order[k]];
+    std::vector<double> acc(f.nrow, 0.0);
+    std::vector<int> hit;
+    std::size_t k = 0;
+    for (int c = 0; c < n_cells; ++c) {
+        hit.clear();
+        while (k < fr.size() && fr[k].cell == c) {
+            const i64 s = fr[k].start, e = s + fr[k].width - 1;
+            total[c] += 2;
+            for (i64 p : {s, e}) {
+                const i64 hi = std::upper_bound(sorted.begin(), sorted.end(), p) - sorted.begin();
+                for (i64 q = hi - 1; q >= 0 && sorted[q] >= p - f.max_width; --q) {
+                    const int fi = order[q];
+                    if (f.end[fi] < p) continue;
+                    const int row = f.idx[fi] - 1;
+                    if (acc[row] == 0.0) hit.push_back(row);
+                    acc[row] += 1.0;
+                    in_features[c] += 1.0;
+                }
+            }
+            ++k;
+        }
+        std::sort(hit.begin(), hit.end());
+        for (int row : hit) {
+            double v = std::min(acc[row], ceiling);
+            if (binarize) v = 1.0;
+            m.i.push_back(row);
+            m.x.push_back(v);
+            acc[row] = 0.0;
+        }
+        m.p[c + 1] = static_cast<int>(m.i.size());
+    }
+    return m;
+}
+
 }  // namespace arrow
 }  // namespace epione
