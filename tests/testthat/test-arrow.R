@@ -305,3 +305,22 @@ test_that("addTileMatrix / addPeakMatrix equal ArchR's shipped PBSmall project",
     expect_lt(max(abs(SummarizedExperiment::assay(gs) -
                       methods::as(want, "CsparseMatrix"))), 1e-6)
 })
+
+test_that("QC plots are ggplots built from the stored data", {
+    anno <- exampleAnnotation()
+    proj <- ArchRProject(arrow, file.path(tempdir(), "arrow-plots"),
+                         copyArrows = FALSE,
+                         geneAnnotation = anno$geneAnnotation)
+    p1 <- plotTSSvsFrags(proj, minFrags = 100)
+    expect_s3_class(p1, "ggplot")
+    expect_identical(nrow(p1$data), 127L)
+    p2 <- plotFragmentSizes(proj)
+    expect_s3_class(p2, "ggplot")
+    expect_equal(sum(p2$data$percent), 100)
+    p3 <- plotTSSEnrichment(proj)
+    expect_s3_class(p3, "ggplot")
+    top <- p3$data$x[which.max(p3$data$value)]
+    expect_lt(abs(top), 200)   # insertions pile up at the TSS
+    expect_error(plotTSSvsFrags(data.frame(a = 1)), class = "epione_error_input",
+                 regexp = "TSSEnrichment")
+})
