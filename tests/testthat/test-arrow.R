@@ -324,3 +324,34 @@ test_that("QC plots are ggplots built from the stored data", {
     expect_error(plotTSSvsFrags(data.frame(a = 1)), class = "epione_error_input",
                  regexp = "TSSEnrichment")
 })
+
+test_that("multiome QC (validBarcodes, hg38, 16 chromosomes) equals ArchR's", {
+    R <- shared_path("data", "ref", "archr", "multiome")
+    M <- shared_path("data", "fragments", "multiome")
+    skip_if_not(dir.exists(R) && dir.exists(M), "shared multiome data absent")
+    g <- utils::read.delim(file.path(R, "annotation_genes_hg38_orgHsEgDb.bed.gz"))
+    genes <- GenomicRanges::GRanges(g$chr, IRanges::IRanges(g$start0 + 1L, g$end),
+                                    strand = g$strand, symbol = g$symbol)
+    ga <- createGeneAnnotation(genes = genes,
+        TSS = unique(GenomicRanges::resize(genes, 1L, "start")))
+    cs <- utils::read.delim(file.path(R, "annotation_chromSizes.tsv.gz"))
+    bl <- utils::read.delim(file.path(R, "annotation_blacklist_hg38.bed.gz"))
+    gn <- createGenomeAnnotation(stats::setNames(as.numeric(cs$length), cs$chr),
+        GenomicRanges::GRanges(bl$chr, IRanges::IRanges(bl$start0 + 1L, bl$end)))
+    d <- file.path(tempdir(), "arrow-mo")
+    a <- createArrowFiles(file.path(M, "test_rna_atac_fragments.tsv.gz"), "MO",
+        file.path(d, "MO"), ga, gn, minFrags = 20, minTSS = 0,
+        validBarcodes = readLines(file.path(M, "barcodes.tsv.gz")),
+        addTileMatrix = FALSE, addGeneScoreMatrix = FALSE,
+        QCDir = file.path(d, "QC"), threads = 2, verbose = FALSE, force = TRUE)
+    want <- utils::read.delim(file.path(R, "qc_prefilter_all_barcodes.tsv.gz"))
+    got <- readRDS(file.path(d, "QC", "MO", "MO-Pre-Filter-Metadata.rds"))
+    expect_identical(as.character(got$cellNames), want$cellNames)
+    for (nm in c("nFrags", "nMonoFrags", "nDiFrags", "nMultiFrags",
+                 "ReadsInPromoter", "ReadsInBlacklist", "Keep")) {
+        expect_identical(got[[nm]], as.numeric(want[[nm]]), label = nm)
+    }
+    expect_equal(got$TSSEnrichment, want$TSSEnrichment, tolerance = 1e-6)
+    expect_equal(got$PromoterRatio, want$PromoterRatio, tolerance = 1e-12)
+    expect_identical(nrow(epione:::.arrow_metadata(a)), 565L)
+})

@@ -67,3 +67,20 @@ test_that("bad project input gives classed errors", {
     expect_error(getCellColData(list()), class = "epione_error_input",
                  regexp = "ArchRProject")
 })
+
+test_that("a two-sample project concatenates cells and matrices", {
+    a2 <- createArrowFiles(frags, "Second", file.path(proj_dir, "Second"),
+        geneAnnotation = anno$geneAnnotation,
+        genomeAnnotation = anno$genomeAnnotation, minFrags = 100,
+        addTileMatrix = FALSE, QCDir = NULL, threads = 1, verbose = FALSE,
+        force = TRUE)
+    proj <- ArchRProject(c(arrow, a2), file.path(proj_dir, "two"),
+                         copyArrows = FALSE)
+    expect_identical(names(getArrowFiles(proj)), c("PBSmall", "Second"))
+    expect_identical(nrow(getCellColData(proj)), 254L)
+    se <- getMatrixFromProject(proj, "GeneScoreMatrix", verbose = FALSE)
+    expect_identical(dim(se), c(2454L, 254L))
+    m <- SummarizedExperiment::assay(se)
+    expect_identical(unname(m[, 1:127]), unname(m[, 128:254]))
+    expect_identical(colnames(se)[128], "Second#B.43")
+})
