@@ -176,7 +176,6 @@ createArrowFiles <- function(inputFiles, sampleNames,
     if (!file.rename(tmp, arrow)) {
         .abort("could not rename '", tmp, "' to '", arrow, "'.", kind = "file")
     }
-    attr(arrow, "fragmentSizes") <- res$sizeHist
     arrow
 }
 
@@ -490,12 +489,9 @@ createArrowFiles <- function(inputFiles, sampleNames,
                logical(1))]
 }
 
-#' Per-cell metadata stored in an Arrow file
-#'
-#' @param ArrowFile Path of an Arrow file.
-#' @return A `DataFrame` with one row per cell (rownames `Sample#barcode`),
-#'   the QC columns in alphabetical order and `Sample`.
-#' @keywords internal
+# Per-cell metadata stored in an Arrow file: a DataFrame with one row per
+# cell (rownames Sample#barcode), the QC columns in alphabetical order and
+# Sample (ArchR .getMetadata).
 .arrow_metadata <- function(ArrowFile) {
     sample <- .h5read(ArrowFile, "Metadata/Sample")
     cells <- .h5read(ArrowFile, "Metadata/CellNames")
