@@ -18,7 +18,8 @@
 #' @seealso [ArchR::createGeneAnnotation()], [createGenomeAnnotation()]
 #' @examples
 #' ga <- createGeneAnnotation(
-#'     genes = system.file("extdata", "hg19test2_genes.bed.gz", package = "epione"),
+#'     genes = system.file("extdata", "hg19test2_genes.bed.gz",
+#'                         package = "epione"),
 #'     TSS = system.file("extdata", "hg19test2_TSS.bed.gz", package = "epione"))
 #' ga$genes
 #' @export

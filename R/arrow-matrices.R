@@ -27,6 +27,8 @@
     a[[what]]
 }
 
+.or_empty <- function(gr) if (is.null(gr)) GenomicRanges::GRanges() else gr
+
 .check_new_matrix <- function(file, name, force) {
     if (!force && name %in% .arrow_matrices(file)) {
         .abort("'", file, "' already has a ", name, "; use force = TRUE to ",
@@ -62,7 +64,8 @@
 #' addTileMatrix(arrow, anno$genomeAnnotation$chromSizes, tileSize = 5000)
 #' getMatrixFromArrow(arrow, "TileMatrix", verbose = FALSE)
 #' @export
-addTileMatrix <- function(input, chromSizes = .project_anno(input, "chromSizes"),
+addTileMatrix <- function(input,
+                          chromSizes = .project_anno(input, "chromSizes"),
                           blacklist = .project_anno(input, "blacklist"),
                           tileSize = 500, binarize = TRUE,
                           excludeChr = c("chrM", "chrY"), force = FALSE) {
@@ -74,7 +77,7 @@ addTileMatrix <- function(input, chromSizes = .project_anno(input, "chromSizes")
     chr <- as.character(GenomicRanges::seqnames(chromSizes))
     len <- as.numeric(GenomicRanges::end(chromSizes))
     keep <- !chr %in% excludeChr
-    bl <- .bed_df(if (is.null(blacklist)) GenomicRanges::GRanges() else blacklist)
+    bl <- .bed_df(.or_empty(blacklist))
     for (a in .input_arrows(input)) {
         .check_new_matrix(a$file, "TileMatrix", force)
         .write_tile_info2(a$file, chr[keep], len[keep], a$cells, tileSize,
@@ -133,7 +136,7 @@ addGeneScoreMatrix <- function(input, genes = .project_anno(input, "genes"),
         ceiling = ceiling, geneScaleFactor = geneScaleFactor,
         scaleTo = scaleTo))
     model <- .gene_model(genes, NULL, p)
-    bl <- .bed_df(if (is.null(blacklist)) GenomicRanges::GRanges() else blacklist)
+    bl <- .bed_df(.or_empty(blacklist))
     for (a in .input_arrows(input)) {
         .check_new_matrix(a$file, "GeneScoreMatrix", force)
         raw <- .core(epi_arrow_genes_from_arrow(a$file, a$cells, model$genes,

@@ -76,7 +76,9 @@ createArrowFiles <- function(inputFiles, sampleNames,
         force = FALSE, ...) {
     dots <- list(...)
     if (!is.null(dots$addTileMat)) addTileMatrix <- dots$addTileMat
-    if (!is.null(dots$addGeneScoreMat)) addGeneScoreMatrix <- dots$addGeneScoreMat
+    if (!is.null(dots$addGeneScoreMat)) {
+        addGeneScoreMatrix <- dots$addGeneScoreMat
+    }
     p <- .arrow_params(inputFiles, sampleNames, outputNames, minTSS,
         minFrags, maxFrags, addTileMatrix, addGeneScoreMatrix, TileMatParams,
         GeneScoreMatParams, excludeChr, nucLength, promoterRegion, TSSParams,
@@ -101,7 +103,8 @@ createArrowFiles <- function(inputFiles, sampleNames,
         .abort("'inputFiles' must be paths of fragment files.")
     }
     inputFiles <- vapply(inputFiles, .check_file, "", name = "inputFiles")
-    if (!is.character(sampleNames) || length(sampleNames) != length(inputFiles)) {
+    n <- length(inputFiles)
+    if (!is.character(sampleNames) || length(sampleNames) != n) {
         .abort("'sampleNames' must give one name per input file.")
     }
     if (anyDuplicated(sampleNames)) {
@@ -109,7 +112,7 @@ createArrowFiles <- function(inputFiles, sampleNames,
                paste(unique(sampleNames[duplicated(sampleNames)]),
                      collapse = ", "), ". Give each sample its own name.")
     }
-    if (length(outputNames) != length(inputFiles) || anyDuplicated(outputNames)) {
+    if (length(outputNames) != n || anyDuplicated(outputNames)) {
         .abort("'outputNames' must give one unique name per input file.")
     }
     .check_number(minTSS, "minTSS", 0)
@@ -118,7 +121,8 @@ createArrowFiles <- function(inputFiles, sampleNames,
     tile <- utils::modifyList(list(tileSize = 500, binarize = TRUE),
                               as.list(TileMatParams))
     .check_number(tile$tileSize, "TileMatParams$tileSize", 1, whole = TRUE)
-    gene <- utils::modifyList(.gene_score_defaults(), as.list(GeneScoreMatParams))
+    gene <- utils::modifyList(.gene_score_defaults(),
+                              as.list(GeneScoreMatParams))
     tss <- utils::modifyList(list(window = 101, flank = 2000, norm = 100,
                                   minNorm = 0.2), as.list(TSSParams))
     if (length(promoterRegion) != 2L || any(promoterRegion < 0)) {
@@ -276,8 +280,8 @@ createArrowFiles <- function(inputFiles, sampleNames,
     qc$Keep <- 1 * (qc$nFrags >= p$minFrags & qc$TSSEnrichment >= p$minTSS)
     .save_qc(qc, sample, p$QCDir)
     if (sum(qc$Keep) < 3) {
-        .abort("2 or fewer cells pass minFrags = ", p$minFrags, " and minTSS = ",
-               p$minTSS, " (median TSS enrichment ",
+        .abort("2 or fewer cells pass minFrags = ", p$minFrags,
+               " and minTSS = ", p$minTSS, " (median TSS enrichment ",
                round(stats::median(qc$TSSEnrichment), 2), ", median nFrags ",
                stats::median(qc$nFrags), "); lower the filters.",
                kind = "input")
@@ -369,7 +373,8 @@ createArrowFiles <- function(inputFiles, sampleNames,
                               replace) {
     .core(epi_arrow_h5_group(file, "TileMatrix", replace))
     ids <- c("Class", "Units", "CellNames", "Date")
-    vals <- list(if (binarize) "Sparse.Binary.Matrix" else "Sparse.Integer.Matrix",
+    vals <- list(if (binarize) "Sparse.Binary.Matrix"
+                 else "Sparse.Integer.Matrix",
                  if (binarize) "BinarizedCounts" else "Counts", cells,
                  as.character(Sys.Date()))
     for (k in seq_along(ids)) {
@@ -385,7 +390,8 @@ createArrowFiles <- function(inputFiles, sampleNames,
 # of `geneModel`, so any ArchR model string works.
 .gene_model <- function(genes, gn, p) {
     g <- p$gene
-    gr <- genes[!(as.character(GenomicRanges::seqnames(genes)) %in% p$excludeChr)]
+    chr0 <- as.character(GenomicRanges::seqnames(genes))
+    gr <- genes[!(chr0 %in% p$excludeChr)]
     gr <- gr[!is.na(gr$symbol)]
     if (!length(gr)) .abort("geneAnnotation has no genes with a symbol.")
     gr$geneStart <- GenomicRanges::start(GenomicRanges::resize(gr, 1L, "start"))
@@ -405,7 +411,8 @@ createArrowFiles <- function(inputFiles, sampleNames,
     genes <- data.frame(chr = chr,
         regionStart = as.numeric(GenomicRanges::start(gr)),
         regionEnd = as.numeric(GenomicRanges::end(gr)),
-        tss = as.numeric(GenomicRanges::start(GenomicRanges::resize(gr, 1L, "start"))),
+        tss = as.numeric(GenomicRanges::start(
+            GenomicRanges::resize(gr, 1L, "start"))),
         winStart = unlist(lapply(win, `[[`, "s"), use.names = FALSE),
         winEnd = unlist(lapply(win, `[[`, "e"), use.names = FALSE),
         minus = as.integer(GenomicRanges::strand(gr) == "-"),
@@ -573,8 +580,9 @@ getMatrixFromArrow <- function(ArrowFile, useMatrix = "GeneScoreMatrix",
         .abort("matrix '", useMatrix, "' is not in '", ArrowFile,
                "'; available: ", paste(avail, collapse = ", "), ".")
     }
-    fdf <- as.data.frame(.h5read(ArrowFile, paste0(useMatrix, "/Info/FeatureDF")),
-                         stringsAsFactors = FALSE)
+    fdf <- as.data.frame(
+        .h5read(ArrowFile, paste0(useMatrix, "/Info/FeatureDF")),
+        stringsAsFactors = FALSE)
     cells <- .h5read(ArrowFile, paste0(useMatrix, "/Info/CellNames"))
     seqs <- levels(factor(fdf$seqnames))   # ArchR: split() = sorted order
     if (!is.null(useSeqnames)) seqs <- seqs[seqs %in% useSeqnames]
@@ -615,8 +623,9 @@ getMatrixFromArrow <- function(ArrowFile, useMatrix = "GeneScoreMatrix",
         s <- pmin(fdf$start, fdf$end)
         e <- pmax(fdf$start, fdf$end)
     } else {
-        ts <- tryCatch(.h5read(file, paste0(useMatrix, "/Info/Params"))$tileSize[1],
-                       epione_error = function(e) NULL)
+        ts <- tryCatch(
+            .h5read(file, paste0(useMatrix, "/Info/Params"))$tileSize[1],
+            epione_error = function(e) NULL)
         if (is.null(ts)) ts <- if (nrow(fdf) > 1) diff(fdf$start[1:2]) else 1
         s <- fdf$start
         e <- fdf$start + ts - 1

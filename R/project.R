@@ -112,7 +112,8 @@ ArchRProject <- function(ArrowFiles, outputDirectory = "ArchROutput",
 }
 
 .as_simple_list <- function(x) {
-    if (is.null(x)) S4Vectors::SimpleList() else S4Vectors::SimpleList(as.list(x))
+    if (is.null(x)) return(S4Vectors::SimpleList())
+    S4Vectors::SimpleList(as.list(x))
 }
 
 setMethod("show", "EpioneProject", function(object) {
@@ -252,7 +253,8 @@ getMatrixFromProject <- function(ArchRProj, useMatrix = "GeneScoreMatrix",
     rd <- list()
     for (nm in names(from@reducedDims)) {
         x <- from@reducedDims[[nm]]
-        rd[[nm]] <- as.matrix(if (is.list(x) && !is.null(x$matSVD)) x$matSVD else x)
+        if (is.list(x) && !is.null(x$matSVD)) x <- x$matSVD
+        rd[[nm]] <- as.matrix(x)
     }
     for (nm in names(from@embeddings)) {
         x <- from@embeddings[[nm]]
