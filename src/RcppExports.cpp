@@ -11,6 +11,223 @@ Rcpp::Rostream<true>&  Rcpp::Rcout = Rcpp::Rcpp_cout_get();
 Rcpp::Rostream<false>& Rcpp::Rcerr = Rcpp::Rcpp_cerr_get();
 #endif
 
+// epi_arrow_seqnames
+Rcpp::CharacterVector epi_arrow_seqnames(std::string path);
+RcppExport SEXP _epione_epi_arrow_seqnames(SEXP pathSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< std::string >::type path(pathSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_arrow_seqnames(path));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_arrow_scan
+Rcpp::DataFrame epi_arrow_scan(std::string path, Rcpp::DataFrame chroms, Rcpp::List chunks, Rcpp::List features, double min_size, double max_size, double nuc_length, int threads, bool verbose);
+RcppExport SEXP _epione_epi_arrow_scan(SEXP pathSEXP, SEXP chromsSEXP, SEXP chunksSEXP, SEXP featuresSEXP, SEXP min_sizeSEXP, SEXP max_sizeSEXP, SEXP nuc_lengthSEXP, SEXP threadsSEXP, SEXP verboseSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< std::string >::type path(pathSEXP);
+    Rcpp::traits::input_parameter< Rcpp::DataFrame >::type chroms(chromsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::List >::type chunks(chunksSEXP);
+    Rcpp::traits::input_parameter< Rcpp::List >::type features(featuresSEXP);
+    Rcpp::traits::input_parameter< double >::type min_size(min_sizeSEXP);
+    Rcpp::traits::input_parameter< double >::type max_size(max_sizeSEXP);
+    Rcpp::traits::input_parameter< double >::type nuc_length(nuc_lengthSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    Rcpp::traits::input_parameter< bool >::type verbose(verboseSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_arrow_scan(path, chroms, chunks, features, min_size, max_size, nuc_length, threads, verbose));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_arrow_write
+Rcpp::List epi_arrow_write(std::string path, std::string arrow, Rcpp::DataFrame chroms, Rcpp::List chunks, Rcpp::LogicalVector tile_chrom, Rcpp::CharacterVector cells, double min_size, double max_size, bool add_tiles, double tile_size, bool binarize, bool add_genes, Rcpp::DataFrame genes, double gene_tile_size, double ceiling, Rcpp::NumericVector model, double model_half, Rcpp::DataFrame blacklist, int threads, bool verbose);
+RcppExport SEXP _epione_epi_arrow_write(SEXP pathSEXP, SEXP arrowSEXP, SEXP chromsSEXP, SEXP chunksSEXP, SEXP tile_chromSEXP, SEXP cellsSEXP, SEXP min_sizeSEXP, SEXP max_sizeSEXP, SEXP add_tilesSEXP, SEXP tile_sizeSEXP, SEXP binarizeSEXP, SEXP add_genesSEXP, SEXP genesSEXP, SEXP gene_tile_sizeSEXP, SEXP ceilingSEXP, SEXP modelSEXP, SEXP model_halfSEXP, SEXP blacklistSEXP, SEXP threadsSEXP, SEXP verboseSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< std::string >::type path(pathSEXP);
+    Rcpp::traits::input_parameter< std::string >::type arrow(arrowSEXP);
+    Rcpp::traits::input_parameter< Rcpp::DataFrame >::type chroms(chromsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::List >::type chunks(chunksSEXP);
+    Rcpp::traits::input_parameter< Rcpp::LogicalVector >::type tile_chrom(tile_chromSEXP);
+    Rcpp::traits::input_parameter< Rcpp::CharacterVector >::type cells(cellsSEXP);
+    Rcpp::traits::input_parameter< double >::type min_size(min_sizeSEXP);
+    Rcpp::traits::input_parameter< double >::type max_size(max_sizeSEXP);
+    Rcpp::traits::input_parameter< bool >::type add_tiles(add_tilesSEXP);
+    Rcpp::traits::input_parameter< double >::type tile_size(tile_sizeSEXP);
+    Rcpp::traits::input_parameter< bool >::type binarize(binarizeSEXP);
+    Rcpp::traits::input_parameter< bool >::type add_genes(add_genesSEXP);
+    Rcpp::traits::input_parameter< Rcpp::DataFrame >::type genes(genesSEXP);
+    Rcpp::traits::input_parameter< double >::type gene_tile_size(gene_tile_sizeSEXP);
+    Rcpp::traits::input_parameter< double >::type ceiling(ceilingSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type model(modelSEXP);
+    Rcpp::traits::input_parameter< double >::type model_half(model_halfSEXP);
+    Rcpp::traits::input_parameter< Rcpp::DataFrame >::type blacklist(blacklistSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    Rcpp::traits::input_parameter< bool >::type verbose(verboseSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_arrow_write(path, arrow, chroms, chunks, tile_chrom, cells, min_size, max_size, add_tiles, tile_size, binarize, add_genes, genes, gene_tile_size, ceiling, model, model_half, blacklist, threads, verbose));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_arrow_tile_info
+void epi_arrow_tile_info(std::string arrow, Rcpp::CharacterVector chr, Rcpp::NumericVector len, double tile_size);
+RcppExport SEXP _epione_epi_arrow_tile_info(SEXP arrowSEXP, SEXP chrSEXP, SEXP lenSEXP, SEXP tile_sizeSEXP) {
+BEGIN_RCPP
+    Rcpp::traits::input_parameter< std::string >::type arrow(arrowSEXP);
+    Rcpp::traits::input_parameter< Rcpp::CharacterVector >::type chr(chrSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type len(lenSEXP);
+    Rcpp::traits::input_parameter< double >::type tile_size(tile_sizeSEXP);
+    epi_arrow_tile_info(arrow, chr, len, tile_size);
+    return R_NilValue;
+END_RCPP
+}
+// epi_arrow_h5_create
+void epi_arrow_h5_create(std::string path);
+RcppExport SEXP _epione_epi_arrow_h5_create(SEXP pathSEXP) {
+BEGIN_RCPP
+    Rcpp::traits::input_parameter< std::string >::type path(pathSEXP);
+    epi_arrow_h5_create(path);
+    return R_NilValue;
+END_RCPP
+}
+// epi_arrow_h5_write
+void epi_arrow_h5_write(std::string path, std::string name, SEXP x, Rcpp::NumericVector dims, int strsize, int level);
+RcppExport SEXP _epione_epi_arrow_h5_write(SEXP pathSEXP, SEXP nameSEXP, SEXP xSEXP, SEXP dimsSEXP, SEXP strsizeSEXP, SEXP levelSEXP) {
+BEGIN_RCPP
+    Rcpp::traits::input_parameter< std::string >::type path(pathSEXP);
+    Rcpp::traits::input_parameter< std::string >::type name(nameSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type x(xSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type dims(dimsSEXP);
+    Rcpp::traits::input_parameter< int >::type strsize(strsizeSEXP);
+    Rcpp::traits::input_parameter< int >::type level(levelSEXP);
+    epi_arrow_h5_write(path, name, x, dims, strsize, level);
+    return R_NilValue;
+END_RCPP
+}
+// epi_arrow_h5_write_df
+void epi_arrow_h5_write_df(std::string path, std::string name, Rcpp::List df);
+RcppExport SEXP _epione_epi_arrow_h5_write_df(SEXP pathSEXP, SEXP nameSEXP, SEXP dfSEXP) {
+BEGIN_RCPP
+    Rcpp::traits::input_parameter< std::string >::type path(pathSEXP);
+    Rcpp::traits::input_parameter< std::string >::type name(nameSEXP);
+    Rcpp::traits::input_parameter< Rcpp::List >::type df(dfSEXP);
+    epi_arrow_h5_write_df(path, name, df);
+    return R_NilValue;
+END_RCPP
+}
+// epi_arrow_h5_group
+void epi_arrow_h5_group(std::string path, std::string name, bool replace);
+RcppExport SEXP _epione_epi_arrow_h5_group(SEXP pathSEXP, SEXP nameSEXP, SEXP replaceSEXP) {
+BEGIN_RCPP
+    Rcpp::traits::input_parameter< std::string >::type path(pathSEXP);
+    Rcpp::traits::input_parameter< std::string >::type name(nameSEXP);
+    Rcpp::traits::input_parameter< bool >::type replace(replaceSEXP);
+    epi_arrow_h5_group(path, name, replace);
+    return R_NilValue;
+END_RCPP
+}
+// epi_arrow_h5_exists
+bool epi_arrow_h5_exists(std::string path, std::string name);
+RcppExport SEXP _epione_epi_arrow_h5_exists(SEXP pathSEXP, SEXP nameSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< std::string >::type path(pathSEXP);
+    Rcpp::traits::input_parameter< std::string >::type name(nameSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_arrow_h5_exists(path, name));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_arrow_h5_ls
+Rcpp::CharacterVector epi_arrow_h5_ls(std::string path, std::string group);
+RcppExport SEXP _epione_epi_arrow_h5_ls(SEXP pathSEXP, SEXP groupSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< std::string >::type path(pathSEXP);
+    Rcpp::traits::input_parameter< std::string >::type group(groupSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_arrow_h5_ls(path, group));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_arrow_h5_read
+SEXP epi_arrow_h5_read(std::string path, std::string name);
+RcppExport SEXP _epione_epi_arrow_h5_read(SEXP pathSEXP, SEXP nameSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< std::string >::type path(pathSEXP);
+    Rcpp::traits::input_parameter< std::string >::type name(nameSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_arrow_h5_read(path, name));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_arrow_write_sparse
+void epi_arrow_write_sparse(std::string path, std::string group, Rcpp::S4 mat);
+RcppExport SEXP _epione_epi_arrow_write_sparse(SEXP pathSEXP, SEXP groupSEXP, SEXP matSEXP) {
+BEGIN_RCPP
+    Rcpp::traits::input_parameter< std::string >::type path(pathSEXP);
+    Rcpp::traits::input_parameter< std::string >::type group(groupSEXP);
+    Rcpp::traits::input_parameter< Rcpp::S4 >::type mat(matSEXP);
+    epi_arrow_write_sparse(path, group, mat);
+    return R_NilValue;
+END_RCPP
+}
+// epi_arrow_tiles_from_arrow
+void epi_arrow_tiles_from_arrow(std::string arrow, Rcpp::CharacterVector cells, Rcpp::CharacterVector chr, Rcpp::NumericVector len, double tile_size, bool binarize, Rcpp::DataFrame blacklist);
+RcppExport SEXP _epione_epi_arrow_tiles_from_arrow(SEXP arrowSEXP, SEXP cellsSEXP, SEXP chrSEXP, SEXP lenSEXP, SEXP tile_sizeSEXP, SEXP binarizeSEXP, SEXP blacklistSEXP) {
+BEGIN_RCPP
+    Rcpp::traits::input_parameter< std::string >::type arrow(arrowSEXP);
+    Rcpp::traits::input_parameter< Rcpp::CharacterVector >::type cells(cellsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::CharacterVector >::type chr(chrSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type len(lenSEXP);
+    Rcpp::traits::input_parameter< double >::type tile_size(tile_sizeSEXP);
+    Rcpp::traits::input_parameter< bool >::type binarize(binarizeSEXP);
+    Rcpp::traits::input_parameter< Rcpp::DataFrame >::type blacklist(blacklistSEXP);
+    epi_arrow_tiles_from_arrow(arrow, cells, chr, len, tile_size, binarize, blacklist);
+    return R_NilValue;
+END_RCPP
+}
+// epi_arrow_genes_from_arrow
+Rcpp::List epi_arrow_genes_from_arrow(std::string arrow, Rcpp::CharacterVector cells, Rcpp::DataFrame genes, double gene_tile_size, double ceiling, Rcpp::NumericVector model, double model_half, Rcpp::DataFrame blacklist);
+RcppExport SEXP _epione_epi_arrow_genes_from_arrow(SEXP arrowSEXP, SEXP cellsSEXP, SEXP genesSEXP, SEXP gene_tile_sizeSEXP, SEXP ceilingSEXP, SEXP modelSEXP, SEXP model_halfSEXP, SEXP blacklistSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< std::string >::type arrow(arrowSEXP);
+    Rcpp::traits::input_parameter< Rcpp::CharacterVector >::type cells(cellsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::DataFrame >::type genes(genesSEXP);
+    Rcpp::traits::input_parameter< double >::type gene_tile_size(gene_tile_sizeSEXP);
+    Rcpp::traits::input_parameter< double >::type ceiling(ceilingSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type model(modelSEXP);
+    Rcpp::traits::input_parameter< double >::type model_half(model_halfSEXP);
+    Rcpp::traits::input_parameter< Rcpp::DataFrame >::type blacklist(blacklistSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_arrow_genes_from_arrow(arrow, cells, genes, gene_tile_size, ceiling, model, model_half, blacklist));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_arrow_features_from_arrow
+Rcpp::List epi_arrow_features_from_arrow(std::string arrow, std::string group, Rcpp::CharacterVector cells, Rcpp::DataFrame features, double ceiling, bool binarize);
+RcppExport SEXP _epione_epi_arrow_features_from_arrow(SEXP arrowSEXP, SEXP groupSEXP, SEXP cellsSEXP, SEXP featuresSEXP, SEXP ceilingSEXP, SEXP binarizeSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< std::string >::type arrow(arrowSEXP);
+    Rcpp::traits::input_parameter< std::string >::type group(groupSEXP);
+    Rcpp::traits::input_parameter< Rcpp::CharacterVector >::type cells(cellsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::DataFrame >::type features(featuresSEXP);
+    Rcpp::traits::input_parameter< double >::type ceiling(ceilingSEXP);
+    Rcpp::traits::input_parameter< bool >::type binarize(binarizeSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_arrow_features_from_arrow(arrow, group, cells, features, ceiling, binarize));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_fragments_index
+double epi_fragments_index(std::string input, std::string output, bool sort);
+RcppExport SEXP _epione_epi_fragments_index(SEXP inputSEXP, SEXP outputSEXP, SEXP sortSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< std::string >::type input(inputSEXP);
+    Rcpp::traits::input_parameter< std::string >::type output(outputSEXP);
+    Rcpp::traits::input_parameter< bool >::type sort(sortSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_fragments_index(input, output, sort));
+    return rcpp_result_gen;
+END_RCPP
+}
 // epi_info_htslib_version
 std::string epi_info_htslib_version();
 RcppExport SEXP _epione_epi_info_htslib_version() {
@@ -155,6 +372,22 @@ END_RCPP
 }
 
 static const R_CallMethodDef CallEntries[] = {
+    {"_epione_epi_arrow_seqnames", (DL_FUNC) &_epione_epi_arrow_seqnames, 1},
+    {"_epione_epi_arrow_scan", (DL_FUNC) &_epione_epi_arrow_scan, 9},
+    {"_epione_epi_arrow_write", (DL_FUNC) &_epione_epi_arrow_write, 20},
+    {"_epione_epi_arrow_tile_info", (DL_FUNC) &_epione_epi_arrow_tile_info, 4},
+    {"_epione_epi_arrow_h5_create", (DL_FUNC) &_epione_epi_arrow_h5_create, 1},
+    {"_epione_epi_arrow_h5_write", (DL_FUNC) &_epione_epi_arrow_h5_write, 6},
+    {"_epione_epi_arrow_h5_write_df", (DL_FUNC) &_epione_epi_arrow_h5_write_df, 3},
+    {"_epione_epi_arrow_h5_group", (DL_FUNC) &_epione_epi_arrow_h5_group, 3},
+    {"_epione_epi_arrow_h5_exists", (DL_FUNC) &_epione_epi_arrow_h5_exists, 2},
+    {"_epione_epi_arrow_h5_ls", (DL_FUNC) &_epione_epi_arrow_h5_ls, 2},
+    {"_epione_epi_arrow_h5_read", (DL_FUNC) &_epione_epi_arrow_h5_read, 2},
+    {"_epione_epi_arrow_write_sparse", (DL_FUNC) &_epione_epi_arrow_write_sparse, 3},
+    {"_epione_epi_arrow_tiles_from_arrow", (DL_FUNC) &_epione_epi_arrow_tiles_from_arrow, 7},
+    {"_epione_epi_arrow_genes_from_arrow", (DL_FUNC) &_epione_epi_arrow_genes_from_arrow, 8},
+    {"_epione_epi_arrow_features_from_arrow", (DL_FUNC) &_epione_epi_arrow_features_from_arrow, 6},
+    {"_epione_epi_fragments_index", (DL_FUNC) &_epione_epi_fragments_index, 3},
     {"_epione_epi_info_htslib_version", (DL_FUNC) &_epione_epi_info_htslib_version, 0},
     {"_epione_epi_info_tabix_seqnames", (DL_FUNC) &_epione_epi_info_tabix_seqnames, 1},
     {"_epione_epi_info_hdf5_roundtrip", (DL_FUNC) &_epione_epi_info_hdf5_roundtrip, 2},

@@ -1,0 +1,275 @@
+# EpioneProject: the ArchRProject counterpart. A light S4 container that
+# points at Arrow files and holds per-cell data and results; matrices stay on
+# disk in the Arrow files until asked for.
+
+setClassUnion("GRangesOrNULL", c("GRanges", "NULL"))
+
+#' The epione project object (ArchR's ArchRProject)
+#'
+#' Other capabilities add their results to the slots below with the
+#' `@<-` operator or the accessors; keep the conventions so every method can
+#' find them.
+#'
+#' @slot projectMetadata `SimpleList`: `outputDirectory`, `sampleNames`,
+#'   free-form results of other steps (e.g. `Peak2GeneLinks`).
+#' @slot cellColData `DataFrame`, one row per cell, rownames `Sample#barcode`
+#'   (QC columns from the Arrow files, `Sample`, and any added column such
+#'   as `Clusters`).
+#' @slot sampleColData `DataFrame`, one row per sample, column `ArrowFiles`.
+#' @slot reducedDims `SimpleList` of reductions by name (e.g.
+#'   `IterativeLSI`); each a list whose `matSVD` is a cells x dims matrix
+#'   with cell rownames (ArchR's shape), plus any parameters.
+#' @slot embeddings `SimpleList` by name (e.g. `UMAP`); each a list whose
+#'   `df` is a cells x 2 data.frame, plus parameters.
+#' @slot peakSet `GRanges` of peaks or `NULL` ([addPeakSet()]).
+#' @slot peakAnnotation `SimpleList` of peak annotations by name (e.g.
+#'   motif matches: a list with `matches` and parameters).
+#' @slot geneAnnotation,genomeAnnotation ArchR-style annotation lists.
+#' @seealso [ArchRProject()]
+#' @exportClass EpioneProject
+setClass("EpioneProject", representation(
+    projectMetadata = "SimpleList",
+    cellColData = "DataFrame",
+    sampleColData = "DataFrame",
+    reducedDims = "SimpleList",
+    embeddings = "SimpleList",
+    peakSet = "GRangesOrNULL",
+    peakAnnotation = "SimpleList",
+    geneAnnotation = "SimpleList",
+    genomeAnnotation = "SimpleList"))
+
+setValidity("EpioneProject", function(object) {
+    cc <- object@cellColData
+    if (!"Sample" %in% names(cc)) return("cellColData needs a 'Sample' column")
+    if (!all(cc$Sample %in% rownames(object@sampleColData))) {
+        return("every cellColData Sample must be a row of sampleColData")
+    }
+    TRUE
+})
+
+#' Create a project from Arrow files (ArchR's ArchRProject)
+#'
+#' @param ArrowFiles Paths of Arrow files from [createArrowFiles()] (or
+#'   ArchR).
+#' @param outputDirectory Folder for the project (created).
+#' @param copyArrows Copy the Arrow files into
+#'   `outputDirectory/ArrowFiles` (ArchR's default) so the project owns them.
+#' @param geneAnnotation,genomeAnnotation Optional annotations to keep.
+#' @return An [EpioneProject-class] object.
+#' @seealso [ArchR::ArchRProject()], [getCellColData()],
+#'   [getMatrixFromProject()]
+#' @examples
+#' frags <- system.file("extdata", "PBSmall.tsv.gz", package = "epione")
+#' anno <- exampleAnnotation()
+#' arrow <- createArrowFiles(frags, "PBSmall",
+#'     outputNames = file.path(tempdir(), "PBSmall"),
+#'     geneAnnotation = anno$geneAnnotation,
+#'     genomeAnnotation = anno$genomeAnnotation, minFrags = 100,
+#'     addTileMatrix = FALSE, QCDir = NULL, threads = 1, verbose = FALSE,
+#'     force = TRUE)
+#' proj <- ArchRProject(arrow, file.path(tempdir(), "proj"))
+#' proj
+#' head(getCellColData(proj))
+#' @export
+ArchRProject <- function(ArrowFiles, outputDirectory = "ArchROutput",
+                         copyArrows = TRUE, geneAnnotation = NULL,
+                         genomeAnnotation = NULL) {
+    ArrowFiles <- vapply(ArrowFiles, .check_arrow, "", USE.NAMES = FALSE)
+    .check_string(outputDirectory, "outputDirectory")
+    dir.create(outputDirectory, recursive = TRUE, showWarnings = FALSE)
+    samples <- vapply(ArrowFiles, function(f) .h5read(f, "Metadata/Sample"), "")
+    if (anyDuplicated(samples)) {
+        .abort("two Arrow files share a sample name (",
+               samples[duplicated(samples)][1], "); recreate one with ",
+               "another sampleNames.")
+    }
+    if (.check_flag(copyArrows, "copyArrows")) {
+        dest <- file.path(outputDirectory, "ArrowFiles")
+        dir.create(dest, showWarnings = FALSE)
+        to <- file.path(dest, basename(ArrowFiles))
+        todo <- normalizePath(ArrowFiles) != normalizePath(to, mustWork = FALSE)
+        ok <- file.copy(ArrowFiles[todo], to[todo], overwrite = TRUE)
+        if (!all(ok)) .abort("could not copy Arrow files to '", dest, "'.",
+                             kind = "file")
+        ArrowFiles <- to
+    }
+    ArrowFiles <- normalizePath(ArrowFiles)
+    cc <- do.call(rbind, lapply(ArrowFiles, function(f) {
+        md <- .arrow_metadata(f)
+        md[, sort(names(md)), drop = FALSE]
+    }))
+    scd <- S4Vectors::DataFrame(ArrowFiles = ArrowFiles, row.names = samples)
+    methods::new("EpioneProject",
+        projectMetadata = S4Vectors::SimpleList(
+            outputDirectory = normalizePath(outputDirectory),
+            sampleNames = samples),
+        cellColData = cc, sampleColData = scd,
+        reducedDims = S4Vectors::SimpleList(),
+        embeddings = S4Vectors::SimpleList(), peakSet = NULL,
+        peakAnnotation = S4Vectors::SimpleList(),
+        geneAnnotation = .as_simple_list(geneAnnotation),
+        genomeAnnotation = .as_simple_list(genomeAnnotation))
+}
+
+.as_simple_list <- function(x) {
+    if (is.null(x)) return(S4Vectors::SimpleList())
+    S4Vectors::SimpleList(as.list(x))
+}
+
+setMethod("show", "EpioneProject", function(object) {
+    cat("class: EpioneProject\n")
+    cat("outputDirectory:", object@projectMetadata$outputDirectory, "\n")
+    cat("samples(", nrow(object@sampleColData), "): ",
+        paste(rownames(object@sampleColData), collapse = " "), "\n", sep = "")
+    cat("numberOfCells:", nrow(object@cellColData), "\n")
+    cat("cellColData names(", ncol(object@cellColData), "): ",
+        paste(names(object@cellColData), collapse = " "), "\n", sep = "")
+    cat("availableMatrices:", paste(getAvailableMatrices(object),
+                                    collapse = " "), "\n")
+    cat("reducedDims:", paste(names(object@reducedDims), collapse = " "), "\n")
+    cat("embeddings:", paste(names(object@embeddings), collapse = " "), "\n")
+    cat("peakSet:", if (is.null(object@peakSet)) "none" else
+        paste(length(object@peakSet), "peaks"), "\n")
+})
+
+#' Accessors of an EpioneProject (ArchR names)
+#'
+#' @param ArchRProj An [EpioneProject-class].
+#' @param select Optional column names of cellColData.
+#' @param drop Drop to a vector when one column is selected.
+#' @return `getCellColData()`: a `DataFrame` (or vector); `getArrowFiles()`:
+#'   named character paths; `getAvailableMatrices()`: matrix names present in
+#'   every Arrow file; `getPeakSet()`: GRanges or NULL.
+#' @seealso [ArchR::getCellColData()]
+#' @examples
+#' frags <- system.file("extdata", "PBSmall.tsv.gz", package = "epione")
+#' anno <- exampleAnnotation()
+#' arrow <- createArrowFiles(frags, "PBSmall",
+#'     outputNames = file.path(tempdir(), "PBSmall"),
+#'     geneAnnotation = anno$geneAnnotation,
+#'     genomeAnnotation = anno$genomeAnnotation, minFrags = 100,
+#'     addTileMatrix = FALSE, QCDir = NULL, threads = 1, verbose = FALSE,
+#'     force = TRUE)
+#' proj <- ArchRProject(arrow, file.path(tempdir(), "proj"))
+#' getArrowFiles(proj)
+#' getAvailableMatrices(proj)
+#' summary(getCellColData(proj, "TSSEnrichment", drop = TRUE))
+#' @name project-accessors
+NULL
+
+#' @rdname project-accessors
+#' @export
+getCellColData <- function(ArchRProj, select = NULL, drop = FALSE) {
+    .check_project(ArchRProj)
+    cc <- ArchRProj@cellColData
+    if (is.null(select)) return(cc)
+    miss <- setdiff(select, names(cc))
+    if (length(miss)) {
+        .abort("cellColData has no column(s) ", paste(miss, collapse = ", "),
+               "; available: ", paste(names(cc), collapse = ", "), ".")
+    }
+    cc[, select, drop = drop]
+}
+
+#' @rdname project-accessors
+#' @export
+getArrowFiles <- function(ArchRProj) {
+    .check_project(ArchRProj)
+    stats::setNames(ArchRProj@sampleColData$ArrowFiles,
+                    rownames(ArchRProj@sampleColData))
+}
+
+#' @rdname project-accessors
+#' @export
+getAvailableMatrices <- function(ArchRProj) {
+    files <- if (methods::is(ArchRProj, "EpioneProject"))
+        getArrowFiles(ArchRProj) else ArchRProj
+    Reduce(intersect, lapply(files, .arrow_matrices))
+}
+
+#' @rdname project-accessors
+#' @export
+getPeakSet <- function(ArchRProj) {
+    .check_project(ArchRProj)
+    ArchRProj@peakSet
+}
+
+.check_project <- function(x) {
+    if (!methods::is(x, "EpioneProject")) {
+        .abort("'ArchRProj' must be an EpioneProject; create one with ",
+               "ArchRProject().")
+    }
+    invisible(x)
+}
+
+#' Read a matrix of all cells of a project (ArchR's getMatrixFromProject)
+#'
+#' @param ArchRProj An [EpioneProject-class].
+#' @param useMatrix Matrix name, see [getAvailableMatrices()].
+#' @param useSeqnames,excludeChr,binarize As [getMatrixFromArrow()].
+#' @param verbose Print progress.
+#' @return A `RangedSummarizedExperiment` (features x project cells, in
+#'   cellColData order) with one `dgCMatrix` assay named `useMatrix` and
+#'   colData = cellColData.
+#' @seealso [ArchR::getMatrixFromProject()]
+#' @examples
+#' frags <- system.file("extdata", "PBSmall.tsv.gz", package = "epione")
+#' anno <- exampleAnnotation()
+#' arrow <- createArrowFiles(frags, "PBSmall",
+#'     outputNames = file.path(tempdir(), "PBSmall"),
+#'     geneAnnotation = anno$geneAnnotation,
+#'     genomeAnnotation = anno$genomeAnnotation, minFrags = 100,
+#'     addTileMatrix = FALSE, QCDir = NULL, threads = 1, verbose = FALSE,
+#'     force = TRUE)
+#' proj <- ArchRProject(arrow, file.path(tempdir(), "proj"))
+#' getMatrixFromProject(proj, "GeneScoreMatrix")
+#' @export
+getMatrixFromProject <- function(ArchRProj, useMatrix = "GeneScoreMatrix",
+                                 useSeqnames = NULL, excludeChr = NULL,
+                                 binarize = FALSE, verbose = TRUE) {
+    .check_project(ArchRProj)
+    cc <- ArchRProj@cellColData
+    ses <- lapply(getArrowFiles(ArchRProj), function(f) {
+        se <- getMatrixFromArrow(f, useMatrix, useSeqnames = useSeqnames,
+                                 excludeChr = excludeChr, binarize = binarize,
+                                 verbose = verbose)
+        se[, colnames(se) %in% rownames(cc)]
+    })
+    mat <- do.call(cbind, lapply(unname(ses), SummarizedExperiment::assay))
+    mat <- mat[, rownames(cc), drop = FALSE]
+    SummarizedExperiment::SummarizedExperiment(
+        assays = stats::setNames(list(mat), useMatrix),
+        rowRanges = SummarizedExperiment::rowRanges(ses[[1]]), colData = cc)
+}
+
+# A SingleCellExperiment of one matrix (GeneScoreMatrix when present, else
+# the first available), with reducedDims and embeddings as reducedDims.
+.project_to_sce <- function(from) {
+    avail <- getAvailableMatrices(from)
+    use <- if ("GeneScoreMatrix" %in% avail) "GeneScoreMatrix" else avail[1]
+    if (is.na(use)) .abort("the project's Arrow files hold no matrix.")
+    se <- getMatrixFromProject(from, use, verbose = FALSE)
+    sce <- methods::as(se, "SingleCellExperiment")
+    rd <- list()
+    for (nm in names(from@reducedDims)) {
+        x <- from@reducedDims[[nm]]
+        if (is.list(x) && !is.null(x$matSVD)) x <- x$matSVD
+        rd[[nm]] <- as.matrix(x)
+    }
+    for (nm in names(from@embeddings)) {
+        x <- from@embeddings[[nm]]
+        rd[[nm]] <- as.matrix(if (is.list(x) && !is.null(x$df)) x$df else x)
+    }
+    cells <- colnames(sce)
+    rd <- lapply(rd, function(m) m[cells, , drop = FALSE])
+    if (length(rd)) SingleCellExperiment::reducedDims(sce) <- rd
+    sce
+}
+
+#' @import methods
+#' @importClassesFrom SingleCellExperiment SingleCellExperiment
+#' @importClassesFrom S4Vectors DataFrame SimpleList
+#' @importClassesFrom GenomicRanges GRanges
+NULL
+
+setAs("EpioneProject", "SingleCellExperiment", .project_to_sce)

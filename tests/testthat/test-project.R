@@ -1,0 +1,86 @@
+# EpioneProject: construction from Arrow files, accessors, matrices, SCE.
+
+proj_dir <- file.path(tempdir(), "project-test")
+dir.create(proj_dir, showWarnings = FALSE)
+frags <- system.file("extdata", "PBSmall.tsv.gz", package = "epione")
+anno <- exampleAnnotation()
+arrow <- createArrowFiles(frags, "PBSmall", file.path(proj_dir, "PBSmall"),
+    geneAnnotation = anno$geneAnnotation,
+    genomeAnnotation = anno$genomeAnnotation, minFrags = 100,
+    addTileMatrix = FALSE, QCDir = NULL, threads = 1, verbose = FALSE,
+    force = TRUE)
+
+test_that("ArchRProject builds a project whose cellColData is the Arrow QC", {
+    proj <- ArchRProject(arrow, file.path(proj_dir, "out"))
+    expect_s4_class(proj, "EpioneProject")
+    expect_true(validObject(proj))
+    cc <- getCellColData(proj)
+    expect_identical(nrow(cc), 127L)
+    expect_true(all(c("nFrags", "TSSEnrichment", "Sample") %in% names(cc)))
+    expect_identical(unique(cc$Sample), "PBSmall")
+    expect_true(file.exists(getArrowFiles(proj)[["PBSmall"]]))
+    expect_identical(dirname(getArrowFiles(proj)[["PBSmall"]]),
+                     normalizePath(file.path(proj_dir, "out", "ArrowFiles")))
+    expect_identical(getAvailableMatrices(proj), "GeneScoreMatrix")
+    expect_null(getPeakSet(proj))
+    expect_identical(getCellColData(proj, "nFrags", drop = TRUE), cc$nFrags)
+    expect_error(getCellColData(proj, "nope"), class = "epione_error_input",
+                 regexp = "available")
+})
+
+test_that("getMatrixFromProject returns the Arrow matrix over project cells", {
+    proj <- ArchRProject(arrow, file.path(proj_dir, "out2"), copyArrows = FALSE)
+    se <- getMatrixFromProject(proj, "GeneScoreMatrix", verbose = FALSE)
+    ref <- getMatrixFromArrow(arrow, "GeneScoreMatrix", verbose = FALSE)
+    expect_identical(SummarizedExperiment::assay(se),
+                     SummarizedExperiment::assay(ref))
+    expect_identical(colnames(se), rownames(getCellColData(proj)))
+    # a subset project keeps only its cells
+    proj@cellColData <- proj@cellColData[1:10, ]
+    se <- getMatrixFromProject(proj, "GeneScoreMatrix", verbose = FALSE)
+    expect_identical(ncol(se), 10L)
+})
+
+test_that("as(proj, 'SingleCellExperiment') carries reducedDims/embeddings", {
+    proj <- ArchRProject(arrow, file.path(proj_dir, "out3"), copyArrows = FALSE)
+    cells <- rownames(getCellColData(proj))
+    lsi <- matrix(seq_len(2 * length(cells)), ncol = 2,
+                  dimnames = list(rev(cells), c("LSI1", "LSI2")))
+    proj@reducedDims$IterativeLSI <- list(matSVD = lsi)
+    proj@embeddings$UMAP <- list(df = data.frame(x = 1, y = seq_along(cells),
+                                                 row.names = cells))
+    sce <- methods::as(proj, "SingleCellExperiment")
+    expect_s4_class(sce, "SingleCellExperiment")
+    expect_identical(SingleCellExperiment::reducedDimNames(sce),
+                     c("IterativeLSI", "UMAP"))
+    expect_identical(SingleCellExperiment::reducedDim(sce, "IterativeLSI"),
+                     lsi[cells, ])
+    expect_identical(colnames(sce), cells)
+})
+
+test_that("bad project input gives classed errors", {
+    expect_error(ArchRProject(frags, file.path(proj_dir, "bad")),
+                 class = "epione_error_format", regexp = "createArrowFiles")
+    expect_error(ArchRProject(c(arrow, arrow), file.path(proj_dir, "bad2"),
+                              copyArrows = FALSE),
+                 class = "epione_error_input", regexp = "sample name")
+    expect_error(getCellColData(list()), class = "epione_error_input",
+                 regexp = "ArchRProject")
+})
+
+test_that("a two-sample project concatenates cells and matrices", {
+    a2 <- createArrowFiles(frags, "Second", file.path(proj_dir, "Second"),
+        geneAnnotation = anno$geneAnnotation,
+        genomeAnnotation = anno$genomeAnnotation, minFrags = 100,
+        addTileMatrix = FALSE, QCDir = NULL, threads = 1, verbose = FALSE,
+        force = TRUE)
+    proj <- ArchRProject(c(arrow, a2), file.path(proj_dir, "two"),
+                         copyArrows = FALSE)
+    expect_identical(names(getArrowFiles(proj)), c("PBSmall", "Second"))
+    expect_identical(nrow(getCellColData(proj)), 254L)
+    se <- getMatrixFromProject(proj, "GeneScoreMatrix", verbose = FALSE)
+    expect_identical(dim(se), c(2454L, 254L))
+    m <- SummarizedExperiment::assay(se)
+    expect_identical(unname(m[, 1:127]), unname(m[, 128:254]))
+    expect_identical(colnames(se)[128], "Second#B.43")
+})
