@@ -25,6 +25,14 @@ epi_info_tbb_threads_used <- function(threads, n_tasks) {
     .Call(`_epione_epi_info_tbb_threads_used`, threads, n_tasks)
 }
 
+epi_p2g_knn_groups <- function(emb, query, k, max_shared, threads) {
+    .Call(`_epione_epi_p2g_knn_groups`, emb, query, k, max_shared, threads)
+}
+
+epi_p2g_correlate <- function(a, b, groups_a, groups_b, ia, ib, scale_to, log2_norm, threads) {
+    .Call(`_epione_epi_p2g_correlate`, a, b, groups_a, groups_b, ia, ib, scale_to, log2_norm, threads)
+}
+
 epi_utils_csc_summaries <- function(m) {
     .Call(`_epione_epi_utils_csc_summaries`, m)
 }

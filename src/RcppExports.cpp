@@ -71,6 +71,38 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// epi_p2g_knn_groups
+Rcpp::List epi_p2g_knn_groups(Rcpp::NumericMatrix emb, Rcpp::IntegerVector query, int k, int max_shared, int threads);
+RcppExport SEXP _epione_epi_p2g_knn_groups(SEXP embSEXP, SEXP querySEXP, SEXP kSEXP, SEXP max_sharedSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type emb(embSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type query(querySEXP);
+    Rcpp::traits::input_parameter< int >::type k(kSEXP);
+    Rcpp::traits::input_parameter< int >::type max_shared(max_sharedSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_p2g_knn_groups(emb, query, k, max_shared, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_p2g_correlate
+Rcpp::List epi_p2g_correlate(Rcpp::S4 a, Rcpp::Nullable<Rcpp::S4> b, Rcpp::IntegerMatrix groups_a, Rcpp::IntegerMatrix groups_b, Rcpp::IntegerVector ia, Rcpp::IntegerVector ib, double scale_to, bool log2_norm, int threads);
+RcppExport SEXP _epione_epi_p2g_correlate(SEXP aSEXP, SEXP bSEXP, SEXP groups_aSEXP, SEXP groups_bSEXP, SEXP iaSEXP, SEXP ibSEXP, SEXP scale_toSEXP, SEXP log2_normSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::S4 >::type a(aSEXP);
+    Rcpp::traits::input_parameter< Rcpp::Nullable<Rcpp::S4> >::type b(bSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerMatrix >::type groups_a(groups_aSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerMatrix >::type groups_b(groups_bSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type ia(iaSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type ib(ibSEXP);
+    Rcpp::traits::input_parameter< double >::type scale_to(scale_toSEXP);
+    Rcpp::traits::input_parameter< bool >::type log2_norm(log2_normSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_p2g_correlate(a, b, groups_a, groups_b, ia, ib, scale_to, log2_norm, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
 // epi_utils_csc_summaries
 Rcpp::List epi_utils_csc_summaries(Rcpp::S4 m);
 RcppExport SEXP _epione_epi_utils_csc_summaries(SEXP mSEXP) {
@@ -161,6 +193,8 @@ static const R_CallMethodDef CallEntries[] = {
     {"_epione_epi_info_hdf5_version", (DL_FUNC) &_epione_epi_info_hdf5_version, 0},
     {"_epione_epi_info_blas_crossprod", (DL_FUNC) &_epione_epi_info_blas_crossprod, 1},
     {"_epione_epi_info_tbb_threads_used", (DL_FUNC) &_epione_epi_info_tbb_threads_used, 2},
+    {"_epione_epi_p2g_knn_groups", (DL_FUNC) &_epione_epi_p2g_knn_groups, 5},
+    {"_epione_epi_p2g_correlate", (DL_FUNC) &_epione_epi_p2g_correlate, 9},
     {"_epione_epi_utils_csc_summaries", (DL_FUNC) &_epione_epi_utils_csc_summaries, 1},
     {"_epione_epi_utils_csc_crossprod", (DL_FUNC) &_epione_epi_utils_csc_crossprod, 3},
     {"_epione_epi_utils_rng_uniform", (DL_FUNC) &_epione_epi_utils_rng_uniform, 4},
