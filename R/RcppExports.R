@@ -33,6 +33,10 @@ epi_p2g_correlate <- function(a, b, groups_a, groups_b, ia, ib, scale_to, log2_n
     .Call(`_epione_epi_p2g_correlate`, a, b, groups_a, groups_b, ia, ib, scale_to, log2_norm, threads)
 }
 
+epi_p2g_metacells <- function(x, groups, scale_to, log2_norm, threads) {
+    .Call(`_epione_epi_p2g_metacells`, x, groups, scale_to, log2_norm, threads)
+}
+
 epi_utils_csc_summaries <- function(m) {
     .Call(`_epione_epi_utils_csc_summaries`, m)
 }

@@ -103,6 +103,20 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// epi_p2g_metacells
+Rcpp::NumericMatrix epi_p2g_metacells(Rcpp::S4 x, Rcpp::IntegerMatrix groups, double scale_to, bool log2_norm, int threads);
+RcppExport SEXP _epione_epi_p2g_metacells(SEXP xSEXP, SEXP groupsSEXP, SEXP scale_toSEXP, SEXP log2_normSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::S4 >::type x(xSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerMatrix >::type groups(groupsSEXP);
+    Rcpp::traits::input_parameter< double >::type scale_to(scale_toSEXP);
+    Rcpp::traits::input_parameter< bool >::type log2_norm(log2_normSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_p2g_metacells(x, groups, scale_to, log2_norm, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
 // epi_utils_csc_summaries
 Rcpp::List epi_utils_csc_summaries(Rcpp::S4 m);
 RcppExport SEXP _epione_epi_utils_csc_summaries(SEXP mSEXP) {
@@ -195,6 +209,7 @@ static const R_CallMethodDef CallEntries[] = {
     {"_epione_epi_info_tbb_threads_used", (DL_FUNC) &_epione_epi_info_tbb_threads_used, 2},
     {"_epione_epi_p2g_knn_groups", (DL_FUNC) &_epione_epi_p2g_knn_groups, 5},
     {"_epione_epi_p2g_correlate", (DL_FUNC) &_epione_epi_p2g_correlate, 9},
+    {"_epione_epi_p2g_metacells", (DL_FUNC) &_epione_epi_p2g_metacells, 5},
     {"_epione_epi_utils_csc_summaries", (DL_FUNC) &_epione_epi_utils_csc_summaries, 1},
     {"_epione_epi_utils_csc_crossprod", (DL_FUNC) &_epione_epi_utils_csc_crossprod, 3},
     {"_epione_epi_utils_rng_uniform", (DL_FUNC) &_epione_epi_utils_rng_uniform, 4},

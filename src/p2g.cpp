@@ -53,3 +53,18 @@ Rcpp::List epi_p2g_correlate(Rcpp::S4 a, Rcpp::Nullable<Rcpp::S4> b,
                               Rcpp::Named("varA") = Rcpp::wrap(va),
                               Rcpp::Named("varB") = Rcpp::wrap(vb));
 }
+
+// Metacell matrix alone (features x groups), for heatmaps and checks.
+// [[Rcpp::export(rng = false)]]
+Rcpp::NumericMatrix epi_p2g_metacells(Rcpp::S4 x, Rcpp::IntegerMatrix groups,
+                                      double scale_to, bool log2_norm, int threads) {
+    glue::TbbPar par(threads);
+    glue::CscHolder h;
+    const auto m = epione::p2g::metacells(glue::csc_view(x, h), int_view(groups),
+                                          {scale_to, log2_norm}, par);
+    const epione::index_t G = groups.nrow(), nf = G ? m.size() / G : 0;
+    Rcpp::NumericMatrix out(nf, G);
+    for (epione::index_t f = 0; f < nf; ++f)
+        for (epione::index_t g = 0; g < G; ++g) out(f, g) = m[f * G + g];
+    return out;
+}

@@ -89,18 +89,24 @@ std::vector<double> metacells(const CscView<double>& x, const DenseView<const in
     par.run(n_tasks, [&](index_t t) {
         const index_t g0 = t * width, g1 = std::min(G, g0 + width);
         std::vector<double> acc(static_cast<std::size_t>(nf) * (g1 - g0), 0.0);
+        std::vector<index_t> cells(k);
         for (index_t g = g0; g < g1; ++g) {
             double* col = acc.data() + (g - g0) * nf;
+            // ArchR sums a group's cells in matrix column order and
+            // normalises as (sum / colSum) * scaleTo with R's long double
+            // colSums; doing the same keeps exact ties in the variances.
             for (index_t j = 0; j < k; ++j) {
-                const index_t c = groups(g, j);
-                require(c >= 0 && c < x.ncol, "metacells: cell index out of range");
-                x.for_col(c, [&](int r, double v) { col[r] += v; });
+                cells[j] = groups(g, j);
+                require(cells[j] >= 0 && cells[j] < x.ncol,
+                        "metacells: cell index out of range");
             }
-            double total = 0.0;
+            std::sort(cells.begin(), cells.end());
+            for (index_t c : cells) x.for_col(c, [&](int r, double v) { col[r] += v; });
+            long double total = 0.0L;
             for (index_t r = 0; r < nf; ++r) total += col[r];
-            const double f = total > 0 ? opt.scale_to / total : 0.0;
+            const double tot = static_cast<double>(total);
             for (index_t r = 0; r < nf; ++r) {
-                const double v = col[r] * f;
+                const double v = col[r] / tot * opt.scale_to;
                 col[r] = opt.log2_norm ? std::log2(v + 1.0) : v;
             }
         }
