@@ -185,6 +185,11 @@ peakToGeneLinks <- function(atac, rna, embedding, k = 100,
         }
         gr <- unlist(range(gr), use.names = FALSE)
     }
+    if (!methods::is(gr, "GRanges")) {
+        .abort("'rna' has no gene coordinates (TSS); set rowRanges(rna) to ",
+               "a GRanges with each gene's TSS, e.g. from the gene ",
+               "annotation, matched by gene name.")
+    }
     nm <- rownames(rna)
     if (is.null(nm)) nm <- if (!is.null(gr$name)) gr$name else
         paste0("gene", seq_along(gr))
@@ -271,7 +276,9 @@ peakToGeneLinks <- function(atac, rna, embedding, k = 100,
     win <- suppressWarnings(GenomicRanges::resize(genes, 2 * maxDist + 1,
                                                   fix = "center"))
     cen <- GenomicRanges::resize(peaks, 1L, fix = "center")
-    o <- GenomicRanges::findOverlaps(win, cen, ignore.strand = TRUE)
+    # no common seqlevels only warns; the error below says what to do
+    o <- suppressWarnings(GenomicRanges::findOverlaps(win, cen,
+                                                      ignore.strand = TRUE))
     if (length(o) == 0L) {
         .abort("No peak centre lies within maxDist = ", maxDist, " bp of ",
                "any gene. Check that peaks and genes use the same ",
@@ -500,4 +507,38 @@ setMethod("getCoAccessibility", "DataFrame", function(ArchRProj,
     gr <- unique(gr)
     gr <- gr[IRanges::width(gr) > 0]
     sort(GenomeInfoDb::sortSeqlevels(gr))
+}
+
+# ---- bundled example ------------------------------------------------------
+
+#' Small true-multiome example for peak-to-gene functions
+#'
+#' @description ArchR 1.0.3 outputs on muon's 10x Multiome PBMC test set
+#' (565 cells, GRCh38; BSD-3 muon / CC BY 4.0 10x Genomics): the Tiles
+#' PeakMatrix (1,587 peaks), the GeneExpressionMatrix (45 genes, ArchR's
+#' depth-normalised values), the IterativeLSI coordinates (10 dims) and the
+#' Seurat clusters.
+#' @return A list: `atac` and `rna` (SummarizedExperiments with rowRanges,
+#'   columns = cells), `embedding` (cells x 10, each cell's LSI coordinates
+#'   z-scored as ArchR's `getReducedDims(scaleDims = TRUE)` does) and
+#'   `clusters` (named character vector).
+#' @examples
+#' ex <- p2gExampleData()
+#' dim(ex$atac); dim(ex$rna); dim(ex$embedding)
+#' @export
+p2gExampleData <- function() {
+    x <- readRDS(system.file("extdata", "p2g_multiome.rds",
+                             package = "epione", mustWork = TRUE))
+    pr <- x$peakRanges
+    gr <- x$geneRanges
+    atac <- SummarizedExperiment::SummarizedExperiment(
+        list(counts = x$peaks), rowRanges = GenomicRanges::GRanges(
+            pr$seqnames, IRanges::IRanges(pr$start, pr$end)))
+    rna <- SummarizedExperiment::SummarizedExperiment(
+        list(normalized = x$genes), rowRanges = GenomicRanges::GRanges(
+            gr$seqnames, IRanges::IRanges(gr$start, gr$end),
+            strand = ifelse(is.na(gr$strand), "*", gr$strand)))
+    emb <- x$lsi
+    emb <- (emb - rowMeans(emb)) / apply(emb, 1L, stats::sd)
+    list(atac = atac, rna = rna, embedding = emb, clusters = x$clusters)
 }
