@@ -288,8 +288,12 @@ peakToGeneLinks <- function(atac, rna, embedding, k = 100,
     }
     b <- S4Vectors::queryHits(o)
     a <- S4Vectors::subjectHits(o)
-    data.frame(B = b, A = a,
-               distance = GenomicRanges::distance(genes[b], peaks[a]))
+    # GenomicRanges::distance() for a width-1 gene anchor, without its
+    # per-pair S4 overhead: bases strictly between the two ranges.
+    g <- GenomicRanges::start(genes)[b]
+    dist <- pmax(0L, GenomicRanges::start(peaks)[a] - g - 1L,
+                 g - GenomicRanges::end(peaks)[a] - 1L)
+    data.frame(B = b, A = a, distance = dist)
 }
 
 .p2g_seqs <- function(gr) {

@@ -106,6 +106,7 @@ std::vector<double> metacells(const CscView<double>& x, const DenseView<const in
             for (index_t r = 0; r < nf; ++r) total += col[r];
             const double tot = static_cast<double>(total);
             for (index_t r = 0; r < nf; ++r) {
+                if (col[r] == 0.0) continue;   // log2(0 + 1) is exactly 0
                 const double v = col[r] / tot * opt.scale_to;
                 col[r] = opt.log2_norm ? std::log2(v + 1.0) : v;
             }
