@@ -11,6 +11,32 @@ Rcpp::Rostream<true>&  Rcpp::Rcout = Rcpp::Rcpp_cout_get();
 Rcpp::Rostream<false>& Rcpp::Rcerr = Rcpp::Rcpp_cerr_get();
 #endif
 
+// epi_coverage_seqnames
+Rcpp::CharacterVector epi_coverage_seqnames(std::string path);
+RcppExport SEXP _epione_epi_coverage_seqnames(SEXP pathSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< std::string >::type path(pathSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_coverage_seqnames(path));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_coverage_groups
+Rcpp::List epi_coverage_groups(std::string path, std::vector<std::string> regions, std::vector<std::string> barcodes, Rcpp::IntegerVector cell_group, int tile_size, int ceiling, int threads);
+RcppExport SEXP _epione_epi_coverage_groups(SEXP pathSEXP, SEXP regionsSEXP, SEXP barcodesSEXP, SEXP cell_groupSEXP, SEXP tile_sizeSEXP, SEXP ceilingSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< std::string >::type path(pathSEXP);
+    Rcpp::traits::input_parameter< std::vector<std::string> >::type regions(regionsSEXP);
+    Rcpp::traits::input_parameter< std::vector<std::string> >::type barcodes(barcodesSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type cell_group(cell_groupSEXP);
+    Rcpp::traits::input_parameter< int >::type tile_size(tile_sizeSEXP);
+    Rcpp::traits::input_parameter< int >::type ceiling(ceilingSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_coverage_groups(path, regions, barcodes, cell_group, tile_size, ceiling, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
 // epi_info_htslib_version
 std::string epi_info_htslib_version();
 RcppExport SEXP _epione_epi_info_htslib_version() {
@@ -201,6 +227,8 @@ END_RCPP
 }
 
 static const R_CallMethodDef CallEntries[] = {
+    {"_epione_epi_coverage_seqnames", (DL_FUNC) &_epione_epi_coverage_seqnames, 1},
+    {"_epione_epi_coverage_groups", (DL_FUNC) &_epione_epi_coverage_groups, 7},
     {"_epione_epi_info_htslib_version", (DL_FUNC) &_epione_epi_info_htslib_version, 0},
     {"_epione_epi_info_tabix_seqnames", (DL_FUNC) &_epione_epi_info_tabix_seqnames, 1},
     {"_epione_epi_info_hdf5_roundtrip", (DL_FUNC) &_epione_epi_info_hdf5_roundtrip, 2},
