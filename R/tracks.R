@@ -312,3 +312,136 @@ setMethod("plotBrowserTrack", "GRangesList", function(ArchRProj,
     if (is.null(out)) data.frame(x = numeric(), xend = numeric(),
                                  y = numeric(), strand = character()) else out
 }
+
+#' Heatmap of peak-to-gene links over metacells
+#'
+#' @description ArchR 1.0.3's `plotPeak2GeneHeatmap()` at the matrix level:
+#' links passing ArchR's cut-offs, their peaks' and genes' log-normalised
+#' metacell values (recomputed from `atac`, `rna` and the metacells stored
+#' in `links`), row z-scores clipped to the limits, rows k-means clustered
+#' on the ATAC side (`kmeans(k)` after `set.seed(seed)`, the caller's random
+#' state restored), metacells labelled by the majority group of their cells
+#' and ordered by group. Rows are ordered by k-means cluster, clusters by
+#' the metacell where their mean ATAC z-score peaks (a simpler order than
+#' ArchR's binary sort).
+#' @param links The table from [peakToGeneLinks()].
+#' @param atac,rna The SummarizedExperiments given to [peakToGeneLinks()].
+#' @param groups Named vector: group of each cell (names = cell names).
+#' @param corCutOff,FDRCutOff,varCutOffATAC,varCutOffRNA ArchR's link
+#'   filters (see [getPeak2GeneLinks()]).
+#' @param k Number of k-means clusters (default 25).
+#' @param nPlot At most this many links are drawn (sampled per cluster).
+#' @param limitsATAC,limitsRNA Z-score limits (default `c(-2, 2)`).
+#' @param seed Seed for k-means and sampling (ArchR default 1).
+#' @param returnMatrices Return the ordered matrices instead of a plot.
+#' @inheritParams peakToGeneLinks
+#' @return A patchwork (ggplot2) object, or with `returnMatrices = TRUE` a
+#'   list with `ATAC`, `RNA` (z-score matrices, links x metacells),
+#'   `kmeansId`, `colData` (metacell group) and `Peak2GeneLinks`.
+#' @examples
+#' ex <- p2gExampleData()
+#' links <- peakToGeneLinks(ex$atac, ex$rna, ex$embedding, k = 30,
+#'                          threads = 1)
+#' p <- plotPeak2GeneHeatmap(links, ex$atac, ex$rna, ex$clusters, k = 5,
+#'                           corCutOff = 0.3, FDRCutOff = 1e-3)
+#' @export
+plotPeak2GeneHeatmap <- function(links, atac, rna, groups, corCutOff = 0.45,
+        FDRCutOff = 1e-4, varCutOffATAC = 0.25, varCutOffRNA = 0.25,
+        k = 25, nPlot = 25000, limitsATAC = c(-2, 2), limitsRNA = c(-2, 2),
+        seed = 1, returnMatrices = FALSE, atacAssay = 1L, rnaAssay = 1L,
+        threads = getOption("epione.threads", 2L)) {
+    p2g <- getPeak2GeneLinks(links, corCutOff = corCutOff,
+        FDRCutOff = FDRCutOff, varCutOffATAC = varCutOffATAC,
+        varCutOffRNA = varCutOffRNA, returnLoops = FALSE)
+    if (nrow(p2g) <= k) {
+        .abort(nrow(p2g), " links pass the cut-offs, not more than k = ", k,
+               "; lower corCutOff / raise FDRCutOff or lower k.")
+    }
+    knn <- S4Vectors::metadata(links)$KNNList
+    threads <- .check_threads(threads)
+    # normalise over all features (ArchR's colSums), then keep linked rows
+    meta <- function(se, assay, rows) {
+        x <- .p2g_assay(se, assay, "matrix")
+        g <- t(vapply(knn, function(cl) match(cl, colnames(x)) - 1L,
+                      integer(length(knn[[1L]]))))
+        m <- .core(epi_p2g_metacells(x, g, 1e4, TRUE, threads))
+        .row_z(m[rows, , drop = FALSE])
+    }
+    mats <- list(ATAC = meta(atac, atacAssay, p2g$idxATAC),
+                 RNA = meta(rna, rnaAssay, p2g$idxRNA))
+    label <- vapply(knn, function(cl) names(sort(table(groups[cl]),
+                                                 decreasing = TRUE))[1L], "")
+    .p2g_heat_order(mats, p2g, label, k, nPlot, seed, limitsATAC, limitsRNA,
+                    returnMatrices)
+}
+
+# ArchR's .rowZscores: (x - rowMeans) / rowSds.
+.row_z <- function(m) {
+    sds <- sqrt(rowSums((m - rowMeans(m))^2) / (ncol(m) - 1))
+    (m - rowMeans(m)) / sds
+}
+
+.p2g_heat_order <- function(mats, p2g, label, k, nPlot, seed, limitsATAC,
+                            limitsRNA, returnMatrices) {
+    km <- .with_r_seed(seed, stats::kmeans(mats$ATAC, k))
+    rows <- seq_len(nrow(mats$ATAC))
+    if (length(rows) > nPlot) {
+        rows <- .with_r_seed(seed, sort(unlist(lapply(split(rows,
+            km$cluster), function(i) i[sample.int(length(i),
+            floor(nPlot * length(i) / length(rows)))]))))
+    }
+    cols <- order(factor(label, levels = .mixed_levels(label)))
+    peak_at <- apply(km$centers[, cols, drop = FALSE], 1L, which.max)
+    kid <- match(km$cluster[rows], order(peak_at))
+    rows <- rows[order(kid)]
+    kid <- sort(kid)
+    out <- list(ATAC = mats$ATAC[rows, cols, drop = FALSE],
+                RNA = mats$RNA[rows, cols, drop = FALSE], kmeansId = kid,
+                colData = S4Vectors::DataFrame(groupBy = label[cols]),
+                Peak2GeneLinks = p2g[rows, , drop = FALSE])
+    if (returnMatrices) return(out)
+    .p2g_heat_plot(out, limitsATAC, limitsRNA)
+}
+
+.mixed_levels <- function(x) {
+    u <- unique(x)
+    num <- suppressWarnings(as.numeric(gsub("\\D", "", u)))
+    u[order(gsub("\\d", "", u), num, u)]
+}
+
+# ArchR palettes "solarExtra" (ATAC) and "blueYellow" (RNA).
+.solar_extra <- c("#3361A5", "#248AF3", "#14B3FF", "#88CEEF", "#C1D5DC",
+                  "#EAD397", "#FDB31A", "#E42A2A", "#A31D1D")
+.blue_yellow <- c("#352A86", "#343DAE", "#0262E0", "#1389D2", "#2DB7A3",
+                  "#A5BE6A", "#F8BA43", "#F6DA23", "#F8FA0D")
+
+.p2g_heat_plot <- function(out, limitsATAC, limitsRNA) {
+    tile <- function(m, lim, pal, title) {
+        df <- data.frame(x = rep(seq_len(ncol(m)), each = nrow(m)),
+                         y = rep(rev(seq_len(nrow(m))), ncol(m)),
+                         z = pmin(pmax(as.vector(m), lim[1L]), lim[2L]))
+        ggplot2::ggplot(df, ggplot2::aes(.data$x, .data$y, fill = .data$z)) +
+            ggplot2::geom_raster() +
+            ggplot2::scale_fill_gradientn(colours = pal, limits = lim,
+                                          name = paste(title, "Z")) +
+            ggplot2::scale_x_continuous(expand = c(0, 0)) +
+            ggplot2::scale_y_continuous(expand = c(0, 0)) +
+            ggplot2::labs(x = "metacells", y = NULL, title = title) +
+            ggplot2::theme_void(base_size = 7) +
+            ggplot2::theme(legend.position = "bottom")
+    }
+    grp <- out$colData$groupBy
+    lev <- unique(grp)
+    bar <- ggplot2::ggplot(data.frame(x = seq_along(grp),
+                                      g = factor(grp, levels = lev)),
+                           ggplot2::aes(.data$x, 1, fill = .data$g)) +
+        ggplot2::geom_raster() +
+        ggplot2::scale_fill_manual(values = stats::setNames(rep(.stallion,
+            length.out = length(lev)), lev), name = NULL) +
+        ggplot2::scale_x_continuous(expand = c(0, 0)) +
+        ggplot2::theme_void(base_size = 7) +
+        ggplot2::theme(legend.position = "top")
+    patchwork::wrap_plots(bar, bar, tile(out$ATAC, limitsATAC, .solar_extra,
+        "ATAC"), tile(out$RNA, limitsRNA, .blue_yellow, "RNA"), ncol = 2L,
+        heights = c(1, 12), guides = "collect")
+}

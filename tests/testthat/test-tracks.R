@@ -53,3 +53,30 @@ test_that("a missing gene or region is an input error naming the fix", {
                                   geneAnnotation = list(genes = d$genes)),
                  class = "epione_error_input", regexp = "geneSymbol")
 })
+
+test_that("plotPeak2GeneHeatmap matrices are z-scored metacell values", {
+    ex <- p2gExampleData()
+    links <- peakToGeneLinks(ex$atac, ex$rna, ex$embedding, k = 30,
+                             threads = 1)
+    m <- plotPeak2GeneHeatmap(links, ex$atac, ex$rna, ex$clusters, k = 5,
+        corCutOff = 0.3, FDRCutOff = 1e-3, returnMatrices = TRUE)
+    knn <- S4Vectors::metadata(links)$KNNList
+    x <- SummarizedExperiment::assay(ex$rna)
+    agg <- vapply(knn, function(cl) Matrix::rowSums(x[, cl]), numeric(nrow(x)))
+    lg <- log2(t(t(agg) / colSums(agg)) * 1e4 + 1)
+    g <- m$Peak2GeneLinks$idxRNA[1]
+    label <- vapply(knn, function(cl)
+        names(sort(table(ex$clusters[cl]), decreasing = TRUE))[1], "")
+    # columns are ordered by group; compare as sorted value sets per row
+    z <- (lg[g, ] - mean(lg[g, ])) / stats::sd(lg[g, ])
+    expect_equal(sort(m$RNA[1, ]), sort(z), tolerance = 1e-10)
+    expect_false(is.unsorted(m$kmeansId))
+    expect_setequal(m$colData$groupBy, label)
+    expect_true(all(m$Peak2GeneLinks$Correlation >= 0.3))
+    p <- plotPeak2GeneHeatmap(links, ex$atac, ex$rna, ex$clusters, k = 5,
+        corCutOff = 0.3, FDRCutOff = 1e-3)
+    expect_s3_class(p, "patchwork")
+    expect_error(plotPeak2GeneHeatmap(links, ex$atac, ex$rna, ex$clusters,
+                                      corCutOff = 0.999),
+                 class = "epione_error_input", regexp = "lower corCutOff")
+})
