@@ -162,8 +162,11 @@ groupCoverages <- function(fragments, groups, tileSize = 100, ceiling = 4,
 #' frags <- system.file("extdata", "multiome_loci_fragments.tsv.gz",
 #'                      package = "epione")
 #' cov <- groupCoverages(frags, ex$clusters, threads = 1)
+#' \donttest{
+#' # loading rtracklayer takes a few seconds
 #' if (requireNamespace("rtracklayer", quietly = TRUE))
 #'     exportGroupBW(cov, tempfile())
+#' }
 #' @export
 exportGroupBW <- function(coverage, outDir, chromSizes = NULL) {
     if (!requireNamespace("rtracklayer", quietly = TRUE)) {
