@@ -231,6 +231,11 @@ peakToGeneLinks <- function(atac, rna, embedding, k = 100,
         .abort("'embedding' must be a numeric matrix (cells x dims), not a ",
                class(embedding)[1L], ".")
     }
+    if (anyDuplicated(rownames(emb))) {
+        .abort("'embedding' repeats cell names (e.g. ",
+               rownames(emb)[anyDuplicated(rownames(emb))], "); give each ",
+               "cell one row.")
+    }
     bad <- which(!stats::complete.cases(emb))
     if (length(bad)) {
         .abort("'embedding' has NA/NaN values in ", length(bad), " cells ",

@@ -164,6 +164,23 @@ test_that("bad inputs are classed errors that name the fix", {
                  class = "epione_error_input", regexp = "SummarizedExperiment")
     expect_error(peakToGeneLinks(ex$atac, ex$rna, ex$embedding, threads = 0),
                  class = "epione_error_input", regexp = "threads = 1")
+    dup <- ex$embedding
+    rownames(dup)[2] <- rownames(dup)[1]
+    expect_error(p2g(emb = dup), class = "epione_error_input",
+                 regexp = "one row")
     expect_error(coAccessibility(ex$atac, emb, k = 10, threads = 1),
                  class = "epione_error_input", regexp = "NA")
+})
+
+test_that("a SingleCellExperiment's reducedDim can be the embedding", {
+    skip_if_not_installed("SingleCellExperiment")
+    ex <- p2gExampleData()
+    sce <- methods::as(ex$atac, "SingleCellExperiment")
+    SingleCellExperiment::reducedDim(sce, "IterativeLSI") <-
+        ex$embedding[colnames(sce), ]
+    a <- peakToGeneLinks(sce, ex$rna, "IterativeLSI", k = 10,
+                         knnIteration = 60, threads = 1)
+    b <- peakToGeneLinks(ex$atac, ex$rna, ex$embedding[colnames(sce), ],
+                         k = 10, knnIteration = 60, threads = 1)
+    expect_identical(a, b)
 })
