@@ -130,5 +130,49 @@ if (has_archr && requireNamespace("nabor", quietly = TRUE)) {
     cat(sprintf("%-22s %8.2f %8.2f %8d %8.2f\n", "ArchR steps, in memory",
                 ref$elapsed, ref$user, 1L, ref$elapsed / epi$elapsed))
 }
+
+# Real data: the ArchR reference inputs, against ArchR's own full-function
+# times recorded in timings.tsv (same kind of 2-core machine, 1 thread).
+ref_dir <- Sys.getenv("EPIONE_SHARED", "/work/shared")
+ref_dir <- file.path(ref_dir, "data", "ref", "archr")
+if (dir.exists(ref_dir)) {
+    rd <- function(set, f) utils::read.delim(gzfile(file.path(ref_dir, set,
+                                                              f)))
+    mtx <- function(set, stem) {
+        m <- methods::as(Matrix::readMM(gzfile(file.path(ref_dir, set,
+            paste0(stem, ".mtx.gz")))), "CsparseMatrix")
+        colnames(m) <- rd(set, paste0(stem, "_cols.tsv.gz"))$cellNames
+        m
+    }
+    tm <- rd(".", "timings.tsv")
+    archr_s <- function(pattern) tm$elapsed_s[grep(pattern, tm$step,
+                                                  fixed = TRUE)][1]
+    for (set in c("pbsmall", "multiome")) {
+        pr <- rd(set, "peak_matrix_rows.tsv.gz")
+        gr <- rd(set, "gene_expression_matrix_rows.tsv.gz")
+        atac <- SummarizedExperiment(list(x = mtx(set, "peak_matrix")),
+            rowRanges = GenomicRanges::GRanges(pr$seqnames,
+                IRanges::IRanges(pr$start, pr$end)))
+        rna <- SummarizedExperiment(list(x = mtx(set,
+            "gene_expression_matrix")), rowRanges = GenomicRanges::GRanges(
+            gr$seqnames, IRanges::IRanges(gr$start, gr$end)))
+        lsi <- rd(set, "lsi_matSVD.tsv.gz")
+        emb <- as.matrix(lsi[, -1])
+        rownames(emb) <- lsi$cellNames
+        emb <- (emb - rowMeans(emb)) / apply(emb, 1, stats::sd)
+        k <- if (set == "pbsmall") 15 else 30
+        it <- if (set == "pbsmall") 200 else 500
+        e1 <- timed(function() peakToGeneLinks(atac, rna, emb, k = k,
+            knnIteration = it, threads = threads), reps)
+        e2 <- timed(function() coAccessibility(atac, emb, k = k,
+            knnIteration = it, threads = threads), reps)
+        a1 <- archr_s(paste0(set, ".addPeak2GeneLinks(GeneExpressionMatrix"))
+        a2 <- archr_s(paste0(set, ".addCoAccessibility"))
+        cat(sprintf("%-9s %-16s epione %6.2f s  ArchR (recorded) %6.2f s  ratio %6.1f\n",
+            set, "Peak2GeneLinks", e1$elapsed, a1, a1 / e1$elapsed))
+        cat(sprintf("%-9s %-16s epione %6.2f s  ArchR (recorded) %6.2f s  ratio %6.1f\n",
+            set, "CoAccessibility", e2$elapsed, a2, a2 / e2$elapsed))
+    }
+}
 cat("answers agree:", same, "\n")
 if (isFALSE(same)) quit(status = 1)
