@@ -41,6 +41,10 @@ NULL
 #'   centre (default 250000).
 #' @param scaleTo Metacell depth after normalisation (default 10^4).
 #' @param log2Norm Whether to take `log2(x + 1)` (default TRUE).
+#' @param addEmpiricalPval Also compute ArchR's `EmpPval` / `EmpFDR`: each
+#'   correlation against the mean and sd of null correlations between genes
+#'   and up to 1000 random peaks on other chromosomes (drawn after the seed
+#'   cells from the same seeded stream, as ArchR does).
 #' @param seed Seed passed to `set.seed()` before sampling, as ArchR does;
 #'   the caller's random number state is restored afterwards. `NULL` uses
 #'   the current state.
@@ -51,7 +55,8 @@ NULL
 #'   gene then peak as ArchR's: `idxATAC`, `idxRNA` (row indices into `atac`
 #'   and `rna`), `Correlation` (NA for a constant feature), `FDR`,
 #'   `VarQATAC`, `VarQRNA`, then `seqnames`, `peakStart`, `peakEnd`, `gene`,
-#'   `geneStart` and `distance` (bp between gene position and peak). Its
+#'   `geneStart` and `distance` (bp between gene position and peak), and
+#'   with `addEmpiricalPval` `EmpPval` and `EmpFDR`. Its
 #'   metadata holds `peakSet`, `geneSet` (as ArchR's), `KNNList` (cell names
 #'   of each metacell) and `nGroups`.
 #' @seealso [getPeak2GeneLinks()], [coAccessibility()], ArchR's
@@ -64,30 +69,65 @@ NULL
 #' @export
 peakToGeneLinks <- function(atac, rna, embedding, k = 100,
         knnIteration = 500, overlapCutoff = 0.8, maxDist = 250000,
-        scaleTo = 10^4, log2Norm = TRUE, seed = 1, atacAssay = 1L,
-        rnaAssay = 1L, threads = getOption("epione.threads", 2L),
-        verbose = FALSE) {
+        scaleTo = 10^4, log2Norm = TRUE, addEmpiricalPval = FALSE, seed = 1,
+        atacAssay = 1L, rnaAssay = 1L,
+        threads = getOption("epione.threads", 2L), verbose = FALSE) {
     threads <- .check_threads(threads)
     .check_p2g_numbers(k, knnIteration, overlapCutoff, maxDist, scaleTo)
     .check_flag(log2Norm, "log2Norm")
+    .check_flag(addEmpiricalPval, "addEmpiricalPval")
     peaks <- .p2g_ranges(atac, "atac")
     genes <- .p2g_gene_ranges(rna)
     emb <- .p2g_embedding(embedding, atac)
     xa <- .p2g_assay(atac, atacAssay, "atac")
     xr <- .p2g_assay(rna, rnaAssay, "rna")
     cells <- .p2g_match_cells(emb, list(atac = xa, rna = xr))
-    if (verbose) message("Building metacells from ", nrow(emb), " cells")
-    groups <- .p2g_metacells(emb, k, knnIteration, overlapCutoff, seed,
-                             threads)
     pairs <- .p2g_pairs(genes, peaks, maxDist)
+    # one seeded stream, as ArchR: seed cells first, then null pairs
+    draws <- .with_r_seed(seed, {
+        idx <- .p2g_sample(nrow(emb), k, knnIteration)
+        list(idx = idx, null = if (addEmpiricalPval)
+            .p2g_null_pairs(pairs, peaks))
+    })
+    groups <- .p2g_groups(emb, draws$idx, k, overlapCutoff, threads)
     if (verbose) message(nrow(groups), " metacells, ", nrow(pairs),
                          " candidate pairs")
     res <- .core(epi_p2g_correlate(xa, xr, .p2g_cols(cells$atac, groups),
-        .p2g_cols(cells$rna, groups), pairs$A - 1L, pairs$B - 1L, scaleTo,
-        log2Norm, threads))
+        .p2g_cols(cells$rna, groups), c(pairs$A, draws$null$A) - 1L,
+        c(pairs$B, draws$null$B) - 1L, scaleTo, log2Norm, threads))
     dim(res$cor) <- NULL
-    .p2g_table(pairs, res, peaks, genes, nrow(groups),
-               .p2g_knn_list(groups, rownames(emb)))
+    np <- nrow(pairs)
+    null_cor <- res$cor[-seq_len(np)]
+    res$cor <- res$cor[seq_len(np)]
+    out <- .p2g_table(pairs, res, peaks, genes, nrow(groups),
+                      .p2g_knn_list(groups, rownames(emb)))
+    if (addEmpiricalPval) out <- .p2g_empirical(out, null_cor)
+    out
+}
+
+# ArchR's .getNullCorrelations pairs: per chromosome of the candidate
+# pairs (in pair order), up to n random peaks on other chromosomes against
+# every gene paired on that chromosome.
+.p2g_null_pairs <- function(pairs, peaks, n = 1000L) {
+    seq_a <- as.character(GenomicRanges::seqnames(peaks))
+    pair_chr <- seq_a[pairs$A]
+    out <- lapply(unique(pair_chr), function(chr) {
+        id <- which(seq_a != chr)
+        trans <- if (length(id) > n) sample(id, n) else id
+        grid <- expand.grid(A = trans, B = unique(pairs$B[pair_chr == chr]))
+        data.frame(A = grid$A, B = grid$B)
+    })
+    do.call(rbind, out)
+}
+
+# EmpPval: two-sided normal p of the correlation against the null
+# correlations' mean and sd (ArchR 1.0.3); EmpFDR by BH.
+.p2g_empirical <- function(out, null_cor) {
+    null_cor <- null_cor[!is.na(null_cor)]
+    z <- (out$Correlation - mean(null_cor)) / stats::sd(null_cor)
+    out$EmpPval <- 2 * stats::pnorm(-abs(z))
+    out$EmpFDR <- stats::p.adjust(out$EmpPval, method = "fdr")
+    out
 }
 
 .check_p2g_numbers <- function(k, knnIteration, overlapCutoff, maxDist,
@@ -114,17 +154,19 @@ peakToGeneLinks <- function(atac, rna, embedding, k = 100,
     expr
 }
 
-# Metacells as a G x k integer matrix of embedding rows (1-based), ArchR's
-# sample -> kNN -> determineOverlapCpp sequence.
-.p2g_metacells <- function(emb, k, knnIteration, overlapCutoff, seed,
-                           threads) {
-    n <- nrow(emb)
+# ArchR's seed cells: sample(seq_len(n), knnIteration, replace = n <
+# knnIteration), drawn from the caller's (or the seeded) R stream.
+.p2g_sample <- function(n, k, knnIteration) {
     if (n < k) {
         .abort("There are fewer cells (", n, ") than k = ", k,
                "; lower k to at most ", n, " (ArchR uses k = 100).")
     }
-    idx <- .with_r_seed(seed, sample(seq_len(n), knnIteration,
-                                     replace = n < knnIteration))
+    sample(seq_len(n), knnIteration, replace = n < knnIteration)
+}
+
+# Metacells as a G x k integer matrix of embedding rows (1-based): kNN of
+# the seed cells, then ArchR's determineOverlapCpp filter.
+.p2g_groups <- function(emb, idx, k, overlapCutoff, threads) {
     kn <- .core(epi_p2g_knn_groups(emb, idx - 1L, as.integer(k),
         as.integer(floor(overlapCutoff * k)), threads))
     groups <- kn$knn[kn$keep == 1L, , drop = FALSE] + 1L
@@ -375,8 +417,8 @@ coAccessibility <- function(atac, embedding, k = 100, knnIteration = 500,
     emb <- .p2g_embedding(embedding, atac)
     xa <- .p2g_assay(atac, atacAssay, "atac")
     cells <- .p2g_match_cells(emb, list(atac = xa))
-    groups <- .p2g_metacells(emb, k, knnIteration, overlapCutoff, seed,
-                             threads)
+    idx <- .with_r_seed(seed, .p2g_sample(nrow(emb), k, knnIteration))
+    groups <- .p2g_groups(emb, idx, k, overlapCutoff, threads)
     summits <- GenomicRanges::resize(peaks, 1L, fix = "center")
     o <- GenomicRanges::findOverlaps(summits, suppressWarnings(
         GenomicRanges::resize(summits, 2 * maxDist + 1, fix = "center")),

@@ -184,3 +184,40 @@ test_that("a SingleCellExperiment's reducedDim can be the embedding", {
                          k = 10, knnIteration = 60, threads = 1)
     expect_identical(a, b)
 })
+
+test_that("addEmpiricalPval follows ArchR's null-correlation procedure", {
+    ex <- p2gExampleData()
+    run <- function(emp) peakToGeneLinks(ex$atac, ex$rna, ex$embedding,
+        k = 10, knnIteration = 60, addEmpiricalPval = emp, threads = 1)
+    got <- run(TRUE)
+    plain <- run(FALSE)
+    expect_identical(got[, names(plain)], plain)
+    # ArchR: set.seed(seed); sample(seed cells); then per chromosome of the
+    # pairs sample(other-chromosome peaks, 1000) x the chromosome's genes.
+    groups <- S4Vectors::metadata(got)$KNNList
+    agg <- function(x) {
+        m <- vapply(groups, function(cl) Matrix::rowSums(x[, cl]),
+                    numeric(nrow(x)))
+        log2(t(t(m) / colSums(m)) * 1e4 + 1)
+    }
+    a <- agg(SummarizedExperiment::assay(ex$atac))
+    r <- agg(SummarizedExperiment::assay(ex$rna))
+    seqa <- as.character(GenomicRanges::seqnames(
+        SummarizedExperiment::rowRanges(ex$atac)))
+    set.seed(1)
+    invisible(sample(seq_len(nrow(ex$embedding)), 60))
+    chr_of_pair <- seqa[got$idxATAC]
+    null <- unlist(lapply(unique(chr_of_pair), function(chr) {
+        id <- which(seqa != chr)
+        trans <- if (length(id) > 1000) sample(id, 1000) else id
+        genes <- unique(got$idxRNA[chr_of_pair == chr])
+        g <- expand.grid(trans, genes)
+        suppressWarnings(mapply(function(i, j) stats::cor(a[i, ], r[j, ]),
+                                g[[1]], g[[2]]))
+    }))
+    null <- null[!is.na(null)]
+    want <- 2 * stats::pnorm(-abs((got$Correlation - mean(null)) /
+                                  stats::sd(null)))
+    expect_equal(got$EmpPval, want, tolerance = 1e-8)
+    expect_equal(got$EmpFDR, stats::p.adjust(want, "fdr"), tolerance = 1e-8)
+})
