@@ -174,5 +174,30 @@ if (dir.exists(ref_dir)) {
             set, "CoAccessibility", e2$elapsed, a2, a2 / e2$elapsed))
     }
 }
+
+# Group BigWigs on ArchR's shipped PBSmall project: ArchR getGroupBW (Arrow
+# fragments) vs groupCoverages + exportGroupBW (fragment file).
+zip <- file.path(Sys.getenv("EPIONE_SHARED", "/work/shared"), "data",
+                 "fragments", "pbsmall", "PBSmall_ArchRProject.zip")
+if (has_archr && file.exists(zip)) {
+    dir <- tempfile("pbsmall")
+    utils::unzip(zip, exdir = dir)
+    suppressPackageStartupMessages(library(ArchR))
+    ArchR::addArchRThreads(1, force = TRUE)
+    proj <- ArchR::loadArchRProject(file.path(dir, "PBSmall"),
+                                    showLogo = FALSE)
+    groups <- stats::setNames(proj$Clusters, proj$cellNames)
+    tss <- stats::setNames(proj$ReadsInTSS, proj$cellNames)
+    frag <- sub("PBSmall_ArchRProject.zip$", "PBSmall.tsv.gz", zip)
+    a <- timed(function() ArchR::getGroupBW(proj, groupBy = "Clusters",
+        normMethod = "ReadsInTSS", verbose = FALSE), 1L)
+    e <- timed(function() exportGroupBW(groupCoverages(frag, groups,
+        normMethod = "ReadsInTSS", normBy = tss, threads = threads),
+        file.path(dir, "epione_bw"), chromSizes = ArchR::getChromSizes(proj)),
+        reps)
+    cat(sprintf("%-9s %-16s epione %6.2f s  ArchR %6.2f s  ratio %6.1f\n",
+                "pbsmall", "getGroupBW", e$elapsed, a$elapsed,
+                a$elapsed / e$elapsed))
+}
 cat("answers agree:", same, "\n")
 if (isFALSE(same)) quit(status = 1)

@@ -96,3 +96,32 @@ test_that("bad coverage inputs are classed errors that name the fix", {
     expect_error(groupCoverages(noidx, ex$clusters),
                  class = "epione_error_format", regexp = "tabix -p bed")
 })
+
+test_that("groupCoverages + exportGroupBW match ArchR's getGroupBW on PBSmall", {
+    skip_if_not(has_shared(), "shared PBSmall fragments absent")
+    skip_if_not_installed("rtracklayer")
+    fix <- function(f) utils::read.delim(gzfile(test_path("fixtures", f)),
+                                         stringsAsFactors = FALSE)
+    cells <- fix("archr_groupbw_pbsmall_cells.tsv.gz")
+    want <- fix("archr_groupbw_pbsmall_chr11_3Mb.tsv.gz")
+    frag <- shared_path("data", "fragments", "pbsmall", "PBSmall.tsv.gz")
+    cov <- groupCoverages(frag, stats::setNames(cells$Clusters,
+        cells$cellNames), normMethod = "ReadsInTSS",
+        normBy = stats::setNames(cells$ReadsInTSS, cells$cellNames),
+        threads = 2)
+    # expand ArchR's merged BigWig runs to 100-bp tiles
+    n <- (want$end - want$start + 1) / 100
+    w <- data.frame(group = rep(want$group, n), start = unlist(mapply(
+        function(s, k) s + 100 * (seq_len(k) - 1), want$start, n)),
+        score = rep(want$score, n))
+    got <- do.call(rbind, lapply(names(cov), function(g) {
+        gr <- cov[[g]][as.character(GenomicRanges::seqnames(cov[[g]])) ==
+                       "chr11" & GenomicRanges::start(cov[[g]]) < 3e6]
+        data.frame(group = g, start = GenomicRanges::start(gr),
+                   score = gr$score)
+    }))
+    key <- function(d) paste(d$group, d$start)
+    expect_setequal(key(got), key(w))
+    m <- match(key(w), key(got))
+    expect_equal(got$score[m], w$score, tolerance = 1e-6)  # float32 BigWig
+})
