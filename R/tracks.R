@@ -141,7 +141,8 @@ setMethod("plotBrowserTrack", "GRangesList", function(ArchRProj,
         p <- tracks[[i]] + ggplot2::scale_x_continuous(limits = xlim,
             expand = c(0, 0), labels = function(x) format(x, big.mark = ",",
                                                           scientific = FALSE))
-        if (i < n) p <- p + ggplot2::theme(axis.text.x = ggplot2::element_blank(),
+        if (i < n) p <- p + ggplot2::theme(
+            axis.text.x = ggplot2::element_blank(),
             axis.ticks.x = ggplot2::element_blank(),
             axis.title.x = ggplot2::element_blank())
         else p <- p + ggplot2::xlab(as.character(

@@ -168,10 +168,11 @@ if (dir.exists(ref_dir)) {
             knnIteration = it, threads = threads), reps)
         a1 <- archr_s(paste0(set, ".addPeak2GeneLinks(GeneExpressionMatrix"))
         a2 <- archr_s(paste0(set, ".addCoAccessibility"))
-        cat(sprintf("%-9s %-16s epione %6.2f s  ArchR (recorded) %6.2f s  ratio %6.1f\n",
-            set, "Peak2GeneLinks", e1$elapsed, a1, a1 / e1$elapsed))
-        cat(sprintf("%-9s %-16s epione %6.2f s  ArchR (recorded) %6.2f s  ratio %6.1f\n",
-            set, "CoAccessibility", e2$elapsed, a2, a2 / e2$elapsed))
+        row <- "%-9s %-16s epione %6.2f s  ArchR (recorded) %6.2f s  ratio %6.1f\n"
+        cat(sprintf(row, set, "Peak2GeneLinks", e1$elapsed, a1,
+                    a1 / e1$elapsed))
+        cat(sprintf(row, set, "CoAccessibility", e2$elapsed, a2,
+                    a2 / e2$elapsed))
     }
 }
 
@@ -182,6 +183,7 @@ zip <- file.path(Sys.getenv("EPIONE_SHARED", "/work/shared"), "data",
 if (has_archr && file.exists(zip)) {
     dir <- tempfile("pbsmall")
     utils::unzip(zip, exdir = dir)
+    old_wd <- setwd(dir)   # ArchR writes ArchRLogs/ into the working dir
     suppressPackageStartupMessages(library(ArchR))
     ArchR::addArchRThreads(1, force = TRUE)
     proj <- ArchR::loadArchRProject(file.path(dir, "PBSmall"),
@@ -195,6 +197,7 @@ if (has_archr && file.exists(zip)) {
         normMethod = "ReadsInTSS", normBy = tss, threads = threads),
         file.path(dir, "epione_bw"), chromSizes = ArchR::getChromSizes(proj)),
         reps)
+    setwd(old_wd)
     cat(sprintf("%-9s %-16s epione %6.2f s  ArchR %6.2f s  ratio %6.1f\n",
                 "pbsmall", "getGroupBW", e$elapsed, a$elapsed,
                 a$elapsed / e$elapsed))

@@ -97,7 +97,7 @@ test_that("bad coverage inputs are classed errors that name the fix", {
                  class = "epione_error_format", regexp = "tabix -p bed")
 })
 
-test_that("groupCoverages + exportGroupBW match ArchR's getGroupBW on PBSmall", {
+test_that("groupCoverages matches ArchR's getGroupBW BigWigs on PBSmall", {
     skip_if_not(has_shared(), "shared PBSmall fragments absent")
     skip_if_not_installed("rtracklayer")
     fix <- function(f) utils::read.delim(gzfile(test_path("fixtures", f)),
