@@ -107,7 +107,7 @@ groupCoverages <- function(fragments, groups, tileSize = 100, ceiling = 4,
 }
 
 .cov_regions <- function(fragments, region) {
-    if (is.null(region)) return(.core(epi_coverage_seqnames(fragments)))
+    if (is.null(region)) return(.core(epi_info_tabix_seqnames(fragments)))
     if (methods::is(region, "GRanges")) {
         region <- paste0(GenomicRanges::seqnames(region), ":",
                          GenomicRanges::start(region), "-",

@@ -11,16 +11,6 @@ Rcpp::Rostream<true>&  Rcpp::Rcout = Rcpp::Rcpp_cout_get();
 Rcpp::Rostream<false>& Rcpp::Rcerr = Rcpp::Rcpp_cerr_get();
 #endif
 
-// epi_coverage_seqnames
-Rcpp::CharacterVector epi_coverage_seqnames(std::string path);
-RcppExport SEXP _epione_epi_coverage_seqnames(SEXP pathSEXP) {
-BEGIN_RCPP
-    Rcpp::RObject rcpp_result_gen;
-    Rcpp::traits::input_parameter< std::string >::type path(pathSEXP);
-    rcpp_result_gen = Rcpp::wrap(epi_coverage_seqnames(path));
-    return rcpp_result_gen;
-END_RCPP
-}
 // epi_coverage_groups
 Rcpp::List epi_coverage_groups(std::string path, std::vector<std::string> regions, std::vector<std::string> barcodes, Rcpp::IntegerVector cell_group, int tile_size, int ceiling, int threads);
 RcppExport SEXP _epione_epi_coverage_groups(SEXP pathSEXP, SEXP regionsSEXP, SEXP barcodesSEXP, SEXP cell_groupSEXP, SEXP tile_sizeSEXP, SEXP ceilingSEXP, SEXP threadsSEXP) {
@@ -227,7 +217,6 @@ END_RCPP
 }
 
 static const R_CallMethodDef CallEntries[] = {
-    {"_epione_epi_coverage_seqnames", (DL_FUNC) &_epione_epi_coverage_seqnames, 1},
     {"_epione_epi_coverage_groups", (DL_FUNC) &_epione_epi_coverage_groups, 7},
     {"_epione_epi_info_htslib_version", (DL_FUNC) &_epione_epi_info_htslib_version, 0},
     {"_epione_epi_info_tabix_seqnames", (DL_FUNC) &_epione_epi_info_tabix_seqnames, 1},

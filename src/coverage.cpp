@@ -2,13 +2,6 @@
 #include "glue.h"
 #include <epione/coverage.hpp>
 
-// Sequence names in a fragment file's tabix index.
-// [[Rcpp::export(rng = false)]]
-Rcpp::CharacterVector epi_coverage_seqnames(std::string path) {
-    epione::coverage::TabixFile tf(path);
-    return Rcpp::wrap(tf.seqnames());
-}
-
 // Group coverage over `regions` (one task each). cell_group: 0-based group
 // of each barcode. Returns the nonzero (region, group, tile) rows with
 // their capped insertion counts, and the fragments read per barcode.
