@@ -1,0 +1,223 @@
+# Peak-to-gene links and co-accessibility against ArchR 1.0.3 outputs in
+# ../shared/data/ref/archr (multiome and PBSmall), plus bad input.
+
+archr_ref <- function(...) shared_path("data", "ref", "archr", ...)
+read_ref <- function(set, f) {
+    utils::read.delim(gzfile(archr_ref(set, f)), stringsAsFactors = FALSE)
+}
+mtx <- function(set, stem, rows_name = NULL) {
+    m <- methods::as(Matrix::readMM(gzfile(archr_ref(set,
+        paste0(stem, ".mtx.gz")))), "CsparseMatrix")
+    colnames(m) <- read_ref(set, paste0(stem, "_cols.tsv.gz"))$cellNames
+    m
+}
+# ArchR's getReducedDims(scaleDims = TRUE): z-score each cell's coordinates.
+scaled_lsi <- function(set) {
+    lsi <- read_ref(set, "lsi_matSVD.tsv.gz")
+    emb <- as.matrix(lsi[, -1])
+    rownames(emb) <- lsi$cellNames
+    (emb - rowMeans(emb)) / matrixStats_rowSds(emb)
+}
+matrixStats_rowSds <- function(m) apply(m, 1L, stats::sd)
+archr_inputs <- function(set) {
+    pr <- read_ref(set, "peak_matrix_rows.tsv.gz")
+    gr <- read_ref(set, "gene_expression_matrix_rows.tsv.gz")
+    gm <- mtx(set, "gene_expression_matrix")
+    rownames(gm) <- gr$name
+    list(atac = SummarizedExperiment::SummarizedExperiment(
+             list(counts = mtx(set, "peak_matrix")),
+             rowRanges = GenomicRanges::GRanges(pr$seqnames,
+                 IRanges::IRanges(pr$start, pr$end))),
+         rna = SummarizedExperiment::SummarizedExperiment(list(x = gm),
+             rowRanges = GenomicRanges::GRanges(gr$seqnames,
+                 IRanges::IRanges(gr$start, gr$end))),
+         emb = scaled_lsi(set))
+}
+expect_same_groups <- function(links, set) {
+    kg <- read_ref(set, "p2g_GEX_knn_groups.tsv.gz")
+    want <- split(kg$cellNames, kg$group)
+    got <- S4Vectors::metadata(links)$KNNList
+    expect_length(got, length(want))
+    expect_true(all(mapply(setequal, got, want)))
+}
+expect_p2g_equal <- function(got, want) {
+    expect_identical(got$idxATAC, want$idxATAC)
+    expect_identical(got$idxRNA, want$idxRNA)
+    for (v in c("Correlation", "FDR", "VarQATAC", "VarQRNA")) {
+        expect_identical(is.na(got[[v]]), is.na(want[[v]]), label = v)
+        expect_equal(got[[v]], want[[v]], tolerance = 1e-10, label = v)
+    }
+}
+
+test_that("peakToGeneLinks reproduces ArchR on the multiome set", {
+    skip_if_not(has_shared(), "shared ArchR reference absent")
+    d <- archr_inputs("multiome")
+    run <- function(t) peakToGeneLinks(d$atac, d$rna, d$emb, k = 30,
+                                       knnIteration = 500, threads = t)
+    got <- run(1L)
+    expect_same_groups(got, "multiome")
+    want <- read_ref("multiome", "p2g_GEX_full.tsv.gz")
+    expect_p2g_equal(got, want)
+    expect_identical(got$gene, want$gene_name)
+    expect_identical(got$peakStart, want$peak_start)
+    expect_identical(run(2L), got)
+})
+
+test_that("peakToGeneLinks and getPeak2GeneLinks reproduce ArchR on PBSmall", {
+    skip_if_not(has_shared(), "shared ArchR reference absent")
+    d <- archr_inputs("pbsmall")
+    got <- peakToGeneLinks(d$atac, d$rna, d$emb, k = 15, knnIteration = 200,
+                           threads = 2)
+    expect_same_groups(got, "pbsmall")
+    expect_p2g_equal(got, read_ref("pbsmall", "p2g_GEX_full.tsv.gz"))
+    want <- read_ref("pbsmall", "p2g_GEX_getPeak2GeneLinks_defaults.tsv.gz")
+    expect_p2g_equal(getPeak2GeneLinks(got, returnLoops = FALSE), want)
+    neg <- getPeak2GeneLinks(got, corCutOff = -1, FDRCutOff = 1,
+                             returnLoops = FALSE)
+    expect_equal(nrow(neg), 0L)   # ArchR quirk: negative cut-off means <=
+    loops <- getPeak2GeneLinks(got)$Peak2GeneLinks
+    expect_s4_class(loops, "GRanges")
+    expect_true(all(loops$value >= 0.45 & loops$FDR <= 1e-4))
+})
+
+test_that("coAccessibility reproduces ArchR on PBSmall", {
+    skip_if_not(has_shared(), "shared ArchR reference absent")
+    d <- archr_inputs("pbsmall")
+    coa <- coAccessibility(d$atac, d$emb, k = 15, knnIteration = 200,
+                           threads = 2)
+    expect_equal(nrow(coa), 44482L)   # NOTES.md section 11
+    got <- getCoAccessibility(coa, corCutOff = 0.5, returnLoops = FALSE)
+    want <- read_ref("pbsmall",
+                     "coaccessibility_getCoAccessibility_cor0.5.tsv.gz")
+    expect_identical(got$queryHits, want$queryHits)
+    expect_identical(got$subjectHits, want$subjectHits)
+    for (v in c("correlation", "Variability1", "Variability2", "Pval", "FDR",
+                "VarQuantile1", "VarQuantile2")) {
+        expect_equal(got[[v]], want[[v]], tolerance = 1e-10, label = v)
+    }
+    # |r| = 1 (duplicated peaks) makes TStat 1 / sqrt(rounding noise).
+    fin <- abs(want$correlation) < 1 - 1e-9
+    expect_equal(got$TStat[fin], want$TStat[fin], tolerance = 1e-8)
+    loops <- getCoAccessibility(coa)$CoAccessibility
+    expect_true(all(loops$value >= 0.5))
+})
+
+test_that("correlations equal a plain R computation on the metacells", {
+    ex <- p2gExampleData()
+    links <- peakToGeneLinks(ex$atac, ex$rna, ex$embedding, k = 10,
+                             knnIteration = 60, threads = 1)
+    groups <- S4Vectors::metadata(links)$KNNList
+    agg <- function(x) {
+        m <- vapply(groups, function(cells)
+            Matrix::rowSums(x[, cells, drop = FALSE]), numeric(nrow(x)))
+        log2(t(t(m) / colSums(m)) * 1e4 + 1)
+    }
+    a <- agg(SummarizedExperiment::assay(ex$atac))
+    r <- agg(SummarizedExperiment::assay(ex$rna))
+    i <- seq(1, nrow(links), length.out = 50)
+    want <- mapply(function(p, g) suppressWarnings(stats::cor(a[p, ], r[g, ])),
+                   links$idxATAC[i], links$idxRNA[i])
+    expect_equal(links$Correlation[i], want, tolerance = 1e-12)
+    n <- length(groups)
+    tt <- want / sqrt((1 - want^2) / (n - 2))
+    expect_true(all(links$distance <= 250000))
+    ok <- !is.na(want)
+    expect_true(all(links$FDR[i][ok] >= (2 * stats::pt(-abs(tt), n - 2))[ok]
+                    - 1e-15))
+})
+
+test_that("the caller's random number stream is left untouched", {
+    ex <- p2gExampleData()
+    set.seed(42)
+    a <- stats::runif(1)
+    set.seed(42)
+    invisible(peakToGeneLinks(ex$atac, ex$rna, ex$embedding, k = 10,
+                              knnIteration = 60, threads = 1))
+    expect_identical(stats::runif(1), a)
+})
+
+test_that("bad inputs are classed errors that name the fix", {
+    ex <- p2gExampleData()
+    p2g <- function(atac = ex$atac, rna = ex$rna, emb = ex$embedding, ...)
+        peakToGeneLinks(atac, rna, emb, k = 10, knnIteration = 60,
+                        threads = 1, ...)
+    no_tss <- SummarizedExperiment::SummarizedExperiment(
+        list(x = SummarizedExperiment::assay(ex$rna)))
+    expect_error(p2g(rna = no_tss), class = "epione_error_input",
+                 regexp = "rowRanges\\(rna\\)")
+    far <- ex$rna
+    SummarizedExperiment::rowRanges(far) <- GenomicRanges::GRanges("chrUn",
+        IRanges::IRanges(seq_len(nrow(far)) * 10, width = 1))
+    expect_error(p2g(rna = far), class = "epione_error_input",
+                 regexp = "seqlevelsStyle|raise maxDist")
+    rna2 <- ex$rna
+    colnames(rna2) <- paste0("x", colnames(rna2))
+    expect_error(p2g(rna = rna2), class = "epione_error_input",
+                 regexp = "intersect\\(colnames")
+    expect_error(p2g(emb = ex$embedding[1:5, ]), class = "epione_error_input",
+                 regexp = "lower k")
+    emb <- ex$embedding
+    emb[3, 2] <- NA
+    expect_error(p2g(emb = emb), class = "epione_error_input",
+                 regexp = "drop those cells")
+    expect_error(p2g(atac = SummarizedExperiment::assay(ex$atac)),
+                 class = "epione_error_input", regexp = "SummarizedExperiment")
+    expect_error(peakToGeneLinks(ex$atac, ex$rna, ex$embedding, threads = 0),
+                 class = "epione_error_input", regexp = "threads = 1")
+    dup <- ex$embedding
+    rownames(dup)[2] <- rownames(dup)[1]
+    expect_error(p2g(emb = dup), class = "epione_error_input",
+                 regexp = "one row")
+    expect_error(coAccessibility(ex$atac, emb, k = 10, threads = 1),
+                 class = "epione_error_input", regexp = "NA")
+})
+
+test_that("a SingleCellExperiment's reducedDim can be the embedding", {
+    skip_if_not_installed("SingleCellExperiment")
+    ex <- p2gExampleData()
+    sce <- methods::as(ex$atac, "SingleCellExperiment")
+    SingleCellExperiment::reducedDim(sce, "IterativeLSI") <-
+        ex$embedding[colnames(sce), ]
+    a <- peakToGeneLinks(sce, ex$rna, "IterativeLSI", k = 10,
+                         knnIteration = 60, threads = 1)
+    b <- peakToGeneLinks(ex$atac, ex$rna, ex$embedding[colnames(sce), ],
+                         k = 10, knnIteration = 60, threads = 1)
+    expect_identical(a, b)
+})
+
+test_that("addEmpiricalPval follows ArchR's null-correlation procedure", {
+    ex <- p2gExampleData()
+    run <- function(emp) peakToGeneLinks(ex$atac, ex$rna, ex$embedding,
+        k = 10, knnIteration = 60, addEmpiricalPval = emp, threads = 1)
+    got <- run(TRUE)
+    plain <- run(FALSE)
+    expect_identical(got[, names(plain)], plain)
+    # ArchR: set.seed(seed); sample(seed cells); then per chromosome of the
+    # pairs sample(other-chromosome peaks, 1000) x the chromosome's genes.
+    groups <- S4Vectors::metadata(got)$KNNList
+    agg <- function(x) {
+        m <- vapply(groups, function(cl) Matrix::rowSums(x[, cl]),
+                    numeric(nrow(x)))
+        log2(t(t(m) / colSums(m)) * 1e4 + 1)
+    }
+    a <- agg(SummarizedExperiment::assay(ex$atac))
+    r <- agg(SummarizedExperiment::assay(ex$rna))
+    seqa <- as.character(GenomicRanges::seqnames(
+        SummarizedExperiment::rowRanges(ex$atac)))
+    set.seed(1)
+    invisible(sample(seq_len(nrow(ex$embedding)), 60))
+    chr_of_pair <- seqa[got$idxATAC]
+    null <- unlist(lapply(unique(chr_of_pair), function(chr) {
+        id <- which(seqa != chr)
+        trans <- if (length(id) > 1000) sample(id, 1000) else id
+        genes <- unique(got$idxRNA[chr_of_pair == chr])
+        g <- expand.grid(trans, genes)
+        suppressWarnings(mapply(function(i, j) stats::cor(a[i, ], r[j, ]),
+                                g[[1]], g[[2]]))
+    }))
+    null <- null[!is.na(null)]
+    want <- 2 * stats::pnorm(-abs((got$Correlation - mean(null)) /
+                                  stats::sd(null)))
+    expect_equal(got$EmpPval, want, tolerance = 1e-8)
+    expect_equal(got$EmpFDR, stats::p.adjust(want, "fdr"), tolerance = 1e-8)
+})
