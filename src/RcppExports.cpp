@@ -11,6 +11,37 @@ Rcpp::Rostream<true>&  Rcpp::Rcout = Rcpp::Rcpp_cout_get();
 Rcpp::Rostream<false>& Rcpp::Rcerr = Rcpp::Rcpp_cerr_get();
 #endif
 
+// epi_annotation_nearest
+Rcpp::List epi_annotation_nearest(Rcpp::IntegerVector qchr, Rcpp::IntegerVector qpos, Rcpp::IntegerVector schr, Rcpp::IntegerVector spos, int n_chr, int threads);
+RcppExport SEXP _epione_epi_annotation_nearest(SEXP qchrSEXP, SEXP qposSEXP, SEXP schrSEXP, SEXP sposSEXP, SEXP n_chrSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type qchr(qchrSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type qpos(qposSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type schr(schrSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type spos(sposSEXP);
+    Rcpp::traits::input_parameter< int >::type n_chr(n_chrSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_annotation_nearest(qchr, qpos, schr, spos, n_chr, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_annotation_within
+Rcpp::LogicalVector epi_annotation_within(Rcpp::IntegerVector qchr, Rcpp::IntegerVector qpos, Rcpp::IntegerVector ichr, Rcpp::IntegerVector istart, Rcpp::IntegerVector iend, int n_chr, int threads);
+RcppExport SEXP _epione_epi_annotation_within(SEXP qchrSEXP, SEXP qposSEXP, SEXP ichrSEXP, SEXP istartSEXP, SEXP iendSEXP, SEXP n_chrSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type qchr(qchrSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type qpos(qposSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type ichr(ichrSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type istart(istartSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type iend(iendSEXP);
+    Rcpp::traits::input_parameter< int >::type n_chr(n_chrSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_annotation_within(qchr, qpos, ichr, istart, iend, n_chr, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
 // epi_info_htslib_version
 std::string epi_info_htslib_version();
 RcppExport SEXP _epione_epi_info_htslib_version() {
@@ -155,6 +186,8 @@ END_RCPP
 }
 
 static const R_CallMethodDef CallEntries[] = {
+    {"_epione_epi_annotation_nearest", (DL_FUNC) &_epione_epi_annotation_nearest, 6},
+    {"_epione_epi_annotation_within", (DL_FUNC) &_epione_epi_annotation_within, 7},
     {"_epione_epi_info_htslib_version", (DL_FUNC) &_epione_epi_info_htslib_version, 0},
     {"_epione_epi_info_tabix_seqnames", (DL_FUNC) &_epione_epi_info_tabix_seqnames, 1},
     {"_epione_epi_info_hdf5_roundtrip", (DL_FUNC) &_epione_epi_info_hdf5_roundtrip, 2},
