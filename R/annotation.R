@@ -162,13 +162,15 @@ setMethod("annotatePeaks", "RangedSummarizedExperiment",
     }
     m <- S4Vectors::mcols(peaks)
     m$distToGeneStart <- ng$distance
-    m$nearestGene <- g$symbol[ng$hit]
-    if (!is.null(g$gene_id)) m$nearestGeneId <- as.character(g$gene_id)[ng$hit]
+    m$nearestGene <- unname(as.character(g$symbol))[ng$hit]
+    if (!is.null(g$gene_id)) m$nearestGeneId <-
+        unname(as.character(g$gene_id))[ng$hit]
     m$peakType <- .archr_peak_type(g, anno$exons, region, inside)
     m$distToTSS <- .signed_distance(anno$TSS, nt, pts)
     tssName <- if (!is.null(anno$TSS$symbol)) anno$TSS$symbol else
         anno$TSS$tx_name
-    if (!is.null(tssName)) m$nearestTSS <- as.character(tssName)[nt$hit]
+    if (!is.null(tssName))
+        m$nearestTSS <- unname(as.character(tssName))[nt$hit]
     m$type <- .fine_type(m$distToTSS, anno, promoter, proximal, inside)
     S4Vectors::mcols(peaks) <- m
     peaks
