@@ -274,3 +274,91 @@ setMethod("annotatePeaks", "RangedSummarizedExperiment",
 #' @importClassesFrom GenomicRanges GRanges
 #' @importClassesFrom SummarizedExperiment RangedSummarizedExperiment
 NULL
+
+#' DNA sequences of peaks
+#'
+#' @description Reads each peak's reference sequence (reverse-complemented
+#' for `-` strand peaks), optionally re-centred to a fixed `width` around the
+#' peak centre as the bulk ATAC tutorial does (`seqlen = 200`). Sequences are
+#' read through Biostrings/Rsamtools (`getSeq()`); an HTSlib faidx reader in
+#' the C++ core may replace this later.
+#'
+#' @param peaks A `GRanges` or a `RangedSummarizedExperiment` (its
+#'   `rowRanges`).
+#' @param genome A `BSgenome`, an `Rsamtools::FaFile`, the path of an
+#'   indexed FASTA file (`.fai` beside it; plain or bgzip), or a named
+#'   `DNAStringSet` of chromosomes.
+#' @param width `NULL` (the peaks as given) or one whole number: every peak
+#'   is resized to `width` bp about its centre
+#'   (`GenomicRanges::resize(peaks, width, fix = "center")`).
+#' @return A `DNAStringSet`, one sequence per peak in input order, named
+#'   `chr:start-end` (1-based, after resizing).
+#' @seealso [annotatePeaks()], `motifmatchr::matchMotifs()`
+#' @examples
+#' chrom <- Biostrings::DNAStringSet(c(chrT = "ACGTACGTTTGGCCAAACGT"))
+#' peaks <- GenomicRanges::GRanges("chrT", IRanges::IRanges(c(3, 10), width = 6),
+#'     strand = c("+", "-"))
+#' getPeakSequences(peaks, chrom)
+#' getPeakSequences(peaks, chrom, width = 4)
+#' @export
+getPeakSequences <- function(peaks, genome, width = NULL) {
+    if (methods::is(peaks, "RangedSummarizedExperiment"))
+        peaks <- SummarizedExperiment::rowRanges(peaks)
+    if (!methods::is(peaks, "GRanges"))
+        .abort("'peaks' must be a GRanges or RangedSummarizedExperiment.")
+    if (!is.null(width)) {
+        .check_number(width, "width", min = 1, whole = TRUE)
+        peaks <- GenomicRanges::resize(peaks, as.integer(width),
+                                       fix = "center")
+    }
+    src <- .as_genome(genome)
+    len <- src$lengths
+    chr <- as.character(GenomicRanges::seqnames(peaks))
+    bad <- is.na(len[chr]) | BiocGenerics::start(peaks) < 1L |
+        BiocGenerics::end(peaks) > len[chr]
+    if (any(bad)) {
+        k <- which(bad)[1L]
+        .abort(sum(bad), " peak(s) are outside the genome, e.g. #", k, " ",
+               chr[k], ":", BiocGenerics::start(peaks)[k], "-",
+               BiocGenerics::end(peaks)[k], " (", chr[k], " length ",
+               len[chr[k]], "); trim() them or check the genome build.")
+    }
+    minus <- as.character(BiocGenerics::strand(peaks)) == "-"
+    plain <- peaks
+    BiocGenerics::strand(plain) <- "*"
+    seqs <- src$get(plain)
+    if (any(minus))
+        seqs[minus] <- Biostrings::reverseComplement(seqs[minus])
+    names(seqs) <- paste0(chr, ":", BiocGenerics::start(peaks), "-",
+                          BiocGenerics::end(peaks))
+    seqs
+}
+
+# A genome as chromosome lengths plus a reader of unstranded ranges.
+.as_genome <- function(genome) {
+    if (is.character(genome)) {
+        .check_file(genome, "genome")
+        if (!file.exists(paste0(genome, ".fai"))) {
+            .abort("FASTA '", genome, "' has no index; create it with ",
+                   "Rsamtools::indexFa() (or samtools faidx).", kind = "file")
+        }
+        genome <- Rsamtools::FaFile(genome)
+    }
+    if (methods::is(genome, "DNAStringSet")) {
+        return(list(lengths = stats::setNames(BiocGenerics::width(genome),
+                                              names(genome)),
+            get = function(gr) {
+                chr <- as.character(GenomicRanges::seqnames(gr))
+                IRanges::narrow(genome[chr],
+                    BiocGenerics::start(gr), BiocGenerics::end(gr))
+            }))
+    }
+    if (methods::is(genome, "FaFile") || methods::is(genome, "BSgenome")) {
+        si <- GenomeInfoDb::seqinfo(genome)
+        return(list(lengths = stats::setNames(GenomeInfoDb::seqlengths(si),
+                                              GenomeInfoDb::seqnames(si)),
+            get = function(gr) unname(Biostrings::getSeq(genome, gr))))
+    }
+    .abort("'genome' must be a BSgenome, Rsamtools::FaFile, indexed FASTA ",
+           "path or named DNAStringSet, not ", class(genome)[1L], ".")
+}

@@ -135,3 +135,37 @@ test_that("bad input gives classed errors that name the fix", {
     expect_true(is.na(out$distToTSS[2]) && is.na(out$nearestGene[2]))
     expect_identical(out$type[2], "distal-intergenic")
 })
+
+test_that("getPeakSequences returns the real hg19 peak sequences", {
+    skip_if_not(has_shared(), "shared data absent")
+    dir <- shared_path("data", "sequences", "human_hg19_chr11")
+    seg <- Biostrings::readDNAStringSet(file.path(dir,
+                                                  "hg19_chr11_segments.fa.gz"))
+    want <- Biostrings::readDNAStringSet(file.path(dir,
+        "hg19_chr11_accessible_peaks.fa.gz"))
+    tab <- utils::read.delim(file.path(dir, "hg19_chr11_accessible_peaks.tsv"))
+    # genome = the second segment, renamed; coordinates shifted into it
+    genome <- Biostrings::DNAStringSet(list(seg2 = seg[[2]]))
+    off <- 113930315L - 1L
+    peaks <- GenomicRanges::GRanges("seg2", IRanges::IRanges(
+        tab$start0 + 1L - off, tab$end - off))
+    got <- getPeakSequences(peaks, genome)
+    expect_identical(unname(as.character(got)), unname(as.character(want)))
+    fa <- withr::local_tempfile(fileext = ".fa")
+    Biostrings::writeXStringSet(genome, fa)
+    Rsamtools::indexFa(fa)
+    expect_identical(as.character(getPeakSequences(peaks, fa)),
+                     as.character(got))
+    BiocGenerics::strand(peaks) <- "-"
+    rc <- getPeakSequences(peaks, Rsamtools::FaFile(fa), width = 200)
+    mid <- GenomicRanges::resize(peaks, 200, fix = "center")
+    expect_identical(unname(as.character(rc)), as.character(
+        Biostrings::reverseComplement(Biostrings::DNAStringSet(
+            substring(as.character(genome[[1]]), BiocGenerics::start(mid),
+                      BiocGenerics::end(mid))))))
+    expect_error(getPeakSequences(GenomicRanges::GRanges("seg2",
+        IRanges::IRanges(191000, width = 500)), genome),
+        class = "epione_error_input", regexp = "trim")
+    expect_error(getPeakSequences(peaks, tempfile()),
+                 class = "epione_error_file")
+})
