@@ -9,6 +9,18 @@ epi_annotation_within <- function(qchr, qpos, ichr, istart, iend, n_chr, threads
     .Call(`_epione_epi_annotation_within`, qchr, qpos, ichr, istart, iend, n_chr, threads)
 }
 
+epi_footprints_count <- function(path, chrom, seq, fp_start, minus, motif, n_motifs, barcodes, groups, all_group, n_groups, flank, k) {
+    .Call(`_epione_epi_footprints_count`, path, chrom, seq, fp_start, minus, motif, n_motifs, barcodes, groups, all_group, n_groups, flank, k)
+}
+
+epi_footprints_kmers <- function(seq, k) {
+    .Call(`_epione_epi_footprints_kmers`, seq, k)
+}
+
+epi_footprints_bias <- function(seq, kmer_start, minus, motif, n_motifs, oe, flank, k) {
+    .Call(`_epione_epi_footprints_bias`, seq, kmer_start, minus, motif, n_motifs, oe, flank, k)
+}
+
 epi_info_htslib_version <- function() {
     .Call(`_epione_epi_info_htslib_version`)
 }

@@ -42,6 +42,56 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// epi_footprints_count
+Rcpp::List epi_footprints_count(std::string path, std::string chrom, Rcpp::CharacterVector seq, Rcpp::IntegerVector fp_start, Rcpp::IntegerVector minus, Rcpp::IntegerVector motif, int n_motifs, Rcpp::CharacterVector barcodes, Rcpp::IntegerVector groups, int all_group, int n_groups, int flank, int k);
+RcppExport SEXP _epione_epi_footprints_count(SEXP pathSEXP, SEXP chromSEXP, SEXP seqSEXP, SEXP fp_startSEXP, SEXP minusSEXP, SEXP motifSEXP, SEXP n_motifsSEXP, SEXP barcodesSEXP, SEXP groupsSEXP, SEXP all_groupSEXP, SEXP n_groupsSEXP, SEXP flankSEXP, SEXP kSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< std::string >::type path(pathSEXP);
+    Rcpp::traits::input_parameter< std::string >::type chrom(chromSEXP);
+    Rcpp::traits::input_parameter< Rcpp::CharacterVector >::type seq(seqSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type fp_start(fp_startSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type minus(minusSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type motif(motifSEXP);
+    Rcpp::traits::input_parameter< int >::type n_motifs(n_motifsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::CharacterVector >::type barcodes(barcodesSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type groups(groupsSEXP);
+    Rcpp::traits::input_parameter< int >::type all_group(all_groupSEXP);
+    Rcpp::traits::input_parameter< int >::type n_groups(n_groupsSEXP);
+    Rcpp::traits::input_parameter< int >::type flank(flankSEXP);
+    Rcpp::traits::input_parameter< int >::type k(kSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_footprints_count(path, chrom, seq, fp_start, minus, motif, n_motifs, barcodes, groups, all_group, n_groups, flank, k));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_footprints_kmers
+Rcpp::NumericVector epi_footprints_kmers(Rcpp::CharacterVector seq, int k);
+RcppExport SEXP _epione_epi_footprints_kmers(SEXP seqSEXP, SEXP kSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::CharacterVector >::type seq(seqSEXP);
+    Rcpp::traits::input_parameter< int >::type k(kSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_footprints_kmers(seq, k));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_footprints_bias
+Rcpp::NumericVector epi_footprints_bias(Rcpp::CharacterVector seq, Rcpp::IntegerVector kmer_start, Rcpp::IntegerVector minus, Rcpp::IntegerVector motif, int n_motifs, Rcpp::NumericMatrix oe, int flank, int k);
+RcppExport SEXP _epione_epi_footprints_bias(SEXP seqSEXP, SEXP kmer_startSEXP, SEXP minusSEXP, SEXP motifSEXP, SEXP n_motifsSEXP, SEXP oeSEXP, SEXP flankSEXP, SEXP kSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::CharacterVector >::type seq(seqSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type kmer_start(kmer_startSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type minus(minusSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type motif(motifSEXP);
+    Rcpp::traits::input_parameter< int >::type n_motifs(n_motifsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type oe(oeSEXP);
+    Rcpp::traits::input_parameter< int >::type flank(flankSEXP);
+    Rcpp::traits::input_parameter< int >::type k(kSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_footprints_bias(seq, kmer_start, minus, motif, n_motifs, oe, flank, k));
+    return rcpp_result_gen;
+END_RCPP
+}
 // epi_info_htslib_version
 std::string epi_info_htslib_version();
 RcppExport SEXP _epione_epi_info_htslib_version() {
@@ -188,6 +238,9 @@ END_RCPP
 static const R_CallMethodDef CallEntries[] = {
     {"_epione_epi_annotation_nearest", (DL_FUNC) &_epione_epi_annotation_nearest, 6},
     {"_epione_epi_annotation_within", (DL_FUNC) &_epione_epi_annotation_within, 7},
+    {"_epione_epi_footprints_count", (DL_FUNC) &_epione_epi_footprints_count, 13},
+    {"_epione_epi_footprints_kmers", (DL_FUNC) &_epione_epi_footprints_kmers, 2},
+    {"_epione_epi_footprints_bias", (DL_FUNC) &_epione_epi_footprints_bias, 8},
     {"_epione_epi_info_htslib_version", (DL_FUNC) &_epione_epi_info_htslib_version, 0},
     {"_epione_epi_info_tabix_seqnames", (DL_FUNC) &_epione_epi_info_tabix_seqnames, 1},
     {"_epione_epi_info_hdf5_roundtrip", (DL_FUNC) &_epione_epi_info_hdf5_roundtrip, 2},
