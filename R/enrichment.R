@@ -301,3 +301,92 @@ setMethod("peakAnnoEnrichment", "SummarizedExperiment", function(foreground,
     }
     matches
 }
+
+#' Heatmap of enrichment across groups
+#'
+#' @description ArchR's `plotEnrichHeatmap()` selection in ggplot2: per
+#' group the `n` annotations with the highest `mlog10Padj` above `cutOff`;
+#' values capped at `pMax` and scaled to 0-100 by each row's maximum (row
+#' labels show that maximum); rows ordered by the first group where they
+#' reach 90% of their maximum, then by value; groups by hierarchical
+#' clustering when `clusterCols`.
+#' @param seEnrich Result of `peakAnnoEnrichment()` on a marker SE.
+#' @param n,cutOff,pMax,clusterCols,transpose,returnMatrix As in ArchR.
+#' @return A ggplot, or the scaled matrix when `returnMatrix = TRUE`.
+#' @export
+plotEnrichHeatmap <- function(seEnrich, n = 10, cutOff = 20, pMax = Inf,
+        clusterCols = TRUE, transpose = FALSE, returnMatrix = FALSE) {
+    mat <- SummarizedExperiment::assay(seEnrich, "mlog10Padj")
+    keep <- unique(unlist(lapply(seq_len(ncol(mat)), function(j) {
+        idx <- utils::head(order(mat[, j], decreasing = TRUE), n)
+        rownames(mat)[idx[mat[idx, j] > cutOff]]
+    })))
+    if (!length(keep)) {
+        .abort("no annotation has mlog10Padj > cutOff = ", cutOff,
+               "; lower cutOff.")
+    }
+    mat <- pmin(mat[keep, , drop = FALSE], pMax)
+    mx <- apply(mat, 1L, max)
+    sc <- mat / mx * 100
+    first <- apply(sc >= 90, 1L, function(r) which(r)[1L])
+    ord <- order(first, -apply(sc, 1L, max), -rowSums(sc))
+    sc <- sc[ord, , drop = FALSE]
+    rownames(sc) <- paste0(rownames(sc), " (", round(mx[ord]), ")")
+    if (clusterCols && ncol(sc) > 2L)
+        sc <- sc[, stats::hclust(stats::dist(t(sc)))$order, drop = FALSE]
+    if (transpose) sc <- t(sc)
+    if (returnMatrix) return(sc)
+    d <- data.frame(row = factor(rep(rownames(sc), ncol(sc)),
+                                 levels = rev(rownames(sc))),
+                    col = factor(rep(colnames(sc), each = nrow(sc)),
+                                 levels = colnames(sc)),
+                    value = as.vector(sc))
+    ggplot2::ggplot(d, ggplot2::aes(.data$col, .data$row, fill = .data$value)) +
+        ggplot2::geom_tile(colour = "white") +
+        ggplot2::scale_fill_viridis_c(name = "Norm. enrichment\n-log10(P-adj)\n[0-max]") +
+        ggplot2::labs(x = NULL, y = NULL) +
+        ggplot2::theme_minimal(base_size = 9) +
+        ggplot2::theme(axis.text.x = ggplot2::element_text(angle = 90,
+                                                           hjust = 1))
+}
+
+#' Ranked enrichment dot plot
+#'
+#' @description Annotations ranked by an enrichment column, the top `n`
+#' labelled (ArchR tutorial's motif-enrichment plot).
+#' @param enrich A `DataFrame` from `peakAnnoEnrichment()` or its SE result
+#'   (then `group` picks the column).
+#' @param column Column (or assay) to rank by, default `"mlog10Padj"`.
+#' @param n Number of labelled top annotations.
+#' @param group For an SE: the group (column name) to plot.
+#' @return A ggplot.
+#' @examples
+#' m <- Matrix::rsparsematrix(200, 30, 0.2) != 0
+#' colnames(m) <- paste0("M", 1:30)
+#' plotEnrichRank(peakAnnoEnrichment(1:60, m), n = 5)
+#' @export
+plotEnrichRank <- function(enrich, column = "mlog10Padj", n = 10,
+                           group = NULL) {
+    if (methods::is(enrich, "SummarizedExperiment")) {
+        a <- SummarizedExperiment::assay(enrich, column)
+        group <- if (is.null(group)) colnames(a)[1L] else group
+        v <- a[, group]
+    } else {
+        if (!column %in% names(enrich))
+            .abort("'enrich' has no column '", column, "'.")
+        v <- stats::setNames(enrich[[column]], rownames(enrich))
+    }
+    d <- data.frame(feature = names(v), value = as.numeric(v))
+    d <- d[order(d$value, decreasing = TRUE), ]
+    d$rank <- seq_len(nrow(d))
+    top <- utils::head(d, n)
+    ggplot2::ggplot(d, ggplot2::aes(.data$rank, .data$value,
+                                    colour = .data$value)) +
+        ggplot2::geom_point(size = 1) +
+        ggplot2::geom_text(data = top, ggplot2::aes(label = .data$feature),
+                           hjust = -0.1, size = 2.5, colour = "black",
+                           check_overlap = TRUE) +
+        ggplot2::scale_colour_viridis_c(guide = "none") +
+        ggplot2::labs(x = "Rank", y = column, title = group) +
+        ggplot2::theme_bw(base_size = 10)
+}

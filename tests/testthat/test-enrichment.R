@@ -117,3 +117,22 @@ test_that("bad enrichment input is a classed error naming the fix", {
     expect_error(peakAnnoEnrichment(se, m, cutOff = "Log2FC > 1"),
                  class = "epione_error_input", regexp = "could not be")
 })
+
+test_that("enrichment plots select as ArchR's plotEnrichHeatmap", {
+    withr::local_seed(2)
+    mat <- matrix(c(50, 10, 0, 30, 60, 0, 5, 5, 25), 3,
+                  dimnames = list(c("m1", "m2", "m3"), c("A", "B", "C")))
+    se <- SummarizedExperiment::SummarizedExperiment(list(mlog10Padj = mat))
+    x <- plotEnrichHeatmap(se, n = 1, cutOff = 20, clusterCols = FALSE,
+                           returnMatrix = TRUE)
+    # top-1 per group above 20: m1 (A), m2 (B), m3 (C); rows scaled to max
+    expect_identical(rownames(x), c("m1 (50)", "m2 (60)", "m3 (25)"))
+    expect_equal(unname(x[1, ]), c(100, 60, 10))
+    expect_s3_class(plotEnrichHeatmap(se, n = 2, cutOff = 5), "ggplot")
+    expect_error(plotEnrichHeatmap(se, cutOff = 100),
+                 class = "epione_error_input", regexp = "lower cutOff")
+    m <- Matrix::rsparsematrix(200, 30, 0.2) != 0
+    colnames(m) <- paste0("M", 1:30)
+    p <- plotEnrichRank(peakAnnoEnrichment(1:60, m), n = 5)
+    expect_s3_class(p, "ggplot")
+})
