@@ -9,6 +9,10 @@ epi_annotation_within <- function(qchr, qpos, ichr, istart, iend, n_chr, threads
     .Call(`_epione_epi_annotation_within`, qchr, qpos, ichr, istart, iend, n_chr, threads)
 }
 
+epi_annotation_match_counts <- function(m, w, threads) {
+    .Call(`_epione_epi_annotation_match_counts`, m, w, threads)
+}
+
 epi_footprints_count <- function(path, chrom, seq, fp_start, minus, motif, n_motifs, barcodes, groups, all_group, n_groups, flank, k) {
     .Call(`_epione_epi_footprints_count`, path, chrom, seq, fp_start, minus, motif, n_motifs, barcodes, groups, all_group, n_groups, flank, k)
 }

@@ -45,6 +45,8 @@
 #'   `rowData(matches)$GC` or `$bias`.
 #' @param nBackground Background peaks drawn per foreground peak for
 #'   `"gc-matched"` (R's random number generator; use `set.seed()`).
+#' @param threads Number of C++ threads counting matches; results do not
+#'   depend on it.
 #' @param cutOff For a marker SummarizedExperiment: an expression over its
 #'   assay names selecting each group's peaks, ArchR's default
 #'   `"FDR <= 0.1 & Log2FC >= 0.5"`.
@@ -73,7 +75,7 @@ setMethod("peakAnnoEnrichment", "ANY", function(foreground, matches,
         background = "all",
         test = c("hypergeometric", "fisher", "chisq"),
         mlog10Padj = c("bonferroni", "ArchR"), gc = NULL,
-        nBackground = 50L) {
+        nBackground = 50L, threads = getOption("epione.threads", 2L)) {
     m <- .as_match_matrix(matches)
     test <- match.arg(test)
     mlog10Padj <- match.arg(mlog10Padj)
@@ -83,7 +85,7 @@ setMethod("peakAnnoEnrichment", "ANY", function(foreground, matches,
                "the selection (or cutOff) so that it keeps some peaks.")
     }
     wb <- .background_weights(background, fg, m, matches, gc, nBackground)
-    .enrichment_table(m, fg, wb, test, mlog10Padj)
+    .enrichment_table(m, fg, wb, test, mlog10Padj, .check_threads(threads))
 })
 
 #' @rdname peakAnnoEnrichment
@@ -120,8 +122,12 @@ setMethod("peakAnnoEnrichment", "SummarizedExperiment", function(foreground,
                "SummarizedExperiment with a 'matches' assay (e.g. from ",
                "matchMotifs()), not ", class(matches)[1L], ".")
     }
-    m <- methods::as(methods::as(Matrix::Matrix(matches != 0, sparse = TRUE),
-        "generalMatrix"), "dMatrix")
+    m <- if (is.matrix(matches)) Matrix::Matrix(matches != 0, sparse = TRUE)
+        else matches
+    if (!methods::is(m, "CsparseMatrix")) m <- methods::as(m, "CsparseMatrix")
+    if (!methods::is(m, "generalMatrix")) m <- methods::as(m, "generalMatrix")
+    if (!class(m)[1L] %in% c("dgCMatrix", "lgCMatrix", "ngCMatrix"))
+        m <- methods::as(m, "dMatrix")
     if (is.null(colnames(m))) colnames(m) <- paste0("annotation", seq_len(ncol(m)))
     m
 }
@@ -199,9 +205,10 @@ setMethod("peakAnnoEnrichment", "SummarizedExperiment", function(foreground,
     }), use.names = FALSE)
 }
 
-.enrichment_table <- function(m, fg, wb, test, padj) {
+.enrichment_table <- function(m, fg, wb, test, padj, threads) {
     wf <- tabulate(fg, nrow(m))
-    cnt <- unname(as.matrix(Matrix::crossprod(m, cbind(wf, wb))))
+    cnt <- .core(epi_annotation_match_counts(m, cbind(as.numeric(wf),
+        as.numeric(wb)), threads))
     out <- S4Vectors::DataFrame(feature = colnames(m),
         CompareFrequency = cnt[, 1L], nCompare = length(fg),
         CompareProportion = cnt[, 1L] / length(fg),

@@ -42,6 +42,18 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// epi_annotation_match_counts
+Rcpp::NumericMatrix epi_annotation_match_counts(Rcpp::S4 m, Rcpp::NumericMatrix w, int threads);
+RcppExport SEXP _epione_epi_annotation_match_counts(SEXP mSEXP, SEXP wSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::S4 >::type m(mSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type w(wSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_annotation_match_counts(m, w, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
 // epi_footprints_count
 Rcpp::List epi_footprints_count(std::string path, std::string chrom, Rcpp::CharacterVector seq, Rcpp::IntegerVector fp_start, Rcpp::IntegerVector minus, Rcpp::IntegerVector motif, int n_motifs, Rcpp::CharacterVector barcodes, Rcpp::IntegerVector groups, int all_group, int n_groups, int flank, int k);
 RcppExport SEXP _epione_epi_footprints_count(SEXP pathSEXP, SEXP chromSEXP, SEXP seqSEXP, SEXP fp_startSEXP, SEXP minusSEXP, SEXP motifSEXP, SEXP n_motifsSEXP, SEXP barcodesSEXP, SEXP groupsSEXP, SEXP all_groupSEXP, SEXP n_groupsSEXP, SEXP flankSEXP, SEXP kSEXP) {
@@ -238,6 +250,7 @@ END_RCPP
 static const R_CallMethodDef CallEntries[] = {
     {"_epione_epi_annotation_nearest", (DL_FUNC) &_epione_epi_annotation_nearest, 6},
     {"_epione_epi_annotation_within", (DL_FUNC) &_epione_epi_annotation_within, 7},
+    {"_epione_epi_annotation_match_counts", (DL_FUNC) &_epione_epi_annotation_match_counts, 3},
     {"_epione_epi_footprints_count", (DL_FUNC) &_epione_epi_footprints_count, 13},
     {"_epione_epi_footprints_kmers", (DL_FUNC) &_epione_epi_footprints_kmers, 2},
     {"_epione_epi_footprints_bias", (DL_FUNC) &_epione_epi_footprints_bias, 8},

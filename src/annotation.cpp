@@ -52,3 +52,38 @@ Rcpp::LogicalVector epi_annotation_within(Rcpp::IntegerVector qchr,
                                   glue::span(in));
     return Rcpp::LogicalVector(in.begin(), in.end());
 }
+
+// Per annotation (column of a dgCMatrix / lgCMatrix / ngCMatrix of
+// matches), the sums of each weight column over its matching peaks.
+// [[Rcpp::export(rng = false)]]
+Rcpp::NumericMatrix epi_annotation_match_counts(Rcpp::S4 m,
+        Rcpp::NumericMatrix w, int threads) {
+    Rcpp::IntegerVector dim = m.slot("Dim"), p = m.slot("p"), i = m.slot("i");
+    std::vector<epione::index_t> p64(p.begin(), p.end());
+    Rcpp::NumericMatrix out(dim[1], w.ncol());
+    glue::TbbPar par(threads);
+    auto run = [&](auto view) {
+        view.nrow = dim[0];
+        view.ncol = dim[1];
+        view.p = p64.data();
+        view.i = INTEGER(i);
+        epione::annotation::match_weight_sums(view, glue::cdense(w), par,
+                                              glue::dense(out));
+    };
+    if (m.is("dgCMatrix")) {
+        epione::CscView<double, epione::index_t> v;
+        Rcpp::NumericVector x = m.slot("x");
+        v.x = REAL(x);
+        run(v);
+    } else if (m.is("lgCMatrix")) {
+        epione::CscView<int, epione::index_t> v;
+        Rcpp::LogicalVector x = m.slot("x");
+        v.x = LOGICAL(x);
+        run(v);
+    } else if (m.is("ngCMatrix")) {
+        run(epione::CscView<int, epione::index_t>{});
+    } else {
+        throw epione::input_error("matches must be a dgCMatrix, lgCMatrix or ngCMatrix");
+    }
+    return out;
+}

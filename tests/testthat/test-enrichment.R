@@ -30,6 +30,12 @@ test_that("hypergeometric enrichment equals ArchR's formula (phyper)", {
     archr <- peakAnnoEnrichment(fg, d$m, mlog10Padj = "ArchR")
     expect_equal(archr$mlog10Padj, pmax(got$mlog10p - log10(9), 0))
     expect_equal(got$FDR, p.adjust(got$pvalue, "BH"))
+    expect_identical(peakAnnoEnrichment(fg, d$m, threads = 2),
+                     peakAnnoEnrichment(fg, d$m, threads = 1))
+    dense <- peakAnnoEnrichment(fg, as.matrix(d$m) != 0)
+    expect_equal(dense$mlog10p, got$mlog10p)
+    se <- SummarizedExperiment::SummarizedExperiment(list(matches = d$m))
+    expect_equal(peakAnnoEnrichment(fg, se)$pvalue, got$pvalue)
 })
 
 test_that("fisher and chisq agree with fisher.test and chisq.test", {
