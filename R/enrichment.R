@@ -320,6 +320,12 @@ setMethod("peakAnnoEnrichment", "SummarizedExperiment", function(foreground,
 #' @param seEnrich Result of `peakAnnoEnrichment()` on a marker SE.
 #' @param n,cutOff,pMax,clusterCols,transpose,returnMatrix As in ArchR.
 #' @return A ggplot, or the scaled matrix when `returnMatrix = TRUE`.
+#' @seealso ArchR's `plotEnrichHeatmap()`
+#' @examples
+#' mat <- matrix(c(50, 10, 0, 30, 60, 0, 5, 5, 25), 3,
+#'     dimnames = list(c("m1", "m2", "m3"), c("A", "B", "C")))
+#' se <- SummarizedExperiment::SummarizedExperiment(list(mlog10Padj = mat))
+#' plotEnrichHeatmap(se, n = 1, cutOff = 20, returnMatrix = TRUE)
 #' @export
 plotEnrichHeatmap <- function(seEnrich, n = 10, cutOff = 20, pMax = Inf,
         clusterCols = TRUE, transpose = FALSE, returnMatrix = FALSE) {

@@ -222,6 +222,13 @@ getFootprints <- function(fragments, positions, groupBy = NULL,
 #' @param smoothWindow `NULL` or an odd window for smoothing.
 #' @return A `data.frame` with columns `x`, `group`, `footprint` (normalised,
 #'   bias-corrected) and `bias` (normalised).
+#' @seealso ArchR's `plotFootprints()`
+#' @examples
+#' frag <- system.file("extdata", "PBSmall.tsv.gz", package = "epione")
+#' sites <- GenomicRanges::GRanges("chr11", IRanges::IRanges(
+#'     c(65190000, 65268000, 66104000), width = 10))
+#' fp <- getFootprints(frag, list(demo = sites), flank = 100)
+#' head(footprintProfiles(fp, "demo", normMethod = "None", smoothWindow = 11))
 #' @export
 footprintProfiles <- function(seFoot, name = names(
         SummarizedExperiment::assays(seFoot))[1L], flankNorm = NULL,
