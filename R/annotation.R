@@ -296,7 +296,8 @@ NULL
 #' @seealso [annotatePeaks()], `motifmatchr::matchMotifs()`
 #' @examples
 #' chrom <- Biostrings::DNAStringSet(c(chrT = "ACGTACGTTTGGCCAAACGT"))
-#' peaks <- GenomicRanges::GRanges("chrT", IRanges::IRanges(c(3, 10), width = 6),
+#' peaks <- GenomicRanges::GRanges("chrT",
+#'     IRanges::IRanges(c(3, 10), width = 6),
 #'     strand = c("+", "-"))
 #' getPeakSequences(peaks, chrom)
 #' getPeakSequences(peaks, chrom, width = 4)

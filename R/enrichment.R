@@ -128,7 +128,8 @@ setMethod("peakAnnoEnrichment", "SummarizedExperiment", function(foreground,
     if (!methods::is(m, "generalMatrix")) m <- methods::as(m, "generalMatrix")
     if (!class(m)[1L] %in% c("dgCMatrix", "lgCMatrix", "ngCMatrix"))
         m <- methods::as(m, "dMatrix")
-    if (is.null(colnames(m))) colnames(m) <- paste0("annotation", seq_len(ncol(m)))
+    if (is.null(colnames(m)))
+        colnames(m) <- paste0("annotation", seq_len(ncol(m)))
     m
 }
 
@@ -356,7 +357,8 @@ plotEnrichHeatmap <- function(seEnrich, n = 10, cutOff = 20, pMax = Inf,
                     value = as.vector(sc))
     ggplot2::ggplot(d, ggplot2::aes(.data$col, .data$row, fill = .data$value)) +
         ggplot2::geom_tile(colour = "white") +
-        ggplot2::scale_fill_viridis_c(name = "Norm. enrichment\n-log10(P-adj)\n[0-max]") +
+        ggplot2::scale_fill_viridis_c(
+            name = "Norm. enrichment\n-log10(P-adj)\n[0-max]") +
         ggplot2::labs(x = NULL, y = NULL) +
         ggplot2::theme_minimal(base_size = 9) +
         ggplot2::theme(axis.text.x = ggplot2::element_text(angle = 90,

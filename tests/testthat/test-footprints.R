@@ -62,7 +62,7 @@ ref_bias <- function(genome, frags, pos, flank, k) {
         x <- x[x >= 1 & x + k - 1 <= length(genome[[cn]])]
         v <- Biostrings::Views(genome[[cn]], start = x, width = k)
         obs <- obs + Biostrings::oligonucleotideFrequency(v, k,
-                                                          simplify.as = "collapsed")
+            simplify.as = "collapsed")
     }
     oe <- obs / exp
     window <- 2 * flank + 1
@@ -79,7 +79,7 @@ ref_bias <- function(genome, frags, pos, flank, k) {
         km <- substring(as.character(s), 1:window, k:(window + k - 1))
         v <- oe[match(km, kmers)]
         v[is.na(v)] <- 0
-        if (minus) v <- rev(v)
+        # ArchR: k-mer j of the stranded sequence counts at position j
         bias <- bias + v
     }
     unname(bias / sum(bias))

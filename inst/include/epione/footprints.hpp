@@ -162,8 +162,10 @@ inline void count_kmers(Span<const char> seq, int k, Span<double> expected) {
 // Tn5 bias profile of the sites (ArchR .kmerPositionFrequency +
 // .computeFootprintsBiasSingle without the 4^k x window table): position j
 // of a site adds oe[k-mer, group] for the k-mer starting at j of its
-// window + k sequence read on the site's strand (minus-strand sites at
-// window - 1 - j). Sites whose window + k sequence leaves the chromosome are
+// window + k sequence read on the site's strand. For a minus-strand site
+// that sequence is reverse-complemented and j is not mirrored again (ArchR
+// passes strand 1 for every view: "BSgenome is already stranded"), which
+// keeps the bias aligned with the mirrored footprint. Sites whose window + k sequence leaves the chromosome are
 // dropped, as ArchR drops trimmed views. `oe`: 4^k x groups; `bias`:
 // window x groups x motifs (unnormalised, summed over sites).
 inline void bias_profile(const Sites& sites, Span<const char> seq,
@@ -186,7 +188,7 @@ inline void bias_profile(const Sites& sites, Span<const char> seq,
                 // complement of the forward k-mer at offset window - j
                 c = kmer_code(seq.begin() + from - 1 + window - j, opt.k);
                 if (c >= 0) c = reverse_complement_code(c, opt.k);
-                pos = window - 1 - j;
+                pos = j;
             }
             if (c < 0) continue;
             for (index_t g = 0; g < n_groups; ++g)
