@@ -169,3 +169,19 @@ test_that("getPeakSequences returns the real hg19 peak sequences", {
     expect_error(getPeakSequences(peaks, tempfile()),
                  class = "epione_error_file")
 })
+
+test_that("unsorted peaks are annotated in their input order", {
+    ga <- tiny_annotation()
+    peaks <- GenomicRanges::GRanges("chr1", IRanges::IRanges(
+        c(400, 1100, 2500, 3050, 4000, 9000, 31500), width = 101))
+    withr::local_seed(4)
+    o <- sample(length(peaks))
+    a <- annotatePeaks(peaks, ga, threads = 1)
+    b <- annotatePeaks(peaks[o], ga, threads = 1)
+    expect_identical(S4Vectors::mcols(b), S4Vectors::mcols(a)[o, ])
+    # "*" TSS strand counts as "+"
+    ga$TSS <- GenomicRanges::GRanges("chr1", IRanges::IRanges(1000, width = 1),
+                                     tx_name = "tx")
+    u <- annotatePeaks(peaks[1], ga, threads = 1)
+    expect_identical(u$distToTSS, -549L)
+})
