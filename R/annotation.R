@@ -343,6 +343,10 @@ getPeakSequences <- function(peaks, genome, width = NULL) {
             .abort("FASTA '", genome, "' has no index; create it with ",
                    "Rsamtools::indexFa() (or samtools faidx).", kind = "file")
         }
+        if (!requireNamespace("Rsamtools", quietly = TRUE)) {
+            .abort("reading an indexed FASTA needs the Rsamtools package: ",
+                   "BiocManager::install(\"Rsamtools\").", kind = "file")
+        }
         genome <- Rsamtools::FaFile(genome)
     }
     if (methods::is(genome, "DNAStringSet")) {
