@@ -11,6 +11,44 @@ Rcpp::Rostream<true>&  Rcpp::Rcout = Rcpp::Rcpp_cout_get();
 Rcpp::Rostream<false>& Rcpp::Rcerr = Rcpp::Rcpp_cerr_get();
 #endif
 
+// epi_clusters_snn
+Rcpp::List epi_clusters_snn(Rcpp::IntegerMatrix knn, double prune);
+RcppExport SEXP _epione_epi_clusters_snn(SEXP knnSEXP, SEXP pruneSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::IntegerMatrix >::type knn(knnSEXP);
+    Rcpp::traits::input_parameter< double >::type prune(pruneSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_clusters_snn(knn, prune));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_clusters_louvain
+Rcpp::List epi_clusters_louvain(Rcpp::S4 graph, double resolution, int n_start, int n_iter, double seed);
+RcppExport SEXP _epione_epi_clusters_louvain(SEXP graphSEXP, SEXP resolutionSEXP, SEXP n_startSEXP, SEXP n_iterSEXP, SEXP seedSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::S4 >::type graph(graphSEXP);
+    Rcpp::traits::input_parameter< double >::type resolution(resolutionSEXP);
+    Rcpp::traits::input_parameter< int >::type n_start(n_startSEXP);
+    Rcpp::traits::input_parameter< int >::type n_iter(n_iterSEXP);
+    Rcpp::traits::input_parameter< double >::type seed(seedSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_clusters_louvain(graph, resolution, n_start, n_iter, seed));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_clusters_knn
+Rcpp::IntegerMatrix epi_clusters_knn(Rcpp::NumericMatrix data, Rcpp::NumericMatrix query, int k, int threads);
+RcppExport SEXP _epione_epi_clusters_knn(SEXP dataSEXP, SEXP querySEXP, SEXP kSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type data(dataSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type query(querySEXP);
+    Rcpp::traits::input_parameter< int >::type k(kSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_clusters_knn(data, query, k, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
 // epi_info_htslib_version
 std::string epi_info_htslib_version();
 RcppExport SEXP _epione_epi_info_htslib_version() {
@@ -68,6 +106,89 @@ BEGIN_RCPP
     Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
     Rcpp::traits::input_parameter< int >::type n_tasks(n_tasksSEXP);
     rcpp_result_gen = Rcpp::wrap(epi_info_tbb_threads_used(threads, n_tasks));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_lsi_col_sums
+Rcpp::NumericVector epi_lsi_col_sums(Rcpp::S4 x, Rcpp::IntegerVector row_map, Rcpp::IntegerVector cols, bool binarize, int threads);
+RcppExport SEXP _epione_epi_lsi_col_sums(SEXP xSEXP, SEXP row_mapSEXP, SEXP colsSEXP, SEXP binarizeSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::S4 >::type x(xSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type row_map(row_mapSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type cols(colsSEXP);
+    Rcpp::traits::input_parameter< bool >::type binarize(binarizeSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_lsi_col_sums(x, row_map, cols, binarize, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_lsi_row_sums
+Rcpp::NumericVector epi_lsi_row_sums(Rcpp::S4 x, Rcpp::IntegerVector row_map, int n_rows, Rcpp::IntegerVector cols, bool binarize);
+RcppExport SEXP _epione_epi_lsi_row_sums(SEXP xSEXP, SEXP row_mapSEXP, SEXP n_rowsSEXP, SEXP colsSEXP, SEXP binarizeSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::S4 >::type x(xSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type row_map(row_mapSEXP);
+    Rcpp::traits::input_parameter< int >::type n_rows(n_rowsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type cols(colsSEXP);
+    Rcpp::traits::input_parameter< bool >::type binarize(binarizeSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_lsi_row_sums(x, row_map, n_rows, cols, binarize));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_lsi_tfidf
+Rcpp::List epi_lsi_tfidf(Rcpp::S4 x, Rcpp::IntegerVector row_map, int n_rows, Rcpp::IntegerVector cols, Rcpp::NumericVector col_sum, Rcpp::NumericVector row_sum, double n_col, int method, double scale_to, bool binarize, int threads);
+RcppExport SEXP _epione_epi_lsi_tfidf(SEXP xSEXP, SEXP row_mapSEXP, SEXP n_rowsSEXP, SEXP colsSEXP, SEXP col_sumSEXP, SEXP row_sumSEXP, SEXP n_colSEXP, SEXP methodSEXP, SEXP scale_toSEXP, SEXP binarizeSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::S4 >::type x(xSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type row_map(row_mapSEXP);
+    Rcpp::traits::input_parameter< int >::type n_rows(n_rowsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type cols(colsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type col_sum(col_sumSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type row_sum(row_sumSEXP);
+    Rcpp::traits::input_parameter< double >::type n_col(n_colSEXP);
+    Rcpp::traits::input_parameter< int >::type method(methodSEXP);
+    Rcpp::traits::input_parameter< double >::type scale_to(scale_toSEXP);
+    Rcpp::traits::input_parameter< bool >::type binarize(binarizeSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_lsi_tfidf(x, row_map, n_rows, cols, col_sum, row_sum, n_col, method, scale_to, binarize, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_lsi_project
+Rcpp::NumericMatrix epi_lsi_project(Rcpp::S4 x, Rcpp::IntegerVector row_map, Rcpp::IntegerVector cols, Rcpp::NumericVector row_sum, double n_col, Rcpp::NumericMatrix u, bool keep0, int method, double scale_to, bool binarize, int threads);
+RcppExport SEXP _epione_epi_lsi_project(SEXP xSEXP, SEXP row_mapSEXP, SEXP colsSEXP, SEXP row_sumSEXP, SEXP n_colSEXP, SEXP uSEXP, SEXP keep0SEXP, SEXP methodSEXP, SEXP scale_toSEXP, SEXP binarizeSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::S4 >::type x(xSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type row_map(row_mapSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type cols(colsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type row_sum(row_sumSEXP);
+    Rcpp::traits::input_parameter< double >::type n_col(n_colSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type u(uSEXP);
+    Rcpp::traits::input_parameter< bool >::type keep0(keep0SEXP);
+    Rcpp::traits::input_parameter< int >::type method(methodSEXP);
+    Rcpp::traits::input_parameter< double >::type scale_to(scale_toSEXP);
+    Rcpp::traits::input_parameter< bool >::type binarize(binarizeSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_lsi_project(x, row_map, cols, row_sum, n_col, u, keep0, method, scale_to, binarize, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_lsi_group_sums
+Rcpp::NumericMatrix epi_lsi_group_sums(Rcpp::S4 x, Rcpp::IntegerVector row_map, int n_rows, Rcpp::IntegerVector group, int n_groups, int threads);
+RcppExport SEXP _epione_epi_lsi_group_sums(SEXP xSEXP, SEXP row_mapSEXP, SEXP n_rowsSEXP, SEXP groupSEXP, SEXP n_groupsSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::S4 >::type x(xSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type row_map(row_mapSEXP);
+    Rcpp::traits::input_parameter< int >::type n_rows(n_rowsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type group(groupSEXP);
+    Rcpp::traits::input_parameter< int >::type n_groups(n_groupsSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_lsi_group_sums(x, row_map, n_rows, group, n_groups, threads));
     return rcpp_result_gen;
 END_RCPP
 }
@@ -155,12 +276,20 @@ END_RCPP
 }
 
 static const R_CallMethodDef CallEntries[] = {
+    {"_epione_epi_clusters_snn", (DL_FUNC) &_epione_epi_clusters_snn, 2},
+    {"_epione_epi_clusters_louvain", (DL_FUNC) &_epione_epi_clusters_louvain, 5},
+    {"_epione_epi_clusters_knn", (DL_FUNC) &_epione_epi_clusters_knn, 4},
     {"_epione_epi_info_htslib_version", (DL_FUNC) &_epione_epi_info_htslib_version, 0},
     {"_epione_epi_info_tabix_seqnames", (DL_FUNC) &_epione_epi_info_tabix_seqnames, 1},
     {"_epione_epi_info_hdf5_roundtrip", (DL_FUNC) &_epione_epi_info_hdf5_roundtrip, 2},
     {"_epione_epi_info_hdf5_version", (DL_FUNC) &_epione_epi_info_hdf5_version, 0},
     {"_epione_epi_info_blas_crossprod", (DL_FUNC) &_epione_epi_info_blas_crossprod, 1},
     {"_epione_epi_info_tbb_threads_used", (DL_FUNC) &_epione_epi_info_tbb_threads_used, 2},
+    {"_epione_epi_lsi_col_sums", (DL_FUNC) &_epione_epi_lsi_col_sums, 5},
+    {"_epione_epi_lsi_row_sums", (DL_FUNC) &_epione_epi_lsi_row_sums, 5},
+    {"_epione_epi_lsi_tfidf", (DL_FUNC) &_epione_epi_lsi_tfidf, 11},
+    {"_epione_epi_lsi_project", (DL_FUNC) &_epione_epi_lsi_project, 11},
+    {"_epione_epi_lsi_group_sums", (DL_FUNC) &_epione_epi_lsi_group_sums, 6},
     {"_epione_epi_utils_csc_summaries", (DL_FUNC) &_epione_epi_utils_csc_summaries, 1},
     {"_epione_epi_utils_csc_crossprod", (DL_FUNC) &_epione_epi_utils_csc_crossprod, 3},
     {"_epione_epi_utils_rng_uniform", (DL_FUNC) &_epione_epi_utils_rng_uniform, 4},
