@@ -30,7 +30,9 @@ NULL
 #' @param firstSelection `"top"` (most accessible features; needs binary
 #'   data) or `"var"` (most variable log2 counts; needs `binarize = FALSE`).
 #' @param depthCol Column of `colData(x)` with the depth (ArchR: nFrags);
-#'   when absent the column sums of `x` are used.
+#'   `NULL` uses the column sums of `x` (ArchR's fallback).
+#' @param depth For a matrix `x`: the depth per cell (fragments); `NULL`
+#'   uses the column sums.
 #' @param varFeatures Number of features per iteration (>= 1000, as ArchR).
 #' @param dimsToUse LSI dimensions to compute (`max(dimsToUse)`) and use.
 #' @param LSIMethod 1 `"tf-logidf"`, 2 `"log(tf-idf)"` or 3
@@ -77,10 +79,17 @@ setGeneric("iterativeLSI", function(x, ...) standardGeneric("iterativeLSI"))
 
 #' @rdname iterativeLSI
 #' @export
-setMethod("iterativeLSI", "ANY", function(x, ...) {
+setMethod("iterativeLSI", "ANY", function(x, depth = NULL, ...) {
     x <- .as_dgc(x, "x")
     sce <- SingleCellExperiment::SingleCellExperiment(list(counts = x))
-    iterativeLSI(sce, ...)
+    if (!is.null(depth)) {
+        if (length(depth) != ncol(x))
+            .abort("'depth' must have one value per cell (", ncol(x),
+                   "), not ", length(depth), kind = "input")
+        sce$nFrags <- depth
+    }
+    iterativeLSI(sce, depthCol = if (is.null(depth)) NULL else "nFrags",
+                 ...)
 })
 
 #' @rdname iterativeLSI
@@ -197,8 +206,11 @@ setMethod("iterativeLSI", "SummarizedExperiment", function(x,
 
 .lsi_depth <- function(x, mat, depthCol) {
     cd <- SummarizedExperiment::colData(x)
-    d <- if (!is.null(depthCol) && depthCol %in% colnames(cd))
-        cd[[depthCol]] else Matrix::colSums(mat)
+    if (!is.null(depthCol) && !depthCol %in% colnames(cd))
+        .abort("colData(x) has no depth column '", depthCol, "'; add it ",
+               "(e.g. x$", depthCol, " <- fragments per cell) or set ",
+               "depthCol = NULL to use the column sums", kind = "input")
+    d <- if (!is.null(depthCol)) cd[[depthCol]] else Matrix::colSums(mat)
     if (!is.numeric(d) || anyNA(d) || any(d < 0))
         .abort("depth column '", depthCol, "' must be non-negative numbers ",
                "without NA", kind = "input")
