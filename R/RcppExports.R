@@ -57,6 +57,10 @@ epi_lsi_group_sums <- function(x, row_map, n_rows, group, n_groups, threads) {
     .Call(`_epione_epi_lsi_group_sums`, x, row_map, n_rows, group, n_groups, threads)
 }
 
+epi_markers_wilcoxon <- function(xt, g1, g2, f1, f2, threads) {
+    .Call(`_epione_epi_markers_wilcoxon`, xt, g1, g2, f1, f2, threads)
+}
+
 epi_utils_csc_summaries <- function(m) {
     .Call(`_epione_epi_utils_csc_summaries`, m)
 }

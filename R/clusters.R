@@ -59,9 +59,7 @@ setMethod("addClusters", "matrix", function(input, sampleCells = NULL,
         resolution = 0.8, n.start = 10, n.iter = 10, random.seed = 0,
         k.param = 20, prune.SNN = 1 / 15, n.trees = 50,
         threads = getOption("epione.threads", 2L), verbose = TRUE) {
-    a <- as.list(environment())
-    names(a)[names(a) == "input"] <- "input"
-    do.call(.cluster_matrix, a)
+    do.call(.cluster_matrix, as.list(environment()))
 })
 
 #' @rdname addClusters
@@ -299,7 +297,7 @@ setMethod("addClusters", "SingleCellExperiment", function(input,
 #' x <- Matrix::rsparsematrix(3000, 300, 0.05)
 #' x@x[] <- 1
 #' sce <- iterativeLSI(x, varFeatures = 1000, dimsToUse = 1:5,
-#'                     verbose = FALSE)
+#'                     totalFeatures = 20000, verbose = FALSE)
 #' dim(getReducedDims(sce))
 #' @export
 setGeneric("getReducedDims", function(ArchRProj, ...)
@@ -354,9 +352,10 @@ setMethod("getReducedDims", "SingleCellExperiment", function(ArchRProj,
 #'   `reducedDim(, name)`.
 #' @examples
 #' set.seed(1)
-#' m <- matrix(rnorm(2000), 200)
-#' rownames(m) <- paste0("cell", 1:200)
-#' dim(addUMAP(m, verbose = FALSE, saveModel = FALSE))
+#' m <- matrix(rnorm(1000), 100)
+#' rownames(m) <- paste0("cell", 1:100)
+#' dim(addUMAP(m, nNeighbors = 15, verbose = FALSE, saveModel = FALSE,
+#'             n_epochs = 50, threads = 1))
 #' @export
 setGeneric("addUMAP", function(input, ...) standardGeneric("addUMAP"))
 

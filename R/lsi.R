@@ -72,7 +72,7 @@ NULL
 #' x <- Matrix::rsparsematrix(3000, 300, 0.05)
 #' x@x[] <- 1
 #' sce <- iterativeLSI(x, varFeatures = 1000, dimsToUse = 1:5,
-#'                     verbose = FALSE)
+#'                     totalFeatures = 20000, verbose = FALSE)
 #' dim(SingleCellExperiment::reducedDim(sce, "IterativeLSI"))
 #' @export
 setGeneric("iterativeLSI", function(x, ...) standardGeneric("iterativeLSI"))
@@ -108,6 +108,7 @@ setMethod("iterativeLSI", "SummarizedExperiment", function(x,
         threads = getOption("epione.threads", 2L), verbose = TRUE,
         assay.type = 1L) {
     p <- .lsi_params(as.list(environment()))
+    if (is.null(colnames(x))) colnames(x) <- paste0("cell", seq_len(ncol(x)))
     mat <- .as_dgc(SummarizedExperiment::assay(x, assay.type), "assay")
     .check_lsi_input(mat, p)
     depth <- .lsi_depth(x, mat, p$depthCol)
@@ -193,8 +194,8 @@ setMethod("iterativeLSI", "SummarizedExperiment", function(x,
         .abort("only ", ncol(mat), " cells for max(dimsToUse) = ",
                max(p$dimsToUse), " dimensions; use fewer dimsToUse",
                kind = "input")
-    if (is.null(colnames(mat)) || anyDuplicated(colnames(mat)))
-        .abort("cells (columns) need unique names; set colnames(x)",
+    if (anyDuplicated(colnames(mat)))
+        .abort("cells (columns) need unique names; fix colnames(x)",
                kind = "input")
     if (!p$binarize && p$firstSelection == "top" && any(mat@x != 1))
         .abort("firstSelection = \"top\" needs binary data; set ",

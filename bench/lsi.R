@@ -21,6 +21,8 @@ n_cells <- if (length(args) >= 1) args[1] else 10000
 n_tiles <- if (length(args) >= 2) args[2] else 500000
 threads <- if (length(args) >= 3) args[3] else 2
 have_archr <- requireNamespace("ArchR", quietly = TRUE)
+# ArchR is attached last (its internals need its Depends); every epione
+# call below is written epione:: because ArchR masks the same names.
 if (have_archr) suppressPackageStartupMessages(library(ArchR))
 
 # Synthetic scATAC tile matrix (fixed seed): 8 cell types, each with its
@@ -61,8 +63,10 @@ peak_gb <- function() {
 }
 timed <- function(label, expr) {
     peak_reset()
-    t <- system.time(val <- force(expr))[["elapsed"]]
-    cat(sprintf("%-42s %8.2f s   peak %6.2f GB\n", label, t, peak_gb()))
+    st <- system.time(val <- force(expr))
+    t <- st[["elapsed"]]
+    cat(sprintf("%-42s %8.2f s wall %8.2f s cpu   peak %6.2f GB\n", label,
+                t, st[["user.self"]] + st[["sys.self"]], peak_gb()))
     attr(val, "sec") <- t
     val
 }
@@ -75,10 +79,10 @@ sce$nFrags <- sim$nFrags
 
 # epione end to end (2 iterations, ArchR defaults), then clusters and UMAP.
 e_lsi <- timed("epione iterativeLSI (2 iterations)",
-    iterativeLSI(sce, threads = threads, verbose = FALSE))
-e_cl <- timed("epione addClusters", addClusters(e_lsi, verbose = FALSE,
+    epione::iterativeLSI(sce, threads = threads, verbose = FALSE))
+e_cl <- timed("epione addClusters", epione::addClusters(e_lsi, verbose = FALSE,
                                                  threads = threads))
-e_um <- timed("epione addUMAP", addUMAP(e_cl, verbose = FALSE))
+e_um <- timed("epione addUMAP", epione::addUMAP(e_cl, verbose = FALSE))
 md <- S4Vectors::metadata(e_lsi)$IterativeLSI
 cat(sprintf("ARI(clusters, simulated types) = %.3f\n",
             mclust::adjustedRandIndex(e_cl$Clusters,
@@ -102,7 +106,7 @@ if (have_archr) {
                                 keep0lsi = FALSE, seed = 1))
         a_lsi <- a_lsi + attr(r, "sec")
     }
-    inp <- getReducedDims(e_lsi, dimsToUse = 1:30)
+    inp <- epione::getReducedDims(e_lsi, dimsToUse = 1:30)
     a_cl <- timed("ArchR addClusters(matrix, Seurat)",
         ArchR::addClusters(input = inp, verbose = FALSE, logFile = tempfile()))
     cl1 <- it[[1]]$clusters

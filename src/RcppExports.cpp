@@ -192,6 +192,21 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// epi_markers_wilcoxon
+Rcpp::List epi_markers_wilcoxon(Rcpp::S4 xt, Rcpp::IntegerVector g1, Rcpp::IntegerVector g2, Rcpp::NumericVector f1, Rcpp::NumericVector f2, int threads);
+RcppExport SEXP _epione_epi_markers_wilcoxon(SEXP xtSEXP, SEXP g1SEXP, SEXP g2SEXP, SEXP f1SEXP, SEXP f2SEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::S4 >::type xt(xtSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type g1(g1SEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type g2(g2SEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type f1(f1SEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type f2(f2SEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_markers_wilcoxon(xt, g1, g2, f1, f2, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
 // epi_utils_csc_summaries
 Rcpp::List epi_utils_csc_summaries(Rcpp::S4 m);
 RcppExport SEXP _epione_epi_utils_csc_summaries(SEXP mSEXP) {
@@ -290,6 +305,7 @@ static const R_CallMethodDef CallEntries[] = {
     {"_epione_epi_lsi_tfidf", (DL_FUNC) &_epione_epi_lsi_tfidf, 11},
     {"_epione_epi_lsi_project", (DL_FUNC) &_epione_epi_lsi_project, 11},
     {"_epione_epi_lsi_group_sums", (DL_FUNC) &_epione_epi_lsi_group_sums, 6},
+    {"_epione_epi_markers_wilcoxon", (DL_FUNC) &_epione_epi_markers_wilcoxon, 6},
     {"_epione_epi_utils_csc_summaries", (DL_FUNC) &_epione_epi_utils_csc_summaries, 1},
     {"_epione_epi_utils_csc_crossprod", (DL_FUNC) &_epione_epi_utils_csc_crossprod, 3},
     {"_epione_epi_utils_rng_uniform", (DL_FUNC) &_epione_epi_utils_rng_uniform, 4},
