@@ -200,3 +200,42 @@ getMarkerFeatures <- function(x, groupBy = "Clusters", useGroups = NULL,
     }
     list(x = id_x, y = id_y)
 }
+
+#' Markers passing a cut-off (ArchR's getMarkers)
+#'
+#' @param seMarker Output of [getMarkerFeatures()].
+#' @param cutOff An expression over the assay names (e.g. `"FDR <= 0.01 &
+#'   Log2FC >= 1.25"`).
+#' @param n Keep at most this many per group (ordered by Log2FC).
+#' @return A named list (one data.frame per group) of the passing features
+#'   with their rowData and statistics, ordered by decreasing Log2FC.
+#' @examples
+#' set.seed(1)
+#' m <- Matrix::rsparsematrix(200, 120, 0.2)
+#' m@x <- abs(m@x)
+#' se <- SummarizedExperiment::SummarizedExperiment(list(counts = m))
+#' se$Clusters <- rep(c("C1", "C2"), each = 60)
+#' se$nFrags <- Matrix::colSums(m)
+#' mk <- getMarkerFeatures(se, bias = "log10(nFrags)", verbose = FALSE)
+#' lengths(getMarkers(mk, cutOff = "Pval <= 0.5"))
+#' @export
+getMarkers <- function(seMarker, cutOff = "FDR <= 0.01 & Log2FC >= 1.25",
+                       n = NULL) {
+    a <- SummarizedExperiment::assays(seMarker)
+    rd <- as.data.frame(SummarizedExperiment::rowData(seMarker))
+    out <- lapply(colnames(seMarker), function(g) {
+        stats_g <- as.data.frame(lapply(a, function(m) m[, g]))
+        keep <- tryCatch(eval(parse(text = cutOff), envir = stats_g),
+            error = function(e) .abort("cutOff '", cutOff, "' must use ",
+                "assay names: ", paste(names(a), collapse = ", "),
+                kind = "input"))
+        keep <- which(keep %in% TRUE)
+        df <- cbind(rd[keep, , drop = FALSE], stats_g[keep, , drop = FALSE])
+        if (!is.null(rownames(seMarker)))
+            df <- cbind(name = rownames(seMarker)[keep], df)
+        df <- df[order(df$Log2FC, decreasing = TRUE), , drop = FALSE]
+        if (!is.null(n)) df <- utils::head(df, n)
+        df
+    })
+    stats::setNames(out, colnames(seMarker))
+}

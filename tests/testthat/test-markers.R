@@ -54,3 +54,16 @@ test_that("marker results do not depend on threads; bad input errors", {
     expect_error(getMarkerFeatures(se, testMethod = "ttest"),
                  class = "epione_error_input", regexp = "wilcoxon")
 })
+
+test_that("getMarkers filters with the cut-off expression", {
+    se <- marker_se()
+    rownames(se) <- paste0("f", seq_len(nrow(se)))
+    mk <- getMarkerFeatures(se, verbose = FALSE)
+    mm <- getMarkers(mk, cutOff = "FDR <= 0.01 & Log2FC >= 0.5")
+    fdr <- SummarizedExperiment::assay(mk, "FDR")[, "C1"]
+    fc <- SummarizedExperiment::assay(mk, "Log2FC")[, "C1"]
+    expect_setequal(mm$C1$name, rownames(mk)[fdr <= 0.01 & fc >= 0.5])
+    expect_true(all(diff(mm$C1$Log2FC) <= 0))
+    expect_error(getMarkers(mk, cutOff = "nope > 1"),
+                 class = "epione_error_input", regexp = "assay names")
+})
