@@ -1,0 +1,315 @@
+# Iterative LSI against ArchR 1.0.3's saved outputs (shared/data/ref/archr)
+# and against plain-R formulas written here.
+
+pb_ref <- function(f) shared_path("data", "ref", "archr", "pbsmall", f)
+read_ref <- function(f) utils::read.delim(gzfile(pb_ref(f)))
+
+pb_tiles <- function() {
+    m <- Matrix::readMM(gzfile(pb_ref("tile_matrix_500bp.mtx.gz")))
+    m <- methods::as(methods::as(m, "CsparseMatrix"), "dMatrix")
+    colnames(m) <- read_ref("tile_matrix_500bp_cols.tsv.gz")[[1]]
+    qc <- read_ref("qc_cells_arrow_metadata.tsv.gz")
+    sce <- SingleCellExperiment::SingleCellExperiment(list(TileMatrix = m))
+    sce$nFrags <- qc$nFrags[match(colnames(m), qc$cellNames)]
+    sce
+}
+
+# Tile keys (chr:idx) of matrix rows, from the non-zero row annotation.
+pb_keys <- function(rows) {
+    nz <- read_ref("tile_matrix_500bp_rows_nonzero.tsv.gz")
+    k <- nz[match(rows, nz$row), ]
+    paste(k$seqnames, k$idx)
+}
+
+run_pb <- local({
+    cache <- NULL
+    function() {
+        if (is.null(cache))
+            cache <<- suppressWarnings(iterativeLSI(pb_tiles(),
+                iterations = 2, varFeatures = 1000, dimsToUse = 1:5,
+                seed = 1, threads = 2, verbose = FALSE))
+        cache
+    }
+})
+
+test_that("iteration 1 equals ArchR (features, coordinates, clusters)", {
+    skip_if_not(has_shared(), "shared data not available")
+    md <- S4Vectors::metadata(run_pb())$IterativeLSI
+    it1 <- md$iterations[[1]]
+    ref_f <- read_ref("lsi_features_iteration1.tsv.gz")
+    expect_identical(pb_keys(it1$features),
+                     paste(ref_f$seqnames, ref_f$idx))
+    ref <- read_ref("lsi_iteration1_matSVD_clusters.tsv.gz")
+    a <- it1$lsi$matSVD
+    b <- as.matrix(ref[match(rownames(a), ref$cellNames), paste0("LSI", 1:5)])
+    rownames(b) <- rownames(a)
+    expect_setequal(rownames(a), ref$cellNames)   # PBSmall#T.13 excluded
+    expect_true(all(abs(diag(stats::cor(a, b))) >= 0.999))
+    expect_lt(max(abs(a - b)), 1e-8)
+    # singular values: column norms of the fitted cells' coordinates
+    fitted <- setdiff(rownames(a), it1$lsi$outliers)
+    d_ref <- sqrt(colSums(b[fitted, ]^2))
+    expect_lt(max(abs(it1$lsi$svd$d - d_ref) / d_ref), 1e-4)
+    cl <- it1$clusters$clusters
+    expect_identical(cl, ref$cluster[match(it1$clusters$cellNames,
+                                           ref$cellNames)])
+})
+
+test_that("final iteration equals ArchR (features, d, corToDepth, LSI)", {
+    skip_if_not(has_shared(), "shared data not available")
+    sce <- run_pb()
+    md <- S4Vectors::metadata(sce)$IterativeLSI
+    ref_f <- read_ref("lsi_features_final_iteration.tsv.gz")
+    expect_identical(pb_keys(md$LSIFeatures),
+                     paste(ref_f$seqnames, ref_f$idx))
+    dd <- read_ref("lsi_svd_d_corToDepth.tsv.gz")
+    expect_lt(max(abs(md$svd$d - dd$d) / dd$d), 1e-10)
+    expect_equal(unname(md$corToDepth$scaled), dd$corToDepth_scaled,
+                 tolerance = 1e-10)
+    expect_equal(unname(md$corToDepth$none), dd$corToDepth_none,
+                 tolerance = 1e-10)
+    expect_setequal(md$outliers, c("PBSmall#B.43", "PBSmall#T.13"))
+    e <- SingleCellExperiment::reducedDim(sce, "IterativeLSI")
+    ref <- read_ref("lsi_matSVD.tsv.gz")
+    b <- as.matrix(ref[match(rownames(e), ref$cellNames), -1])
+    expect_lt(max(abs(e - b)), 1e-8)
+})
+
+test_that("clusters and UMAP equal ArchR's; kNN overlap is 1", {
+    skip_if_not(has_shared(), "shared data not available")
+    sce <- addClusters(run_pb(), dimsToUse = 1:5, seed = 1, verbose = FALSE)
+    sce <- addUMAP(sce, dimsToUse = 1:5, seed = 1, verbose = FALSE,
+                   threads = 1)
+    ref <- read_ref("clusters_umap.tsv.gz")
+    ref <- ref[match(colnames(sce), ref$cellNames), ]
+    expect_identical(sce$Clusters, ref$Clusters)
+    u <- as.matrix(getEmbedding(sce))
+    expect_lt(max(abs(u - as.matrix(ref[, c("UMAP1", "UMAP2")]))), 1e-6)
+    # kNN(k = 20) overlap of the final LSI with ArchR's (plain R here)
+    e <- getReducedDims(sce, dimsToUse = 1:5)
+    b <- as.matrix(read_ref("lsi_matSVD.tsv.gz")[, -1])
+    rownames(b) <- read_ref("lsi_matSVD.tsv.gz")$cellNames
+    b <- b[rownames(e), ]
+    b <- sweep(b - rowMeans(b), 1, apply(b, 1, stats::sd), `/`)
+    knn <- function(m) t(apply(as.matrix(stats::dist(m)), 1,
+                               function(r) order(r)[2:21]))
+    ka <- knn(e)
+    kb <- knn(b)
+    ov <- mean(vapply(seq_len(nrow(ka)), function(i)
+        length(intersect(ka[i, ], kb[i, ])) / 20, numeric(1)))
+    expect_gte(ov, 0.99)
+})
+
+test_that("TF-IDF variants, SVD and projection match plain R", {
+    set.seed(2)
+    m <- Matrix::rsparsematrix(3000, 200, 0.03)
+    m@x[] <- 1
+    colnames(m) <- paste0("c", 1:200)
+    for (method in 1:3) {
+        out <- iterativeLSI(m, iterations = 1, varFeatures = 1000,
+                            dimsToUse = 1:4, LSIMethod = method, totalFeatures = 20000,
+                            outlierQuantiles = c(0.1, 0.9), threads = 1,
+                            verbose = FALSE)
+        md <- S4Vectors::metadata(out)$IterativeLSI
+        x <- m[md$LSIFeatures, ]
+        cs <- Matrix::colSums(x)
+        out_cells <- md$outliers
+        fit <- x[, !colnames(x) %in% out_cells]
+        keep <- which(Matrix::rowSums(fit) > 0)
+        fit <- fit[keep, ]
+        tf <- t(t(as.matrix(fit)) / Matrix::colSums(fit))
+        rs <- Matrix::rowSums(fit)
+        n <- ncol(fit)
+        X <- switch(method, tf * log(1 + n / rs),
+                    log(tf * (n / rs) * 1e4 + 1),
+                    log(tf + 1) * log(1 + n / rs))
+        d <- svd(X, 0, 0)$d[1:4]
+        expect_equal(md$svd$d, d, tolerance = 1e-6)
+        # projection of an outlier: t(x_tfidf) %*% u
+        o <- as.matrix(x[keep, out_cells[1], drop = FALSE])
+        tfo <- o / sum(o)
+        Xo <- switch(method, tfo * log(1 + n / rs),
+                     log(tfo * (n / rs) * 1e4 + 1),
+                     log(tfo + 1) * log(1 + n / rs))
+        e <- SingleCellExperiment::reducedDim(out, "IterativeLSI")
+        expect_equal(unname(e[out_cells[1], ]),
+                     as.vector(crossprod(Xo, md$svd$u)), tolerance = 1e-8)
+    }
+})
+
+test_that("threads = 1 and 2 give identical results; RNG state kept", {
+    set.seed(3)
+    m <- Matrix::rsparsematrix(4000, 300, 0.03)
+    m@x[] <- 1
+    colnames(m) <- paste0("c", 1:300)
+    set.seed(99)
+    before <- .Random.seed
+    a <- iterativeLSI(m, varFeatures = 1000, dimsToUse = 1:6, threads = 1,
+                      verbose = FALSE)
+    expect_identical(.Random.seed, before)
+    b <- iterativeLSI(m, varFeatures = 1000, dimsToUse = 1:6, threads = 2,
+                      verbose = FALSE)
+    expect_identical(SingleCellExperiment::reducedDim(a, "IterativeLSI"),
+                     SingleCellExperiment::reducedDim(b, "IterativeLSI"))
+    expect_identical(S4Vectors::metadata(a)$IterativeLSI$LSIFeatures,
+                     S4Vectors::metadata(b)$IterativeLSI$LSIFeatures)
+})
+
+test_that("sampled fits project every cell", {
+    set.seed(4)
+    m <- Matrix::rsparsematrix(3000, 600, 0.03)
+    m@x[] <- 1
+    colnames(m) <- paste0("c", 1:600)
+    out <- iterativeLSI(m, varFeatures = 1000, dimsToUse = 1:4,
+                        totalFeatures = 20000, sampleCellsPre = 300, sampleCellsFinal = 400,
+                        clusterParams = list(resolution = 1,
+                                             sampleCells = 200,
+                                             maxClusters = 6, n.start = 2),
+                        threads = 2, verbose = FALSE)
+    e <- SingleCellExperiment::reducedDim(out, "IterativeLSI")
+    expect_identical(nrow(e), 600L)
+    md <- S4Vectors::metadata(out)$IterativeLSI
+    expect_identical(md$nCol <= 400L, TRUE)
+    expect_false(anyNA(e))
+})
+
+test_that("bad input gives classed, actionable errors", {
+    m <- Matrix::rsparsematrix(2000, 50, 0.05)
+    m@x[] <- 1
+    colnames(m) <- paste0("c", 1:50)
+    na <- m
+    na@x[1] <- NA
+    expect_error(iterativeLSI(na, varFeatures = 1000, dimsToUse = 1:5),
+                 class = "epione_error_input", regexp = "NA")
+    expect_error(iterativeLSI(m, varFeatures = 1000, dimsToUse = 1:60),
+                 class = "epione_error_input", regexp = "fewer dimsToUse")
+    expect_error(iterativeLSI(m, varFeatures = 10, dimsToUse = 1:5),
+                 class = "epione_error_input", regexp = "1000")
+    expect_error(iterativeLSI(m, varFeatures = 1000, dimsToUse = 1:5,
+                              threads = 0),
+                 class = "epione_error_input", regexp = "threads")
+    sce <- SingleCellExperiment::SingleCellExperiment(list(counts = m))
+    expect_error(iterativeLSI(sce, varFeatures = 1000, dimsToUse = 1:5),
+                 class = "epione_error_input", regexp = "depthCol = NULL")
+    expect_error(iterativeLSI(m[1:500, ], varFeatures = 1000,
+                              dimsToUse = 1:5, verbose = FALSE),
+                 class = "epione_error_input", regexp = "lower varFeatures")
+    expect_error(iterativeLSI(m, LSIMethod = 7, varFeatures = 1000),
+                 class = "epione_error_input", regexp = "LSIMethod")
+    expect_error(iterativeLSI("a"), class = "epione_error_input",
+                 regexp = "dgCMatrix")
+    # empty cells are dropped with a classed warning, not an error
+    e <- m
+    e[, 1] <- 0
+    e <- Matrix::drop0(e)
+    expect_warning(out <- iterativeLSI(e, iterations = 1, varFeatures = 1000,
+                                       dimsToUse = 1:5, verbose = FALSE),
+                   class = "epione_warning_data")
+    expect_false("c1" %in% colnames(out))
+})
+
+# The multiome tile matrix is rebuilt from the fragments with the TileMatrix
+# rules of NOTES.md §4 (both insertions, 500 bp tiles, binarized,
+# blacklisted tiles zeroed, size filter [10, 2000]); only tiles with counts
+# are kept, in ArchR's row order (chromosomes alphabetically, then idx).
+mo_tiles <- function() {
+    ref <- function(f) shared_path("data", "ref", "archr", "multiome", f)
+    rd <- function(f, ...) utils::read.delim(gzfile(ref(f)), ...)
+    cells <- rd("clusters_umap.tsv.gz")$cellNames
+    qc <- rd("qc_prefilter_all_barcodes.tsv.gz")
+    cs <- rd("annotation_chromSizes.tsv.gz")
+    bl <- rd("annotation_blacklist_hg38.bed.gz")
+    fr <- utils::read.delim(gzfile(shared_path("data", "fragments",
+        "multiome", "test_rna_atac_fragments.tsv.gz")), header = FALSE,
+        colClasses = c("character", "integer", "integer", "character",
+                       "NULL"))
+    cell <- match(paste0("MO#", fr$V4), cells)
+    w <- fr$V3 - fr$V2
+    ok <- !is.na(cell) & fr$V1 %in% cs$chr & w >= 10 & w <= 2000
+    fr <- fr[ok, ]
+    cell <- cell[ok]
+    chr <- sort(unique(cs$chr))
+    n_tiles <- trunc(cs$length[match(chr, cs$chr)] / 500) + 1
+    off <- c(0, cumsum(n_tiles))[seq_along(chr)]
+    ci <- match(fr$V1, chr)
+    row <- c(off[ci] + trunc((fr$V2 + 1) / 500) + 1,
+             off[ci] + trunc(fr$V3 / 500) + 1)
+    bl <- bl[bl$chr %in% chr, ]
+    black <- unlist(lapply(seq_len(nrow(bl)), function(k)
+        off[match(bl$chr[k], chr)] +
+            (((bl$start0[k] + 1) %/% 500 + 1):(bl$end[k] %/% 500 + 1))))
+    keep <- !row %in% black
+    used <- sort(unique(row[keep]))
+    m <- Matrix::sparseMatrix(i = match(row[keep], used),
+                              j = rep(cell, 2)[keep], x = 1,
+                              dims = c(length(used), length(cells)))
+    m@x[] <- 1
+    colnames(m) <- cells
+    cidx <- findInterval(used - 1, off)
+    rownames(m) <- paste(chr[cidx], used - off[cidx])
+    sce <- SingleCellExperiment::SingleCellExperiment(list(TileMatrix = m))
+    sce$nFrags <- qc$nFrags[match(cells, qc$cellNames)]
+    sce
+}
+
+test_that("multiome: ArchR's final LSI is reproduced from its features", {
+    skip_if_not(has_shared(), "shared data not available")
+    ref <- function(f) utils::read.delim(gzfile(shared_path("data", "ref",
+        "archr", "multiome", f)))
+    sce <- mo_tiles()
+    ff <- ref("lsi_features_final_iteration.tsv.gz")
+    sub <- sce[paste(ff$seqnames, ff$idx), ]
+    expect_equal(unname(Matrix::rowSums(SummarizedExperiment::assay(sub))),
+                 ff$rowSums)
+    # one iteration on exactly ArchR's 2000 final features = its last fit
+    out <- suppressMessages(iterativeLSI(sub, iterations = 1,
+        varFeatures = 2000, dimsToUse = 1:10, keep0lsi = TRUE, seed = 1,
+        verbose = FALSE))
+    md <- S4Vectors::metadata(out)$IterativeLSI
+    dd <- ref("lsi_svd_d_corToDepth.tsv.gz")
+    expect_lt(max(abs(md$svd$d - dd$d) / dd$d), 1e-10)
+    expect_equal(unname(md$corToDepth$scaled), dd$corToDepth_scaled,
+                 tolerance = 1e-8)
+    e <- SingleCellExperiment::reducedDim(out, "IterativeLSI")
+    fm <- ref("lsi_matSVD.tsv.gz")
+    b <- as.matrix(fm[match(rownames(e), fm$cellNames), -1])
+    expect_true(all(abs(diag(stats::cor(e, b))) >= 0.999))
+    expect_lt(max(abs(e - b)), 1e-8)
+    out <- addClusters(out, dimsToUse = 1:10, seed = 1, verbose = FALSE)
+    cu <- ref("clusters_umap.tsv.gz")
+    expect_identical(out$Clusters, cu$Clusters[match(colnames(out),
+                                                     cu$cellNames)])
+})
+
+test_that("multiome: full run matches ArchR once irlba's LSI3 sign does", {
+    skip_if_not(has_shared(), "shared data not available")
+    # ArchR clusters iteration 1 on row-wise z-scored LSI (.scaleDims), which
+    # is not invariant to the arbitrary sign of each singular vector. On the
+    # reference machine irlba returned LSI3 of iteration 1 with the opposite
+    # sign to this build (same seed, same code: floating-point differences).
+    # With that sign, the whole pipeline gives ArchR's final features.
+    sce <- mo_tiles()
+    m <- SummarizedExperiment::assay(sce)
+    depth <- stats::setNames(log10(sce$nFrags + 1), colnames(m))
+    p <- epione:::.lsi_params(list(iterations = 2,
+        clusterParams = list(resolution = 2, sampleCells = 10000,
+                             maxClusters = 6, n.start = 10),
+        firstSelection = "top", depthCol = "nFrags", varFeatures = 2000,
+        dimsToUse = 1:10, LSIMethod = 2, scaleDims = TRUE, corCutOff = 0.75,
+        binarize = TRUE, outlierQuantiles = c(0.02, 0.98), filterBias = TRUE,
+        sampleCellsPre = NULL, projectCellsPre = FALSE,
+        sampleCellsFinal = NULL, selectionMethod = "var", scaleTo = 10000,
+        totalFeatures = 500000, filterQuantile = 0.995, excludeChr = c(),
+        keep0lsi = TRUE, name = "IterativeLSI", seed = 1, threads = 2,
+        verbose = FALSE))
+    total <- Matrix::rowSums(m)
+    feats <- suppressMessages(epione:::.lsi_first_features(total, p))
+    fit <- withr::with_seed(1, epione:::.lsi_partial(m, feats, depth, NULL,
+                                                     p, 1L))
+    fit$matSVD[, 3] <- -fit$matSVD[, 3]
+    cl <- withr::with_seed(1, epione:::.lsi_cluster(fit, depth, p, 1L))
+    v <- epione:::.lsi_var_features(m, cl, total, feats, p, 2L)
+    ff <- utils::read.delim(gzfile(shared_path("data", "ref", "archr",
+        "multiome", "lsi_features_final_iteration.tsv.gz")))
+    expect_identical(rownames(m)[v], paste(ff$seqnames, ff$idx))
+})
