@@ -11,6 +11,82 @@ Rcpp::Rostream<true>&  Rcpp::Rcout = Rcpp::Rcpp_cout_get();
 Rcpp::Rostream<false>& Rcpp::Rcerr = Rcpp::Rcpp_cerr_get();
 #endif
 
+// epi_chromvar_bin_model
+Rcpp::List epi_chromvar_bin_model(Rcpp::NumericVector fpp, Rcpp::NumericVector bias, double w, int bs);
+RcppExport SEXP _epione_epi_chromvar_bin_model(SEXP fppSEXP, SEXP biasSEXP, SEXP wSEXP, SEXP bsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type fpp(fppSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type bias(biasSEXP);
+    Rcpp::traits::input_parameter< double >::type w(wSEXP);
+    Rcpp::traits::input_parameter< int >::type bs(bsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_chromvar_bin_model(fpp, bias, w, bs));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_chromvar_background
+Rcpp::IntegerMatrix epi_chromvar_background(Rcpp::NumericVector fpp, Rcpp::NumericVector bias, int niterations, double w, int bs, int threads);
+RcppExport SEXP _epione_epi_chromvar_background(SEXP fppSEXP, SEXP biasSEXP, SEXP niterationsSEXP, SEXP wSEXP, SEXP bsSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type fpp(fppSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type bias(biasSEXP);
+    Rcpp::traits::input_parameter< int >::type niterations(niterationsSEXP);
+    Rcpp::traits::input_parameter< double >::type w(wSEXP);
+    Rcpp::traits::input_parameter< int >::type bs(bsSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_chromvar_background(fpp, bias, niterations, w, bs, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_chromvar_sample
+Rcpp::List epi_chromvar_sample(Rcpp::S4 counts, Rcpp::S4 anno, Rcpp::IntegerMatrix bg, Rcpp::NumericVector expectation, int threads, bool verbose);
+RcppExport SEXP _epione_epi_chromvar_sample(SEXP countsSEXP, SEXP annoSEXP, SEXP bgSEXP, SEXP expectationSEXP, SEXP threadsSEXP, SEXP verboseSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::S4 >::type counts(countsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::S4 >::type anno(annoSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerMatrix >::type bg(bgSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type expectation(expectationSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    Rcpp::traits::input_parameter< bool >::type verbose(verboseSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_chromvar_sample(counts, anno, bg, expectation, threads, verbose));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_chromvar_analytical
+Rcpp::List epi_chromvar_analytical(Rcpp::S4 counts, Rcpp::S4 anno, Rcpp::NumericVector fpp, Rcpp::NumericVector bias, Rcpp::NumericVector expectation, double w, int bs, int block, int threads, bool verbose);
+RcppExport SEXP _epione_epi_chromvar_analytical(SEXP countsSEXP, SEXP annoSEXP, SEXP fppSEXP, SEXP biasSEXP, SEXP expectationSEXP, SEXP wSEXP, SEXP bsSEXP, SEXP blockSEXP, SEXP threadsSEXP, SEXP verboseSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::S4 >::type counts(countsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::S4 >::type anno(annoSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type fpp(fppSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type bias(biasSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type expectation(expectationSEXP);
+    Rcpp::traits::input_parameter< double >::type w(wSEXP);
+    Rcpp::traits::input_parameter< int >::type bs(bsSEXP);
+    Rcpp::traits::input_parameter< int >::type block(blockSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    Rcpp::traits::input_parameter< bool >::type verbose(verboseSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_chromvar_analytical(counts, anno, fpp, bias, expectation, w, bs, block, threads, verbose));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_chromvar_variability
+Rcpp::List epi_chromvar_variability(Rcpp::NumericMatrix z, int n_boot, double seed, int threads);
+RcppExport SEXP _epione_epi_chromvar_variability(SEXP zSEXP, SEXP n_bootSEXP, SEXP seedSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type z(zSEXP);
+    Rcpp::traits::input_parameter< int >::type n_boot(n_bootSEXP);
+    Rcpp::traits::input_parameter< double >::type seed(seedSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_chromvar_variability(z, n_boot, seed, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
 // epi_info_htslib_version
 std::string epi_info_htslib_version();
 RcppExport SEXP _epione_epi_info_htslib_version() {
@@ -155,6 +231,11 @@ END_RCPP
 }
 
 static const R_CallMethodDef CallEntries[] = {
+    {"_epione_epi_chromvar_bin_model", (DL_FUNC) &_epione_epi_chromvar_bin_model, 4},
+    {"_epione_epi_chromvar_background", (DL_FUNC) &_epione_epi_chromvar_background, 6},
+    {"_epione_epi_chromvar_sample", (DL_FUNC) &_epione_epi_chromvar_sample, 6},
+    {"_epione_epi_chromvar_analytical", (DL_FUNC) &_epione_epi_chromvar_analytical, 10},
+    {"_epione_epi_chromvar_variability", (DL_FUNC) &_epione_epi_chromvar_variability, 4},
     {"_epione_epi_info_htslib_version", (DL_FUNC) &_epione_epi_info_htslib_version, 0},
     {"_epione_epi_info_tabix_seqnames", (DL_FUNC) &_epione_epi_info_tabix_seqnames, 1},
     {"_epione_epi_info_hdf5_roundtrip", (DL_FUNC) &_epione_epi_info_hdf5_roundtrip, 2},

@@ -1,0 +1,626 @@
+// chromVAR engine: background peaks (bit-exact port of chromVAR 1.29's
+// getBackgroundPeaks), deviations by chromVAR's sampled null or by its
+// closed-form limit, and row standard deviations for computeVariability.
+// Algorithm facts (summation orders, long-double reductions, Walker alias
+// sampling, dnorm) are documented in shared/data/ref/chromvar/NOTES.md.
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <vector>
+#include <armadillo>
+#include "error.hpp"
+#include "span.hpp"
+#include "sparse.hpp"
+#include "threads.hpp"
+
+namespace epione {
+namespace chromvar {
+
+using ldouble = long double;
+
+// R's NA_real_: a quiet NaN whose low word is 1954, so R prints NA, not NaN.
+inline double na_real() {
+    const std::uint64_t bits = 0x7FF00000000007A2ULL;
+    double d;
+    std::memcpy(&d, &bits, sizeof d);
+    return d;
+}
+
+// R's mean as used by cov()/var(): long-double sum, then one correction
+// pass (src/library/stats/src/cov.c, MEAN macro).
+template <class Get>
+double r_cov_mean(index_t n, Get&& x) {
+    ldouble sum = 0;
+    for (index_t k = 0; k < n; ++k) sum += x(k);
+    ldouble tmp = sum / n;
+    if (std::isfinite(static_cast<double>(tmp))) {
+        ldouble s2 = 0;
+        for (index_t k = 0; k < n; ++k) s2 += static_cast<ldouble>(x(k)) - tmp;
+        tmp = tmp + s2 / n;
+    }
+    return static_cast<double>(tmp);
+}
+
+// R's var(x) for one column without NA: two-pass, long double.
+template <class Get>
+double r_var(index_t n, Get&& x) {
+    for (index_t k = 0; k < n; ++k)
+        if (std::isnan(x(k))) return na_real();
+    const ldouble m = r_cov_mean(n, x);
+    ldouble sum = 0;
+    for (index_t k = 0; k < n; ++k) {
+        const ldouble d = static_cast<ldouble>(x(k)) - m;
+        sum += d * d;
+    }
+    return static_cast<double>(sum / (n - 1));
+}
+
+// Armadillo 12's accumulate(): two interleaved accumulators.
+inline double arma_accumulate(const double* x, index_t n) {
+    double a1 = 0, a2 = 0;
+    index_t i = 0;
+    for (; i + 1 < n; i += 2) {
+        a1 += x[i];
+        a2 += x[i + 1];
+    }
+    if (i < n) a1 += x[i];
+    return a1 + a2;
+}
+
+// R's nmath dnorm(x, 0, sigma) for x >= 0.
+inline double r_dnorm0(double d, double sigma) {
+    const double m_1_sqrt_2pi = 0.398942280401432677939946059934;
+    const double x = std::fabs(d / sigma);
+    const double m_ln2 = 0.693147180559945309417232121458;
+    if (x >= 2 * std::sqrt(std::numeric_limits<double>::max())) return 0.;
+    if (x < 5) return m_1_sqrt_2pi * std::exp(-0.5 * x * x) / sigma;
+    if (x > std::sqrt(-2 * m_ln2 * (std::numeric_limits<double>::min_exponent + 1 -
+                                    std::numeric_limits<double>::digits)))
+        return 0.;
+    const double x1 = std::ldexp(std::nearbyint(std::ldexp(x, 16)), -16);
+    const double x2 = x - x1;
+    return m_1_sqrt_2pi / sigma * (std::exp(-0.5 * x1 * x1) * std::exp((-0.5 * x2 - x1) * x2));
+}
+
+struct BackgroundOptions {
+    int niterations = 50;  // background peaks per peak
+    double w = 0.1;        // Gaussian kernel width on the whitened grid
+    int bs = 50;           // grid points per axis (bs^2 bins)
+};
+
+// The sampling model behind getBackgroundPeaks: every peak falls in one
+// grid bin; a peak in bin i draws peer k with probability
+// bin_p(bin(k), i) / density(bin(k)), normalised over all peaks.
+struct BinModel {
+    int bs = 0;
+    std::vector<int> membership;   // 0-based bin of each peak
+    std::vector<double> density;   // peaks per bin (bs^2)
+    std::vector<double> bins1, bins2;
+    std::vector<double> whitened1, whitened2;
+    double chol[3] = {0, 0, 0};    // R11, R12, R22
+    std::vector<double> bin_p;     // bs^2 x bs^2, column-major, symmetric
+};
+
+// R's seq(from, to, length.out = n) for n > 2 and from != to (R 4.2).
+inline std::vector<double> r_seq(double from, double to, int n) {
+    std::vector<double> out(n);
+    if (n == 1) {
+        out[0] = from;
+        return out;
+    }
+    const double by = (to - from) / (n - 1);
+    out[0] = from;
+    for (int k = 1; k < n - 1; ++k) out[k] = from + k * by;
+    out[n - 1] = to;
+    return out;
+}
+
+inline int nearest_index(const std::vector<double>& g, double v) {
+    auto it = std::lower_bound(g.begin(), g.end(), v);
+    if (it == g.begin()) return 0;
+    if (it == g.end()) return static_cast<int>(g.size()) - 1;
+    const int hi = static_cast<int>(it - g.begin());
+    return (v - g[hi - 1] <= g[hi] - v) ? hi - 1 : hi;
+}
+
+// Whitening, grid, kernel and bin membership (NOTES.md §1 steps 1-10).
+inline BinModel bin_model(Span<const double> fpp, Span<const double> bias,
+                          const BackgroundOptions& opt) {
+    const index_t n = fpp.size();
+    require_size(bias, n, "bias");
+    require(n >= 2, "getBackgroundPeaks needs at least 2 peaks");
+    require(opt.bs >= 3, "'bs' must be at least 3");
+    for (index_t k = 0; k < n; ++k) {
+        require(fpp[k] > 0, "All peaks must have at least one fragment in one sample; "
+                            "remove empty peaks first (e.g. filterPeaks()).");
+        require(std::isfinite(bias[k]),
+                "'bias' has a missing or non-finite value at peak " + std::to_string(k + 1) +
+                    "; recompute it with addGCBias() or drop that peak.");
+    }
+    std::vector<double> y1(n);
+    for (index_t k = 0; k < n; ++k) y1[k] = std::log10(fpp[k]);
+    auto g1 = [&](index_t k) { return y1[k]; };
+    auto g2 = [&](index_t k) { return bias[k]; };
+    const ldouble m1 = r_cov_mean(n, g1), m2 = r_cov_mean(n, g2);
+    ldouble s11 = 0, s12 = 0, s22 = 0;
+    for (index_t k = 0; k < n; ++k) {
+        const ldouble a = y1[k] - m1, b = bias[k] - m2;
+        s11 += a * a;
+        s12 += a * b;
+        s22 += b * b;
+    }
+    const double S11 = static_cast<double>(s11 / (n - 1));
+    const double S12 = static_cast<double>(s12 / (n - 1));
+    const double S22 = static_cast<double>(s22 / (n - 1));
+    BinModel mdl;
+    const double R11 = std::sqrt(S11);
+    const double R12 = S12 / R11;
+    const double d22 = S22 - R12 * R12;
+    if (!(S11 > 0) || !(d22 > 0))
+        throw numeric_error("the covariance of (log10 counts, bias) is singular: all peaks "
+                            "have the same bias or the same total count, so background "
+                            "peaks cannot be matched. Check rowData(object)$bias.");
+    const double R22 = std::sqrt(d22);
+    mdl.chol[0] = R11;
+    mdl.chol[1] = R12;
+    mdl.chol[2] = R22;
+    // OpenBLAS dtrsm multiplies by the reciprocal of the diagonal.
+    const double i11 = 1.0 / R11, i22 = 1.0 / R22;
+    mdl.whitened1.resize(n);
+    mdl.whitened2.resize(n);
+    for (index_t k = 0; k < n; ++k) {
+        const double x1 = y1[k] * i11;
+        mdl.whitened1[k] = x1;
+        mdl.whitened2[k] = (bias[k] - R12 * x1) * i22;
+    }
+    const int bs = opt.bs;
+    mdl.bs = bs;
+    auto mm1 = std::minmax_element(mdl.whitened1.begin(), mdl.whitened1.end());
+    auto mm2 = std::minmax_element(mdl.whitened2.begin(), mdl.whitened2.end());
+    mdl.bins1 = r_seq(*mm1.first, *mm1.second, bs);
+    mdl.bins2 = r_seq(*mm2.first, *mm2.second, bs);
+    const index_t nb = static_cast<index_t>(bs) * bs;
+    // grid point b = a * bs + c is (bins1[a], bins2[c]).
+    mdl.bin_p.assign(nb * nb, 0.0);
+    for (index_t i = 0; i < nb; ++i) {
+        mdl.bin_p[i + i * nb] = r_dnorm0(0.0, opt.w);
+        for (index_t j = i + 1; j < nb; ++j) {
+            const double dx = mdl.bins1[i / bs] - mdl.bins1[j / bs];
+            const double dy = mdl.bins2[i % bs] - mdl.bins2[j % bs];
+            const double v = r_dnorm0(std::sqrt(dx * dx + dy * dy), opt.w);
+            mdl.bin_p[i + j * nb] = v;
+            mdl.bin_p[j + i * nb] = v;
+        }
+    }
+    // Exact nearest grid point (nabor::knn, k = 1): the nearest point of a
+    // rectangular grid is near the per-axis nearest; check a 3x3 patch.
+    mdl.membership.resize(n);
+    mdl.density.assign(nb, 0.0);
+    for (index_t k = 0; k < n; ++k) {
+        const double q1 = mdl.whitened1[k], q2 = mdl.whitened2[k];
+        const int a0 = nearest_index(mdl.bins1, q1), c0 = nearest_index(mdl.bins2, q2);
+        double best = std::numeric_limits<double>::infinity();
+        int best_b = 0;
+        for (int a = std::max(0, a0 - 1); a <= std::min(bs - 1, a0 + 1); ++a)
+            for (int c = std::max(0, c0 - 1); c <= std::min(bs - 1, c0 + 1); ++c) {
+                const double dx = q1 - mdl.bins1[a], dy = q2 - mdl.bins2[c];
+                const double d = dx * dx + dy * dy;
+                const int b = a * bs + c;
+                if (d < best || (d == best && b < best_b)) {
+                    best = d;
+                    best_b = b;
+                }
+            }
+        mdl.membership[k] = best_b;
+        mdl.density[best_b] += 1.0;
+    }
+    return mdl;
+}
+
+// Sampling weights of bin i over all peaks, normalised as chromVAR does
+// (arma::sum, then true division).
+inline void bin_weights(const BinModel& m, index_t bin, std::vector<double>& p) {
+    const index_t nb = static_cast<index_t>(m.bs) * m.bs;
+    const index_t n = static_cast<index_t>(m.membership.size());
+    std::vector<double> per_bin(nb, 0.0);
+    for (index_t b = 0; b < nb; ++b)
+        if (m.density[b] > 0) per_bin[b] = m.bin_p[b + bin * nb] / m.density[b];
+    p.resize(n);
+    for (index_t k = 0; k < n; ++k) p[k] = per_bin[m.membership[k]];
+    const double s = arma_accumulate(p.data(), n);
+    for (index_t k = 0; k < n; ++k) p[k] = p[k] / s;
+}
+
+// Walker alias table exactly as chromVAR's ProbSampleReplace builds it
+// (including R's quirk of scanning past the small-probability part).
+struct AliasTable {
+    std::vector<double> prob;
+    std::vector<double> alias;
+};
+inline void build_alias(std::vector<double>& p, AliasTable& t) {
+    const index_t n = static_cast<index_t>(p.size());
+    std::vector<double> hl(n);
+    t.alias.assign(n, 0.0);
+    index_t H = 0, L = n;
+    for (index_t ii = 0; ii < n; ++ii) {
+        p[ii] *= static_cast<double>(static_cast<int>(n));
+        if (p[ii] < 1.0)
+            hl[H++] = static_cast<double>(ii);
+        else
+            hl[--L] = static_cast<double>(ii);
+    }
+    if (H > 0 && L < n) {
+        for (index_t kk = 0; kk < n; ++kk) {
+            const index_t ii = static_cast<index_t>(hl[kk]);
+            const index_t jj = static_cast<index_t>(hl[L]);
+            t.alias[ii] = static_cast<double>(jj);
+            p[jj] += (p[ii] - 1);
+            if (p[jj] < 1.) L++;
+            if (L == n) break;
+        }
+    }
+    for (index_t ii = 0; ii < n; ++ii) p[ii] += static_cast<double>(ii);
+    t.prob.swap(p);
+}
+
+// getBackgroundPeaks: out (n x niterations, column-major) gets 1-based
+// peak indices. `unif()` must be R's unif_rand() (or a faithful port):
+// exactly n * niterations draws are taken in chromVAR's order (bins
+// ascending, peaks of a bin ascending, iterations). Alias tables are built
+// in parallel, a chunk of bins at a time; drawing stays sequential.
+template <class Unif, class Par>
+void background_peaks(const BinModel& m, int niterations, Unif& unif, Par& par,
+                      DenseView<int> out) {
+    const index_t n = static_cast<index_t>(m.membership.size());
+    require(out.nrow == n && out.ncol == niterations, "background output has wrong shape");
+    const index_t nb = static_cast<index_t>(m.bs) * m.bs;
+    std::vector<std::vector<index_t>> members(nb);
+    for (index_t k = 0; k < n; ++k) members[m.membership[k]].push_back(k);
+    std::vector<index_t> used;
+    for (index_t b = 0; b < nb; ++b)
+        if (!members[b].empty()) used.push_back(b);
+    const index_t chunk = std::max<index_t>(2, 2 * par.threads());
+    std::vector<AliasTable> tables(chunk);
+    for (index_t start = 0; start < static_cast<index_t>(used.size()); start += chunk) {
+        const index_t len = std::min<index_t>(chunk, used.size() - start);
+        par.run(len, [&](index_t t) {
+            std::vector<double> p;
+            bin_weights(m, used[start + t], p);
+            build_alias(p, tables[t]);
+        });
+        for (index_t t = 0; t < len; ++t) {
+            const auto& tab = tables[t];
+            const double dn = static_cast<double>(static_cast<int>(n));
+            for (index_t k : members[used[start + t]]) {
+                for (int r = 0; r < niterations; ++r) {
+                    const double rU = unif() * dn;
+                    const index_t kk = static_cast<index_t>(static_cast<int>(rU));
+                    const index_t pick =
+                        (rU < tab.prob[kk]) ? kk : static_cast<index_t>(tab.alias[kk]);
+                    out(k, r) = static_cast<int>(pick + 1);
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------
+// Deviations
+
+struct DeviationsOutput {
+    DenseView<double> dev;  // annotations x cells
+    DenseView<double> z;
+    Span<double> matches;   // fractionMatches
+    Span<double> overlap;   // fractionBackgroundOverlap
+};
+
+// Peak sets of a (peaks x annotations) CSC match matrix: non-zero entries.
+template <class T>
+std::vector<std::vector<int>> peak_sets(const CscView<T>& anno) {
+    std::vector<std::vector<int>> sets(anno.ncol);
+    for (index_t a = 0; a < anno.ncol; ++a)
+        anno.for_col(a, [&](int r, T v) {
+            if (v != T(0)) sets[a].push_back(r);
+        });
+    return sets;
+}
+
+// chromVAR's compute_deviations_single for one annotation (NOTES.md §3),
+// using the peaks' rows (`rows`: cells x peaks CSC, i.e. counts transposed).
+struct SampleWork {
+    std::vector<double> sampled;    // niter x cells, iteration-major
+    std::vector<double> samp_exp;   // per iteration sum of expectations
+    std::vector<double> observed;
+    std::vector<double> dev;        // niter
+};
+
+inline void add_row(const Csc<double>& rows, index_t peak, double* acc, double mult = 1.0) {
+    for (index_t q = rows.p[peak]; q < rows.p[peak + 1]; ++q) acc[rows.i[q]] += mult * rows.x[q];
+}
+
+inline void deviations_one(const Csc<double>& rows, const std::vector<int>& set,
+                           const DenseView<const int>& bg, Span<const double> e,
+                           Span<const double> fps, SampleWork& w, index_t a,
+                           const DeviationsOutput& out) {
+    const index_t nc = rows.nrow, np = rows.ncol, niter = bg.ncol;
+    const index_t sz = static_cast<index_t>(set.size());
+    out.matches[a] = static_cast<double>(sz) / static_cast<double>(np);
+    if (sz == 0) {
+        for (index_t c = 0; c < nc; ++c) out.dev(a, c) = out.z(a, c) = na_real();
+        out.overlap[a] = na_real();
+        return;
+    }
+    w.observed.assign(nc, 0.0);
+    w.sampled.assign(niter * nc, 0.0);
+    w.samp_exp.assign(niter, 0.0);
+    double e_sum = 0.0;
+    for (int k : set) {
+        add_row(rows, k, w.observed.data());
+        e_sum += e[k];
+    }
+    if (sz == 1) e_sum = e[set[0]];
+    std::vector<int> picks(sz);
+    std::vector<char> in_set(0);
+    ldouble overlap_sum = 0;
+    std::vector<ldouble> overlap_r(niter);
+    for (index_t r = 0; r < niter; ++r) {
+        double* acc = w.sampled.data() + r * nc;
+        for (index_t q = 0; q < sz; ++q) {
+            picks[q] = bg(set[q], r) - 1;
+            add_row(rows, picks[q], acc);
+        }
+        // CHOLMOD sdmult sums mult * e[j] over peaks j in ascending order.
+        std::sort(picks.begin(), picks.end());
+        double s = 0.0;
+        index_t hits = 0;
+        for (index_t q = 0; q < sz;) {
+            index_t q2 = q;
+            while (q2 < sz && picks[q2] == picks[q]) ++q2;
+            const double mult = static_cast<double>(q2 - q);
+            s += (sz == 1) ? e[picks[q]] : mult * e[picks[q]];
+            if (std::binary_search(set.begin(), set.end(), picks[q])) hits += q2 - q;
+            q = q2;
+        }
+        w.samp_exp[r] = s;
+        overlap_r[r] = static_cast<ldouble>(hits);
+        overlap_sum += overlap_r[r];
+    }
+    if (sz == 1) {
+        out.overlap[a] = static_cast<double>(overlap_sum) / static_cast<double>(niter);
+    } else {
+        // R's mean(): long-double sum / n, plus one correction pass.
+        ldouble mu = overlap_sum / niter;
+        if (std::isfinite(static_cast<double>(mu))) {
+            ldouble t = 0;
+            for (index_t r = 0; r < niter; ++r) t += overlap_r[r] - mu;
+            mu += t / niter;
+        }
+        out.overlap[a] = static_cast<double>(mu) / static_cast<double>(sz);
+    }
+    w.dev.resize(niter);
+    for (index_t c = 0; c < nc; ++c) {
+        const double expected = e_sum * fps[c];
+        if (expected < 1 || std::isnan(expected)) {
+            out.dev(a, c) = out.z(a, c) = na_real();
+            continue;
+        }
+        const double obs_dev = (w.observed[c] - expected) / expected;
+        for (index_t r = 0; r < niter; ++r) {
+            const double se = w.samp_exp[r] * fps[c];
+            w.dev[r] = (w.sampled[r * nc + c] - se) / se;
+        }
+        ldouble sum = 0;
+        for (index_t r = 0; r < niter; ++r) sum += w.dev[r];
+        const double mean = static_cast<double>(sum / niter);
+        const double sd = std::sqrt(r_var(niter, [&](index_t r) { return w.dev[r]; }));
+        const double d = obs_dev - mean;
+        out.dev(a, c) = d;
+        out.z(a, c) = d / sd;
+    }
+}
+
+// Sampled-null deviations for every annotation (one task each).
+template <class Par, class Progress>
+void deviations_sample(const Csc<double>& rows, const std::vector<std::vector<int>>& sets,
+                       const DenseView<const int>& bg, Span<const double> e,
+                       Span<const double> fps, Par& par, Progress& progress,
+                       const DeviationsOutput& out) {
+    const index_t np = rows.ncol;
+    for (const auto& s : sets)
+        for (int k : s) require(k >= 0 && k < np, "annotation peak index out of range");
+    for (index_t q = 0; q < bg.nrow * bg.ncol; ++q)
+        require(bg.ptr[q] >= 1 && bg.ptr[q] <= np,
+                "'background_peaks' holds an index outside 1..nrow(object); "
+                "recompute it with getBackgroundPeaks(object).");
+    par.run(static_cast<index_t>(sets.size()), [&](index_t a) {
+        SampleWork w;
+        deviations_one(rows, sets[a], bg, e, fps, w, a, out);
+        progress.tick();
+    });
+}
+
+// ---------------------------------------------------------------------
+// Analytical null: the limit of the sampled null as niterations -> inf.
+// A peak in bin b draws peers from q_b (the BinModel weights), independently
+// across peaks, so the per-iteration sums S = sum_k X[peer_k, c] and
+// E = fps_c * sum_k e[peer_k] have moments that are sums over the set's bins
+// of per-bin moments. The deviation S/E - 1 is expanded to second order
+// (delta method) around (E[S], E[E]).
+
+struct BinMoments {
+    // Over the used bins (nu of them): per-bin expectations of e and e^2,
+    // and the weight matrix W (nu x nu, row = drawing bin, col = peer bin)
+    // with W[b, b'] = sum of q_b over the peaks of bin b'.
+    std::vector<int> used;            // bin id of each used bin
+    std::vector<int> slot;            // bin id -> used index, or -1
+    std::vector<double> W;            // nu x nu column-major
+    std::vector<double> e1, e2;       // nu: E_q[e], E_q[e^2]
+};
+
+inline BinMoments bin_moments(const BinModel& m, Span<const double> e) {
+    BinMoments bm;
+    const index_t nb = static_cast<index_t>(m.bs) * m.bs;
+    bm.slot.assign(nb, -1);
+    for (index_t b = 0; b < nb; ++b)
+        if (m.density[b] > 0) {
+            bm.slot[b] = static_cast<int>(bm.used.size());
+            bm.used.push_back(static_cast<int>(b));
+        }
+    const index_t nu = static_cast<index_t>(bm.used.size());
+    // Within-bin sums of e and e^2.
+    std::vector<double> se(nu, 0.0), se2(nu, 0.0);
+    for (index_t k = 0; k < static_cast<index_t>(m.membership.size()); ++k) {
+        const int s = bm.slot[m.membership[k]];
+        se[s] += e[k];
+        se2[s] += e[k] * e[k];
+    }
+    bm.W.assign(nu * nu, 0.0);
+    bm.e1.assign(nu, 0.0);
+    bm.e2.assign(nu, 0.0);
+    for (index_t i = 0; i < nu; ++i) {
+        const index_t bi = bm.used[i];
+        double z = 0.0;
+        for (index_t j = 0; j < nu; ++j) {
+            const index_t bj = bm.used[j];
+            const double per_peak = m.bin_p[bj + bi * nb] / m.density[bj];
+            bm.W[i + j * nu] = per_peak;  // weight of one peak of bin j
+            z += per_peak * m.density[bj];
+        }
+        for (index_t j = 0; j < nu; ++j) {
+            bm.W[i + j * nu] /= z;
+            bm.e1[i] += bm.W[i + j * nu] * se[j];
+            bm.e2[i] += bm.W[i + j * nu] * se2[j];
+        }
+    }
+    return bm;
+}
+
+
+// Analytical deviations. `cols`: counts (peaks x cells CSC); `anno_rows`:
+// annotation sets transposed (cells of the CSC = peaks; rows = annotations).
+// Cells are processed in blocks; the two dense products per block go to
+// BLAS, the sparse parts run as one task per cell.
+struct AnalyticalOptions {
+    index_t block = 512;  // cells per block (bounds memory: 3 x bins x block)
+};
+
+template <class Par, class Progress>
+void deviations_analytical(const CscView<double>& cols, const std::vector<std::vector<int>>& sets,
+                           const Csc<double>& anno_rows, const BinModel& m,
+                           Span<const double> e, Span<const double> fps,
+                           const AnalyticalOptions& opt, Par& par, Progress& progress,
+                           const DeviationsOutput& out) {
+    const index_t np = cols.nrow, nc = cols.ncol, na = static_cast<index_t>(sets.size());
+    require(static_cast<index_t>(m.membership.size()) == np,
+            "bias model and counts have different numbers of peaks");
+    const BinMoments bm = bin_moments(m, e);
+    const index_t nu = static_cast<index_t>(bm.used.size());
+    arma::mat W(const_cast<double*>(bm.W.data()), nu, nu, false, true);
+    // Per annotation: peaks per bin, and constants of the expectation sum.
+    arma::mat N(na, nu, arma::fill::zeros);
+    std::vector<double> e_sum(na, 0.0), n_e1(na, 0.0), n_ve(na, 0.0);
+    std::vector<int> peak_slot(np);
+    for (index_t k = 0; k < np; ++k) peak_slot[k] = bm.slot[m.membership[k]];
+    for (index_t a = 0; a < na; ++a) {
+        out.matches[a] = static_cast<double>(sets[a].size()) / static_cast<double>(np);
+        out.overlap[a] = na_real();
+        for (int k : sets[a]) {
+            N(a, peak_slot[k]) += 1.0;
+            e_sum[a] += e[k];
+        }
+        for (index_t u = 0; u < nu; ++u) {
+            n_e1[a] += N(a, u) * bm.e1[u];
+            n_ve[a] += N(a, u) * (bm.e2[u] - bm.e1[u] * bm.e1[u]);
+        }
+    }
+    const index_t B = std::max<index_t>(1, opt.block);
+    for (index_t c0 = 0; c0 < nc; c0 += B) {
+        const index_t nb = std::min(B, nc - c0);
+        arma::mat T(nu, 3 * nb, arma::fill::zeros);  // [sum X | sum X^2 | sum X e]
+        par.run(nb, [&](index_t cc) {
+            cols.for_col(c0 + cc, [&](int j, double x) {
+                const index_t u = peak_slot[j];
+                T(u, cc) += x;
+                T(u, nb + cc) += x * x;
+                T(u, 2 * nb + cc) += x * e[j];
+            });
+        });
+        arma::mat Q = W * T;  // per-bin peer moments
+        for (index_t cc = 0; cc < nb; ++cc)
+            for (index_t u = 0; u < nu; ++u) {
+                const double mu = Q(u, cc);
+                Q(u, nb + cc) -= mu * mu;              // variance of one draw
+                Q(u, 2 * nb + cc) -= bm.e1[u] * mu;    // covariance with e
+            }
+        const arma::mat G = N * Q;  // na x 3nb
+        par.run(nb, [&](index_t cc) {
+            const index_t c = c0 + cc;
+            std::vector<double> obs(na, 0.0);
+            cols.for_col(c, [&](int j, double x) {
+                for (index_t q = anno_rows.p[j]; q < anno_rows.p[j + 1]; ++q)
+                    obs[anno_rows.i[q]] += x;
+            });
+            for (index_t a = 0; a < na; ++a) {
+                const double expected = e_sum[a] * fps[c];
+                if (sets[a].empty() || !(expected >= 1)) {
+                    out.dev(a, c) = out.z(a, c) = na_real();
+                    continue;
+                }
+                const double obs_dev = (obs[a] - expected) / expected;
+                const double es = G(a, cc), vs = G(a, nb + cc), cv = fps[c] * G(a, 2 * nb + cc);
+                const double ee = fps[c] * n_e1[a], ve = fps[c] * fps[c] * n_ve[a];
+                const double r = es / ee;
+                const double mean = r - 1 - cv / (ee * ee) + r * ve / (ee * ee);
+                const double var = (vs - 2 * r * cv + r * r * ve) / (ee * ee);
+                const double d = obs_dev - mean;
+                out.dev(a, c) = d;
+                out.z(a, c) = d / std::sqrt(var);
+            }
+        });
+        progress.tick(nb);
+    }
+}
+
+// computeVariability's row_sds (Armadillo 12 stddev over finite values).
+inline double arma_sd_finite(std::vector<double>& v) {
+    const index_t n = static_cast<index_t>(v.size());
+    if (n < 2) return std::numeric_limits<double>::quiet_NaN();
+    const double mean = arma_accumulate(v.data(), n) / static_cast<double>(n);
+    double acc2 = 0, acc3 = 0;
+    index_t i = 0, j = 1;
+    for (; j < n; i += 2, j += 2) {
+        const double ti = mean - v[i], tj = mean - v[j];
+        acc2 += ti * ti + tj * tj;
+        acc3 += ti + tj;
+    }
+    if (i < n) {
+        const double ti = mean - v[i];
+        acc2 += ti * ti;
+        acc3 += ti;
+    }
+    const double var = (acc2 - acc3 * acc3 / n) / (n - 1);
+    return std::sqrt(var);
+}
+
+// Row sds of z (annotations x cells); `index` (optional, length ncol) picks
+// columns with replacement (one bootstrap replicate).
+inline void row_sds(const DenseView<const double>& z, const std::vector<index_t>* index,
+                    Span<double> out) {
+    std::vector<double> v;
+    const index_t nc = index ? static_cast<index_t>(index->size()) : z.ncol;
+    for (index_t a = 0; a < z.nrow; ++a) {
+        v.clear();
+        for (index_t q = 0; q < nc; ++q) {
+            const double x = z(a, index ? (*index)[q] : q);
+            if (std::isfinite(x)) v.push_back(x);
+        }
+        out[a] = arma_sd_finite(v);
+    }
+}
+
+}  // namespace chromvar
+}  // namespace epione
