@@ -206,6 +206,7 @@ setGeneric("deviationScores",
 setMethod("getBackgroundPeaks", "ANY", function(object, bias,
         niterations = 50, w = 0.1, bs = 50,
         threads = getOption("epione.threads", 2L)) {
+    if (missing(bias)) bias <- NULL
     .background_peaks(object, bias, niterations, w, bs, threads)
 })
 
@@ -318,7 +319,9 @@ setMethod("computeExpectations", "ANY", function(object, norm = FALSE,
     cd <- if (methods::is(object, "SummarizedExperiment")) {
         SummarizedExperiment::colData(object)
     } else {
-        S4Vectors::DataFrame(row.names = colnames(counts))
+        cd <- S4Vectors::DataFrame(n = seq_len(ncol(counts)))[, FALSE]
+        rownames(cd) <- colnames(counts)
+        cd
     }
     se <- SummarizedExperiment::SummarizedExperiment(
         assays = list(deviations = res$deviations, z = res$z),
