@@ -64,15 +64,16 @@ Rcpp::List epi_chromvar_sample(Rcpp::S4 counts, Rcpp::S4 anno, Rcpp::IntegerMatr
     const auto x = glue::csc_view(counts, hx);
     const auto m = glue::csc_view(anno, ha);
     const auto sets = cv::peak_sets(m);
-    const auto rows = epione::transpose(x);
+    const auto anno_rows = epione::transpose(m);
     const auto fps = epione::col_sums(x);
     Rcpp::NumericMatrix dev(m.ncol, x.ncol), z(m.ncol, x.ncol);
     Rcpp::NumericVector matches(m.ncol), overlap(m.ncol);
     glue::TbbPar par(threads);
     glue::Progress progress(m.ncol, verbose);
-    cv::deviations_sample(rows, sets, {INTEGER(bg), bg.nrow(), bg.ncol()},
+    cv::deviations_sample(x, anno_rows, sets, {INTEGER(bg), bg.nrow(), bg.ncol()},
                           {REAL(expectation), XLENGTH(expectation)}, {fps.data(), x.ncol},
-                          par, progress, make_output(dev, z, matches, overlap));
+                          cv::SampleOptions{}, par, progress,
+                          make_output(dev, z, matches, overlap));
     return wrap_output(dev, z, matches, overlap);
 }
 

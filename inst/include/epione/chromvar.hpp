@@ -329,118 +329,160 @@ std::vector<std::vector<int>> peak_sets(const CscView<T>& anno) {
     return sets;
 }
 
-// chromVAR's compute_deviations_single for one annotation (NOTES.md §3),
-// using the peaks' rows (`rows`: cells x peaks CSC, i.e. counts transposed).
-struct SampleWork {
-    std::vector<double> sampled;    // niter x cells, iteration-major
-    std::vector<double> samp_exp;   // per iteration sum of expectations
-    std::vector<double> observed;
-    std::vector<double> dev;        // niter
+// Per annotation: the expected sum of every background iteration (chromVAR
+// sums mult * e[j] over the drawn peaks j in ascending order, as CHOLMOD's
+// sdmult does), the observed expectation sum and the background overlap.
+struct SampleTables {
+    std::vector<double> samp_exp;  // na x niter, annotation-major
+    std::vector<double> e_sum;
 };
 
-inline void add_row(const Csc<double>& rows, index_t peak, double* acc, double mult = 1.0) {
-    for (index_t q = rows.p[peak]; q < rows.p[peak + 1]; ++q) acc[rows.i[q]] += mult * rows.x[q];
-}
-
-inline void deviations_one(const Csc<double>& rows, const std::vector<int>& set,
-                           const DenseView<const int>& bg, Span<const double> e,
-                           Span<const double> fps, SampleWork& w, index_t a,
-                           const DeviationsOutput& out) {
-    const index_t nc = rows.nrow, np = rows.ncol, niter = bg.ncol;
-    const index_t sz = static_cast<index_t>(set.size());
-    out.matches[a] = static_cast<double>(sz) / static_cast<double>(np);
+inline void sample_tables_one(const std::vector<int>& set, const DenseView<const int>& bg,
+                              Span<const double> e, index_t a, SampleTables& t,
+                              const DeviationsOutput& out) {
+    const index_t niter = bg.ncol, sz = static_cast<index_t>(set.size());
+    out.matches[a] = static_cast<double>(sz) / static_cast<double>(bg.nrow);
     if (sz == 0) {
-        for (index_t c = 0; c < nc; ++c) out.dev(a, c) = out.z(a, c) = na_real();
         out.overlap[a] = na_real();
         return;
     }
-    w.observed.assign(nc, 0.0);
-    w.sampled.assign(niter * nc, 0.0);
-    w.samp_exp.assign(niter, 0.0);
     double e_sum = 0.0;
-    for (int k : set) {
-        add_row(rows, k, w.observed.data());
-        e_sum += e[k];
-    }
-    if (sz == 1) e_sum = e[set[0]];
+    for (int k : set) e_sum += e[k];
+    t.e_sum[a] = e_sum;
     std::vector<int> picks(sz);
-    std::vector<char> in_set(0);
-    ldouble overlap_sum = 0;
-    std::vector<ldouble> overlap_r(niter);
+    std::vector<ldouble> hits_r(niter);
+    ldouble hits_sum = 0;
     for (index_t r = 0; r < niter; ++r) {
-        double* acc = w.sampled.data() + r * nc;
-        for (index_t q = 0; q < sz; ++q) {
-            picks[q] = bg(set[q], r) - 1;
-            add_row(rows, picks[q], acc);
-        }
-        // CHOLMOD sdmult sums mult * e[j] over peaks j in ascending order.
+        for (index_t q = 0; q < sz; ++q) picks[q] = bg(set[q], r) - 1;
         std::sort(picks.begin(), picks.end());
         double s = 0.0;
         index_t hits = 0;
         for (index_t q = 0; q < sz;) {
             index_t q2 = q;
             while (q2 < sz && picks[q2] == picks[q]) ++q2;
-            const double mult = static_cast<double>(q2 - q);
-            s += (sz == 1) ? e[picks[q]] : mult * e[picks[q]];
+            s += static_cast<double>(q2 - q) * e[picks[q]];
             if (std::binary_search(set.begin(), set.end(), picks[q])) hits += q2 - q;
             q = q2;
         }
-        w.samp_exp[r] = s;
-        overlap_r[r] = static_cast<ldouble>(hits);
-        overlap_sum += overlap_r[r];
+        t.samp_exp[a * niter + r] = s;
+        hits_r[r] = static_cast<ldouble>(hits);
+        hits_sum += hits_r[r];
     }
     if (sz == 1) {
-        out.overlap[a] = static_cast<double>(overlap_sum) / static_cast<double>(niter);
-    } else {
-        // R's mean(): long-double sum / n, plus one correction pass.
-        ldouble mu = overlap_sum / niter;
-        if (std::isfinite(static_cast<double>(mu))) {
-            ldouble t = 0;
-            for (index_t r = 0; r < niter; ++r) t += overlap_r[r] - mu;
-            mu += t / niter;
-        }
-        out.overlap[a] = static_cast<double>(mu) / static_cast<double>(sz);
+        out.overlap[a] = static_cast<double>(hits_sum) / static_cast<double>(niter);
+        return;
     }
-    w.dev.resize(niter);
-    for (index_t c = 0; c < nc; ++c) {
-        const double expected = e_sum * fps[c];
-        if (expected < 1 || std::isnan(expected)) {
-            out.dev(a, c) = out.z(a, c) = na_real();
-            continue;
-        }
-        const double obs_dev = (w.observed[c] - expected) / expected;
-        for (index_t r = 0; r < niter; ++r) {
-            const double se = w.samp_exp[r] * fps[c];
-            w.dev[r] = (w.sampled[r * nc + c] - se) / se;
-        }
-        ldouble sum = 0;
-        for (index_t r = 0; r < niter; ++r) sum += w.dev[r];
-        const double mean = static_cast<double>(sum / niter);
-        const double sd = std::sqrt(r_var(niter, [&](index_t r) { return w.dev[r]; }));
-        const double d = obs_dev - mean;
-        out.dev(a, c) = d;
-        out.z(a, c) = d / sd;
+    // R's mean(): long-double sum / n, plus one correction pass.
+    ldouble mu = hits_sum / niter;
+    if (std::isfinite(static_cast<double>(mu))) {
+        ldouble c = 0;
+        for (index_t r = 0; r < niter; ++r) c += hits_r[r] - mu;
+        mu += c / niter;
     }
+    out.overlap[a] = static_cast<double>(mu) / static_cast<double>(sz);
 }
 
-// Sampled-null deviations for every annotation (one task each).
+// One cell's deviation and z for one annotation from its sampled sums
+// (NOTES.md §3: colMeans and sd in long double, NA when expected < 1).
+inline void finish_cell(double observed, double expected, const double* sampled,
+                        const double* samp_exp, double fps, index_t niter, double* dev_buf,
+                        double& dev, double& z) {
+    if (expected < 1 || std::isnan(expected)) {
+        dev = z = na_real();
+        return;
+    }
+    const double obs_dev = (observed - expected) / expected;
+    ldouble sum = 0;
+    for (index_t r = 0; r < niter; ++r) {
+        const double se = samp_exp[r] * fps;
+        dev_buf[r] = (sampled[r] - se) / se;
+        sum += dev_buf[r];
+    }
+    const double mean = static_cast<double>(sum / niter);
+    const double sd = std::sqrt(r_var(niter, [&](index_t r) { return dev_buf[r]; }));
+    dev = obs_dev - mean;
+    z = dev / sd;
+}
+
+struct SampleOptions {
+    index_t max_entries = index_t(1) << 27;  // background entries per pass
+    index_t cells_per_task = 32;
+};
+
+// Sampled-null deviations (chromVAR's method) for all annotations, cell by
+// cell: the background draws are indexed by peak (peak j -> the
+// (annotation, iteration) slots it was drawn into), so one sweep over a
+// cell's non-zero counts fills all sampled sums of that cell. Annotations
+// are processed in groups that bound that index to `max_entries`.
 template <class Par, class Progress>
-void deviations_sample(const Csc<double>& rows, const std::vector<std::vector<int>>& sets,
+void deviations_sample(const CscView<double>& x, const Csc<double>& anno_rows,
+                       const std::vector<std::vector<int>>& sets,
                        const DenseView<const int>& bg, Span<const double> e,
-                       Span<const double> fps, Par& par, Progress& progress,
-                       const DeviationsOutput& out) {
-    const index_t np = rows.ncol;
-    for (const auto& s : sets)
-        for (int k : s) require(k >= 0 && k < np, "annotation peak index out of range");
+                       Span<const double> fps, const SampleOptions& opt, Par& par,
+                       Progress& progress, const DeviationsOutput& out) {
+    const index_t np = x.nrow, nc = x.ncol, na = static_cast<index_t>(sets.size());
+    const index_t niter = bg.ncol;
+    require(bg.nrow == np, "'background_peaks' must have one row per peak");
     for (index_t q = 0; q < bg.nrow * bg.ncol; ++q)
         require(bg.ptr[q] >= 1 && bg.ptr[q] <= np,
                 "'background_peaks' holds an index outside 1..nrow(object); "
                 "recompute it with getBackgroundPeaks(object).");
-    par.run(static_cast<index_t>(sets.size()), [&](index_t a) {
-        SampleWork w;
-        deviations_one(rows, sets[a], bg, e, fps, w, a, out);
-        progress.tick();
-    });
+    SampleTables t;
+    t.samp_exp.assign(na * niter, 0.0);
+    t.e_sum.assign(na, 0.0);
+    par.run(na, [&](index_t a) { sample_tables_one(sets[a], bg, e, a, t, out); });
+    index_t a0 = 0;
+    while (a0 < na) {
+        index_t a1 = a0, entries = 0;
+        do {
+            entries += niter * static_cast<index_t>(sets[a1].size());
+            ++a1;
+        } while (a1 < na && entries + niter * static_cast<index_t>(sets[a1].size()) <=
+                                opt.max_entries);
+        const index_t ga = a1 - a0, slots = ga * niter;
+        // Peak -> slots index (CSR over peaks), filled in a fixed order.
+        std::vector<index_t> wp(np + 1, 0);
+        for (index_t a = a0; a < a1; ++a)
+            for (index_t r = 0; r < niter; ++r)
+                for (int k : sets[a]) ++wp[bg(k, r)];
+        for (index_t j = 0; j < np; ++j) wp[j + 1] += wp[j];
+        std::vector<int> wcol(wp[np]);
+        {
+            std::vector<index_t> next(wp.begin(), wp.end() - 1);
+            for (index_t a = a0; a < a1; ++a)
+                for (index_t r = 0; r < niter; ++r)
+                    for (int k : sets[a])
+                        wcol[next[bg(k, r) - 1]++] = static_cast<int>((a - a0) * niter + r);
+        }
+        const index_t per = std::max<index_t>(1, opt.cells_per_task);
+        const index_t n_tasks = (nc + per - 1) / per;
+        par.run(n_tasks, [&](index_t task) {
+            std::vector<double> sampled(slots), observed(ga), dev_buf(niter);
+            const index_t c_end = std::min(nc, (task + 1) * per);
+            for (index_t c = task * per; c < c_end; ++c) {
+                std::fill(sampled.begin(), sampled.end(), 0.0);
+                std::fill(observed.begin(), observed.end(), 0.0);
+                x.for_col(c, [&](int j, double v) {
+                    for (index_t q = wp[j]; q < wp[j + 1]; ++q) sampled[wcol[q]] += v;
+                    for (index_t q = anno_rows.p[j]; q < anno_rows.p[j + 1]; ++q) {
+                        const index_t a = anno_rows.i[q];
+                        if (a >= a0 && a < a1) observed[a - a0] += v;
+                    }
+                });
+                for (index_t a = a0; a < a1; ++a) {
+                    if (sets[a].empty()) {
+                        out.dev(a, c) = out.z(a, c) = na_real();
+                        continue;
+                    }
+                    finish_cell(observed[a - a0], t.e_sum[a] * fps[c],
+                                sampled.data() + (a - a0) * niter, t.samp_exp.data() + a * niter,
+                                fps[c], niter, dev_buf.data(), out.dev(a, c), out.z(a, c));
+                }
+            }
+        });
+        progress.tick(ga);
+        a0 = a1;
+    }
 }
 
 // ---------------------------------------------------------------------
