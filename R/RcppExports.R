@@ -21,6 +21,10 @@ epi_chromvar_variability <- function(z, n_boot, seed, threads) {
     .Call(`_epione_epi_chromvar_variability`, z, n_boot, seed, threads)
 }
 
+epi_chromvar_gc <- function(fasta, chrom, start, end) {
+    .Call(`_epione_epi_chromvar_gc`, fasta, chrom, start, end)
+}
+
 epi_info_htslib_version <- function() {
     .Call(`_epione_epi_info_htslib_version`)
 }

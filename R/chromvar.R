@@ -5,6 +5,7 @@
 #' @importFrom ggplot2 .data
 #' @importFrom methods new is as setClass setGeneric setMethod
 #' @importClassesFrom SummarizedExperiment SummarizedExperiment
+#'     RangedSummarizedExperiment
 NULL
 
 #' Deviations of chromatin accessibility per annotation
@@ -25,6 +26,7 @@ setGeneric("computeDeviations",
 setGeneric("deviations", function(object) standardGeneric("deviations"))
 setGeneric("deviationScores",
     function(object) standardGeneric("deviationScores"))
+setGeneric("addGCBias", function(object, ...) standardGeneric("addGCBias"))
 
 # ---- inputs -----------------------------------------------------------
 
@@ -599,3 +601,65 @@ plotVarDev <- function(object, n = 25) {
         ggplot2::theme_bw() +
         ggplot2::theme(legend.position = "none")
 }
+
+# ---- GC bias ----------------------------------------------------------
+
+.gc_from_genome <- function(peaks, genome) {
+    if (methods::is(genome, "FaFile")) genome <- as.character(genome$path)
+    if (is.character(genome)) {
+        fasta <- .check_file(genome, "genome")
+        return(.core(epi_chromvar_gc(fasta,
+            as.character(GenomeInfoDb::seqnames(peaks)),
+            as.integer(BiocGenerics::start(peaks)),
+            as.integer(BiocGenerics::end(peaks)))))
+    }
+    if (!requireNamespace("Biostrings", quietly = TRUE)) {
+        .abort("a BSgenome or DNAStringSet 'genome' needs the Biostrings ",
+               "package; install it or pass the path of an indexed FASTA.")
+    }
+    seqs <- if (methods::is(genome, "XStringSet")) {
+        chrom <- as.character(GenomeInfoDb::seqnames(peaks))
+        if (!all(chrom %in% names(genome))) {
+            .abort("'genome' lacks sequence(s) ",
+                   paste(utils::head(setdiff(chrom, names(genome)), 3),
+                         collapse = ", "), " named by the peaks.")
+        }
+        Biostrings::subseq(genome[chrom], BiocGenerics::start(peaks),
+                           BiocGenerics::end(peaks))
+    } else {
+        Biostrings::getSeq(genome, peaks)
+    }
+    f <- Biostrings::letterFrequency(seqs, c("A", "C", "G", "T"))
+    rowSums(f[, 2:3, drop = FALSE]) / rowSums(f)
+}
+
+#' Add the GC content of each peak
+#'
+#' chromVAR's `addGCBias`: the fraction of G and C among the A/C/G/T bases
+#' of each peak, stored as `rowData(object)$bias` for
+#' [getBackgroundPeaks()]. A FASTA path is read with HTSlib's faidx in C++
+#' (plain or bgzip-compressed; a missing `.fai` index is built next to it);
+#' `BSgenome` and `DNAStringSet` genomes go through Biostrings.
+#'
+#' @param object A `RangedSummarizedExperiment` of peaks.
+#' @param genome Path to an indexed FASTA, an `Rsamtools::FaFile`, a
+#'   `BSgenome` or a named `DNAStringSet` with the peaks' sequence names.
+#' @param ... Unused.
+#' @return `object` with `rowData(object)$bias` set (`NaN` for a peak
+#'   without A/C/G/T).
+#' @seealso chromVAR::addGCBias()
+#' @examples
+#' fa <- tempfile(fileext = ".fa")
+#' writeLines(c(">chr1", "ACGTGGCCAATT"), fa)
+#' se <- SummarizedExperiment::SummarizedExperiment(
+#'     assays = list(counts = matrix(1:4, 2)),
+#'     rowRanges = GenomicRanges::GRanges("chr1", IRanges::IRanges(c(1, 5),
+#'         c(4, 8))))
+#' SummarizedExperiment::rowData(addGCBias(se, fa))$bias
+#' @export
+setMethod("addGCBias", "RangedSummarizedExperiment", function(object,
+        genome) {
+    gc <- .gc_from_genome(SummarizedExperiment::rowRanges(object), genome)
+    SummarizedExperiment::rowData(object)$bias <- gc
+    object
+})

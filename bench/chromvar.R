@@ -50,23 +50,23 @@ se <- SummarizedExperiment(assays = list(counts = sc$counts),
 sub <- sc$anno[, seq_len(n_ref)]
 
 ## epione phase ---------------------------------------------------------
-library(epione)
+suppressPackageStartupMessages(library(epione))
 cat(sprintf("epione threads = %d; BLAS: %s\n", threads, sessionInfo()$BLAS))
 set.seed(1)
-e_bg <- timed(getBackgroundPeaks(se, threads = threads))
-e_exp <- timed(computeExpectations(se))
-e_sub <- timed(computeDeviations(se, sub, e_bg$value, method = "sample",
+e_bg <- timed(epione::getBackgroundPeaks(se, threads = threads))
+e_exp <- timed(epione::computeExpectations(se))
+e_sub <- timed(epione::computeDeviations(se, sub, e_bg$value, method = "sample",
                                  threads = threads))
-e_all <- timed(computeDeviations(se, sc$anno, e_bg$value, method = "sample",
+e_all <- timed(epione::computeDeviations(se, sc$anno, e_bg$value, method = "sample",
                                  threads = threads))
-e_ana <- timed(computeDeviations(se, sc$anno, method = "analytical",
+e_ana <- timed(epione::computeDeviations(se, sc$anno, method = "analytical",
                                  threads = threads))
 hwm <- vm_hwm()
 cat(sprintf("epione all %d annotations: sample %.2f s (user %.2f), analytical %.2f s (user %.2f); peak memory (VmHWM) %.2f GiB\n",
             ncol(sc$anno), e_all$elapsed, e_all$user, e_ana$elapsed,
             e_ana$user, hwm))
-za <- deviationScores(e_ana$value)
-zs <- deviationScores(e_all$value)
+za <- epione::deviationScores(e_ana$value)
+zs <- epione::deviationScores(e_all$value)
 r <- vapply(seq_len(nrow(zs)), function(i)
     stats::cor(za[i, ], zs[i, ], use = "complete.obs"), 0)
 cat(sprintf("analytical vs sample per-annotation Pearson: min %.4f median %.4f\n",
@@ -86,7 +86,7 @@ row("computeExpectations", r_exp, e_exp,
     isTRUE(all.equal(r_exp$value, e_exp$value, tolerance = 1e-14)))
 r_sub <- timed(chromVAR::computeDeviations(se, sub, r_bg$value))
 same <- isTRUE(all.equal(unname(chromVAR::deviationScores(r_sub$value)),
-                         unname(deviationScores(e_sub$value)),
+                         unname(epione::deviationScores(e_sub$value)),
                          tolerance = 1e-10))
 row(sprintf("computeDeviations sample (%d ann.)", n_ref), r_sub, e_sub, same)
 scale <- ncol(sc$anno) / n_ref

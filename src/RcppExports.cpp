@@ -87,6 +87,19 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// epi_chromvar_gc
+Rcpp::NumericVector epi_chromvar_gc(std::string fasta, std::vector<std::string> chrom, Rcpp::IntegerVector start, Rcpp::IntegerVector end);
+RcppExport SEXP _epione_epi_chromvar_gc(SEXP fastaSEXP, SEXP chromSEXP, SEXP startSEXP, SEXP endSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< std::string >::type fasta(fastaSEXP);
+    Rcpp::traits::input_parameter< std::vector<std::string> >::type chrom(chromSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type start(startSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type end(endSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_chromvar_gc(fasta, chrom, start, end));
+    return rcpp_result_gen;
+END_RCPP
+}
 // epi_info_htslib_version
 std::string epi_info_htslib_version();
 RcppExport SEXP _epione_epi_info_htslib_version() {
@@ -236,6 +249,7 @@ static const R_CallMethodDef CallEntries[] = {
     {"_epione_epi_chromvar_sample", (DL_FUNC) &_epione_epi_chromvar_sample, 6},
     {"_epione_epi_chromvar_analytical", (DL_FUNC) &_epione_epi_chromvar_analytical, 10},
     {"_epione_epi_chromvar_variability", (DL_FUNC) &_epione_epi_chromvar_variability, 4},
+    {"_epione_epi_chromvar_gc", (DL_FUNC) &_epione_epi_chromvar_gc, 4},
     {"_epione_epi_info_htslib_version", (DL_FUNC) &_epione_epi_info_htslib_version, 0},
     {"_epione_epi_info_tabix_seqnames", (DL_FUNC) &_epione_epi_info_tabix_seqnames, 1},
     {"_epione_epi_info_hdf5_roundtrip", (DL_FUNC) &_epione_epi_info_hdf5_roundtrip, 2},

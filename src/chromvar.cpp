@@ -121,3 +121,13 @@ Rcpp::List epi_chromvar_variability(Rcpp::NumericMatrix z, int n_boot, double se
     });
     return Rcpp::List::create(Rcpp::Named("sd") = sds, Rcpp::Named("boot") = boot);
 }
+
+// GC fraction per peak from an indexed FASTA (HTSlib faidx).
+// [[Rcpp::export(rng = false)]]
+Rcpp::NumericVector epi_chromvar_gc(std::string fasta, std::vector<std::string> chrom,
+                                    Rcpp::IntegerVector start, Rcpp::IntegerVector end) {
+    Rcpp::NumericVector out(chrom.size());
+    cv::gc_content(fasta, chrom, {INTEGER(start), XLENGTH(start)}, {INTEGER(end), XLENGTH(end)},
+                   glue::span(out));
+    return out;
+}

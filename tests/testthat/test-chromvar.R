@@ -283,3 +283,35 @@ test_that("plots are ggplot objects", {
     expect_s3_class(p, "ggplot")
     expect_identical(p$data$rank, 1:3)
 })
+
+test_that("addGCBias reads GC from a FASTA as ArchR/BSgenome hg19 did", {
+    sq <- shared_path("data", "sequences", "human_hg19_chr11")
+    skip_if_not(dir.exists(sq), "shared hg19 chr11 sequence absent")
+    # one record per segment, named as the segment; peaks shifted into it
+    seg <- readLines(file.path(sq, "hg19_chr11_segments.fa.gz"))
+    hdr <- grep("^>", seg)
+    fa <- tempfile(fileext = ".fa")
+    body <- seg[(hdr[2] + 1):length(seg)]
+    writeLines(c(">seg2", body), fa)
+    pk <- utils::read.delim(file.path(sq, "hg19_chr11_accessible_peaks.tsv"))
+    pk <- pk[grepl("PBSmall", pk$name), ]
+    off <- 113930315 - 1
+    rr <- GenomicRanges::GRanges("seg2", IRanges::IRanges(pk$start0 + 1 - off,
+                                                          pk$end - off))
+    se <- SummarizedExperiment::SummarizedExperiment(
+        assays = list(counts = matrix(1, nrow(pk), 2)), rowRanges = rr)
+    gc <- SummarizedExperiment::rowData(addGCBias(se, fa))$bias
+    # ArchR stores GC rounded to 4 digits (PBSmall peakSet, idx 968-970)
+    expect_identical(round(gc, 4), c(0.4711, 0.5210, 0.5768))
+    # plain count, written independently
+    s <- paste(body, collapse = "")
+    one <- strsplit(toupper(substr(s, pk$start0[1] + 1 - off,
+                                   pk$end[1] - off)), "")[[1]]
+    expect_identical(gc[1], mean(one %in% c("G", "C")))
+    bad <- GenomicRanges::GRanges("chrZ", IRanges::IRanges(1, 10))
+    se2 <- SummarizedExperiment::SummarizedExperiment(
+        assays = list(counts = matrix(1, 1, 2)), rowRanges = bad)
+    expect_error(addGCBias(se2, fa), class = "epione_error_input",
+                 regexp = "sequence names")
+    expect_error(addGCBias(se2, tempfile()), class = "epione_error_file")
+})

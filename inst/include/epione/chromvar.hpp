@@ -7,11 +7,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <string>
 #include <vector>
 #include <armadillo>
+#include <htslib/faidx.h>
 #include "error.hpp"
 #include "span.hpp"
 #include "sparse.hpp"
@@ -661,6 +663,47 @@ inline void row_sds(const DenseView<const double>& z, const std::vector<index_t>
             if (std::isfinite(x)) v.push_back(x);
         }
         out[a] = arma_sd_finite(v);
+    }
+}
+
+// GC fraction (C+G over A+C+G+T, any case; other letters ignored, as
+// chromVAR's letterFrequency-based addGCBias) of each 1-based closed range
+// [start, end] read from an indexed FASTA (plain or bgzip) with HTSlib
+// faidx. A range without any A/C/G/T gets NaN.
+inline void gc_content(const std::string& fasta, const std::vector<std::string>& chrom,
+                       Span<const int> start, Span<const int> end, Span<double> out) {
+    const index_t n = static_cast<index_t>(chrom.size());
+    require_size(start, n, "start");
+    require_size(end, n, "end");
+    require_size(out, n, "out");
+    faidx_t* fai = fai_load(fasta.c_str());
+    if (!fai)
+        throw format_error("cannot open or index the FASTA '" + fasta +
+                           "'; it must be plain text or bgzip-compressed "
+                           "(samtools faidx can index it).");
+    struct Closer {
+        faidx_t* f;
+        ~Closer() { fai_destroy(f); }
+    } closer{fai};
+    for (index_t k = 0; k < n; ++k) {
+        if (!faidx_has_seq(fai, chrom[k].c_str()))
+            throw input_error("sequence '" + chrom[k] + "' of peak " + std::to_string(k + 1) +
+                              " is not in the FASTA; use a genome with the same "
+                              "sequence names (e.g. 'chr1', not '1').");
+        hts_pos_t len = 0;
+        char* seq = faidx_fetch_seq64(fai, chrom[k].c_str(), start[k] - 1, end[k] - 1, &len);
+        if (!seq) throw format_error("could not read peak " + std::to_string(k + 1) + " from FASTA");
+        index_t acgt = 0, gc = 0;
+        for (hts_pos_t q = 0; q < len; ++q) {
+            switch (seq[q]) {
+                case 'C': case 'c': case 'G': case 'g': ++gc; ++acgt; break;
+                case 'A': case 'a': case 'T': case 't': ++acgt; break;
+                default: break;
+            }
+        }
+        std::free(seq);
+        out[k] = acgt ? static_cast<double>(gc) / static_cast<double>(acgt)
+                      : std::numeric_limits<double>::quiet_NaN();
     }
 }
 
