@@ -663,3 +663,119 @@ setMethod("addGCBias", "RangedSummarizedExperiment", function(object,
     SummarizedExperiment::rowData(object)$bias <- gc
     object
 })
+
+# ---- embedding and heatmap plots (seed 000, ArchR palettes) -----------
+
+.top_variable <- function(z, n) {
+    v <- apply(z, 1L, stats::var, na.rm = TRUE)
+    order(-v)[seq_len(min(n, nrow(z)))]
+}
+
+.z_matrix <- function(object) {
+    if (!methods::is(object, "SummarizedExperiment") ||
+        !"z" %in% SummarizedExperiment::assayNames(object)) {
+        .abort("'object' must be the result of computeDeviations().")
+    }
+    z <- as.matrix(SummarizedExperiment::assay(object, "z"))
+    z[!is.finite(z)] <- NA
+    if (is.null(rownames(z))) rownames(z) <- seq_len(nrow(z))
+    z
+}
+
+#' Cells on an embedding coloured by deviation z-scores
+#'
+#' One panel per annotation (default: the `n` most variable), cells placed
+#' by a 2-D embedding (e.g. UMAP) and coloured by z with ArchR's
+#' solarExtra palette, clipped to the 1st-99th percentile per panel.
+#'
+#' @param object A `chromVARDeviations` object.
+#' @param embedding A cells x 2 matrix (rows in the order of the cells).
+#' @param annotations Annotation names to show; `NULL` for the top `n`.
+#' @param n Number of most variable annotations when `annotations` is NULL.
+#' @return A ggplot object.
+#' @examples
+#' se <- readRDS(system.file("extdata", "chromvar_mini_counts.rds",
+#'     package = "epione"))
+#' ix <- readRDS(system.file("extdata", "chromvar_mini_ix.rds",
+#'     package = "epione"))
+#' dev <- computeDeviations(se, ix, threads = 1)
+#' xy <- cbind(seq_len(ncol(se)), sin(seq_len(ncol(se))))
+#' plotDeviationsEmbedding(dev, xy, n = 2)
+#' @export
+plotDeviationsEmbedding <- function(object, embedding, annotations = NULL,
+                                    n = 6) {
+    z <- .z_matrix(object)
+    embedding <- as.matrix(embedding)
+    if (nrow(embedding) != ncol(z) || ncol(embedding) < 2L) {
+        .abort("'embedding' must have one row per cell (", ncol(z),
+               ") and 2 columns, e.g. reducedDim(sce, 'UMAP').")
+    }
+    pick <- if (is.null(annotations)) .top_variable(z, n) else
+        match(annotations, rownames(z))
+    if (anyNA(pick)) .abort("unknown annotation(s) in 'annotations'.")
+    df <- do.call(rbind, lapply(pick, function(i) {
+        v <- z[i, ]
+        lim <- stats::quantile(v, c(0.01, 0.99), na.rm = TRUE)
+        data.frame(x = embedding[, 1L], y = embedding[, 2L],
+                   z = pmin(pmax(v, lim[1L]), lim[2L]),
+                   annotation = rownames(z)[i])
+    }))
+    df$annotation <- factor(df$annotation, levels = rownames(z)[pick])
+    ggplot2::ggplot(df, ggplot2::aes(x = .data$x, y = .data$y,
+                                     colour = .data$z)) +
+        ggplot2::geom_point(size = 0.6) +
+        ggplot2::scale_colour_gradientn(colours = .solar_extra) +
+        ggplot2::facet_wrap(~annotation) +
+        ggplot2::theme_bw() +
+        ggplot2::labs(x = colnames(embedding)[1L],
+                      y = colnames(embedding)[2L])
+}
+
+#' Mean deviation z-score per cell group, biclustered
+#'
+#' Mean z per (group, annotation) for the `n` most variable annotations,
+#' rows and columns ordered by Ward clustering, drawn with ArchR's
+#' solarExtra palette centred at 0.
+#'
+#' @param object A `chromVARDeviations` object.
+#' @param groups One group label per cell (e.g. clusters).
+#' @param n Number of most variable annotations.
+#' @return A ggplot object (its data holds the group means).
+#' @examples
+#' se <- readRDS(system.file("extdata", "chromvar_mini_counts.rds",
+#'     package = "epione"))
+#' ix <- readRDS(system.file("extdata", "chromvar_mini_ix.rds",
+#'     package = "epione"))
+#' dev <- computeDeviations(se, ix, threads = 1)
+#' plotDeviationsHeatmap(dev, se$Cell_Type)
+#' @export
+plotDeviationsHeatmap <- function(object, groups, n = 30) {
+    z <- .z_matrix(object)
+    if (length(groups) != ncol(z) || anyNA(groups)) {
+        .abort("'groups' must give one non-NA label per cell (", ncol(z),
+               " cells).")
+    }
+    groups <- as.factor(groups)
+    z <- z[.top_variable(z, n), , drop = FALSE]
+    h <- vapply(levels(groups), function(g)
+        rowMeans(z[, groups == g, drop = FALSE], na.rm = TRUE),
+        numeric(nrow(z)))
+    h <- matrix(h, nrow(z), dimnames = list(rownames(z), levels(groups)))
+    ord <- function(m) if (nrow(m) > 2L) stats::hclust(stats::dist(m),
+        method = "ward.D2")$order else seq_len(nrow(m))
+    ra <- rownames(h)[ord(h)]
+    cg <- colnames(h)[ord(t(h))]
+    df <- data.frame(annotation = factor(rep(rownames(h), ncol(h)), ra),
+                     group = factor(rep(colnames(h), each = nrow(h)), cg),
+                     z = as.vector(h))
+    lim <- max(abs(df$z), na.rm = TRUE)
+    ggplot2::ggplot(df, ggplot2::aes(x = .data$annotation, y = .data$group,
+                                     fill = .data$z)) +
+        ggplot2::geom_tile() +
+        ggplot2::scale_fill_gradientn(colours = .solar_extra,
+                                      limits = c(-lim, lim)) +
+        ggplot2::theme_minimal() +
+        ggplot2::theme(axis.text.x = ggplot2::element_text(angle = 60,
+                                                           hjust = 1)) +
+        ggplot2::labs(x = NULL, y = NULL, fill = "mean z")
+}

@@ -7,11 +7,13 @@ namespace cv = epione::chromvar;
 
 namespace {
 
-cv::BinModel model_from(Rcpp::NumericVector fpp, Rcpp::NumericVector bias, double w, int bs) {
+cv::BinModel model_from(Rcpp::NumericVector fpp, Rcpp::NumericVector bias, double w, int bs,
+                        int threads = 1) {
     cv::BackgroundOptions opt;
     opt.w = w;
     opt.bs = bs;
-    return cv::bin_model({REAL(fpp), XLENGTH(fpp)}, {REAL(bias), XLENGTH(bias)}, opt);
+    glue::TbbPar par(threads);
+    return cv::bin_model({REAL(fpp), XLENGTH(fpp)}, {REAL(bias), XLENGTH(bias)}, opt, par);
 }
 
 cv::DeviationsOutput make_output(Rcpp::NumericMatrix dev, Rcpp::NumericMatrix z,
@@ -47,7 +49,7 @@ Rcpp::List epi_chromvar_bin_model(Rcpp::NumericVector fpp, Rcpp::NumericVector b
 // [[Rcpp::export(rng = true)]]
 Rcpp::IntegerMatrix epi_chromvar_background(Rcpp::NumericVector fpp, Rcpp::NumericVector bias,
                                             int niterations, double w, int bs, int threads) {
-    const auto m = model_from(fpp, bias, w, bs);
+    const auto m = model_from(fpp, bias, w, bs, threads);
     Rcpp::IntegerMatrix out(XLENGTH(fpp), niterations);
     glue::TbbPar par(threads);
     auto unif = [] { return unif_rand(); };
@@ -89,7 +91,7 @@ Rcpp::List epi_chromvar_analytical(Rcpp::S4 counts, Rcpp::S4 anno, Rcpp::Numeric
     const auto sets = cv::peak_sets(m);
     const auto anno_rows = epione::transpose(m);
     const auto fps = epione::col_sums(x);
-    const auto model = model_from(fpp, bias, w, bs);
+    const auto model = model_from(fpp, bias, w, bs, threads);
     Rcpp::NumericMatrix dev(m.ncol, x.ncol), z(m.ncol, x.ncol);
     Rcpp::NumericVector matches(m.ncol), overlap(m.ncol);
     glue::TbbPar par(threads);

@@ -315,3 +315,40 @@ test_that("addGCBias reads GC from a FASTA as ArchR/BSgenome hg19 did", {
                  regexp = "sequence names")
     expect_error(addGCBias(se2, tempfile()), class = "epione_error_file")
 })
+
+test_that("sample deviations reproduce ArchR's PBSmall MotifMatrix", {
+    a <- shared_path("data", "fragments", "pbsmall", "archr_reference")
+    skip_if_not(dir.exists(a), "PBSmall ArchR reference absent")
+    pm <- methods::as(Matrix::readMM(file.path(a, "PBSmall_PeakMatrix.mtx.gz")),
+                      "CsparseMatrix")
+    mm <- Matrix::readMM(file.path(a, "PBSmall_motifMatches.mtx.gz"))
+    bg <- as.matrix(utils::read.delim(file.path(a,
+        "PBSmall_BackgroundPeaks_idx.tsv.gz")))
+    read_m <- function(f) {
+        d <- utils::read.delim(file.path(a, f), check.names = FALSE)
+        unname(as.matrix(d[, -1L]))
+    }
+    d <- computeDeviations(pm, mm, bg, method = "sample", threads = 2)
+    expect_equal(unname(deviationScores(d)),
+                 read_m("PBSmall_MotifMatrix_z.tsv.gz"), tolerance = 1e-12)
+    expect_equal(unname(deviations(d)),
+                 read_m("PBSmall_MotifMatrix_deviations.tsv.gz"),
+                 tolerance = 1e-12)
+})
+
+test_that("embedding and heatmap helpers summarise z as documented", {
+    skip_if_not(has_ref(), "shared chromVAR reference absent")
+    d <- mini()
+    dev <- computeDeviations(d$se, d$ix, d$bg, method = "sample")
+    xy <- cbind(seq_len(ncol(dev)), seq_len(ncol(dev)))
+    expect_s3_class(plotDeviationsEmbedding(dev, xy, n = 2), "ggplot")
+    expect_error(plotDeviationsEmbedding(dev, xy[-1, ]),
+                 class = "epione_error_input", regexp = "one row per cell")
+    g <- d$se$Cell_Type
+    p <- plotDeviationsHeatmap(dev, g)
+    z <- deviationScores(dev)
+    want <- mean(z["MA0107.1_RELA", g == "GM"])
+    got <- p$data$z[p$data$annotation == "MA0107.1_RELA" &
+                    p$data$group == "GM"]
+    expect_equal(got, want)
+})

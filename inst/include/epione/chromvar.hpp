@@ -5,6 +5,7 @@
 // sampling, dnorm) are documented in shared/data/ref/chromvar/NOTES.md.
 #pragma once
 #include <algorithm>
+#include <functional>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -130,8 +131,9 @@ inline int nearest_index(const std::vector<double>& g, double v) {
 }
 
 // Whitening, grid, kernel and bin membership (NOTES.md §1 steps 1-10).
-inline BinModel bin_model(Span<const double> fpp, Span<const double> bias,
-                          const BackgroundOptions& opt) {
+template <class Par>
+BinModel bin_model(Span<const double> fpp, Span<const double> bias,
+                   const BackgroundOptions& opt, Par& par) {
     const index_t n = fpp.size();
     require_size(bias, n, "bias");
     require(n >= 2, "getBackgroundPeaks needs at least 2 peaks");
@@ -186,18 +188,6 @@ inline BinModel bin_model(Span<const double> fpp, Span<const double> bias,
     mdl.bins1 = r_seq(*mm1.first, *mm1.second, bs);
     mdl.bins2 = r_seq(*mm2.first, *mm2.second, bs);
     const index_t nb = static_cast<index_t>(bs) * bs;
-    // grid point b = a * bs + c is (bins1[a], bins2[c]).
-    mdl.bin_p.assign(nb * nb, 0.0);
-    for (index_t i = 0; i < nb; ++i) {
-        mdl.bin_p[i + i * nb] = r_dnorm0(0.0, opt.w);
-        for (index_t j = i + 1; j < nb; ++j) {
-            const double dx = mdl.bins1[i / bs] - mdl.bins1[j / bs];
-            const double dy = mdl.bins2[i % bs] - mdl.bins2[j % bs];
-            const double v = r_dnorm0(std::sqrt(dx * dx + dy * dy), opt.w);
-            mdl.bin_p[i + j * nb] = v;
-            mdl.bin_p[j + i * nb] = v;
-        }
-    }
     // Exact nearest grid point (nabor::knn, k = 1): the nearest point of a
     // rectangular grid is near the per-axis nearest; check a 3x3 patch.
     mdl.membership.resize(n);
@@ -220,53 +210,106 @@ inline BinModel bin_model(Span<const double> fpp, Span<const double> bias,
         mdl.membership[k] = best_b;
         mdl.density[best_b] += 1.0;
     }
+    // Kernel between grid points (chromVAR: dnorm(euc_dist(bin_data), 0, w));
+    // only pairs of occupied bins are ever read, so only those are filled.
+    // grid point b = a * bs + c is (bins1[a], bins2[c]).
+    std::vector<index_t> used;
+    for (index_t b = 0; b < nb; ++b)
+        if (mdl.density[b] > 0) used.push_back(b);
+    mdl.bin_p.assign(nb * nb, 0.0);
+    const index_t nu = static_cast<index_t>(used.size());
+    par.run(nu, [&](index_t ui) {
+        const index_t i = used[ui];
+        mdl.bin_p[i + i * nb] = r_dnorm0(0.0, opt.w);
+        for (index_t uj = ui + 1; uj < nu; ++uj) {
+            const index_t j = used[uj];
+            const double dx = mdl.bins1[i / bs] - mdl.bins1[j / bs];
+            const double dy = mdl.bins2[i % bs] - mdl.bins2[j % bs];
+            const double v = r_dnorm0(std::sqrt(dx * dx + dy * dy), opt.w);
+            mdl.bin_p[i + j * nb] = v;
+            mdl.bin_p[j + i * nb] = v;
+        }
+    });
     return mdl;
 }
 
-// Sampling weights of bin i over all peaks, normalised as chromVAR does
-// (arma::sum, then true division).
-inline void bin_weights(const BinModel& m, index_t bin, std::vector<double>& p) {
-    const index_t nb = static_cast<index_t>(m.bs) * m.bs;
-    const index_t n = static_cast<index_t>(m.membership.size());
-    std::vector<double> per_bin(nb, 0.0);
-    for (index_t b = 0; b < nb; ++b)
-        if (m.density[b] > 0) per_bin[b] = m.bin_p[b + bin * nb] / m.density[b];
-    p.resize(n);
-    for (index_t k = 0; k < n; ++k) p[k] = per_bin[m.membership[k]];
-    const double s = arma_accumulate(p.data(), n);
-    for (index_t k = 0; k < n; ++k) p[k] = p[k] / s;
+inline BinModel bin_model(Span<const double> fpp, Span<const double> bias,
+                          const BackgroundOptions& opt) {
+    Serial serial;
+    return bin_model(fpp, bias, opt, serial);
 }
 
-// Walker alias table exactly as chromVAR's ProbSampleReplace builds it
-// (including R's quirk of scanning past the small-probability part).
+// Walker alias table for the peers of one bin, exactly as chromVAR's
+// ProbSampleReplace builds it from p[k] = bin_p(bin(k), i) / density(bin(k))
+// normalised by arma::sum and true division, then scaled by n. Those
+// scaled values depend on the peak's bin only, so they are computed once
+// per bin (same operations, same bits) and only the "large" entries
+// (scaled p >= 1), whose p the alias chain modifies, are stored per peak.
+// HL holds the small indices ascending, then the large ones descending;
+// R's quirk of scanning past the small part of HL is kept.
 struct AliasTable {
-    std::vector<double> prob;
-    std::vector<double> alias;
+    std::vector<double> v;      // scaled p per bin
+    std::vector<int> alias;     // 0 where never assigned (chromVAR's zeros)
+    std::vector<int> large;     // large peak indices, descending (HL tail)
+    std::vector<double> lp;     // their current p, same order
+    const int* memb = nullptr;
+    // p[kk] as chromVAR has it after the table is built.
+    double prob(int kk) const {
+        const double q = v[memb[kk]];
+        if (q < 1.0) return q;
+        auto it = std::lower_bound(large.begin(), large.end(), kk, std::greater<int>());
+        return lp[it - large.begin()];
+    }
 };
-inline void build_alias(std::vector<double>& p, AliasTable& t) {
-    const index_t n = static_cast<index_t>(p.size());
-    std::vector<double> hl(n);
-    t.alias.assign(n, 0.0);
-    index_t H = 0, L = n;
-    for (index_t ii = 0; ii < n; ++ii) {
-        p[ii] *= static_cast<double>(static_cast<int>(n));
-        if (p[ii] < 1.0)
-            hl[H++] = static_cast<double>(ii);
-        else
-            hl[--L] = static_cast<double>(ii);
+
+inline void build_alias(const BinModel& m, index_t bin, AliasTable& t) {
+    const index_t nb = static_cast<index_t>(m.bs) * m.bs;
+    const index_t n = static_cast<index_t>(m.membership.size());
+    const int* memb = m.membership.data();
+    t.memb = memb;
+    auto& v = t.v;
+    v.assign(nb, 0.0);
+    for (index_t b = 0; b < nb; ++b)
+        if (m.density[b] > 0) v[b] = m.bin_p[b + bin * nb] / m.density[b];
+    // arma::accumulate over p[k] = v[memb[k]]: two interleaved accumulators.
+    double a1 = 0, a2 = 0;
+    index_t k = 0;
+    for (; k + 1 < n; k += 2) {
+        a1 += v[memb[k]];
+        a2 += v[memb[k + 1]];
     }
-    if (H > 0 && L < n) {
-        for (index_t kk = 0; kk < n; ++kk) {
-            const index_t ii = static_cast<index_t>(hl[kk]);
-            const index_t jj = static_cast<index_t>(hl[L]);
-            t.alias[ii] = static_cast<double>(jj);
-            p[jj] += (p[ii] - 1);
-            if (p[jj] < 1.) L++;
-            if (L == n) break;
+    if (k < n) a1 += v[memb[k]];
+    const double sum = a1 + a2;
+    const double dn = static_cast<double>(static_cast<int>(n));
+    for (index_t b = 0; b < nb; ++b) v[b] = (v[b] / sum) * dn;
+    t.large.clear();
+    t.lp.clear();
+    for (index_t ii = n - 1; ii >= 0; --ii)
+        if (v[memb[ii]] >= 1.0) {
+            t.large.push_back(static_cast<int>(ii));
+            t.lp.push_back(v[memb[ii]]);
         }
+    t.alias.assign(n, 0);
+    const index_t n_large = static_cast<index_t>(t.large.size()), H = n - n_large;
+    if (H == 0 || n_large == 0) return;
+    index_t L = 0;       // HL[H + L] is the current large
+    index_t small = 0;   // next small index in ascending order
+    for (index_t kk = 0; kk < n; ++kk) {
+        int ii;
+        double pi;
+        if (kk < H) {
+            while (v[memb[small]] >= 1.0) ++small;
+            ii = static_cast<int>(small++);
+            pi = v[memb[ii]];
+        } else {
+            ii = t.large[kk - H];
+            pi = t.lp[kk - H];
+        }
+        t.alias[ii] = t.large[L];
+        t.lp[L] += (pi - 1);
+        if (t.lp[L] < 1.) L++;
+        if (L == n_large) break;
     }
-    for (index_t ii = 0; ii < n; ++ii) p[ii] += static_cast<double>(ii);
-    t.prob.swap(p);
 }
 
 // getBackgroundPeaks: out (n x niterations, column-major) gets 1-based
@@ -285,25 +328,21 @@ void background_peaks(const BinModel& m, int niterations, Unif& unif, Par& par,
     std::vector<index_t> used;
     for (index_t b = 0; b < nb; ++b)
         if (!members[b].empty()) used.push_back(b);
-    const index_t chunk = std::max<index_t>(2, 2 * par.threads());
+    const index_t chunk = std::max<index_t>(2, 4 * par.threads());
     std::vector<AliasTable> tables(chunk);
+    const double dn = static_cast<double>(static_cast<int>(n));
     for (index_t start = 0; start < static_cast<index_t>(used.size()); start += chunk) {
         const index_t len = std::min<index_t>(chunk, used.size() - start);
-        par.run(len, [&](index_t t) {
-            std::vector<double> p;
-            bin_weights(m, used[start + t], p);
-            build_alias(p, tables[t]);
-        });
+        par.run(len, [&](index_t t) { build_alias(m, used[start + t], tables[t]); });
         for (index_t t = 0; t < len; ++t) {
             const auto& tab = tables[t];
-            const double dn = static_cast<double>(static_cast<int>(n));
             for (index_t k : members[used[start + t]]) {
                 for (int r = 0; r < niterations; ++r) {
                     const double rU = unif() * dn;
-                    const index_t kk = static_cast<index_t>(static_cast<int>(rU));
-                    const index_t pick =
-                        (rU < tab.prob[kk]) ? kk : static_cast<index_t>(tab.alias[kk]);
-                    out(k, r) = static_cast<int>(pick + 1);
+                    const int kk = static_cast<int>(rU);
+                    const int pick =
+                        (rU < tab.prob(kk) + static_cast<double>(kk)) ? kk : tab.alias[kk];
+                    out(k, r) = pick + 1;
                 }
             }
         }
