@@ -239,30 +239,80 @@ inline BinModel bin_model(Span<const double> fpp, Span<const double> bias,
     return bin_model(fpp, bias, opt, serial);
 }
 
-// Walker alias table for the peers of one bin, exactly as chromVAR's
-// ProbSampleReplace builds it from p[k] = bin_p(bin(k), i) / density(bin(k))
-// normalised by arma::sum and true division, then scaled by n. Those
-// scaled values depend on the peak's bin only, so they are computed once
-// per bin (same operations, same bits) and only the "large" entries
-// (scaled p >= 1), whose p the alias chain modifies, are stored per peak.
-// HL holds the small indices ascending, then the large ones descending;
+// Walker alias table for the peers of one bin, equal to the one chromVAR's
+// ProbSampleReplace builds from p[k] = bin_p(bin(k), i) / density(bin(k))
+// (normalised by arma::sum and true division, scaled by n), without
+// touching every peak:
+//  * the scaled p depends on the peak's bin only (same operations, same
+//    bits), so it is kept per bin; only "large" peaks (p >= 1), whose p the
+//    alias chain changes, are stored one by one;
+//  * HL holds the small peaks ascending, then the large ones descending.
+//    A small peak with p <= 2^-54 gives p - 1 == -1 exactly, and x - 1 is
+//    exact for 1 <= x < 2^53, so a run of such peaks lowers the current
+//    large's p by exactly 1 per step: runs are jumped over, and the alias
+//    of a small peak is found later from its rank in HL (segments).
 // R's quirk of scanning past the small part of HL is kept.
 struct AliasTable {
-    std::vector<double> v;      // scaled p per bin
-    std::vector<int> alias;     // 0 where never assigned (chromVAR's zeros)
-    std::vector<int> large;     // large peak indices, descending (HL tail)
-    std::vector<double> lp;     // their current p, same order
+    std::vector<double> v;          // scaled p per bin
+    std::vector<int> large;         // large peaks, descending (HL tail)
+    std::vector<int> large_asc;     // the same, ascending
+    std::vector<double> lp;         // their final p (desc order)
+    std::vector<int> large_alias;   // alias of a large processed as ii
+    std::vector<index_t> seg_start; // small rank where a segment starts
+    std::vector<int> seg_jj;        // alias of the smalls of the segment
+    index_t smalls_done = 0;        // smalls ranked below this have an alias
     const int* memb = nullptr;
-    // p[kk] as chromVAR has it after the table is built.
+
+    index_t large_pos(int kk) const {  // position of a large peak in `large`
+        auto it = std::lower_bound(large.begin(), large.end(), kk, std::greater<int>());
+        return it - large.begin();
+    }
     double prob(int kk) const {
         const double q = v[memb[kk]];
-        if (q < 1.0) return q;
-        auto it = std::lower_bound(large.begin(), large.end(), kk, std::greater<int>());
-        return lp[it - large.begin()];
+        return q < 1.0 ? q : lp[large_pos(kk)];
+    }
+    int alias(int kk) const {
+        if (v[memb[kk]] >= 1.0) return large_alias[large_pos(kk)];
+        const index_t rank = kk - (std::lower_bound(large_asc.begin(), large_asc.end(), kk) -
+                                   large_asc.begin());
+        if (rank >= smalls_done) return 0;
+        auto it = std::upper_bound(seg_start.begin(), seg_start.end(), rank);
+        return seg_jj[(it - seg_start.begin()) - 1];
     }
 };
 
-inline void build_alias(const BinModel& m, index_t bin, AliasTable& t) {
+// arma::sum of p[k] = bin_p(bin(k), i) / density(bin(k)) over all peaks k
+// for up to 8 bins i at once: per bin the two interleaved accumulators of
+// Armadillo's accumulate(), in peak order (same bits); running 8 bins side
+// by side hides the latency of the sequential additions.
+inline void bin_sums(const BinModel& m, const index_t* bins, int count, double* sums) {
+    constexpr int G = 8;
+    const index_t nb = static_cast<index_t>(m.bs) * m.bs;
+    const index_t n = static_cast<index_t>(m.membership.size());
+    const int* memb = m.membership.data();
+    std::vector<double> V(nb * G, 0.0);
+    for (int g = 0; g < count; ++g)
+        for (index_t b = 0; b < nb; ++b)
+            if (m.density[b] > 0) V[b * G + g] = m.bin_p[b + bins[g] * nb] / m.density[b];
+    double a1[G] = {0}, a2[G] = {0};
+    index_t k = 0;
+    for (; k + 1 < n; k += 2) {
+        const double* x = &V[static_cast<index_t>(memb[k]) * G];
+        const double* y = &V[static_cast<index_t>(memb[k + 1]) * G];
+        for (int g = 0; g < G; ++g) {
+            a1[g] += x[g];
+            a2[g] += y[g];
+        }
+    }
+    if (k < n) {
+        const double* x = &V[static_cast<index_t>(memb[k]) * G];
+        for (int g = 0; g < G; ++g) a1[g] += x[g];
+    }
+    for (int g = 0; g < count; ++g) sums[g] = a1[g] + a2[g];
+}
+
+inline void build_alias(const BinModel& m, const std::vector<std::vector<index_t>>& members,
+                        index_t bin, double sum, AliasTable& t) {
     const index_t nb = static_cast<index_t>(m.bs) * m.bs;
     const index_t n = static_cast<index_t>(m.membership.size());
     const int* memb = m.membership.data();
@@ -271,44 +321,84 @@ inline void build_alias(const BinModel& m, index_t bin, AliasTable& t) {
     v.assign(nb, 0.0);
     for (index_t b = 0; b < nb; ++b)
         if (m.density[b] > 0) v[b] = m.bin_p[b + bin * nb] / m.density[b];
-    // arma::accumulate over p[k] = v[memb[k]]: two interleaved accumulators.
-    double a1 = 0, a2 = 0;
-    index_t k = 0;
-    for (; k + 1 < n; k += 2) {
-        a1 += v[memb[k]];
-        a2 += v[memb[k + 1]];
-    }
-    if (k < n) a1 += v[memb[k]];
-    const double sum = a1 + a2;
     const double dn = static_cast<double>(static_cast<int>(n));
-    for (index_t b = 0; b < nb; ++b) v[b] = (v[b] / sum) * dn;
-    t.large.clear();
-    t.lp.clear();
-    for (index_t ii = n - 1; ii >= 0; --ii)
-        if (v[memb[ii]] >= 1.0) {
-            t.large.push_back(static_cast<int>(ii));
-            t.lp.push_back(v[memb[ii]]);
-        }
-    t.alias.assign(n, 0);
+    // Peaks of the non-negligible bins, in ascending order via bitmaps
+    // (cheaper than sorting: O(n / 64 + count)).
+    const index_t words = (n + 63) / 64;
+    std::vector<std::uint64_t> small_bits(words, 0), large_bits(words, 0);
+    for (index_t b = 0; b < nb; ++b) {
+        if (m.density[b] <= 0) continue;
+        v[b] = (v[b] / sum) * dn;
+        const bool is_large = v[b] >= 1.0;
+        if (!is_large && (v[b] - 1.0) == -1.0) continue;
+        auto& bits = is_large ? large_bits : small_bits;
+        for (index_t q : members[b]) bits[q >> 6] |= std::uint64_t(1) << (q & 63);
+    }
+    auto extract = [&](const std::vector<std::uint64_t>& bits, std::vector<int>& out) {
+        out.clear();
+        for (index_t w = 0; w < words; ++w)
+            for (std::uint64_t x = bits[w]; x; x &= x - 1)
+                out.push_back(static_cast<int>(w * 64 + __builtin_ctzll(x)));
+    };
+    std::vector<int> nonzero;  // small peaks whose p - 1 != -1
+    extract(small_bits, nonzero);
+    extract(large_bits, t.large_asc);
+    t.large.assign(t.large_asc.rbegin(), t.large_asc.rend());
     const index_t n_large = static_cast<index_t>(t.large.size()), H = n - n_large;
+    t.lp.resize(n_large);
+    for (index_t q = 0; q < n_large; ++q) t.lp[q] = v[memb[t.large[q]]];
+    t.large_alias.assign(n_large, 0);
+    t.seg_start.assign(1, 0);
+    t.seg_jj.assign(1, n_large ? t.large[0] : 0);
+    t.smalls_done = 0;
     if (H == 0 || n_large == 0) return;
-    index_t L = 0;       // HL[H + L] is the current large
-    index_t small = 0;   // next small index in ascending order
-    for (index_t kk = 0; kk < n; ++kk) {
-        int ii;
-        double pi;
-        if (kk < H) {
-            while (v[memb[small]] >= 1.0) ++small;
-            ii = static_cast<int>(small++);
-            pi = v[memb[ii]];
-        } else {
-            ii = t.large[kk - H];
-            pi = t.lp[kk - H];
+    index_t L = 0;     // HL[H + L] is the current large
+    index_t rank = 0;  // next small rank (= HL position while < H)
+    bool done = false;
+    auto step_done = [&](index_t next_rank) {  // after lp[L] changed
+        if (t.lp[L] < 1.) {
+            ++L;
+            if (L == n_large) return true;
+            t.seg_start.push_back(next_rank);
+            t.seg_jj.push_back(t.large[L]);
         }
-        t.alias[ii] = t.large[L];
-        t.lp[L] += (pi - 1);
-        if (t.lp[L] < 1.) L++;
-        if (L == n_large) break;
+        return false;
+    };
+    // Runs of p == 0-like smalls, then one explicit small, in HL order.
+    auto zero_run = [&](index_t count) {
+        while (count > 0 && !done) {
+            const double need = std::floor(t.lp[L]);  // steps until p < 1
+            if (static_cast<double>(count) < need) {
+                t.lp[L] -= static_cast<double>(count);
+                rank += count;
+                count = 0;
+            } else {
+                const index_t s = static_cast<index_t>(need);
+                t.lp[L] -= need;
+                rank += s;
+                count -= s;
+                done = step_done(rank);
+            }
+        }
+    };
+    index_t li = 0;  // larges (ascending) below the current peak index
+    for (int q : nonzero) {
+        while (li < n_large && t.large_asc[li] < q) ++li;
+        const index_t r = q - li;  // this small's rank
+        zero_run(r - rank);
+        if (done) break;
+        t.lp[L] += (v[memb[q]] - 1);
+        ++rank;
+        done = step_done(rank);
+        if (done) break;
+    }
+    if (!done) zero_run(H - rank);
+    t.smalls_done = rank;
+    // Past the small part: the larges themselves, in HL order.
+    for (index_t q = 0; !done && q < n_large; ++q) {
+        t.large_alias[q] = t.large[L];
+        t.lp[L] += (t.lp[q] - 1);
+        done = step_done(rank);
     }
 }
 
@@ -328,12 +418,19 @@ void background_peaks(const BinModel& m, int niterations, Unif& unif, Par& par,
     std::vector<index_t> used;
     for (index_t b = 0; b < nb; ++b)
         if (!members[b].empty()) used.push_back(b);
-    const index_t chunk = std::max<index_t>(2, 4 * par.threads());
+    const index_t chunk = 16 * std::max(1, par.threads());
     std::vector<AliasTable> tables(chunk);
+    std::vector<double> sums(chunk);
     const double dn = static_cast<double>(static_cast<int>(n));
     for (index_t start = 0; start < static_cast<index_t>(used.size()); start += chunk) {
         const index_t len = std::min<index_t>(chunk, used.size() - start);
-        par.run(len, [&](index_t t) { build_alias(m, used[start + t], tables[t]); });
+        par.run((len + 7) / 8, [&](index_t g) {
+            const int count = static_cast<int>(std::min<index_t>(8, len - 8 * g));
+            bin_sums(m, &used[start + 8 * g], count, &sums[8 * g]);
+        });
+        par.run(len, [&](index_t t) {
+            build_alias(m, members, used[start + t], sums[t], tables[t]);
+        });
         for (index_t t = 0; t < len; ++t) {
             const auto& tab = tables[t];
             for (index_t k : members[used[start + t]]) {
@@ -341,7 +438,7 @@ void background_peaks(const BinModel& m, int niterations, Unif& unif, Par& par,
                     const double rU = unif() * dn;
                     const int kk = static_cast<int>(rU);
                     const int pick =
-                        (rU < tab.prob(kk) + static_cast<double>(kk)) ? kk : tab.alias[kk];
+                        (rU < tab.prob(kk) + static_cast<double>(kk)) ? kk : tab.alias(kk);
                     out(k, r) = pick + 1;
                 }
             }
