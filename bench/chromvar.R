@@ -32,7 +32,9 @@ timed <- function(expr) {
          user = t[["user.self"]] + t[["user.child"]])
 }
 row <- function(task, ref_t, epi_t, same) {
-    cat(sprintf("%-34s chromVAR %7.2f s (user %7.2f) | epione %6.2f s (user %6.2f) | ratio elapsed %6.1fx user %6.1fx | agree: %s\n",
+    cat(sprintf(paste("%-34s chromVAR %7.2f s (user %7.2f) | epione %6.2f s",
+                      "(user %6.2f) | ratio elapsed %6.1fx user %6.1fx |",
+                      "agree: %s\n"),
         task, ref_t$elapsed, ref_t$user, epi_t$elapsed, epi_t$user,
         ref_t$elapsed / epi_t$elapsed, ref_t$user / epi_t$user, same))
 }
@@ -42,7 +44,8 @@ t_build <- system.time(sc <- make_scaled())
 fp <- fingerprint(sc)
 want <- utils::read.delim(file.path(ref, "timings", "scaled_fingerprint.tsv"))
 stopifnot(identical(fp$value, want$value))
-cat(sprintf("input: %d cells x %d peaks, nnz %s, %d annotations (built in %.0f s, fingerprint ok)\n",
+cat(sprintf(paste("input: %d cells x %d peaks, nnz %s, %d annotations",
+                  "(built in %.0f s, fingerprint ok)\n"),
             ncol(sc$counts), nrow(sc$counts), format(length(sc$counts@x)),
             ncol(sc$anno), t_build[["elapsed"]]))
 se <- SummarizedExperiment(assays = list(counts = sc$counts),
@@ -55,21 +58,24 @@ cat(sprintf("epione threads = %d; BLAS: %s\n", threads, sessionInfo()$BLAS))
 set.seed(1)
 e_bg <- timed(epione::getBackgroundPeaks(se, threads = threads))
 e_exp <- timed(epione::computeExpectations(se))
-e_sub <- timed(epione::computeDeviations(se, sub, e_bg$value, method = "sample",
-                                 threads = threads))
-e_all <- timed(epione::computeDeviations(se, sc$anno, e_bg$value, method = "sample",
-                                 threads = threads))
+e_sub <- timed(epione::computeDeviations(se, sub, e_bg$value,
+    method = "sample", threads = threads))
+e_all <- timed(epione::computeDeviations(se, sc$anno, e_bg$value,
+    method = "sample", threads = threads))
 e_ana <- timed(epione::computeDeviations(se, sc$anno, method = "analytical",
                                  threads = threads))
 hwm <- vm_hwm()
-cat(sprintf("epione all %d annotations: sample %.2f s (user %.2f), analytical %.2f s (user %.2f); peak memory (VmHWM) %.2f GiB\n",
+cat(sprintf(paste("epione all %d annotations: sample %.2f s (user %.2f),",
+                  "analytical %.2f s (user %.2f); peak memory (VmHWM)",
+                  "%.2f GiB\n"),
             ncol(sc$anno), e_all$elapsed, e_all$user, e_ana$elapsed,
             e_ana$user, hwm))
 za <- epione::deviationScores(e_ana$value)
 zs <- epione::deviationScores(e_all$value)
 r <- vapply(seq_len(nrow(zs)), function(i)
     stats::cor(za[i, ], zs[i, ], use = "complete.obs"), 0)
-cat(sprintf("analytical vs sample per-annotation Pearson: min %.4f median %.4f\n",
+cat(sprintf(paste("analytical vs sample per-annotation Pearson:",
+                  "min %.4f median %.4f\n"),
             min(r), stats::median(r)))
 
 ## chromVAR phase -------------------------------------------------------
