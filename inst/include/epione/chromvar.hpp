@@ -271,13 +271,15 @@ struct AliasTable {
         const double q = v[memb[kk]];
         return q < 1.0 ? q : lp[large_pos(kk)];
     }
+    std::vector<std::uint64_t> large_bits;  // bitmap of large peaks
+    std::vector<int> large_below;           // larges before each 64-block
+    std::vector<int> small_alias;           // alias by small rank (< smalls_done)
     int alias(int kk) const {
         if (v[memb[kk]] >= 1.0) return large_alias[large_pos(kk)];
-        const index_t rank = kk - (std::lower_bound(large_asc.begin(), large_asc.end(), kk) -
-                                   large_asc.begin());
-        if (rank >= smalls_done) return 0;
-        auto it = std::upper_bound(seg_start.begin(), seg_start.end(), rank);
-        return seg_jj[(it - seg_start.begin()) - 1];
+        const index_t w = kk >> 6;
+        const std::uint64_t below = large_bits[w] & ((std::uint64_t(1) << (kk & 63)) - 1);
+        const index_t rank = kk - large_below[w] - __builtin_popcountll(below);
+        return rank < smalls_done ? small_alias[rank] : 0;
     }
 };
 
@@ -325,7 +327,9 @@ inline void build_alias(const BinModel& m, const std::vector<std::vector<index_t
     // Peaks of the non-negligible bins, in ascending order via bitmaps
     // (cheaper than sorting: O(n / 64 + count)).
     const index_t words = (n + 63) / 64;
-    std::vector<std::uint64_t> small_bits(words, 0), large_bits(words, 0);
+    std::vector<std::uint64_t> small_bits(words, 0);
+    auto& large_bits = t.large_bits;
+    large_bits.assign(words, 0);
     for (index_t b = 0; b < nb; ++b) {
         if (m.density[b] <= 0) continue;
         v[b] = (v[b] / sum) * dn;
@@ -343,6 +347,11 @@ inline void build_alias(const BinModel& m, const std::vector<std::vector<index_t
     std::vector<int> nonzero;  // small peaks whose p - 1 != -1
     extract(small_bits, nonzero);
     extract(large_bits, t.large_asc);
+    t.large_below.resize(words);
+    for (index_t w = 0, c = 0; w < words; ++w) {
+        t.large_below[w] = static_cast<int>(c);
+        c += __builtin_popcountll(large_bits[w]);
+    }
     t.large.assign(t.large_asc.rbegin(), t.large_asc.rend());
     const index_t n_large = static_cast<index_t>(t.large.size()), H = n - n_large;
     t.lp.resize(n_large);
@@ -351,6 +360,7 @@ inline void build_alias(const BinModel& m, const std::vector<std::vector<index_t
     t.seg_start.assign(1, 0);
     t.seg_jj.assign(1, n_large ? t.large[0] : 0);
     t.smalls_done = 0;
+    t.small_alias.clear();
     if (H == 0 || n_large == 0) return;
     index_t L = 0;     // HL[H + L] is the current large
     index_t rank = 0;  // next small rank (= HL position while < H)
@@ -394,6 +404,13 @@ inline void build_alias(const BinModel& m, const std::vector<std::vector<index_t
     }
     if (!done) zero_run(H - rank);
     t.smalls_done = rank;
+    t.small_alias.resize(rank);
+    for (std::size_t g = 0; g < t.seg_start.size(); ++g) {
+        const index_t from = std::min<index_t>(t.seg_start[g], rank);
+        const index_t to = g + 1 < t.seg_start.size() ? std::min<index_t>(t.seg_start[g + 1], rank)
+                                                      : rank;
+        std::fill(t.small_alias.begin() + from, t.small_alias.begin() + to, t.seg_jj[g]);
+    }
     // Past the small part: the larges themselves, in HL order.
     for (index_t q = 0; !done && q < n_large; ++q) {
         t.large_alias[q] = t.large[L];
