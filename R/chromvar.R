@@ -44,7 +44,7 @@ setGeneric("addGCBias", function(object, ...) standardGeneric("addGCBias"))
             "Matrix, not ", class(x)[1L], "; convert it with ",
             "as(x, 'CsparseMatrix').", parent = e))
     x <- methods::as(x, "generalMatrix")
-    if (anyNA(x@x) || any(x@x < 0)) {
+    if (anyNA(x@x) || (length(x@x) && min(x@x) < 0)) {
         .abort("counts contain NA or negative values; chromVAR needs ",
                "non-negative fragment counts (replace NA by 0).")
     }
