@@ -1,0 +1,864 @@
+// chromVAR engine: background peaks (bit-exact port of chromVAR 1.29's
+// getBackgroundPeaks), deviations by chromVAR's sampled null or by its
+// closed-form limit, and row standard deviations for computeVariability.
+// Algorithm facts (summation orders, long-double reductions, Walker alias
+// sampling, dnorm) are documented in shared/data/ref/chromvar/NOTES.md.
+#pragma once
+#include <algorithm>
+#include <functional>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <vector>
+#include <armadillo>
+#include <htslib/faidx.h>
+#include "error.hpp"
+#include "span.hpp"
+#include "sparse.hpp"
+#include "threads.hpp"
+
+namespace epione {
+namespace chromvar {
+
+using ldouble = long double;
+
+// R's NA_real_: a quiet NaN whose low word is 1954, so R prints NA, not NaN.
+inline double na_real() {
+    const std::uint64_t bits = 0x7FF00000000007A2ULL;
+    double d;
+    std::memcpy(&d, &bits, sizeof d);
+    return d;
+}
+
+// R's mean as used by cov()/var(): long-double sum, then one correction
+// pass (src/library/stats/src/cov.c, MEAN macro).
+template <class Get>
+double r_cov_mean(index_t n, Get&& x) {
+    ldouble sum = 0;
+    for (index_t k = 0; k < n; ++k) sum += x(k);
+    ldouble tmp = sum / n;
+    if (std::isfinite(static_cast<double>(tmp))) {
+        ldouble s2 = 0;
+        for (index_t k = 0; k < n; ++k) s2 += static_cast<ldouble>(x(k)) - tmp;
+        tmp = tmp + s2 / n;
+    }
+    return static_cast<double>(tmp);
+}
+
+// R's var(x) for one column without NA: two-pass, long double.
+template <class Get>
+double r_var(index_t n, Get&& x) {
+    for (index_t k = 0; k < n; ++k)
+        if (std::isnan(x(k))) return na_real();
+    const ldouble m = r_cov_mean(n, x);
+    ldouble sum = 0;
+    for (index_t k = 0; k < n; ++k) {
+        const ldouble d = static_cast<ldouble>(x(k)) - m;
+        sum += d * d;
+    }
+    return static_cast<double>(sum / (n - 1));
+}
+
+// Armadillo 12's accumulate(): two interleaved accumulators.
+inline double arma_accumulate(const double* x, index_t n) {
+    double a1 = 0, a2 = 0;
+    index_t i = 0;
+    for (; i + 1 < n; i += 2) {
+        a1 += x[i];
+        a2 += x[i + 1];
+    }
+    if (i < n) a1 += x[i];
+    return a1 + a2;
+}
+
+// R's nmath dnorm(x, 0, sigma) for x >= 0.
+inline double r_dnorm0(double d, double sigma) {
+    const double m_1_sqrt_2pi = 0.398942280401432677939946059934;
+    const double x = std::fabs(d / sigma);
+    const double m_ln2 = 0.693147180559945309417232121458;
+    if (x >= 2 * std::sqrt(std::numeric_limits<double>::max())) return 0.;
+    if (x < 5) return m_1_sqrt_2pi * std::exp(-0.5 * x * x) / sigma;
+    if (x > std::sqrt(-2 * m_ln2 * (std::numeric_limits<double>::min_exponent + 1 -
+                                    std::numeric_limits<double>::digits)))
+        return 0.;
+    const double x1 = std::ldexp(std::nearbyint(std::ldexp(x, 16)), -16);
+    const double x2 = x - x1;
+    return m_1_sqrt_2pi / sigma * (std::exp(-0.5 * x1 * x1) * std::exp((-0.5 * x2 - x1) * x2));
+}
+
+struct BackgroundOptions {
+    int niterations = 50;  // background peaks per peak
+    double w = 0.1;        // Gaussian kernel width on the whitened grid
+    int bs = 50;           // grid points per axis (bs^2 bins)
+};
+
+// The sampling model behind getBackgroundPeaks: every peak falls in one
+// grid bin; a peak in bin i draws peer k with probability
+// bin_p(bin(k), i) / density(bin(k)), normalised over all peaks.
+struct BinModel {
+    int bs = 0;
+    std::vector<int> membership;   // 0-based bin of each peak
+    std::vector<double> density;   // peaks per bin (bs^2)
+    std::vector<double> bins1, bins2;
+    std::vector<double> whitened1, whitened2;
+    double chol[3] = {0, 0, 0};    // R11, R12, R22
+    std::vector<double> bin_p;     // bs^2 x bs^2, column-major, symmetric
+};
+
+// R's seq(from, to, length.out = n) for n > 2 and from != to (R 4.2).
+inline std::vector<double> r_seq(double from, double to, int n) {
+    std::vector<double> out(n);
+    if (n == 1) {
+        out[0] = from;
+        return out;
+    }
+    const double by = (to - from) / (n - 1);
+    out[0] = from;
+    for (int k = 1; k < n - 1; ++k) out[k] = from + k * by;
+    out[n - 1] = to;
+    return out;
+}
+
+inline int nearest_index(const std::vector<double>& g, double v) {
+    auto it = std::lower_bound(g.begin(), g.end(), v);
+    if (it == g.begin()) return 0;
+    if (it == g.end()) return static_cast<int>(g.size()) - 1;
+    const int hi = static_cast<int>(it - g.begin());
+    return (v - g[hi - 1] <= g[hi] - v) ? hi - 1 : hi;
+}
+
+// Whitening, grid, kernel and bin membership (NOTES.md §1 steps 1-10).
+template <class Par>
+BinModel bin_model(Span<const double> fpp, Span<const double> bias,
+                   const BackgroundOptions& opt, Par& par) {
+    const index_t n = fpp.size();
+    require_size(bias, n, "bias");
+    require(n >= 2, "getBackgroundPeaks needs at least 2 peaks");
+    require(opt.bs >= 3, "'bs' must be at least 3");
+    for (index_t k = 0; k < n; ++k) {
+        require(fpp[k] > 0, "All peaks must have at least one fragment in one sample; "
+                            "remove empty peaks first (e.g. filterPeaks()).");
+        require(std::isfinite(bias[k]),
+                "'bias' has a missing or non-finite value at peak " + std::to_string(k + 1) +
+                    "; recompute it with addGCBias() or drop that peak.");
+    }
+    std::vector<double> y1(n);
+    for (index_t k = 0; k < n; ++k) y1[k] = std::log10(fpp[k]);
+    auto g1 = [&](index_t k) { return y1[k]; };
+    auto g2 = [&](index_t k) { return bias[k]; };
+    const ldouble m1 = r_cov_mean(n, g1), m2 = r_cov_mean(n, g2);
+    ldouble s11 = 0, s12 = 0, s22 = 0;
+    for (index_t k = 0; k < n; ++k) {
+        const ldouble a = y1[k] - m1, b = bias[k] - m2;
+        s11 += a * a;
+        s12 += a * b;
+        s22 += b * b;
+    }
+    const double S11 = static_cast<double>(s11 / (n - 1));
+    const double S12 = static_cast<double>(s12 / (n - 1));
+    const double S22 = static_cast<double>(s22 / (n - 1));
+    BinModel mdl;
+    const double R11 = std::sqrt(S11);
+    const double R12 = S12 / R11;
+    const double d22 = S22 - R12 * R12;
+    if (!(S11 > 0) || !(d22 > 0))
+        throw numeric_error("the covariance of (log10 counts, bias) is singular: all peaks "
+                            "have the same bias or the same total count, so background "
+                            "peaks cannot be matched. Check rowData(object)$bias.");
+    const double R22 = std::sqrt(d22);
+    mdl.chol[0] = R11;
+    mdl.chol[1] = R12;
+    mdl.chol[2] = R22;
+    // OpenBLAS dtrsm multiplies by the reciprocal of the diagonal.
+    const double i11 = 1.0 / R11, i22 = 1.0 / R22;
+    mdl.whitened1.resize(n);
+    mdl.whitened2.resize(n);
+    for (index_t k = 0; k < n; ++k) {
+        const double x1 = y1[k] * i11;
+        mdl.whitened1[k] = x1;
+        mdl.whitened2[k] = (bias[k] - R12 * x1) * i22;
+    }
+    const int bs = opt.bs;
+    mdl.bs = bs;
+    auto mm1 = std::minmax_element(mdl.whitened1.begin(), mdl.whitened1.end());
+    auto mm2 = std::minmax_element(mdl.whitened2.begin(), mdl.whitened2.end());
+    mdl.bins1 = r_seq(*mm1.first, *mm1.second, bs);
+    mdl.bins2 = r_seq(*mm2.first, *mm2.second, bs);
+    const index_t nb = static_cast<index_t>(bs) * bs;
+    // Exact nearest grid point (nabor::knn, k = 1): the nearest point of a
+    // rectangular grid is near the per-axis nearest; check a 3x3 patch.
+    mdl.membership.resize(n);
+    mdl.density.assign(nb, 0.0);
+    for (index_t k = 0; k < n; ++k) {
+        const double q1 = mdl.whitened1[k], q2 = mdl.whitened2[k];
+        const int a0 = nearest_index(mdl.bins1, q1), c0 = nearest_index(mdl.bins2, q2);
+        double best = std::numeric_limits<double>::infinity();
+        int best_b = 0;
+        for (int a = std::max(0, a0 - 1); a <= std::min(bs - 1, a0 + 1); ++a)
+            for (int c = std::max(0, c0 - 1); c <= std::min(bs - 1, c0 + 1); ++c) {
+                const double dx = q1 - mdl.bins1[a], dy = q2 - mdl.bins2[c];
+                const double d = dx * dx + dy * dy;
+                const int b = a * bs + c;
+                if (d < best || (d == best && b < best_b)) {
+                    best = d;
+                    best_b = b;
+                }
+            }
+        mdl.membership[k] = best_b;
+        mdl.density[best_b] += 1.0;
+    }
+    // Kernel between grid points (chromVAR: dnorm(euc_dist(bin_data), 0, w));
+    // only pairs of occupied bins are ever read, so only those are filled.
+    // grid point b = a * bs + c is (bins1[a], bins2[c]).
+    std::vector<index_t> used;
+    for (index_t b = 0; b < nb; ++b)
+        if (mdl.density[b] > 0) used.push_back(b);
+    mdl.bin_p.assign(nb * nb, 0.0);
+    const index_t nu = static_cast<index_t>(used.size());
+    par.run(nu, [&](index_t ui) {
+        const index_t i = used[ui];
+        mdl.bin_p[i + i * nb] = r_dnorm0(0.0, opt.w);
+        for (index_t uj = ui + 1; uj < nu; ++uj) {
+            const index_t j = used[uj];
+            const double dx = mdl.bins1[i / bs] - mdl.bins1[j / bs];
+            const double dy = mdl.bins2[i % bs] - mdl.bins2[j % bs];
+            const double v = r_dnorm0(std::sqrt(dx * dx + dy * dy), opt.w);
+            mdl.bin_p[i + j * nb] = v;
+            mdl.bin_p[j + i * nb] = v;
+        }
+    });
+    return mdl;
+}
+
+inline BinModel bin_model(Span<const double> fpp, Span<const double> bias,
+                          const BackgroundOptions& opt) {
+    Serial serial;
+    return bin_model(fpp, bias, opt, serial);
+}
+
+// Walker alias table for the peers of one bin, equal to the one chromVAR's
+// ProbSampleReplace builds from p[k] = bin_p(bin(k), i) / density(bin(k))
+// (normalised by arma::sum and true division, scaled by n), without
+// touching every peak:
+//  * the scaled p depends on the peak's bin only (same operations, same
+//    bits), so it is kept per bin; only "large" peaks (p >= 1), whose p the
+//    alias chain changes, are stored one by one;
+//  * HL holds the small peaks ascending, then the large ones descending.
+//    A small peak with p <= 2^-54 gives p - 1 == -1 exactly, and x - 1 is
+//    exact for 1 <= x < 2^53, so a run of such peaks lowers the current
+//    large's p by exactly 1 per step: runs are jumped over, and the alias
+//    of a small peak is found later from its rank in HL (segments).
+// R's quirk of scanning past the small part of HL is kept.
+struct AliasTable {
+    std::vector<double> v;          // scaled p per bin
+    std::vector<int> large;         // large peaks, descending (HL tail)
+    std::vector<int> large_asc;     // the same, ascending
+    std::vector<double> lp;         // their final p (desc order)
+    std::vector<int> large_alias;   // alias of a large processed as ii
+    std::vector<index_t> seg_start; // small rank where a segment starts
+    std::vector<int> seg_jj;        // alias of the smalls of the segment
+    index_t smalls_done = 0;        // smalls ranked below this have an alias
+    const int* memb = nullptr;
+
+    index_t large_pos(int kk) const {  // position of a large peak in `large`
+        auto it = std::lower_bound(large.begin(), large.end(), kk, std::greater<int>());
+        return it - large.begin();
+    }
+    double prob(int kk) const {
+        const double q = v[memb[kk]];
+        return q < 1.0 ? q : lp[large_pos(kk)];
+    }
+    std::vector<std::uint64_t> large_bits;  // bitmap of large peaks
+    std::vector<int> large_below;           // larges before each 64-block
+    std::vector<int> small_alias;           // alias by small rank (< smalls_done)
+    int alias(int kk) const {
+        if (v[memb[kk]] >= 1.0) return large_alias[large_pos(kk)];
+        const index_t w = kk >> 6;
+        const std::uint64_t below = large_bits[w] & ((std::uint64_t(1) << (kk & 63)) - 1);
+        const index_t rank = kk - large_below[w] - __builtin_popcountll(below);
+        return rank < smalls_done ? small_alias[rank] : 0;
+    }
+};
+
+// arma::sum of p[k] = bin_p(bin(k), i) / density(bin(k)) over all peaks k
+// for up to 8 bins i at once: per bin the two interleaved accumulators of
+// Armadillo's accumulate(), in peak order (same bits); running 8 bins side
+// by side hides the latency of the sequential additions.
+inline void bin_sums(const BinModel& m, const index_t* bins, int count, double* sums) {
+    constexpr int G = 8;
+    const index_t nb = static_cast<index_t>(m.bs) * m.bs;
+    const index_t n = static_cast<index_t>(m.membership.size());
+    const int* memb = m.membership.data();
+    std::vector<double> V(nb * G, 0.0);
+    for (int g = 0; g < count; ++g)
+        for (index_t b = 0; b < nb; ++b)
+            if (m.density[b] > 0) V[b * G + g] = m.bin_p[b + bins[g] * nb] / m.density[b];
+    double a1[G] = {0}, a2[G] = {0};
+    index_t k = 0;
+    for (; k + 1 < n; k += 2) {
+        const double* x = &V[static_cast<index_t>(memb[k]) * G];
+        const double* y = &V[static_cast<index_t>(memb[k + 1]) * G];
+        for (int g = 0; g < G; ++g) {
+            a1[g] += x[g];
+            a2[g] += y[g];
+        }
+    }
+    if (k < n) {
+        const double* x = &V[static_cast<index_t>(memb[k]) * G];
+        for (int g = 0; g < G; ++g) a1[g] += x[g];
+    }
+    for (int g = 0; g < count; ++g) sums[g] = a1[g] + a2[g];
+}
+
+inline void build_alias(const BinModel& m, const std::vector<std::vector<index_t>>& members,
+                        index_t bin, double sum, AliasTable& t) {
+    const index_t nb = static_cast<index_t>(m.bs) * m.bs;
+    const index_t n = static_cast<index_t>(m.membership.size());
+    const int* memb = m.membership.data();
+    t.memb = memb;
+    auto& v = t.v;
+    v.assign(nb, 0.0);
+    for (index_t b = 0; b < nb; ++b)
+        if (m.density[b] > 0) v[b] = m.bin_p[b + bin * nb] / m.density[b];
+    const double dn = static_cast<double>(static_cast<int>(n));
+    // Peaks of the non-negligible bins, in ascending order via bitmaps
+    // (cheaper than sorting: O(n / 64 + count)).
+    const index_t words = (n + 63) / 64;
+    std::vector<std::uint64_t> small_bits(words, 0);
+    auto& large_bits = t.large_bits;
+    large_bits.assign(words, 0);
+    for (index_t b = 0; b < nb; ++b) {
+        if (m.density[b] <= 0) continue;
+        v[b] = (v[b] / sum) * dn;
+        const bool is_large = v[b] >= 1.0;
+        if (!is_large && (v[b] - 1.0) == -1.0) continue;
+        auto& bits = is_large ? large_bits : small_bits;
+        for (index_t q : members[b]) bits[q >> 6] |= std::uint64_t(1) << (q & 63);
+    }
+    auto extract = [&](const std::vector<std::uint64_t>& bits, std::vector<int>& out) {
+        out.clear();
+        for (index_t w = 0; w < words; ++w)
+            for (std::uint64_t x = bits[w]; x; x &= x - 1)
+                out.push_back(static_cast<int>(w * 64 + __builtin_ctzll(x)));
+    };
+    std::vector<int> nonzero;  // small peaks whose p - 1 != -1
+    extract(small_bits, nonzero);
+    extract(large_bits, t.large_asc);
+    t.large_below.resize(words);
+    for (index_t w = 0, c = 0; w < words; ++w) {
+        t.large_below[w] = static_cast<int>(c);
+        c += __builtin_popcountll(large_bits[w]);
+    }
+    t.large.assign(t.large_asc.rbegin(), t.large_asc.rend());
+    const index_t n_large = static_cast<index_t>(t.large.size()), H = n - n_large;
+    t.lp.resize(n_large);
+    for (index_t q = 0; q < n_large; ++q) t.lp[q] = v[memb[t.large[q]]];
+    t.large_alias.assign(n_large, 0);
+    t.seg_start.assign(1, 0);
+    t.seg_jj.assign(1, n_large ? t.large[0] : 0);
+    t.smalls_done = 0;
+    t.small_alias.clear();
+    if (H == 0 || n_large == 0) return;
+    index_t L = 0;     // HL[H + L] is the current large
+    index_t rank = 0;  // next small rank (= HL position while < H)
+    bool done = false;
+    auto step_done = [&](index_t next_rank) {  // after lp[L] changed
+        if (t.lp[L] < 1.) {
+            ++L;
+            if (L == n_large) return true;
+            t.seg_start.push_back(next_rank);
+            t.seg_jj.push_back(t.large[L]);
+        }
+        return false;
+    };
+    // Runs of p == 0-like smalls, then one explicit small, in HL order.
+    auto zero_run = [&](index_t count) {
+        while (count > 0 && !done) {
+            const double need = std::floor(t.lp[L]);  // steps until p < 1
+            if (static_cast<double>(count) < need) {
+                t.lp[L] -= static_cast<double>(count);
+                rank += count;
+                count = 0;
+            } else {
+                const index_t s = static_cast<index_t>(need);
+                t.lp[L] -= need;
+                rank += s;
+                count -= s;
+                done = step_done(rank);
+            }
+        }
+    };
+    index_t li = 0;  // larges (ascending) below the current peak index
+    for (int q : nonzero) {
+        while (li < n_large && t.large_asc[li] < q) ++li;
+        const index_t r = q - li;  // this small's rank
+        zero_run(r - rank);
+        if (done) break;
+        t.lp[L] += (v[memb[q]] - 1);
+        ++rank;
+        done = step_done(rank);
+        if (done) break;
+    }
+    if (!done) zero_run(H - rank);
+    t.smalls_done = rank;
+    t.small_alias.resize(rank);
+    for (std::size_t g = 0; g < t.seg_start.size(); ++g) {
+        const index_t from = std::min<index_t>(t.seg_start[g], rank);
+        const index_t to = g + 1 < t.seg_start.size() ? std::min<index_t>(t.seg_start[g + 1], rank)
+                                                      : rank;
+        std::fill(t.small_alias.begin() + from, t.small_alias.begin() + to, t.seg_jj[g]);
+    }
+    // Past the small part: the larges themselves, in HL order.
+    for (index_t q = 0; !done && q < n_large; ++q) {
+        t.large_alias[q] = t.large[L];
+        t.lp[L] += (t.lp[q] - 1);
+        done = step_done(rank);
+    }
+}
+
+// getBackgroundPeaks: out (n x niterations, column-major) gets 1-based
+// peak indices. `unif()` must be R's unif_rand() (or a faithful port):
+// exactly n * niterations draws are taken in chromVAR's order (bins
+// ascending, peaks of a bin ascending, iterations). Alias tables are built
+// in parallel, a chunk of bins at a time; drawing stays sequential.
+template <class Unif, class Par>
+void background_peaks(const BinModel& m, int niterations, Unif& unif, Par& par,
+                      DenseView<int> out) {
+    const index_t n = static_cast<index_t>(m.membership.size());
+    require(out.nrow == n && out.ncol == niterations, "background output has wrong shape");
+    const index_t nb = static_cast<index_t>(m.bs) * m.bs;
+    std::vector<std::vector<index_t>> members(nb);
+    for (index_t k = 0; k < n; ++k) members[m.membership[k]].push_back(k);
+    std::vector<index_t> used;
+    for (index_t b = 0; b < nb; ++b)
+        if (!members[b].empty()) used.push_back(b);
+    const index_t chunk = 16 * std::max(1, par.threads());
+    std::vector<AliasTable> tables(chunk);
+    std::vector<double> sums(chunk);
+    const double dn = static_cast<double>(static_cast<int>(n));
+    for (index_t start = 0; start < static_cast<index_t>(used.size()); start += chunk) {
+        const index_t len = std::min<index_t>(chunk, used.size() - start);
+        par.run((len + 7) / 8, [&](index_t g) {
+            const int count = static_cast<int>(std::min<index_t>(8, len - 8 * g));
+            bin_sums(m, &used[start + 8 * g], count, &sums[8 * g]);
+        });
+        par.run(len, [&](index_t t) {
+            build_alias(m, members, used[start + t], sums[t], tables[t]);
+        });
+        for (index_t t = 0; t < len; ++t) {
+            const auto& tab = tables[t];
+            for (index_t k : members[used[start + t]]) {
+                for (int r = 0; r < niterations; ++r) {
+                    const double rU = unif() * dn;
+                    const int kk = static_cast<int>(rU);
+                    const int pick =
+                        (rU < tab.prob(kk) + static_cast<double>(kk)) ? kk : tab.alias(kk);
+                    out(k, r) = pick + 1;
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------
+// Deviations
+
+struct DeviationsOutput {
+    DenseView<double> dev;  // annotations x cells
+    DenseView<double> z;
+    Span<double> matches;   // fractionMatches
+    Span<double> overlap;   // fractionBackgroundOverlap
+};
+
+// Peak sets of a (peaks x annotations) CSC match matrix: non-zero entries.
+template <class T>
+std::vector<std::vector<int>> peak_sets(const CscView<T>& anno) {
+    std::vector<std::vector<int>> sets(anno.ncol);
+    for (index_t a = 0; a < anno.ncol; ++a)
+        anno.for_col(a, [&](int r, T v) {
+            if (v != T(0)) sets[a].push_back(r);
+        });
+    return sets;
+}
+
+// Per annotation: the expected sum of every background iteration (chromVAR
+// sums mult * e[j] over the drawn peaks j in ascending order, as CHOLMOD's
+// sdmult does), the observed expectation sum and the background overlap.
+struct SampleTables {
+    std::vector<double> samp_exp;  // na x niter, annotation-major
+    std::vector<double> e_sum;
+};
+
+inline void sample_tables_one(const std::vector<int>& set, const DenseView<const int>& bg,
+                              Span<const double> e, index_t a, SampleTables& t,
+                              const DeviationsOutput& out) {
+    const index_t niter = bg.ncol, sz = static_cast<index_t>(set.size());
+    out.matches[a] = static_cast<double>(sz) / static_cast<double>(bg.nrow);
+    if (sz == 0) {
+        out.overlap[a] = na_real();
+        return;
+    }
+    double e_sum = 0.0;
+    for (int k : set) e_sum += e[k];
+    t.e_sum[a] = e_sum;
+    std::vector<int> picks(sz);
+    std::vector<ldouble> hits_r(niter);
+    ldouble hits_sum = 0;
+    for (index_t r = 0; r < niter; ++r) {
+        for (index_t q = 0; q < sz; ++q) picks[q] = bg(set[q], r) - 1;
+        std::sort(picks.begin(), picks.end());
+        double s = 0.0;
+        index_t hits = 0;
+        for (index_t q = 0; q < sz;) {
+            index_t q2 = q;
+            while (q2 < sz && picks[q2] == picks[q]) ++q2;
+            s += static_cast<double>(q2 - q) * e[picks[q]];
+            if (std::binary_search(set.begin(), set.end(), picks[q])) hits += q2 - q;
+            q = q2;
+        }
+        t.samp_exp[a * niter + r] = s;
+        hits_r[r] = static_cast<ldouble>(hits);
+        hits_sum += hits_r[r];
+    }
+    if (sz == 1) {
+        out.overlap[a] = static_cast<double>(hits_sum) / static_cast<double>(niter);
+        return;
+    }
+    // R's mean(): long-double sum / n, plus one correction pass.
+    ldouble mu = hits_sum / niter;
+    if (std::isfinite(static_cast<double>(mu))) {
+        ldouble c = 0;
+        for (index_t r = 0; r < niter; ++r) c += hits_r[r] - mu;
+        mu += c / niter;
+    }
+    out.overlap[a] = static_cast<double>(mu) / static_cast<double>(sz);
+}
+
+// One cell's deviation and z for one annotation from its sampled sums
+// (NOTES.md §3: colMeans and sd in long double, NA when expected < 1).
+inline void finish_cell(double observed, double expected, const double* sampled,
+                        const double* samp_exp, double fps, index_t niter, double* dev_buf,
+                        double& dev, double& z) {
+    if (expected < 1 || std::isnan(expected)) {
+        dev = z = na_real();
+        return;
+    }
+    const double obs_dev = (observed - expected) / expected;
+    ldouble sum = 0;
+    for (index_t r = 0; r < niter; ++r) {
+        const double se = samp_exp[r] * fps;
+        dev_buf[r] = (sampled[r] - se) / se;
+        sum += dev_buf[r];
+    }
+    const double mean = static_cast<double>(sum / niter);
+    const double sd = std::sqrt(r_var(niter, [&](index_t r) { return dev_buf[r]; }));
+    dev = obs_dev - mean;
+    z = dev / sd;
+}
+
+struct SampleOptions {
+    index_t max_entries = index_t(1) << 27;  // background entries per pass
+    index_t cells_per_task = 32;
+};
+
+// Sampled-null deviations (chromVAR's method) for all annotations, cell by
+// cell: the background draws are indexed by peak (peak j -> the
+// (annotation, iteration) slots it was drawn into), so one sweep over a
+// cell's non-zero counts fills all sampled sums of that cell. Annotations
+// are processed in groups that bound that index to `max_entries`.
+template <class Par, class Progress>
+void deviations_sample(const CscView<double>& x, const Csc<double>& anno_rows,
+                       const std::vector<std::vector<int>>& sets,
+                       const DenseView<const int>& bg, Span<const double> e,
+                       Span<const double> fps, const SampleOptions& opt, Par& par,
+                       Progress& progress, const DeviationsOutput& out) {
+    const index_t np = x.nrow, nc = x.ncol, na = static_cast<index_t>(sets.size());
+    const index_t niter = bg.ncol;
+    require(bg.nrow == np, "'background_peaks' must have one row per peak");
+    for (index_t q = 0; q < bg.nrow * bg.ncol; ++q)
+        require(bg.ptr[q] >= 1 && bg.ptr[q] <= np,
+                "'background_peaks' holds an index outside 1..nrow(object); "
+                "recompute it with getBackgroundPeaks(object).");
+    SampleTables t;
+    t.samp_exp.assign(na * niter, 0.0);
+    t.e_sum.assign(na, 0.0);
+    par.run(na, [&](index_t a) { sample_tables_one(sets[a], bg, e, a, t, out); });
+    index_t a0 = 0;
+    while (a0 < na) {
+        index_t a1 = a0, entries = 0;
+        do {
+            entries += niter * static_cast<index_t>(sets[a1].size());
+            ++a1;
+        } while (a1 < na && entries + niter * static_cast<index_t>(sets[a1].size()) <=
+                                opt.max_entries);
+        const index_t ga = a1 - a0, slots = ga * niter;
+        // Peak -> slots index (CSR over peaks), filled in a fixed order.
+        std::vector<index_t> wp(np + 1, 0);
+        for (index_t a = a0; a < a1; ++a)
+            for (index_t r = 0; r < niter; ++r)
+                for (int k : sets[a]) ++wp[bg(k, r)];
+        for (index_t j = 0; j < np; ++j) wp[j + 1] += wp[j];
+        std::vector<int> wcol(wp[np]);
+        {
+            std::vector<index_t> next(wp.begin(), wp.end() - 1);
+            for (index_t a = a0; a < a1; ++a)
+                for (index_t r = 0; r < niter; ++r)
+                    for (int k : sets[a])
+                        wcol[next[bg(k, r) - 1]++] = static_cast<int>((a - a0) * niter + r);
+        }
+        const index_t per = std::max<index_t>(1, opt.cells_per_task);
+        const index_t n_tasks = (nc + per - 1) / per;
+        par.run(n_tasks, [&](index_t task) {
+            std::vector<double> sampled(slots), observed(ga), dev_buf(niter);
+            const index_t c_end = std::min(nc, (task + 1) * per);
+            for (index_t c = task * per; c < c_end; ++c) {
+                std::fill(sampled.begin(), sampled.end(), 0.0);
+                std::fill(observed.begin(), observed.end(), 0.0);
+                x.for_col(c, [&](int j, double v) {
+                    for (index_t q = wp[j]; q < wp[j + 1]; ++q) sampled[wcol[q]] += v;
+                    for (index_t q = anno_rows.p[j]; q < anno_rows.p[j + 1]; ++q) {
+                        const index_t a = anno_rows.i[q];
+                        if (a >= a0 && a < a1) observed[a - a0] += v;
+                    }
+                });
+                for (index_t a = a0; a < a1; ++a) {
+                    if (sets[a].empty()) {
+                        out.dev(a, c) = out.z(a, c) = na_real();
+                        continue;
+                    }
+                    finish_cell(observed[a - a0], t.e_sum[a] * fps[c],
+                                sampled.data() + (a - a0) * niter, t.samp_exp.data() + a * niter,
+                                fps[c], niter, dev_buf.data(), out.dev(a, c), out.z(a, c));
+                }
+            }
+        });
+        progress.tick(ga);
+        a0 = a1;
+    }
+}
+
+// ---------------------------------------------------------------------
+// Analytical null: the limit of the sampled null as niterations -> inf.
+// A peak in bin b draws peers from q_b (the BinModel weights), independently
+// across peaks, so the per-iteration sums S = sum_k X[peer_k, c] and
+// E = fps_c * sum_k e[peer_k] have moments that are sums over the set's bins
+// of per-bin moments. The deviation S/E - 1 is expanded to second order
+// (delta method) around (E[S], E[E]).
+
+struct BinMoments {
+    // Over the used bins (nu of them): per-bin expectations of e and e^2,
+    // and the weight matrix W (nu x nu, row = drawing bin, col = peer bin)
+    // with W[b, b'] = sum of q_b over the peaks of bin b'.
+    std::vector<int> used;            // bin id of each used bin
+    std::vector<int> slot;            // bin id -> used index, or -1
+    std::vector<double> W;            // nu x nu column-major
+    std::vector<double> e1, e2;       // nu: E_q[e], E_q[e^2]
+};
+
+inline BinMoments bin_moments(const BinModel& m, Span<const double> e) {
+    BinMoments bm;
+    const index_t nb = static_cast<index_t>(m.bs) * m.bs;
+    bm.slot.assign(nb, -1);
+    for (index_t b = 0; b < nb; ++b)
+        if (m.density[b] > 0) {
+            bm.slot[b] = static_cast<int>(bm.used.size());
+            bm.used.push_back(static_cast<int>(b));
+        }
+    const index_t nu = static_cast<index_t>(bm.used.size());
+    // Within-bin sums of e and e^2.
+    std::vector<double> se(nu, 0.0), se2(nu, 0.0);
+    for (index_t k = 0; k < static_cast<index_t>(m.membership.size()); ++k) {
+        const int s = bm.slot[m.membership[k]];
+        se[s] += e[k];
+        se2[s] += e[k] * e[k];
+    }
+    bm.W.assign(nu * nu, 0.0);
+    bm.e1.assign(nu, 0.0);
+    bm.e2.assign(nu, 0.0);
+    for (index_t i = 0; i < nu; ++i) {
+        const index_t bi = bm.used[i];
+        double z = 0.0;
+        for (index_t j = 0; j < nu; ++j) {
+            const index_t bj = bm.used[j];
+            const double per_peak = m.bin_p[bj + bi * nb] / m.density[bj];
+            bm.W[i + j * nu] = per_peak;  // weight of one peak of bin j
+            z += per_peak * m.density[bj];
+        }
+        for (index_t j = 0; j < nu; ++j) {
+            bm.W[i + j * nu] /= z;
+            bm.e1[i] += bm.W[i + j * nu] * se[j];
+            bm.e2[i] += bm.W[i + j * nu] * se2[j];
+        }
+    }
+    return bm;
+}
+
+
+// Analytical deviations. `cols`: counts (peaks x cells CSC); `anno_rows`:
+// annotation sets transposed (cells of the CSC = peaks; rows = annotations).
+// Cells are processed in blocks; the two dense products per block go to
+// BLAS, the sparse parts run as one task per cell.
+struct AnalyticalOptions {
+    index_t block = 512;  // cells per block (bounds memory: 3 x bins x block)
+};
+
+template <class Par, class Progress>
+void deviations_analytical(const CscView<double>& cols, const std::vector<std::vector<int>>& sets,
+                           const Csc<double>& anno_rows, const BinModel& m,
+                           Span<const double> e, Span<const double> fps,
+                           const AnalyticalOptions& opt, Par& par, Progress& progress,
+                           const DeviationsOutput& out) {
+    const index_t np = cols.nrow, nc = cols.ncol, na = static_cast<index_t>(sets.size());
+    require(static_cast<index_t>(m.membership.size()) == np,
+            "bias model and counts have different numbers of peaks");
+    const BinMoments bm = bin_moments(m, e);
+    const index_t nu = static_cast<index_t>(bm.used.size());
+    arma::mat W(const_cast<double*>(bm.W.data()), nu, nu, false, true);
+    // Per annotation: peaks per bin, and constants of the expectation sum.
+    arma::mat N(na, nu, arma::fill::zeros);
+    std::vector<double> e_sum(na, 0.0), n_e1(na, 0.0), n_ve(na, 0.0);
+    std::vector<int> peak_slot(np);
+    for (index_t k = 0; k < np; ++k) peak_slot[k] = bm.slot[m.membership[k]];
+    for (index_t a = 0; a < na; ++a) {
+        out.matches[a] = static_cast<double>(sets[a].size()) / static_cast<double>(np);
+        out.overlap[a] = na_real();
+        for (int k : sets[a]) {
+            N(a, peak_slot[k]) += 1.0;
+            e_sum[a] += e[k];
+        }
+        for (index_t u = 0; u < nu; ++u) {
+            n_e1[a] += N(a, u) * bm.e1[u];
+            n_ve[a] += N(a, u) * (bm.e2[u] - bm.e1[u] * bm.e1[u]);
+        }
+    }
+    const index_t B = std::max<index_t>(1, opt.block);
+    for (index_t c0 = 0; c0 < nc; c0 += B) {
+        const index_t nb = std::min(B, nc - c0);
+        arma::mat T(nu, 3 * nb, arma::fill::zeros);  // [sum X | sum X^2 | sum X e]
+        par.run(nb, [&](index_t cc) {
+            cols.for_col(c0 + cc, [&](int j, double x) {
+                const index_t u = peak_slot[j];
+                T(u, cc) += x;
+                T(u, nb + cc) += x * x;
+                T(u, 2 * nb + cc) += x * e[j];
+            });
+        });
+        arma::mat Q = W * T;  // per-bin peer moments
+        for (index_t cc = 0; cc < nb; ++cc)
+            for (index_t u = 0; u < nu; ++u) {
+                const double mu = Q(u, cc);
+                Q(u, nb + cc) -= mu * mu;              // variance of one draw
+                Q(u, 2 * nb + cc) -= bm.e1[u] * mu;    // covariance with e
+            }
+        const arma::mat G = N * Q;  // na x 3nb
+        par.run(nb, [&](index_t cc) {
+            const index_t c = c0 + cc;
+            std::vector<double> obs(na, 0.0);
+            cols.for_col(c, [&](int j, double x) {
+                for (index_t q = anno_rows.p[j]; q < anno_rows.p[j + 1]; ++q)
+                    obs[anno_rows.i[q]] += x;
+            });
+            for (index_t a = 0; a < na; ++a) {
+                const double expected = e_sum[a] * fps[c];
+                if (sets[a].empty() || !(expected >= 1)) {
+                    out.dev(a, c) = out.z(a, c) = na_real();
+                    continue;
+                }
+                const double obs_dev = (obs[a] - expected) / expected;
+                const double es = G(a, cc), vs = G(a, nb + cc), cv = fps[c] * G(a, 2 * nb + cc);
+                const double ee = fps[c] * n_e1[a], ve = fps[c] * fps[c] * n_ve[a];
+                const double r = es / ee;
+                const double mean = r - 1 - cv / (ee * ee) + r * ve / (ee * ee);
+                const double var = (vs - 2 * r * cv + r * r * ve) / (ee * ee);
+                const double d = obs_dev - mean;
+                out.dev(a, c) = d;
+                out.z(a, c) = d / std::sqrt(var);
+            }
+        });
+        progress.tick(nb);
+    }
+}
+
+// computeVariability's row_sds (Armadillo 12 stddev over finite values).
+inline double arma_sd_finite(std::vector<double>& v) {
+    const index_t n = static_cast<index_t>(v.size());
+    if (n < 2) return std::numeric_limits<double>::quiet_NaN();
+    const double mean = arma_accumulate(v.data(), n) / static_cast<double>(n);
+    double acc2 = 0, acc3 = 0;
+    index_t i = 0, j = 1;
+    for (; j < n; i += 2, j += 2) {
+        const double ti = mean - v[i], tj = mean - v[j];
+        acc2 += ti * ti + tj * tj;
+        acc3 += ti + tj;
+    }
+    if (i < n) {
+        const double ti = mean - v[i];
+        acc2 += ti * ti;
+        acc3 += ti;
+    }
+    const double var = (acc2 - acc3 * acc3 / n) / (n - 1);
+    return std::sqrt(var);
+}
+
+// Row sds of z (annotations x cells); `index` (optional, length ncol) picks
+// columns with replacement (one bootstrap replicate).
+inline void row_sds(const DenseView<const double>& z, const std::vector<index_t>* index,
+                    Span<double> out) {
+    std::vector<double> v;
+    const index_t nc = index ? static_cast<index_t>(index->size()) : z.ncol;
+    for (index_t a = 0; a < z.nrow; ++a) {
+        v.clear();
+        for (index_t q = 0; q < nc; ++q) {
+            const double x = z(a, index ? (*index)[q] : q);
+            if (std::isfinite(x)) v.push_back(x);
+        }
+        out[a] = arma_sd_finite(v);
+    }
+}
+
+// GC fraction (C+G over A+C+G+T, any case; other letters ignored, as
+// chromVAR's letterFrequency-based addGCBias) of each 1-based closed range
+// [start, end] read from an indexed FASTA (plain or bgzip) with HTSlib
+// faidx. A range without any A/C/G/T gets NaN.
+inline void gc_content(const std::string& fasta, const std::vector<std::string>& chrom,
+                       Span<const int> start, Span<const int> end, Span<double> out) {
+    const index_t n = static_cast<index_t>(chrom.size());
+    require_size(start, n, "start");
+    require_size(end, n, "end");
+    require_size(out, n, "out");
+    faidx_t* fai = fai_load(fasta.c_str());
+    if (!fai)
+        throw format_error("cannot open or index the FASTA '" + fasta +
+                           "'; it must be plain text or bgzip-compressed "
+                           "(samtools faidx can index it).");
+    struct Closer {
+        faidx_t* f;
+        ~Closer() { fai_destroy(f); }
+    } closer{fai};
+    for (index_t k = 0; k < n; ++k) {
+        if (!faidx_has_seq(fai, chrom[k].c_str()))
+            throw input_error("sequence '" + chrom[k] + "' of peak " + std::to_string(k + 1) +
+                              " is not in the FASTA; use a genome with the same "
+                              "sequence names (e.g. 'chr1', not '1').");
+        hts_pos_t len = 0;
+        char* seq = faidx_fetch_seq64(fai, chrom[k].c_str(), start[k] - 1, end[k] - 1, &len);
+        if (!seq) throw format_error("could not read peak " + std::to_string(k + 1) + " from FASTA");
+        index_t acgt = 0, gc = 0;
+        for (hts_pos_t q = 0; q < len; ++q) {
+            switch (seq[q]) {
+                case 'C': case 'c': case 'G': case 'g': ++gc; ++acgt; break;
+                case 'A': case 'a': case 'T': case 't': ++acgt; break;
+                default: break;
+            }
+        }
+        std::free(seq);
+        out[k] = acgt ? static_cast<double>(gc) / static_cast<double>(acgt)
+                      : std::numeric_limits<double>::quiet_NaN();
+    }
+}
+
+}  // namespace chromvar
+}  // namespace epione

@@ -1,0 +1,135 @@
+// Glue for the chromVAR engine (inst/include/epione/chromvar.hpp).
+#include "glue.h"
+#include <epione/chromvar.hpp>
+#include <epione/rng.hpp>
+
+namespace cv = epione::chromvar;
+
+namespace {
+
+cv::BinModel model_from(Rcpp::NumericVector fpp, Rcpp::NumericVector bias, double w, int bs,
+                        int threads = 1) {
+    cv::BackgroundOptions opt;
+    opt.w = w;
+    opt.bs = bs;
+    glue::TbbPar par(threads);
+    return cv::bin_model({REAL(fpp), XLENGTH(fpp)}, {REAL(bias), XLENGTH(bias)}, opt, par);
+}
+
+cv::DeviationsOutput make_output(Rcpp::NumericMatrix dev, Rcpp::NumericMatrix z,
+                                 Rcpp::NumericVector matches, Rcpp::NumericVector overlap) {
+    return {glue::dense(dev), glue::dense(z), glue::span(matches), glue::span(overlap)};
+}
+
+Rcpp::List wrap_output(Rcpp::NumericMatrix dev, Rcpp::NumericMatrix z,
+                       Rcpp::NumericVector matches, Rcpp::NumericVector overlap) {
+    return Rcpp::List::create(Rcpp::Named("deviations") = dev, Rcpp::Named("z") = z,
+                              Rcpp::Named("fractionMatches") = matches,
+                              Rcpp::Named("fractionBackgroundOverlap") = overlap);
+}
+
+}  // namespace
+
+// Whitening, bin grid and membership of getBackgroundPeaks (for checks).
+// [[Rcpp::export(rng = false)]]
+Rcpp::List epi_chromvar_bin_model(Rcpp::NumericVector fpp, Rcpp::NumericVector bias,
+                                  double w, int bs) {
+    const auto m = model_from(fpp, bias, w, bs);
+    Rcpp::IntegerVector memb(m.membership.begin(), m.membership.end());
+    for (auto& b : memb) b += 1;
+    return Rcpp::List::create(
+        Rcpp::Named("x1") = Rcpp::wrap(m.whitened1), Rcpp::Named("x2") = Rcpp::wrap(m.whitened2),
+        Rcpp::Named("bin") = memb, Rcpp::Named("density") = Rcpp::wrap(m.density),
+        Rcpp::Named("bins1") = Rcpp::wrap(m.bins1), Rcpp::Named("bins2") = Rcpp::wrap(m.bins2),
+        Rcpp::Named("chol") = Rcpp::NumericVector(m.chol, m.chol + 3));
+}
+
+// getBackgroundPeaks: draws with R's own unif_rand(), so .Random.seed
+// advances exactly as chromVAR's does.
+// [[Rcpp::export(rng = true)]]
+Rcpp::IntegerMatrix epi_chromvar_background(Rcpp::NumericVector fpp, Rcpp::NumericVector bias,
+                                            int niterations, double w, int bs, int threads) {
+    const auto m = model_from(fpp, bias, w, bs, threads);
+    Rcpp::IntegerMatrix out(XLENGTH(fpp), niterations);
+    glue::TbbPar par(threads);
+    auto unif = [] { return unif_rand(); };
+    cv::background_peaks(m, niterations, unif, par,
+                         epione::DenseView<int>{INTEGER(out), out.nrow(), out.ncol()});
+    return out;
+}
+
+// Deviations with chromVAR's sampled null.
+// [[Rcpp::export(rng = false)]]
+Rcpp::List epi_chromvar_sample(Rcpp::S4 counts, Rcpp::S4 anno, Rcpp::IntegerMatrix bg,
+                               Rcpp::NumericVector expectation, int threads, bool verbose) {
+    glue::CscHolder hx, ha;
+    const auto x = glue::csc_view(counts, hx);
+    const auto m = glue::csc_view(anno, ha);
+    const auto sets = cv::peak_sets(m);
+    const auto anno_rows = epione::transpose(m);
+    const auto fps = epione::col_sums(x);
+    Rcpp::NumericMatrix dev(m.ncol, x.ncol), z(m.ncol, x.ncol);
+    Rcpp::NumericVector matches(m.ncol), overlap(m.ncol);
+    glue::TbbPar par(threads);
+    glue::Progress progress(m.ncol, verbose);
+    cv::deviations_sample(x, anno_rows, sets, {INTEGER(bg), bg.nrow(), bg.ncol()},
+                          {REAL(expectation), XLENGTH(expectation)}, {fps.data(), x.ncol},
+                          cv::SampleOptions{}, par, progress,
+                          make_output(dev, z, matches, overlap));
+    return wrap_output(dev, z, matches, overlap);
+}
+
+// Deviations with the closed-form (niterations -> Inf) null of the same
+// background model.
+// [[Rcpp::export(rng = false)]]
+Rcpp::List epi_chromvar_analytical(Rcpp::S4 counts, Rcpp::S4 anno, Rcpp::NumericVector fpp,
+                                   Rcpp::NumericVector bias, Rcpp::NumericVector expectation,
+                                   double w, int bs, int block, int threads, bool verbose) {
+    glue::CscHolder hx, ha;
+    const auto x = glue::csc_view(counts, hx);
+    const auto m = glue::csc_view(anno, ha);
+    const auto sets = cv::peak_sets(m);
+    const auto anno_rows = epione::transpose(m);
+    const auto fps = epione::col_sums(x);
+    const auto model = model_from(fpp, bias, w, bs, threads);
+    Rcpp::NumericMatrix dev(m.ncol, x.ncol), z(m.ncol, x.ncol);
+    Rcpp::NumericVector matches(m.ncol), overlap(m.ncol);
+    glue::TbbPar par(threads);
+    glue::Progress progress(x.ncol, verbose);
+    cv::AnalyticalOptions opt;
+    opt.block = block;
+    cv::deviations_analytical(x, sets, anno_rows, model, {REAL(expectation), XLENGTH(expectation)},
+                              {fps.data(), x.ncol}, opt, par, progress,
+                              make_output(dev, z, matches, overlap));
+    return wrap_output(dev, z, matches, overlap);
+}
+
+// computeVariability: row sds of z and `n_boot` bootstrap replicates
+// (columns resampled with replacement; one RNG stream per replicate).
+// [[Rcpp::export(rng = false)]]
+Rcpp::List epi_chromvar_variability(Rcpp::NumericMatrix z, int n_boot, double seed, int threads) {
+    const auto zv = glue::cdense(z);
+    Rcpp::NumericVector sds(z.nrow());
+    cv::row_sds(zv, nullptr, glue::span(sds));
+    Rcpp::NumericMatrix boot(z.nrow(), n_boot);
+    glue::TbbPar par(threads);
+    const auto s = static_cast<std::uint64_t>(seed);
+    const epione::index_t nc = z.ncol();
+    par.run(n_boot, [&](epione::index_t b) {
+        auto rng = epione::rng::stream(s, static_cast<std::uint64_t>(b));
+        std::vector<epione::index_t> idx(nc);
+        for (auto& i : idx) i = static_cast<epione::index_t>(rng.below(nc));
+        cv::row_sds(zv, &idx, {&boot(0, b), z.nrow()});
+    });
+    return Rcpp::List::create(Rcpp::Named("sd") = sds, Rcpp::Named("boot") = boot);
+}
+
+// GC fraction per peak from an indexed FASTA (HTSlib faidx).
+// [[Rcpp::export(rng = false)]]
+Rcpp::NumericVector epi_chromvar_gc(std::string fasta, std::vector<std::string> chrom,
+                                    Rcpp::IntegerVector start, Rcpp::IntegerVector end) {
+    Rcpp::NumericVector out(chrom.size());
+    cv::gc_content(fasta, chrom, {INTEGER(start), XLENGTH(start)}, {INTEGER(end), XLENGTH(end)},
+                   glue::span(out));
+    return out;
+}

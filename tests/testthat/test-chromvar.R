@@ -1,0 +1,354 @@
+# chromVAR engine against chromVAR 1.29's saved outputs
+# (shared/data/ref/chromvar; tolerances from its README).
+
+ref <- shared_path("data", "ref", "chromvar")
+has_ref <- function() dir.exists(ref)
+
+ref_matrix <- function(file) {
+    d <- utils::read.delim(file.path(ref, file), check.names = FALSE)
+    if (colnames(d)[1L] == "row") {
+        m <- as.matrix(d[, -1L])
+        rownames(m) <- d[[1L]]
+    } else {
+        m <- as.matrix(d)
+    }
+    m
+}
+
+mini <- function() {
+    list(se = readRDS(file.path(ref, "inputs", "mini_counts.rds")),
+         ix = readRDS(file.path(ref, "inputs", "mini_ix.rds")),
+         bg = unname(ref_matrix("background/mini_bg_seed2017.tsv.gz")))
+}
+
+rel_err <- function(got, want) {
+    ok <- is.finite(want) & is.finite(got)
+    max(abs(got[ok] - want[ok]) / pmax(abs(want[ok]), 1e-300))
+}
+
+# Poisson counts with a GC bias and real signal: the first `n_signal`
+# annotations are 1.6x more accessible in the first half of the cells.
+synthetic <- function(n_cells = 1000L, n_peaks = 3000L, n_annot = 10L,
+                      n_signal = 5L, seed = 7) {
+    withr::local_seed(seed)
+    rate <- stats::rgamma(n_peaks, shape = 0.7)
+    depth <- round(exp(stats::rnorm(n_cells, log(2000), 0.4)))
+    sets <- lapply(seq_len(n_annot), function(a)
+        sort(sample.int(n_peaks, 200L)))
+    boost <- rep(1, n_peaks)
+    boost[unique(unlist(sets[seq_len(n_signal)]))] <- 1.6
+    cols <- lapply(seq_len(n_cells), function(j) {
+        r <- rate * if (j <= n_cells / 2) boost else 1
+        stats::rpois(n_peaks, depth[j] * r / sum(r))
+    })
+    x <- Matrix::Matrix(do.call(cbind, cols), sparse = TRUE)
+    x[Matrix::rowSums(x) == 0, 1L] <- 1
+    anno <- Matrix::sparseMatrix(i = unlist(sets),
+        j = rep(seq_len(n_annot), lengths(sets)), x = 1,
+        dims = c(n_peaks, n_annot))
+    list(counts = x, bias = round(stats::runif(n_peaks, 0.3, 0.8), 3),
+         anno = anno)
+}
+
+test_that("whitening and bins equal chromVAR's intermediates", {
+    skip_if_not(has_ref(), "shared chromVAR reference absent")
+    d <- mini()
+    fpp <- Matrix::rowSums(SummarizedExperiment::assay(d$se, "counts"))
+    m <- epione:::epi_chromvar_bin_model(fpp,
+        SummarizedExperiment::rowData(d$se)$bias, 0.1, 50L)
+    wh <- utils::read.delim(file.path(ref, "background/mini_whitened.tsv.gz"))
+    expect_identical(m$x1, wh$whitened1)
+    expect_identical(m$x2, wh$whitened2)
+    expect_identical(m$bin, wh$bin)
+    grid <- utils::read.delim(file.path(ref, "background/mini_bin_grid.tsv"))
+    expect_identical(m$bins1, grid$bins1)
+    expect_identical(m$bins2, grid$bins2)
+})
+
+test_that("getBackgroundPeaks is bit-exact with chromVAR for a seed", {
+    skip_if_not(has_ref(), "shared chromVAR reference absent")
+    d <- mini()
+    n <- nrow(d$se)
+    for (s in c(2017L, 42L)) {
+        want <- unname(ref_matrix(sprintf("background/mini_bg_seed%d.tsv.gz",
+                                          s)))
+        storage.mode(want) <- "integer"
+        set.seed(s)
+        got <- getBackgroundPeaks(d$se, threads = 1)
+        state <- .Random.seed
+        expect_identical(got, want)
+        # the RNG advanced exactly n * niterations uniforms, as in chromVAR
+        set.seed(s)
+        invisible(stats::runif(n * 50))
+        expect_identical(state, .Random.seed)
+        set.seed(s)
+        expect_identical(getBackgroundPeaks(d$se, threads = 2), want)
+    }
+})
+
+test_that("background peaks of ArchR's PBSmall have ArchR's distribution", {
+    a <- shared_path("data", "fragments", "pbsmall", "archr_reference")
+    skip_if_not(dir.exists(a), "PBSmall ArchR reference absent")
+    rd <- utils::read.delim(file.path(a,
+        "PBSmall_BackgroundPeaks_rowData.tsv.gz"))
+    # ArchR passes cbind(rowSums, 1) to chromVAR, i.e. log10(value + 1)
+    x <- cbind(rd$value, 1)
+    set.seed(1)
+    bg <- getBackgroundPeaks(x, bias = rd$GC, threads = 1)
+    gc_mean <- rowMeans(matrix(rd$GC[bg], nrow(bg)))
+    sum_mean <- rowMeans(matrix(rd$value[bg] + 1, nrow(bg)))
+    # ArchR's own sample was drawn with another RNG state: compare the
+    # per-peak background means (sampling error ~ sd / sqrt(50)).
+    expect_gt(stats::cor(gc_mean, rd$bgdGCMean), 0.99)
+    expect_gt(stats::cor(log(sum_mean), log(rd$bgdSumMean)), 0.99)
+    expect_lt(stats::median(abs(gc_mean - rd$bgdGCMean) / rd$bgdGCSd), 0.5)
+})
+
+test_that("computeExpectations matches chromVAR in all four modes", {
+    skip_if_not(has_ref(), "shared chromVAR reference absent")
+    d <- mini()
+    want <- utils::read.delim(file.path(ref,
+        "deviations/mini_expectations.tsv.gz"))
+    expect_equal(computeExpectations(d$se), want$default, tolerance = 1e-14)
+    expect_equal(computeExpectations(d$se, norm = TRUE), want$norm_TRUE,
+                 tolerance = 1e-14)
+    expect_equal(computeExpectations(d$se, group = "Cell_Type"),
+                 want$group_Cell_Type, tolerance = 1e-14)
+    expect_equal(computeExpectations(d$se, norm = TRUE, group = "Cell_Type"),
+                 want$group_Cell_Type_norm_TRUE, tolerance = 1e-14)
+})
+
+test_that("computeDeviations(method = 'sample') matches chromVAR", {
+    skip_if_not(has_ref(), "shared chromVAR reference absent")
+    d <- mini()
+    got <- computeDeviations(d$se, d$ix, d$bg, method = "sample",
+                             threads = 1)
+    want_z <- ref_matrix("deviations/mini_bgseed2017_z.tsv.gz")
+    want_d <- ref_matrix("deviations/mini_bgseed2017_deviations.tsv.gz")
+    expect_s4_class(got, "chromVARDeviations")
+    expect_identical(dimnames(deviationScores(got)), dimnames(want_z))
+    expect_identical(is.na(deviationScores(got)), is.na(want_z))
+    expect_lt(rel_err(deviationScores(got), want_z), 1e-12)
+    expect_lt(rel_err(deviations(got), want_d), 1e-12)
+    rd <- utils::read.delim(file.path(ref,
+        "deviations/mini_bgseed2017_rowdata.tsv"))
+    got_rd <- SummarizedExperiment::rowData(got)
+    expect_equal(got_rd$fractionMatches, rd$fractionMatches,
+                 tolerance = 1e-15)
+    expect_equal(got_rd$fractionBackgroundOverlap,
+                 rd$fractionBackgroundOverlap, tolerance = 1e-14)
+    expect_identical(unname(got_rd$name), rd$name)
+    # threads do not change a bit; other annotation containers agree
+    expect_identical(computeDeviations(d$se, d$ix, d$bg, method = "sample",
+                                       threads = 2), got)
+    m <- SummarizedExperiment::assay(d$ix, "motifMatches")
+    alt <- computeDeviations(SummarizedExperiment::assay(d$se, "counts"),
+        m, d$bg, method = "sample", threads = 2)
+    expect_identical(unname(deviationScores(alt)),
+                     unname(deviationScores(got)))
+    sets <- lapply(seq_len(ncol(m)), function(j) which(m[, j]))
+    alt2 <- computeDeviations(d$se, sets, d$bg, method = "sample")
+    expect_identical(unname(deviations(alt2)), unname(deviations(got)))
+})
+
+test_that("computeVariability matches chromVAR", {
+    skip_if_not(has_ref(), "shared chromVAR reference absent")
+    d <- mini()
+    dev <- computeDeviations(d$se, d$ix, d$bg, method = "sample")
+    want <- utils::read.delim(file.path(ref,
+        "deviations/mini_bgseed2017_variability.tsv"))
+    got <- computeVariability(dev, bootstrap_error = FALSE)
+    expect_equal(got$variability, want$variability, tolerance = 1e-13)
+    expect_equal(got$p_value, want$p_value, tolerance = 1e-12)
+    expect_equal(got$p_value_adj, want$p_value_adj, tolerance = 1e-12)
+    # bootstrap bounds: chromVAR's came from other random streams, so they
+    # agree statistically (1000 resamples of 35 cells)
+    wb <- utils::read.delim(file.path(ref,
+        "deviations/mini_bgseed2017_variability_bootstrap_RNGseed2017.tsv"))
+    set.seed(1)
+    b1 <- computeVariability(dev, threads = 1)
+    expect_equal(b1$bootstrap_lower_bound, wb$bootstrap_lower_bound,
+                 tolerance = 0.05)
+    expect_equal(b1$bootstrap_upper_bound, wb$bootstrap_upper_bound,
+                 tolerance = 0.05)
+    set.seed(1)
+    expect_identical(computeVariability(dev, threads = 2), b1)
+})
+
+test_that("the analytical null is the limit of the sampled one", {
+    sc <- synthetic()
+    set.seed(3)
+    bg <- getBackgroundPeaks(sc$counts, bias = sc$bias, niterations = 50)
+    samp <- computeDeviations(sc$counts, sc$anno, bg, method = "sample")
+    ana <- computeDeviations(sc$counts, sc$anno, bias = sc$bias)
+    zs <- deviationScores(samp)
+    za <- deviationScores(ana)
+    r <- vapply(seq_len(nrow(zs)), function(i)
+        stats::cor(zs[i, ], za[i, ], use = "complete.obs"), 0)
+    # 50 draws leave ~10% noise in the sampled sd, which caps the
+    # agreement: two sampled runs with different seeds agree less (0.97 on
+    # pure noise) than either does with the analytical limit.
+    expect_gt(min(r[1:5]), 0.99)      # annotations with signal (var z ~4)
+    expect_gt(min(r), 0.975)          # pure noise
+    expect_identical(is.na(za), is.na(zs))
+    # with many more draws the sampled null converges to the analytical one
+    big <- getBackgroundPeaks(sc$counts, bias = sc$bias, niterations = 400)
+    zb <- deviationScores(computeDeviations(sc$counts, sc$anno[, 6:7], big,
+                                            method = "sample"))
+    r2 <- vapply(1:2, function(i)
+        stats::cor(zb[i, ], za[5 + i, ], use = "complete.obs"), 0)
+    expect_gt(min(r2), 0.995)
+    expect_identical(computeDeviations(sc$counts, sc$anno, bias = sc$bias,
+                                       threads = 1), ana)
+})
+
+test_that("bad input gives classed errors that name the fix", {
+    sc <- synthetic(n_cells = 60L, n_peaks = 400L, n_annot = 3L)
+    x <- sc$counts
+    b <- sc$bias
+    b[3] <- NA
+    expect_error(getBackgroundPeaks(x, bias = b),
+                 class = "epione_error_input", regexp = "addGCBias|Drop")
+    b[3] <- 1.5
+    expect_error(getBackgroundPeaks(x, bias = b),
+                 class = "epione_error_input", regexp = "\\[0, 1\\]")
+    expect_error(getBackgroundPeaks(x), class = "epione_error_input",
+                 regexp = "bias")
+    z <- x
+    z[5, ] <- 0
+    expect_error(getBackgroundPeaks(z, bias = sc$bias),
+                 class = "epione_error_input", regexp = "remove them")
+    expect_error(computeDeviations(z, sc$anno, bias = sc$bias),
+                 class = "epione_error_input", regexp = "remove them")
+    neg <- x
+    neg[1, 1] <- -1
+    expect_error(computeExpectations(neg), class = "epione_error_input",
+                 regexp = "non-negative")
+    set.seed(1)
+    bg <- getBackgroundPeaks(x, bias = sc$bias, niterations = 10)
+    expect_error(computeDeviations(x, sc$anno, bg[-1, ], method = "sample"),
+                 class = "epione_error_input", regexp = "getBackgroundPeaks")
+    bad <- bg
+    bad[1, 1] <- nrow(x) + 1L
+    expect_error(computeDeviations(x, sc$anno, bad, method = "sample"),
+                 class = "epione_error_input", regexp = "getBackgroundPeaks")
+    expect_error(computeDeviations(x, sc$anno[-1, ], bg, method = "sample"),
+                 class = "epione_error_input", regexp = "same peak set")
+    expect_error(computeDeviations(x, sc$anno, method = "sample"),
+                 class = "epione_error_input", regexp = "background_peaks")
+    expect_error(computeDeviations(x, sc$anno, bg, method = "sample",
+                                   threads = 0),
+                 class = "epione_error_input", regexp = "threads")
+    flat <- rep(0.5, nrow(x))
+    expect_error(getBackgroundPeaks(x, bias = flat),
+                 class = "epione_error_numeric", regexp = "bias")
+})
+
+test_that("edge cases follow chromVAR's documented NA rules", {
+    sc <- synthetic(n_cells = 60L, n_peaks = 400L, n_annot = 3L)
+    x <- sc$counts
+    x[, 2] <- 0                       # a cell without fragments
+    x <- Matrix::drop0(x)
+    anno <- cbind(sc$anno, 0)         # an annotation without peaks
+    set.seed(1)
+    bg <- getBackgroundPeaks(x, bias = sc$bias, niterations = 10)
+    for (method in c("sample", "analytical")) {
+        d <- computeDeviations(x, anno, bg, method = method,
+                               bias = sc$bias)
+        expect_true(all(is.na(deviationScores(d)[4, ])))
+        expect_true(all(is.na(deviations(d)[, 2])))   # expected 0 < 1
+        expect_false(anyNA(deviationScores(d)[1:3, -2]))
+        expect_identical(SummarizedExperiment::rowData(d)$fractionMatches[4],
+                         0)
+    }
+    # non-integer counts are used as they are (as chromVAR does): scaling
+    # all counts by 2 doubles expected and observed alike
+    d1 <- computeDeviations(x, sc$anno, bg, method = "sample")
+    d2 <- computeDeviations(x * 2, sc$anno, bg, method = "sample")
+    expect_equal(deviations(d2)[, -2], deviations(d1)[, -2],
+                 tolerance = 1e-12)
+    d3 <- computeDeviations(x * 0.5 + 0.25 * (x > 0), sc$anno, bg,
+                            method = "sample")
+    expect_true(all(is.finite(deviations(d3)[, -c(1:2)])))
+})
+
+test_that("plots are ggplot objects", {
+    skip_if_not(has_ref(), "shared chromVAR reference absent")
+    d <- mini()
+    dev <- computeDeviations(d$se, d$ix, d$bg, method = "sample")
+    set.seed(1)
+    v <- computeVariability(dev, bootstrap_samples = 50)
+    expect_s3_class(plotVariability(v), "ggplot")
+    p <- plotVarDev(dev, n = 2)
+    expect_s3_class(p, "ggplot")
+    expect_identical(p$data$rank, 1:3)
+})
+
+test_that("addGCBias reads GC from a FASTA as ArchR/BSgenome hg19 did", {
+    sq <- shared_path("data", "sequences", "human_hg19_chr11")
+    skip_if_not(dir.exists(sq), "shared hg19 chr11 sequence absent")
+    # one record per segment, named as the segment; peaks shifted into it
+    seg <- readLines(file.path(sq, "hg19_chr11_segments.fa.gz"))
+    hdr <- grep("^>", seg)
+    fa <- tempfile(fileext = ".fa")
+    body <- seg[(hdr[2] + 1):length(seg)]
+    writeLines(c(">seg2", body), fa)
+    pk <- utils::read.delim(file.path(sq, "hg19_chr11_accessible_peaks.tsv"))
+    pk <- pk[grepl("PBSmall", pk$name), ]
+    off <- 113930315 - 1
+    rr <- GenomicRanges::GRanges("seg2", IRanges::IRanges(pk$start0 + 1 - off,
+                                                          pk$end - off))
+    se <- SummarizedExperiment::SummarizedExperiment(
+        assays = list(counts = matrix(1, nrow(pk), 2)), rowRanges = rr)
+    gc <- SummarizedExperiment::rowData(addGCBias(se, fa))$bias
+    # ArchR stores GC rounded to 4 digits (PBSmall peakSet, idx 968-970)
+    expect_identical(round(gc, 4), c(0.4711, 0.5210, 0.5768))
+    # plain count, written independently
+    s <- paste(body, collapse = "")
+    one <- strsplit(toupper(substr(s, pk$start0[1] + 1 - off,
+                                   pk$end[1] - off)), "")[[1]]
+    expect_identical(gc[1], mean(one %in% c("G", "C")))
+    bad <- GenomicRanges::GRanges("chrZ", IRanges::IRanges(1, 10))
+    se2 <- SummarizedExperiment::SummarizedExperiment(
+        assays = list(counts = matrix(1, 1, 2)), rowRanges = bad)
+    expect_error(addGCBias(se2, fa), class = "epione_error_input",
+                 regexp = "sequence names")
+    expect_error(addGCBias(se2, tempfile()), class = "epione_error_file")
+})
+
+test_that("sample deviations reproduce ArchR's PBSmall MotifMatrix", {
+    a <- shared_path("data", "fragments", "pbsmall", "archr_reference")
+    skip_if_not(dir.exists(a), "PBSmall ArchR reference absent")
+    pm <- methods::as(Matrix::readMM(file.path(a, "PBSmall_PeakMatrix.mtx.gz")),
+                      "CsparseMatrix")
+    mm <- Matrix::readMM(file.path(a, "PBSmall_motifMatches.mtx.gz"))
+    bg <- as.matrix(utils::read.delim(file.path(a,
+        "PBSmall_BackgroundPeaks_idx.tsv.gz")))
+    read_m <- function(f) {
+        d <- utils::read.delim(file.path(a, f), check.names = FALSE)
+        unname(as.matrix(d[, -1L]))
+    }
+    d <- computeDeviations(pm, mm, bg, method = "sample", threads = 2)
+    expect_equal(unname(deviationScores(d)),
+                 read_m("PBSmall_MotifMatrix_z.tsv.gz"), tolerance = 1e-12)
+    expect_equal(unname(deviations(d)),
+                 read_m("PBSmall_MotifMatrix_deviations.tsv.gz"),
+                 tolerance = 1e-12)
+})
+
+test_that("embedding and heatmap helpers summarise z as documented", {
+    skip_if_not(has_ref(), "shared chromVAR reference absent")
+    d <- mini()
+    dev <- computeDeviations(d$se, d$ix, d$bg, method = "sample")
+    xy <- cbind(seq_len(ncol(dev)), seq_len(ncol(dev)))
+    expect_s3_class(plotDeviationsEmbedding(dev, xy, n = 2), "ggplot")
+    expect_error(plotDeviationsEmbedding(dev, xy[-1, ]),
+                 class = "epione_error_input", regexp = "one row per cell")
+    g <- d$se$Cell_Type
+    p <- plotDeviationsHeatmap(dev, g)
+    z <- deviationScores(dev)
+    want <- mean(z["MA0107.1_RELA", g == "GM"])
+    got <- p$data$z[p$data$annotation == "MA0107.1_RELA" &
+                    p$data$group == "GM"]
+    expect_equal(got, want)
+})
