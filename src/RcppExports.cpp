@@ -11,6 +11,188 @@ Rcpp::Rostream<true>&  Rcpp::Rcout = Rcpp::Rcpp_cout_get();
 Rcpp::Rostream<false>& Rcpp::Rcerr = Rcpp::Rcpp_cerr_get();
 #endif
 
+// epi_cnn_encode
+Rcpp::RawVector epi_cnn_encode(Rcpp::CharacterVector seqs, int seq_len);
+RcppExport SEXP _epione_epi_cnn_encode(SEXP seqsSEXP, SEXP seq_lenSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::CharacterVector >::type seqs(seqsSEXP);
+    Rcpp::traits::input_parameter< int >::type seq_len(seq_lenSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_cnn_encode(seqs, seq_len));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_cnn_describe
+Rcpp::List epi_cnn_describe(Rcpp::List config);
+RcppExport SEXP _epione_epi_cnn_describe(SEXP configSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::List >::type config(configSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_cnn_describe(config));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_cnn_new
+SEXP epi_cnn_new(Rcpp::List config, double seed, Rcpp::IntegerVector cell_batch);
+RcppExport SEXP _epione_epi_cnn_new(SEXP configSEXP, SEXP seedSEXP, SEXP cell_batchSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::List >::type config(configSEXP);
+    Rcpp::traits::input_parameter< double >::type seed(seedSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type cell_batch(cell_batchSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_cnn_new(config, seed, cell_batch));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_cnn_get
+Rcpp::List epi_cnn_get(SEXP model);
+RcppExport SEXP _epione_epi_cnn_get(SEXP modelSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< SEXP >::type model(modelSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_cnn_get(model));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_cnn_restore
+SEXP epi_cnn_restore(Rcpp::List config, Rcpp::NumericVector theta, Rcpp::NumericVector state, Rcpp::IntegerVector cell_batch);
+RcppExport SEXP _epione_epi_cnn_restore(SEXP configSEXP, SEXP thetaSEXP, SEXP stateSEXP, SEXP cell_batchSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::List >::type config(configSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type theta(thetaSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type state(stateSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type cell_batch(cell_batchSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_cnn_restore(config, theta, state, cell_batch));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_cnn_train_epoch
+double epi_cnn_train_epoch(SEXP model, Rcpp::RawVector codes, Rcpp::NumericVector p, Rcpp::IntegerVector ci, Rcpp::IntegerVector train_idx, int batch_size, double seed, int epoch, double lr, bool augment, int threads);
+RcppExport SEXP _epione_epi_cnn_train_epoch(SEXP modelSEXP, SEXP codesSEXP, SEXP pSEXP, SEXP ciSEXP, SEXP train_idxSEXP, SEXP batch_sizeSEXP, SEXP seedSEXP, SEXP epochSEXP, SEXP lrSEXP, SEXP augmentSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< SEXP >::type model(modelSEXP);
+    Rcpp::traits::input_parameter< Rcpp::RawVector >::type codes(codesSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type p(pSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type ci(ciSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type train_idx(train_idxSEXP);
+    Rcpp::traits::input_parameter< int >::type batch_size(batch_sizeSEXP);
+    Rcpp::traits::input_parameter< double >::type seed(seedSEXP);
+    Rcpp::traits::input_parameter< int >::type epoch(epochSEXP);
+    Rcpp::traits::input_parameter< double >::type lr(lrSEXP);
+    Rcpp::traits::input_parameter< bool >::type augment(augmentSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_cnn_train_epoch(model, codes, p, ci, train_idx, batch_size, seed, epoch, lr, augment, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_cnn_embed
+Rcpp::NumericMatrix epi_cnn_embed(SEXP model, Rcpp::RawVector codes, int threads);
+RcppExport SEXP _epione_epi_cnn_embed(SEXP modelSEXP, SEXP codesSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< SEXP >::type model(modelSEXP);
+    Rcpp::traits::input_parameter< Rcpp::RawVector >::type codes(codesSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_cnn_embed(model, codes, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_cnn_evaluate
+Rcpp::NumericVector epi_cnn_evaluate(SEXP model, Rcpp::RawVector codes, Rcpp::NumericVector p, Rcpp::IntegerVector ci, Rcpp::IntegerVector idx, int threads);
+RcppExport SEXP _epione_epi_cnn_evaluate(SEXP modelSEXP, SEXP codesSEXP, SEXP pSEXP, SEXP ciSEXP, SEXP idxSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< SEXP >::type model(modelSEXP);
+    Rcpp::traits::input_parameter< Rcpp::RawVector >::type codes(codesSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type p(pSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type ci(ciSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type idx(idxSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_cnn_evaluate(model, codes, p, ci, idx, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_cnn_loss_grad
+Rcpp::List epi_cnn_loss_grad(Rcpp::List config, Rcpp::NumericVector theta, Rcpp::RawVector codes, Rcpp::NumericVector p, Rcpp::IntegerVector ci, Rcpp::IntegerVector idx, Rcpp::IntegerVector cell_batch, double seed, bool augment, bool train, int threads);
+RcppExport SEXP _epione_epi_cnn_loss_grad(SEXP configSEXP, SEXP thetaSEXP, SEXP codesSEXP, SEXP pSEXP, SEXP ciSEXP, SEXP idxSEXP, SEXP cell_batchSEXP, SEXP seedSEXP, SEXP augmentSEXP, SEXP trainSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::List >::type config(configSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type theta(thetaSEXP);
+    Rcpp::traits::input_parameter< Rcpp::RawVector >::type codes(codesSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type p(pSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type ci(ciSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type idx(idxSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type cell_batch(cell_batchSEXP);
+    Rcpp::traits::input_parameter< double >::type seed(seedSEXP);
+    Rcpp::traits::input_parameter< bool >::type augment(augmentSEXP);
+    Rcpp::traits::input_parameter< bool >::type train(trainSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_cnn_loss_grad(config, theta, codes, p, ci, idx, cell_batch, seed, augment, train, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_cnn_dinuc
+Rcpp::NumericMatrix epi_cnn_dinuc(Rcpp::RawVector codes, int seq_len);
+RcppExport SEXP _epione_epi_cnn_dinuc(SEXP codesSEXP, SEXP seq_lenSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::RawVector >::type codes(codesSEXP);
+    Rcpp::traits::input_parameter< int >::type seq_len(seq_lenSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_cnn_dinuc(codes, seq_len));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_cnn_background
+Rcpp::RawVector epi_cnn_background(Rcpp::NumericMatrix dinuc, int n, int seq_len, double seed, Rcpp::NumericMatrix motif);
+RcppExport SEXP _epione_epi_cnn_background(SEXP dinucSEXP, SEXP nSEXP, SEXP seq_lenSEXP, SEXP seedSEXP, SEXP motifSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type dinuc(dinucSEXP);
+    Rcpp::traits::input_parameter< int >::type n(nSEXP);
+    Rcpp::traits::input_parameter< int >::type seq_len(seq_lenSEXP);
+    Rcpp::traits::input_parameter< double >::type seed(seedSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type motif(motifSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_cnn_background(dinuc, n, seq_len, seed, motif));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_cnn_fasta_windows
+Rcpp::CharacterVector epi_cnn_fasta_windows(std::string path, Rcpp::CharacterVector chrom, Rcpp::NumericVector start0, Rcpp::NumericVector end);
+RcppExport SEXP _epione_epi_cnn_fasta_windows(SEXP pathSEXP, SEXP chromSEXP, SEXP start0SEXP, SEXP endSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< std::string >::type path(pathSEXP);
+    Rcpp::traits::input_parameter< Rcpp::CharacterVector >::type chrom(chromSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type start0(start0SEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type end(endSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_cnn_fasta_windows(path, chrom, start0, end));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_cnn_h5_write
+void epi_cnn_h5_write(std::string path, Rcpp::List x);
+RcppExport SEXP _epione_epi_cnn_h5_write(SEXP pathSEXP, SEXP xSEXP) {
+BEGIN_RCPP
+    Rcpp::traits::input_parameter< std::string >::type path(pathSEXP);
+    Rcpp::traits::input_parameter< Rcpp::List >::type x(xSEXP);
+    epi_cnn_h5_write(path, x);
+    return R_NilValue;
+END_RCPP
+}
+// epi_cnn_h5_read
+Rcpp::List epi_cnn_h5_read(std::string path, Rcpp::CharacterVector names);
+RcppExport SEXP _epione_epi_cnn_h5_read(SEXP pathSEXP, SEXP namesSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< std::string >::type path(pathSEXP);
+    Rcpp::traits::input_parameter< Rcpp::CharacterVector >::type names(namesSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_cnn_h5_read(path, names));
+    return rcpp_result_gen;
+END_RCPP
+}
 // epi_info_htslib_version
 std::string epi_info_htslib_version();
 RcppExport SEXP _epione_epi_info_htslib_version() {
@@ -155,6 +337,20 @@ END_RCPP
 }
 
 static const R_CallMethodDef CallEntries[] = {
+    {"_epione_epi_cnn_encode", (DL_FUNC) &_epione_epi_cnn_encode, 2},
+    {"_epione_epi_cnn_describe", (DL_FUNC) &_epione_epi_cnn_describe, 1},
+    {"_epione_epi_cnn_new", (DL_FUNC) &_epione_epi_cnn_new, 3},
+    {"_epione_epi_cnn_get", (DL_FUNC) &_epione_epi_cnn_get, 1},
+    {"_epione_epi_cnn_restore", (DL_FUNC) &_epione_epi_cnn_restore, 4},
+    {"_epione_epi_cnn_train_epoch", (DL_FUNC) &_epione_epi_cnn_train_epoch, 11},
+    {"_epione_epi_cnn_embed", (DL_FUNC) &_epione_epi_cnn_embed, 3},
+    {"_epione_epi_cnn_evaluate", (DL_FUNC) &_epione_epi_cnn_evaluate, 6},
+    {"_epione_epi_cnn_loss_grad", (DL_FUNC) &_epione_epi_cnn_loss_grad, 11},
+    {"_epione_epi_cnn_dinuc", (DL_FUNC) &_epione_epi_cnn_dinuc, 2},
+    {"_epione_epi_cnn_background", (DL_FUNC) &_epione_epi_cnn_background, 5},
+    {"_epione_epi_cnn_fasta_windows", (DL_FUNC) &_epione_epi_cnn_fasta_windows, 4},
+    {"_epione_epi_cnn_h5_write", (DL_FUNC) &_epione_epi_cnn_h5_write, 2},
+    {"_epione_epi_cnn_h5_read", (DL_FUNC) &_epione_epi_cnn_h5_read, 2},
     {"_epione_epi_info_htslib_version", (DL_FUNC) &_epione_epi_info_htslib_version, 0},
     {"_epione_epi_info_tabix_seqnames", (DL_FUNC) &_epione_epi_info_tabix_seqnames, 1},
     {"_epione_epi_info_hdf5_roundtrip", (DL_FUNC) &_epione_epi_info_hdf5_roundtrip, 2},
