@@ -57,6 +57,10 @@ epi_cnn_h5_read <- function(path, names) {
     .Call(`_epione_epi_cnn_h5_read`, path, names)
 }
 
+epi_cnn_permutation <- function(n, seed) {
+    .Call(`_epione_epi_cnn_permutation`, n, seed)
+}
+
 epi_info_htslib_version <- function() {
     .Call(`_epione_epi_info_htslib_version`)
 }

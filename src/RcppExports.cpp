@@ -193,6 +193,17 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// epi_cnn_permutation
+Rcpp::IntegerVector epi_cnn_permutation(int n, double seed);
+RcppExport SEXP _epione_epi_cnn_permutation(SEXP nSEXP, SEXP seedSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< int >::type n(nSEXP);
+    Rcpp::traits::input_parameter< double >::type seed(seedSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_cnn_permutation(n, seed));
+    return rcpp_result_gen;
+END_RCPP
+}
 // epi_info_htslib_version
 std::string epi_info_htslib_version();
 RcppExport SEXP _epione_epi_info_htslib_version() {
@@ -351,6 +362,7 @@ static const R_CallMethodDef CallEntries[] = {
     {"_epione_epi_cnn_fasta_windows", (DL_FUNC) &_epione_epi_cnn_fasta_windows, 4},
     {"_epione_epi_cnn_h5_write", (DL_FUNC) &_epione_epi_cnn_h5_write, 2},
     {"_epione_epi_cnn_h5_read", (DL_FUNC) &_epione_epi_cnn_h5_read, 2},
+    {"_epione_epi_cnn_permutation", (DL_FUNC) &_epione_epi_cnn_permutation, 2},
     {"_epione_epi_info_htslib_version", (DL_FUNC) &_epione_epi_info_htslib_version, 0},
     {"_epione_epi_info_tabix_seqnames", (DL_FUNC) &_epione_epi_info_tabix_seqnames, 1},
     {"_epione_epi_info_hdf5_roundtrip", (DL_FUNC) &_epione_epi_info_hdf5_roundtrip, 2},

@@ -426,3 +426,14 @@ Rcpp::List epi_cnn_h5_read(std::string path, Rcpp::CharacterVector names) {
     out.names() = names;
     return out;
 }
+
+// A permutation of 0..n-1 from the run's seed (the train/validation/test
+// split), so the split follows `seed` without touching R's RNG state.
+// [[Rcpp::export(rng = false)]]
+Rcpp::IntegerVector epi_cnn_permutation(int n, double seed) {
+    Rcpp::IntegerVector out(n);
+    for (int k = 0; k < n; ++k) out[k] = k;
+    auto g = epione::rng::stream(static_cast<std::uint64_t>(seed), 0x5b117ULL);
+    for (int k = n; k > 1; --k) std::swap(out[k - 1], out[static_cast<int>(g.below(k))]);
+    return out;
+}
