@@ -53,9 +53,15 @@ setMethod("show", "scBassetModel", function(object) {
                    paste(names(full), collapse = ", "), "; unknown: ",
                    paste(bad, collapse = ", "), ".")
         }
-        return(utils::modifyList(cpu, profile))
+        cfg <- utils::modifyList(cpu, profile)
+    } else {
+        cfg <- switch(match.arg(profile, c("cpu", "full")), cpu = cpu,
+                      full = full)
     }
-    switch(match.arg(profile, c("cpu", "full")), cpu = cpu, full = full)
+    ints <- setdiff(names(cfg), "dropout")
+    cfg[ints] <- lapply(cfg[ints], as.integer)
+    cfg$dropout <- as.numeric(cfg$dropout)
+    cfg
 }
 
 # One-hot codes (raw, n x seq_len) of the sequences, with the checks the
@@ -100,8 +106,9 @@ setMethod("show", "scBassetModel", function(object) {
 # Binary peaks x cells dgCMatrix (never densified).
 .scbasset_binary <- function(x) {
     if (!nrow(x) || !ncol(x)) {
-        .abort("'x' has ", nrow(x), " peaks and ", ncol(x), " cells; ",
-               "scBasset needs at least one of each (is the peak set empty?).")
+        .abort("'x' has ", nrow(x), " peaks and ", ncol(x), " cells: ",
+               if (!nrow(x)) "the peak set is empty" else "there are no cells",
+               "; scBasset needs at least one peak and one cell.")
     }
     x <- methods::as(methods::as(x, "CsparseMatrix"), "generalMatrix")
     if (!methods::is(x, "dgCMatrix")) x <- methods::as(x, "dMatrix")
@@ -641,7 +648,7 @@ motifActivity <- function(model, motifs, nSeqs = 1000, seed = NULL,
 #'
 #' @param n_peaks,n_cells,seq_len Sizes.
 #' @param motifs Named list of 4 x width probability matrices; by default
-#'   three made-up motifs (`AP1like`, `GATAlike`, `EBOXlike`).
+#'   three made-up motifs (`AP1like`, `ETSlike`, `EBOXlike`).
 #' @param p_plant Probability that a peak carries a given motif.
 #' @param effect Log-odds increase of accessibility for a group's motif.
 #' @param depth Mean and SD of the per-cell log-odds intercept.
@@ -691,6 +698,6 @@ simulateScBasset <- function(n_peaks = 2000, n_cells = 90, seq_len = 1344,
         dimnames(m) <- list(c("A", "C", "G", "T"), NULL)
         m
     }
-    list(AP1like = pfm("ATGAGTCAT"), GATAlike = pfm("AGATAAGGC"),
+    list(AP1like = pfm("ATGAGTCAT"), ETSlike = pfm("ACCGGAAGT"),
          EBOXlike = pfm("GCCACGTGG"))
 }

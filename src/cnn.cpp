@@ -410,6 +410,7 @@ Rcpp::List epi_cnn_h5_read(std::string path, Rcpp::CharacterVector names) {
         } else {
             hid_t t = H5Tcopy(H5T_C_S1);
             H5Tset_size(t, H5T_VARIABLE);
+            H5Tset_cset(t, H5Tget_cset(type));
             std::vector<char*> p(n);
             H5Dread(dset, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, p.data());
             Rcpp::CharacterVector v(n);
