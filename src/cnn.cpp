@@ -175,12 +175,13 @@ double epi_cnn_train_epoch(SEXP model, Rcpp::RawVector codes, Rcpp::NumericVecto
     o.lr = lr;
     const std::int64_t n = order.size(), steps = (n + batch_size - 1) / batch_size;
     double total = 0;
+    epione::cnn::Cache<float> cache;  // reused: no page faults per step
     for (std::int64_t b = 0; b < steps; ++b) {
         std::vector<std::int64_t> idx(order.begin() + b * batch_size,
                                       order.begin() + std::min(n, (b + 1) * batch_size));
         const std::uint64_t step = std::uint64_t(epoch) * std::uint64_t(steps) + b + 1;
         total += epione::cnn::train_step(*net, codes_ptr(codes), pp.data(), ci.begin(), idx,
-                                         augment, s, step, o, par) * idx.size();
+                                         augment, s, step, o, par, cache) * idx.size();
         if (b % 4 == 3) Rcpp::checkUserInterrupt();
     }
     return total / double(n);

@@ -92,11 +92,13 @@ template <class T>
 struct Cache {
     int B = 0;
     std::vector<arma::Mat<T>> z, out;            // pre-BN conv outputs, pooled outputs
+    std::vector<arma::Mat<T>> zsel;              // pre-BN value at each pool's argmax
     std::vector<std::vector<std::uint8_t>> arg;  // argmax offset within each pool window
     std::vector<std::vector<double>> mean, istd;
     arma::Mat<T> x;                              // one-hot input, 4 x len*B
     arma::Mat<T> h, u_hat, mask, v, e, logits;   // dense part
     std::vector<double> d_mean, d_istd;
+    std::vector<arma::Mat<T>> dbuf;              // gradients w.r.t. block inputs
 };
 
 template <class T>
@@ -112,6 +114,16 @@ public:
     std::vector<double> adam_m, adam_v;
     std::int64_t adam_t = 0;
     std::vector<int> cell_batch;      // batch index of each cell (n_batches > 0)
+    std::vector<T> wpart;             // per-chunk kernel gradients, reused
+
+    // Per-thread scratch matrices (im2col buffers), reused across layers
+    // and steps so that large buffers are not faulted in again each time.
+    static Mat scratch(int which, std::int64_t rows, std::int64_t cols) {
+        thread_local std::vector<T> buf[2];
+        auto& b = buf[which];
+        if (b.size() < std::size_t(rows * cols)) b.resize(std::size_t(rows * cols));
+        return Mat(b.data(), rows, cols, false, true);
+    }
 
     explicit Net(const Config& c) : cfg(c), convs(conv_specs(c)) {
         require(c.n_cells >= 1, "the model needs at least one cell");
@@ -206,7 +218,7 @@ public:
         Mat W = param(3 * i);
         par.run(nch, [&](std::int64_t ch) {
             const int s0 = int(ch) * cfg.chunk, s1 = std::min(B, s0 + cfg.chunk), ns = s1 - s0;
-            Mat col(std::int64_t(q.cin) * q.k, std::int64_t(q.len_in) * ns);
+            Mat col = scratch(0, std::int64_t(q.cin) * q.k, std::int64_t(q.len_in) * ns);
             // GELU also on the one-hot input: basenji's conv_block starts with it
             im2col_gelu(a + std::int64_t(s0) * q.cin * q.len_in, q.cin, q.len_in, q.k, ns,
                         true, col.memptr());
@@ -277,7 +289,10 @@ public:
         const ConvSpec& q = convs[i];
         const int lo = q.len_out();
         c.out[i].set_size(q.cout, std::int64_t(lo) * B);
-        if (train) c.arg[i].assign(std::size_t(q.cout) * lo * B, 0);
+        if (train) {
+            c.arg[i].resize(std::size_t(q.cout) * lo * B);
+            c.zsel[i].set_size(q.cout, std::int64_t(lo) * B);
+        }
         const Mat gam = param(3 * i + 1), bet = param(3 * i + 2);
         const Mat& z = c.z[i];
         Mat& out = c.out[i];
@@ -305,7 +320,10 @@ public:
                         }
                     }
                     o[k] = best;
-                    if (train) c.arg[i][std::size_t(j) * q.cout + k] = bi;
+                    if (train) {
+                        c.arg[i][std::size_t(j) * q.cout + k] = bi;
+                        c.zsel[i].at(k, j) = z.at(k, base + bi);
+                    }
                 }
             }
         });
@@ -328,22 +346,26 @@ public:
         par.run(nch, [&](std::int64_t ch) {
             const int s0 = int(ch) * cfg.chunk, s1 = std::min(B, s0 + cfg.chunk);
             double* p = part.data() + ch * 2 * q.cout;
+            const Mat& zs = c.zsel[i];
             for (std::int64_t j = std::int64_t(s0) * lo; j < std::int64_t(s1) * lo; ++j) {
                 const T* d = dout.colptr(j);
+                const T* zj = zs.colptr(j);
                 for (int k = 0; k < q.cout; ++k) {
-                    const std::int64_t pos = j * q.pool + arg[std::size_t(j) * q.cout + k];
-                    const double xh = (z.at(k, pos) - mean[k]) * istd[k];
-                    p[k] += d[k] * xh;
+                    p[k] += double(d[k]) * zj[k];   // xhat folded in below
                     p[q.cout + k] += d[k];
                 }
             }
         });
         std::vector<double> dg(q.cout, 0.0), db(q.cout, 0.0);
-        for (int k = 0; k < q.cout; ++k)
+        for (int k = 0; k < q.cout; ++k) {
+            double sdz = 0;
             for (int ch = 0; ch < nch; ++ch) {
-                dg[k] += part[std::size_t(ch) * 2 * q.cout + k];
+                sdz += part[std::size_t(ch) * 2 * q.cout + k];
                 db[k] += part[std::size_t(ch) * 2 * q.cout + q.cout + k];
             }
+            // sum dy xhat = istd (sum dy z - mean sum dy)
+            dg[k] = istd[k] * (sdz - mean[k] * db[k]);
+        }
         Mat ggam = gparam(3 * i + 1), gbet = gparam(3 * i + 2);
         for (int k = 0; k < q.cout; ++k) {
             ggam[k] += T(dg[k]);
@@ -353,31 +375,39 @@ public:
         // pass 2: dz in place of z; pass 3: kernel gradient and d input
         Mat W = param(3 * i);
         const std::int64_t wn = std::int64_t(q.cout) * q.cin * q.k;
-        std::vector<T> wpart(std::size_t(nch) * wn);
-        if (i > 0) din.zeros(q.cin, std::int64_t(q.len_in) * B);
+        wpart.resize(std::size_t(nch) * wn);
+        if (i > 0) din.set_size(q.cin, std::int64_t(q.len_in) * B);
+        // dz = gam istd (dy - db/n - xhat dg/n) = A dy + C z + D per channel
+        std::vector<T> cA(q.cout), cC(q.cout), cD(q.cout);
+        for (int k = 0; k < q.cout; ++k) {
+            const double a = gam[k] * istd[k];
+            cA[k] = T(a);
+            cC[k] = T(-a * istd[k] * dg[k] / n);
+            cD[k] = T(-a * db[k] / n + a * istd[k] * dg[k] * mean[k] / n);
+        }
         par.run(nch, [&](std::int64_t ch) {
             const int s0 = int(ch) * cfg.chunk, s1 = std::min(B, s0 + cfg.chunk), ns = s1 - s0;
             for (std::int64_t j = std::int64_t(s0) * lo; j < std::int64_t(s1) * lo; ++j) {
                 const T* d = dout.colptr(j);
                 for (int p = 0; p < q.pool; ++p) {
                     T* zc = z.colptr(j * q.pool + p);
-                    for (int k = 0; k < q.cout; ++k) {
-                        const double xh = (zc[k] - mean[k]) * istd[k];
-                        const double dy = arg[std::size_t(j) * q.cout + k] == p ? double(d[k]) : 0.0;
-                        zc[k] = T(gam[k] * istd[k] * (dy - db[k] / n - xh * dg[k] / n));
-                    }
+                    for (int k = 0; k < q.cout; ++k) zc[k] = cC[k] * zc[k] + cD[k];
                 }
+                const std::uint8_t* ar = arg.data() + std::size_t(j) * q.cout;
+                for (int k = 0; k < q.cout; ++k) z.at(k, j * q.pool + ar[k]) += cA[k] * d[k];
             }
             const std::int64_t c0 = std::int64_t(s0) * q.len_in, nc = std::int64_t(ns) * q.len_in;
             Mat dz(z.colptr(c0), q.cout, nc, false, true);
-            Mat col(std::int64_t(q.cin) * q.k, nc);
+            Mat col = scratch(0, std::int64_t(q.cin) * q.k, nc);
             const T* as = a + std::int64_t(s0) * q.cin * q.len_in;
             im2col_gelu(as, q.cin, q.len_in, q.k, ns, true, col.memptr());
             Mat wp(wpart.data() + ch * wn, q.cout, std::int64_t(q.cin) * q.k, false, true);
             wp = dz * col.t();
             if (i == 0) return;
-            Mat dcol = W.t() * dz;
+            Mat dcol = scratch(1, std::int64_t(q.cin) * q.k, nc);
+            dcol = W.t() * dz;
             T* ds = din.colptr(c0);
+            std::fill(ds, ds + std::int64_t(q.cin) * nc, T(0));
             col2im_add(dcol.memptr(), q.cin, q.len_in, q.k, ns, ds);
             for (std::int64_t e = 0; e < std::int64_t(q.cin) * nc; ++e) ds[e] *= gelu_grad(as[e]);
         });
@@ -421,6 +451,7 @@ public:
         c.z.resize(nc);
         c.out.resize(nc);
         c.arg.resize(nc);
+        c.zsel.resize(nc);
         c.mean.resize(nc);
         c.istd.resize(nc);
         const T* a = c.x.memptr();
@@ -535,12 +566,14 @@ public:
         const Mat& A = c.out[nc - 1];
         for (std::int64_t e = 0; e < std::int64_t(dA.n_elem); ++e) dA[e] *= gelu_grad(A[e]);
         // conv blocks, last to first
-        Mat dout(dA.memptr(), convs.back().cout, std::int64_t(convs.back().len_out()) * B);
-        Mat din;
+        Mat dlast(dA.memptr(), convs.back().cout, std::int64_t(convs.back().len_out()) * B,
+                  false, true);
+        c.dbuf.resize(nc);
+        Mat* dout = &dlast;
         for (std::size_t i = nc; i-- > 0;) {
             const T* a = i == 0 ? c.x.memptr() : c.out[i - 1].memptr();
-            conv_backward(i, a, B, par, c, dout, din);
-            if (i > 0) dout = std::move(din);
+            conv_backward(i, a, B, par, c, *dout, c.dbuf[i]);
+            dout = &c.dbuf[i];
         }
         return loss;
     }
@@ -578,8 +611,7 @@ void fill_targets(const std::int64_t* p, const int* ci, const std::vector<std::i
 template <class T, class Par>
 double train_step(Net<T>& net, const std::uint8_t* codes, const std::int64_t* p, const int* ci,
                   const std::vector<std::int64_t>& idx, bool augment, std::uint64_t seed,
-                  std::uint64_t step, const AdamOptions& o, Par& par) {
-    Cache<T> c;
+                  std::uint64_t step, const AdamOptions& o, Par& par, Cache<T>& c) {
     net.load_input(codes, idx, augment, seed, step, par, c);
     net.forward(static_cast<int>(idx.size()), true, seed, step, par, c);
     arma::Mat<T> y;
