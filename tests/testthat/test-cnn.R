@@ -205,3 +205,23 @@ test_that("bad input gives classed errors that name the fix", {
     expect_error(scBasset(sim$counts, sim$sequences, profile = list(foo = 1)),
                  class = "epione_error_input", regexp = "may only set")
 })
+
+test_that("sequences are cut from a FASTA around the peak centres", {
+    withr::local_seed(9)
+    chr <- paste(sample(c("A", "C", "G", "T"), 500, TRUE), collapse = "")
+    fa <- withr::local_tempfile(fileext = ".fa")
+    writeLines(c(">chrT", substring(chr, seq(1, 500, 60),
+                                    pmin(seq(60, 560, 60), 500))), fa)
+    gr <- GenomicRanges::GRanges("chrT", IRanges::IRanges(c(101, 201),
+                                                          c(150, 300)))
+    se <- SummarizedExperiment::SummarizedExperiment(
+        list(counts = Matrix::Matrix(1, 2, 3, sparse = TRUE)),
+        rowRanges = gr)
+    got <- epione:::.scbasset_sequences(se, NULL, fa, 96L)
+    mid <- (c(100, 200) + c(150, 300)) %/% 2       # 0-based centre
+    expect_identical(got, substring(chr, mid - 48 + 1, mid + 48))
+    far <- GenomicRanges::GRanges("chrT", IRanges::IRanges(480, 500))
+    SummarizedExperiment::rowRanges(se)[1] <- far
+    expect_error(epione:::.scbasset_sequences(se, NULL, fa, 96L),
+                 class = "epione_error_input", regexp = "outside the FASTA")
+})
