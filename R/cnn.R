@@ -650,6 +650,8 @@ motifActivity <- function(model, motifs, nSeqs = 1000, seed = NULL,
 #' @param motifs Named list of 4 x width probability matrices; by default
 #'   three made-up motifs (`AP1like`, `ETSlike`, `EBOXlike`).
 #' @param p_plant Probability that a peak carries a given motif.
+#' @param copies Instances of the motif planted in a peak that carries it
+#'   (more copies make long sequences easier to learn).
 #' @param effect Log-odds increase of accessibility for a group's motif.
 #' @param depth Mean and SD of the per-cell log-odds intercept.
 #' @return A list: `counts` (peaks x cells binary dgCMatrix), `sequences`
@@ -661,7 +663,7 @@ motifActivity <- function(model, motifs, nSeqs = 1000, seed = NULL,
 #' @export
 simulateScBasset <- function(n_peaks = 2000, n_cells = 90, seq_len = 1344,
                              motifs = NULL, p_plant = 0.3, effect = 3,
-                             depth = c(-2.5, 0.3)) {
+                             depth = c(-2.5, 0.3), copies = 1L) {
     if (is.null(motifs)) motifs <- .sim_motifs()
     k <- length(motifs)
     base <- matrix(sample(c("A", "C", "G", "T"), n_peaks * seq_len, TRUE),
@@ -670,7 +672,7 @@ simulateScBasset <- function(n_peaks = 2000, n_cells = 90, seq_len = 1344,
                       dimnames = list(NULL, names(motifs)))
     for (j in seq_len(k)) {
         m <- motifs[[j]]
-        for (p in which(planted[, j])) {
+        for (p in rep(which(planted[, j]), each = copies)) {
             at <- sample.int(seq_len - ncol(m) + 1L, 1L) - 1L
             base[at + seq_len(ncol(m)), p] <- apply(m, 2L, function(pr)
                 sample(c("A", "C", "G", "T"), 1L, prob = pr))

@@ -127,9 +127,9 @@ run_sim <- function() {
     cat("== planted-motif simulation, 1344 bp, cpu profile\n")
     set.seed(2022)
     sim <- simulateScBasset(n_peaks = 4000, n_cells = 90, seq_len = 1344,
-                            effect = 4)
+                            effect = 4, copies = 4L)
     sce <- scBasset(sim$counts, sim$sequences, profile = "cpu", epochs = 15,
-                    batchSize = 64, seed = 1, threads = threads,
+                    batchSize = 32, seed = 1, threads = threads,
                     verbose = TRUE)
     evaluate_groups(sce, sim$group, sim$motifs, "simulation")
 }
@@ -141,7 +141,7 @@ run_real <- function() {
     fa <- system.file("extdata", "dm3_upstream2000.fa.gz",
                       package = "Biostrings")
     dna <- Biostrings::readDNAStringSet(fa)
-    dna <- Biostrings::subseq(dna[seq_len(6000)], 329, 1672)
+    dna <- Biostrings::subseq(dna[seq_len(4000)], 329, 1672)
     dna <- dna[Biostrings::letterFrequency(dna, "N") == 0]
     pfms <- readRDS(file.path(shared, "data", "motifs",
         "JASPAR2020_CORE_vertebrates_non-redundant_PFMatrixList.rds"))
@@ -166,7 +166,7 @@ run_real <- function() {
                   byrow = TRUE) + 4 * hits[, as.integer(group)]
     y <- Matrix(matrix(runif(length(lin)) < plogis(lin), length(dna)) * 1,
                 sparse = TRUE)
-    sce <- scBasset(y, dna, profile = "cpu", epochs = 15, batchSize = 64,
+    sce <- scBasset(y, dna, profile = "cpu", epochs = 15, batchSize = 32,
                     seed = 1, threads = threads, verbose = TRUE)
     evaluate_groups(sce, group, mats, "real DNA")
 }
