@@ -141,16 +141,22 @@ run_real <- function() {
     fa <- system.file("extdata", "dm3_upstream2000.fa.gz",
                       package = "Biostrings")
     dna <- Biostrings::readDNAStringSet(fa)
-    dna <- Biostrings::subseq(dna[seq_len(4000)], 329, 1672)
+    dna <- Biostrings::subseq(dna[seq_len(3000)], 329, 1672)
     dna <- dna[Biostrings::letterFrequency(dna, "N") == 0]
     pfms <- readRDS(file.path(shared, "data", "motifs",
         "JASPAR2020_CORE_vertebrates_non-redundant_PFMatrixList.rds"))
-    pick <- c("GATA1", "CTCF", "SPI1")
+    pick <- c("REST", "CTCF", "SPI1")
     ids <- names(pfms)[vapply(pfms, function(m) m@name, "") %in% pick]
     mats <- lapply(pfms[ids], function(m) m@profileMatrix)
     names(mats) <- vapply(pfms[ids], function(m) m@name, "")
     hits <- vapply(mats, function(m) {
-        pwm <- Biostrings::PWM(m)
+        # Biostrings::PWM() wants equal column sums: rescale counts to 100
+        q <- round(100 * sweep(m, 2, colSums(m), "/"))
+        top <- apply(q, 2, which.max)
+        q[cbind(top, seq_len(ncol(q)))] <- q[cbind(top, seq_len(ncol(q)))] +
+            100 - colSums(q)
+        storage.mode(q) <- "integer"
+        pwm <- Biostrings::PWM(q)
         vapply(seq_along(dna), function(i) {
             s <- dna[[i]]
             length(Biostrings::matchPWM(pwm, s, "85%")) +
@@ -164,9 +170,9 @@ run_real <- function() {
     group <- factor(rep_len(names(mats), n_cells), levels = names(mats))
     lin <- matrix(rnorm(n_cells, -2.5, 0.3), length(dna), n_cells,
                   byrow = TRUE) + 4 * hits[, as.integer(group)]
-    y <- Matrix(matrix(runif(length(lin)) < plogis(lin), length(dna)) * 1,
+    y <- Matrix::Matrix(matrix(runif(length(lin)) < plogis(lin), length(dna)) * 1,
                 sparse = TRUE)
-    sce <- scBasset(y, dna, profile = "cpu", epochs = 15, batchSize = 32,
+    sce <- scBasset(y, dna, profile = "cpu", epochs = 8, batchSize = 32,
                     seed = 1, threads = threads, verbose = TRUE)
     evaluate_groups(sce, group, mats, "real DNA")
 }
