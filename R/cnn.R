@@ -352,6 +352,7 @@ setMethod("scBasset", "SummarizedExperiment", function(x, ...,
     } else {
         SingleCellExperiment::SingleCellExperiment(list(counts = x))
     }
+    if (is.null(colnames(sce))) colnames(sce) <- model@cells
     SingleCellExperiment::reducedDim(sce, "scBasset") <- cellEmbedding(model)
     sce$scBasset_intercept <- cellIntercept(model)
     S4Vectors::metadata(sce)$scBasset <- model
