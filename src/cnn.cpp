@@ -408,6 +408,8 @@ Rcpp::List epi_cnn_h5_read(std::string path, Rcpp::CharacterVector names) {
             Rcpp::IntegerVector v(n);
             H5Dread(dset, H5T_NATIVE_INT, H5S_ALL, H5S_ALL, H5P_DEFAULT, INTEGER(v));
             out[k] = v;
+        } else if (n == 0) {
+            out[k] = Rcpp::CharacterVector(0);  // nothing to read or reclaim
         } else {
             hid_t t = H5Tcopy(H5T_C_S1);
             H5Tset_size(t, H5T_VARIABLE);
