@@ -56,14 +56,31 @@ Rcpp::NumericMatrix epi_info_blas_crossprod(Rcpp::NumericMatrix a) {
     return Rcpp::wrap(out);
 }
 
-// Number of distinct OS threads TBB used for `n_tasks` tasks.
+// Number of distinct OS threads TBB used for `n_tasks` tasks. On a loaded
+// machine the calling thread could finish every short task before a worker
+// wakes up, so each task waits (up to 5 s) until a second thread has joined
+// whenever more than one was asked for.
 // [[Rcpp::export(rng = false)]]
 int epi_info_tbb_threads_used(int threads, int n_tasks) {
     glue::TbbPar par(threads);
     std::vector<std::thread::id> ids(n_tasks);
+    std::mutex mu;
+    std::vector<std::thread::id> seen;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
     par.run(n_tasks, [&](std::int64_t t) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(2));
-        ids[t] = std::this_thread::get_id();
+        const auto me = std::this_thread::get_id();
+        ids[t] = me;
+        {
+            std::lock_guard<std::mutex> lock(mu);
+            if (std::find(seen.begin(), seen.end(), me) == seen.end()) seen.push_back(me);
+        }
+        while (par.threads() > 1 && std::chrono::steady_clock::now() < deadline) {
+            {
+                std::lock_guard<std::mutex> lock(mu);
+                if (seen.size() > 1) break;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
     });
     std::sort(ids.begin(), ids.end());
     return static_cast<int>(std::unique(ids.begin(), ids.end()) - ids.begin());
