@@ -189,17 +189,6 @@ setMethod("annotatePeaks", "RangedSummarizedExperiment",
     type
 }
 
-# Strand-aware extension as ArchR's extendGR(); "*" counts as "+".
-.extend_gr <- function(gr, upstream, downstream) {
-    minus <- as.character(BiocGenerics::strand(gr)) == "-"
-    s <- BiocGenerics::start(gr)
-    e <- BiocGenerics::end(gr)
-    IRanges::ranges(gr) <- IRanges::IRanges(
-        ifelse(minus, s - downstream, s - upstream),
-        ifelse(minus, e + upstream, e + downstream))
-    gr
-}
-
 .signed_distance <- function(tss, nt, pts) {
     tpos <- BiocGenerics::start(GenomicRanges::resize(tss, 1L, "start"))
     raw <- pts - tpos[nt$hit]

@@ -226,17 +226,6 @@ createArrowFiles <- function(inputFiles, sampleNames,
                stringsAsFactors = FALSE)
 }
 
-# ArchR's extendGR(): strand-aware widening.
-.extend_gr <- function(gr, upstream, downstream) {
-    minus <- as.logical(GenomicRanges::strand(gr) == "-")
-    s <- GenomicRanges::start(gr)
-    e <- GenomicRanges::end(gr)
-    s2 <- ifelse(minus, s - downstream, s - upstream)
-    e2 <- ifelse(minus, e + upstream, e + downstream)
-    GenomicRanges::ranges(gr) <- IRanges::IRanges(s2, e2)
-    gr
-}
-
 # TSS windows/flanks (.fastTSSEnrichment), promoters and blacklist.
 .qc_features <- function(ga, gn, p) {
     tss <- GenomicRanges::resize(ga$TSS, 1L, fix = "start")
