@@ -11,6 +11,49 @@ Rcpp::Rostream<true>&  Rcpp::Rcout = Rcpp::Rcpp_cout_get();
 Rcpp::Rostream<false>& Rcpp::Rcerr = Rcpp::Rcpp_cerr_get();
 #endif
 
+// epi_annotation_nearest
+Rcpp::List epi_annotation_nearest(Rcpp::IntegerVector qchr, Rcpp::IntegerVector qpos, Rcpp::IntegerVector schr, Rcpp::IntegerVector spos, int n_chr, int threads);
+RcppExport SEXP _epione_epi_annotation_nearest(SEXP qchrSEXP, SEXP qposSEXP, SEXP schrSEXP, SEXP sposSEXP, SEXP n_chrSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type qchr(qchrSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type qpos(qposSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type schr(schrSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type spos(sposSEXP);
+    Rcpp::traits::input_parameter< int >::type n_chr(n_chrSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_annotation_nearest(qchr, qpos, schr, spos, n_chr, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_annotation_within
+Rcpp::LogicalVector epi_annotation_within(Rcpp::IntegerVector qchr, Rcpp::IntegerVector qpos, Rcpp::IntegerVector ichr, Rcpp::IntegerVector istart, Rcpp::IntegerVector iend, int n_chr, int threads);
+RcppExport SEXP _epione_epi_annotation_within(SEXP qchrSEXP, SEXP qposSEXP, SEXP ichrSEXP, SEXP istartSEXP, SEXP iendSEXP, SEXP n_chrSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type qchr(qchrSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type qpos(qposSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type ichr(ichrSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type istart(istartSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type iend(iendSEXP);
+    Rcpp::traits::input_parameter< int >::type n_chr(n_chrSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_annotation_within(qchr, qpos, ichr, istart, iend, n_chr, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_annotation_match_counts
+Rcpp::NumericMatrix epi_annotation_match_counts(Rcpp::S4 m, Rcpp::NumericMatrix w, int threads);
+RcppExport SEXP _epione_epi_annotation_match_counts(SEXP mSEXP, SEXP wSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::S4 >::type m(mSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type w(wSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_annotation_match_counts(m, w, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
 // epi_arrow_seqnames
 Rcpp::CharacterVector epi_arrow_seqnames(std::string path);
 RcppExport SEXP _epione_epi_arrow_seqnames(SEXP pathSEXP) {
@@ -216,6 +259,392 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// epi_chromvar_bin_model
+Rcpp::List epi_chromvar_bin_model(Rcpp::NumericVector fpp, Rcpp::NumericVector bias, double w, int bs);
+RcppExport SEXP _epione_epi_chromvar_bin_model(SEXP fppSEXP, SEXP biasSEXP, SEXP wSEXP, SEXP bsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type fpp(fppSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type bias(biasSEXP);
+    Rcpp::traits::input_parameter< double >::type w(wSEXP);
+    Rcpp::traits::input_parameter< int >::type bs(bsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_chromvar_bin_model(fpp, bias, w, bs));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_chromvar_background
+Rcpp::IntegerMatrix epi_chromvar_background(Rcpp::NumericVector fpp, Rcpp::NumericVector bias, int niterations, double w, int bs, int threads);
+RcppExport SEXP _epione_epi_chromvar_background(SEXP fppSEXP, SEXP biasSEXP, SEXP niterationsSEXP, SEXP wSEXP, SEXP bsSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type fpp(fppSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type bias(biasSEXP);
+    Rcpp::traits::input_parameter< int >::type niterations(niterationsSEXP);
+    Rcpp::traits::input_parameter< double >::type w(wSEXP);
+    Rcpp::traits::input_parameter< int >::type bs(bsSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_chromvar_background(fpp, bias, niterations, w, bs, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_chromvar_sample
+Rcpp::List epi_chromvar_sample(Rcpp::S4 counts, Rcpp::S4 anno, Rcpp::IntegerMatrix bg, Rcpp::NumericVector expectation, int threads, bool verbose);
+RcppExport SEXP _epione_epi_chromvar_sample(SEXP countsSEXP, SEXP annoSEXP, SEXP bgSEXP, SEXP expectationSEXP, SEXP threadsSEXP, SEXP verboseSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::S4 >::type counts(countsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::S4 >::type anno(annoSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerMatrix >::type bg(bgSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type expectation(expectationSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    Rcpp::traits::input_parameter< bool >::type verbose(verboseSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_chromvar_sample(counts, anno, bg, expectation, threads, verbose));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_chromvar_analytical
+Rcpp::List epi_chromvar_analytical(Rcpp::S4 counts, Rcpp::S4 anno, Rcpp::NumericVector fpp, Rcpp::NumericVector bias, Rcpp::NumericVector expectation, double w, int bs, int block, int threads, bool verbose);
+RcppExport SEXP _epione_epi_chromvar_analytical(SEXP countsSEXP, SEXP annoSEXP, SEXP fppSEXP, SEXP biasSEXP, SEXP expectationSEXP, SEXP wSEXP, SEXP bsSEXP, SEXP blockSEXP, SEXP threadsSEXP, SEXP verboseSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::S4 >::type counts(countsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::S4 >::type anno(annoSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type fpp(fppSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type bias(biasSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type expectation(expectationSEXP);
+    Rcpp::traits::input_parameter< double >::type w(wSEXP);
+    Rcpp::traits::input_parameter< int >::type bs(bsSEXP);
+    Rcpp::traits::input_parameter< int >::type block(blockSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    Rcpp::traits::input_parameter< bool >::type verbose(verboseSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_chromvar_analytical(counts, anno, fpp, bias, expectation, w, bs, block, threads, verbose));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_chromvar_variability
+Rcpp::List epi_chromvar_variability(Rcpp::NumericMatrix z, int n_boot, double seed, int threads);
+RcppExport SEXP _epione_epi_chromvar_variability(SEXP zSEXP, SEXP n_bootSEXP, SEXP seedSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type z(zSEXP);
+    Rcpp::traits::input_parameter< int >::type n_boot(n_bootSEXP);
+    Rcpp::traits::input_parameter< double >::type seed(seedSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_chromvar_variability(z, n_boot, seed, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_chromvar_gc
+Rcpp::NumericVector epi_chromvar_gc(std::string fasta, std::vector<std::string> chrom, Rcpp::IntegerVector start, Rcpp::IntegerVector end);
+RcppExport SEXP _epione_epi_chromvar_gc(SEXP fastaSEXP, SEXP chromSEXP, SEXP startSEXP, SEXP endSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< std::string >::type fasta(fastaSEXP);
+    Rcpp::traits::input_parameter< std::vector<std::string> >::type chrom(chromSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type start(startSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type end(endSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_chromvar_gc(fasta, chrom, start, end));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_clusters_snn
+Rcpp::List epi_clusters_snn(Rcpp::IntegerMatrix knn, double prune);
+RcppExport SEXP _epione_epi_clusters_snn(SEXP knnSEXP, SEXP pruneSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::IntegerMatrix >::type knn(knnSEXP);
+    Rcpp::traits::input_parameter< double >::type prune(pruneSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_clusters_snn(knn, prune));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_clusters_louvain
+Rcpp::List epi_clusters_louvain(Rcpp::S4 graph, double resolution, int n_start, int n_iter, double seed);
+RcppExport SEXP _epione_epi_clusters_louvain(SEXP graphSEXP, SEXP resolutionSEXP, SEXP n_startSEXP, SEXP n_iterSEXP, SEXP seedSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::S4 >::type graph(graphSEXP);
+    Rcpp::traits::input_parameter< double >::type resolution(resolutionSEXP);
+    Rcpp::traits::input_parameter< int >::type n_start(n_startSEXP);
+    Rcpp::traits::input_parameter< int >::type n_iter(n_iterSEXP);
+    Rcpp::traits::input_parameter< double >::type seed(seedSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_clusters_louvain(graph, resolution, n_start, n_iter, seed));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_clusters_knn
+Rcpp::IntegerMatrix epi_clusters_knn(Rcpp::NumericMatrix data, Rcpp::NumericMatrix query, int k, int threads);
+RcppExport SEXP _epione_epi_clusters_knn(SEXP dataSEXP, SEXP querySEXP, SEXP kSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type data(dataSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type query(querySEXP);
+    Rcpp::traits::input_parameter< int >::type k(kSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_clusters_knn(data, query, k, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_cnn_encode
+Rcpp::RawVector epi_cnn_encode(Rcpp::CharacterVector seqs, int seq_len);
+RcppExport SEXP _epione_epi_cnn_encode(SEXP seqsSEXP, SEXP seq_lenSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::CharacterVector >::type seqs(seqsSEXP);
+    Rcpp::traits::input_parameter< int >::type seq_len(seq_lenSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_cnn_encode(seqs, seq_len));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_cnn_describe
+Rcpp::List epi_cnn_describe(Rcpp::List config);
+RcppExport SEXP _epione_epi_cnn_describe(SEXP configSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::List >::type config(configSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_cnn_describe(config));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_cnn_new
+SEXP epi_cnn_new(Rcpp::List config, double seed, Rcpp::IntegerVector cell_batch);
+RcppExport SEXP _epione_epi_cnn_new(SEXP configSEXP, SEXP seedSEXP, SEXP cell_batchSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::List >::type config(configSEXP);
+    Rcpp::traits::input_parameter< double >::type seed(seedSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type cell_batch(cell_batchSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_cnn_new(config, seed, cell_batch));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_cnn_get
+Rcpp::List epi_cnn_get(SEXP model);
+RcppExport SEXP _epione_epi_cnn_get(SEXP modelSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< SEXP >::type model(modelSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_cnn_get(model));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_cnn_restore
+SEXP epi_cnn_restore(Rcpp::List config, Rcpp::NumericVector theta, Rcpp::NumericVector state, Rcpp::IntegerVector cell_batch);
+RcppExport SEXP _epione_epi_cnn_restore(SEXP configSEXP, SEXP thetaSEXP, SEXP stateSEXP, SEXP cell_batchSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::List >::type config(configSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type theta(thetaSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type state(stateSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type cell_batch(cell_batchSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_cnn_restore(config, theta, state, cell_batch));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_cnn_train_epoch
+double epi_cnn_train_epoch(SEXP model, Rcpp::RawVector codes, Rcpp::NumericVector p, Rcpp::IntegerVector ci, Rcpp::IntegerVector train_idx, int batch_size, double seed, int epoch, double lr, bool augment, int threads);
+RcppExport SEXP _epione_epi_cnn_train_epoch(SEXP modelSEXP, SEXP codesSEXP, SEXP pSEXP, SEXP ciSEXP, SEXP train_idxSEXP, SEXP batch_sizeSEXP, SEXP seedSEXP, SEXP epochSEXP, SEXP lrSEXP, SEXP augmentSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< SEXP >::type model(modelSEXP);
+    Rcpp::traits::input_parameter< Rcpp::RawVector >::type codes(codesSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type p(pSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type ci(ciSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type train_idx(train_idxSEXP);
+    Rcpp::traits::input_parameter< int >::type batch_size(batch_sizeSEXP);
+    Rcpp::traits::input_parameter< double >::type seed(seedSEXP);
+    Rcpp::traits::input_parameter< int >::type epoch(epochSEXP);
+    Rcpp::traits::input_parameter< double >::type lr(lrSEXP);
+    Rcpp::traits::input_parameter< bool >::type augment(augmentSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_cnn_train_epoch(model, codes, p, ci, train_idx, batch_size, seed, epoch, lr, augment, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_cnn_embed
+Rcpp::NumericMatrix epi_cnn_embed(SEXP model, Rcpp::RawVector codes, int threads);
+RcppExport SEXP _epione_epi_cnn_embed(SEXP modelSEXP, SEXP codesSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< SEXP >::type model(modelSEXP);
+    Rcpp::traits::input_parameter< Rcpp::RawVector >::type codes(codesSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_cnn_embed(model, codes, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_cnn_evaluate
+Rcpp::NumericVector epi_cnn_evaluate(SEXP model, Rcpp::RawVector codes, Rcpp::NumericVector p, Rcpp::IntegerVector ci, Rcpp::IntegerVector idx, int threads);
+RcppExport SEXP _epione_epi_cnn_evaluate(SEXP modelSEXP, SEXP codesSEXP, SEXP pSEXP, SEXP ciSEXP, SEXP idxSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< SEXP >::type model(modelSEXP);
+    Rcpp::traits::input_parameter< Rcpp::RawVector >::type codes(codesSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type p(pSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type ci(ciSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type idx(idxSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_cnn_evaluate(model, codes, p, ci, idx, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_cnn_loss_grad
+Rcpp::List epi_cnn_loss_grad(Rcpp::List config, Rcpp::NumericVector theta, Rcpp::RawVector codes, Rcpp::NumericVector p, Rcpp::IntegerVector ci, Rcpp::IntegerVector idx, Rcpp::IntegerVector cell_batch, double seed, bool augment, bool train, int threads);
+RcppExport SEXP _epione_epi_cnn_loss_grad(SEXP configSEXP, SEXP thetaSEXP, SEXP codesSEXP, SEXP pSEXP, SEXP ciSEXP, SEXP idxSEXP, SEXP cell_batchSEXP, SEXP seedSEXP, SEXP augmentSEXP, SEXP trainSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::List >::type config(configSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type theta(thetaSEXP);
+    Rcpp::traits::input_parameter< Rcpp::RawVector >::type codes(codesSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type p(pSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type ci(ciSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type idx(idxSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type cell_batch(cell_batchSEXP);
+    Rcpp::traits::input_parameter< double >::type seed(seedSEXP);
+    Rcpp::traits::input_parameter< bool >::type augment(augmentSEXP);
+    Rcpp::traits::input_parameter< bool >::type train(trainSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_cnn_loss_grad(config, theta, codes, p, ci, idx, cell_batch, seed, augment, train, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_cnn_dinuc
+Rcpp::NumericMatrix epi_cnn_dinuc(Rcpp::RawVector codes, int seq_len);
+RcppExport SEXP _epione_epi_cnn_dinuc(SEXP codesSEXP, SEXP seq_lenSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::RawVector >::type codes(codesSEXP);
+    Rcpp::traits::input_parameter< int >::type seq_len(seq_lenSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_cnn_dinuc(codes, seq_len));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_cnn_background
+Rcpp::RawVector epi_cnn_background(Rcpp::NumericMatrix dinuc, int n, int seq_len, double seed, Rcpp::NumericMatrix motif);
+RcppExport SEXP _epione_epi_cnn_background(SEXP dinucSEXP, SEXP nSEXP, SEXP seq_lenSEXP, SEXP seedSEXP, SEXP motifSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type dinuc(dinucSEXP);
+    Rcpp::traits::input_parameter< int >::type n(nSEXP);
+    Rcpp::traits::input_parameter< int >::type seq_len(seq_lenSEXP);
+    Rcpp::traits::input_parameter< double >::type seed(seedSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type motif(motifSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_cnn_background(dinuc, n, seq_len, seed, motif));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_cnn_fasta_windows
+Rcpp::CharacterVector epi_cnn_fasta_windows(std::string path, Rcpp::CharacterVector chrom, Rcpp::NumericVector start0, Rcpp::NumericVector end);
+RcppExport SEXP _epione_epi_cnn_fasta_windows(SEXP pathSEXP, SEXP chromSEXP, SEXP start0SEXP, SEXP endSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< std::string >::type path(pathSEXP);
+    Rcpp::traits::input_parameter< Rcpp::CharacterVector >::type chrom(chromSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type start0(start0SEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type end(endSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_cnn_fasta_windows(path, chrom, start0, end));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_cnn_h5_write
+void epi_cnn_h5_write(std::string path, Rcpp::List x);
+RcppExport SEXP _epione_epi_cnn_h5_write(SEXP pathSEXP, SEXP xSEXP) {
+BEGIN_RCPP
+    Rcpp::traits::input_parameter< std::string >::type path(pathSEXP);
+    Rcpp::traits::input_parameter< Rcpp::List >::type x(xSEXP);
+    epi_cnn_h5_write(path, x);
+    return R_NilValue;
+END_RCPP
+}
+// epi_cnn_h5_read
+Rcpp::List epi_cnn_h5_read(std::string path, Rcpp::CharacterVector names);
+RcppExport SEXP _epione_epi_cnn_h5_read(SEXP pathSEXP, SEXP namesSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< std::string >::type path(pathSEXP);
+    Rcpp::traits::input_parameter< Rcpp::CharacterVector >::type names(namesSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_cnn_h5_read(path, names));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_cnn_permutation
+Rcpp::IntegerVector epi_cnn_permutation(int n, double seed);
+RcppExport SEXP _epione_epi_cnn_permutation(SEXP nSEXP, SEXP seedSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< int >::type n(nSEXP);
+    Rcpp::traits::input_parameter< double >::type seed(seedSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_cnn_permutation(n, seed));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_coverage_groups
+Rcpp::List epi_coverage_groups(std::string path, std::vector<std::string> regions, std::vector<std::string> barcodes, Rcpp::IntegerVector cell_group, int tile_size, int ceiling, int threads);
+RcppExport SEXP _epione_epi_coverage_groups(SEXP pathSEXP, SEXP regionsSEXP, SEXP barcodesSEXP, SEXP cell_groupSEXP, SEXP tile_sizeSEXP, SEXP ceilingSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< std::string >::type path(pathSEXP);
+    Rcpp::traits::input_parameter< std::vector<std::string> >::type regions(regionsSEXP);
+    Rcpp::traits::input_parameter< std::vector<std::string> >::type barcodes(barcodesSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type cell_group(cell_groupSEXP);
+    Rcpp::traits::input_parameter< int >::type tile_size(tile_sizeSEXP);
+    Rcpp::traits::input_parameter< int >::type ceiling(ceilingSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_coverage_groups(path, regions, barcodes, cell_group, tile_size, ceiling, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_footprints_count
+Rcpp::List epi_footprints_count(std::string path, std::string chrom, Rcpp::CharacterVector seq, Rcpp::IntegerVector fp_start, Rcpp::IntegerVector minus, Rcpp::IntegerVector motif, int n_motifs, Rcpp::CharacterVector barcodes, Rcpp::IntegerVector groups, int all_group, int n_groups, int flank, int k);
+RcppExport SEXP _epione_epi_footprints_count(SEXP pathSEXP, SEXP chromSEXP, SEXP seqSEXP, SEXP fp_startSEXP, SEXP minusSEXP, SEXP motifSEXP, SEXP n_motifsSEXP, SEXP barcodesSEXP, SEXP groupsSEXP, SEXP all_groupSEXP, SEXP n_groupsSEXP, SEXP flankSEXP, SEXP kSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< std::string >::type path(pathSEXP);
+    Rcpp::traits::input_parameter< std::string >::type chrom(chromSEXP);
+    Rcpp::traits::input_parameter< Rcpp::CharacterVector >::type seq(seqSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type fp_start(fp_startSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type minus(minusSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type motif(motifSEXP);
+    Rcpp::traits::input_parameter< int >::type n_motifs(n_motifsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::CharacterVector >::type barcodes(barcodesSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type groups(groupsSEXP);
+    Rcpp::traits::input_parameter< int >::type all_group(all_groupSEXP);
+    Rcpp::traits::input_parameter< int >::type n_groups(n_groupsSEXP);
+    Rcpp::traits::input_parameter< int >::type flank(flankSEXP);
+    Rcpp::traits::input_parameter< int >::type k(kSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_footprints_count(path, chrom, seq, fp_start, minus, motif, n_motifs, barcodes, groups, all_group, n_groups, flank, k));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_footprints_kmers
+Rcpp::NumericVector epi_footprints_kmers(Rcpp::CharacterVector seq, int k);
+RcppExport SEXP _epione_epi_footprints_kmers(SEXP seqSEXP, SEXP kSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::CharacterVector >::type seq(seqSEXP);
+    Rcpp::traits::input_parameter< int >::type k(kSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_footprints_kmers(seq, k));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_footprints_bias
+Rcpp::NumericVector epi_footprints_bias(Rcpp::CharacterVector seq, Rcpp::IntegerVector kmer_start, Rcpp::IntegerVector minus, Rcpp::IntegerVector motif, int n_motifs, Rcpp::NumericMatrix oe, int flank, int k);
+RcppExport SEXP _epione_epi_footprints_bias(SEXP seqSEXP, SEXP kmer_startSEXP, SEXP minusSEXP, SEXP motifSEXP, SEXP n_motifsSEXP, SEXP oeSEXP, SEXP flankSEXP, SEXP kSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::CharacterVector >::type seq(seqSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type kmer_start(kmer_startSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type minus(minusSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type motif(motifSEXP);
+    Rcpp::traits::input_parameter< int >::type n_motifs(n_motifsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type oe(oeSEXP);
+    Rcpp::traits::input_parameter< int >::type flank(flankSEXP);
+    Rcpp::traits::input_parameter< int >::type k(kSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_footprints_bias(seq, kmer_start, minus, motif, n_motifs, oe, flank, k));
+    return rcpp_result_gen;
+END_RCPP
+}
 // epi_fragments_index
 double epi_fragments_index(std::string input, std::string output, bool sort);
 RcppExport SEXP _epione_epi_fragments_index(SEXP inputSEXP, SEXP outputSEXP, SEXP sortSEXP) {
@@ -285,6 +714,150 @@ BEGIN_RCPP
     Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
     Rcpp::traits::input_parameter< int >::type n_tasks(n_tasksSEXP);
     rcpp_result_gen = Rcpp::wrap(epi_info_tbb_threads_used(threads, n_tasks));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_lsi_col_sums
+Rcpp::NumericVector epi_lsi_col_sums(Rcpp::S4 x, Rcpp::IntegerVector row_map, Rcpp::IntegerVector cols, bool binarize, int threads);
+RcppExport SEXP _epione_epi_lsi_col_sums(SEXP xSEXP, SEXP row_mapSEXP, SEXP colsSEXP, SEXP binarizeSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::S4 >::type x(xSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type row_map(row_mapSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type cols(colsSEXP);
+    Rcpp::traits::input_parameter< bool >::type binarize(binarizeSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_lsi_col_sums(x, row_map, cols, binarize, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_lsi_row_sums
+Rcpp::NumericVector epi_lsi_row_sums(Rcpp::S4 x, Rcpp::IntegerVector row_map, int n_rows, Rcpp::IntegerVector cols, bool binarize);
+RcppExport SEXP _epione_epi_lsi_row_sums(SEXP xSEXP, SEXP row_mapSEXP, SEXP n_rowsSEXP, SEXP colsSEXP, SEXP binarizeSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::S4 >::type x(xSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type row_map(row_mapSEXP);
+    Rcpp::traits::input_parameter< int >::type n_rows(n_rowsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type cols(colsSEXP);
+    Rcpp::traits::input_parameter< bool >::type binarize(binarizeSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_lsi_row_sums(x, row_map, n_rows, cols, binarize));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_lsi_tfidf
+Rcpp::List epi_lsi_tfidf(Rcpp::S4 x, Rcpp::IntegerVector row_map, int n_rows, Rcpp::IntegerVector cols, Rcpp::NumericVector col_sum, Rcpp::NumericVector row_sum, double n_col, int method, double scale_to, bool binarize, int threads);
+RcppExport SEXP _epione_epi_lsi_tfidf(SEXP xSEXP, SEXP row_mapSEXP, SEXP n_rowsSEXP, SEXP colsSEXP, SEXP col_sumSEXP, SEXP row_sumSEXP, SEXP n_colSEXP, SEXP methodSEXP, SEXP scale_toSEXP, SEXP binarizeSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::S4 >::type x(xSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type row_map(row_mapSEXP);
+    Rcpp::traits::input_parameter< int >::type n_rows(n_rowsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type cols(colsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type col_sum(col_sumSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type row_sum(row_sumSEXP);
+    Rcpp::traits::input_parameter< double >::type n_col(n_colSEXP);
+    Rcpp::traits::input_parameter< int >::type method(methodSEXP);
+    Rcpp::traits::input_parameter< double >::type scale_to(scale_toSEXP);
+    Rcpp::traits::input_parameter< bool >::type binarize(binarizeSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_lsi_tfidf(x, row_map, n_rows, cols, col_sum, row_sum, n_col, method, scale_to, binarize, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_lsi_project
+Rcpp::NumericMatrix epi_lsi_project(Rcpp::S4 x, Rcpp::IntegerVector row_map, Rcpp::IntegerVector cols, Rcpp::NumericVector row_sum, double n_col, Rcpp::NumericMatrix u, bool keep0, int method, double scale_to, bool binarize, int threads);
+RcppExport SEXP _epione_epi_lsi_project(SEXP xSEXP, SEXP row_mapSEXP, SEXP colsSEXP, SEXP row_sumSEXP, SEXP n_colSEXP, SEXP uSEXP, SEXP keep0SEXP, SEXP methodSEXP, SEXP scale_toSEXP, SEXP binarizeSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::S4 >::type x(xSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type row_map(row_mapSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type cols(colsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type row_sum(row_sumSEXP);
+    Rcpp::traits::input_parameter< double >::type n_col(n_colSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type u(uSEXP);
+    Rcpp::traits::input_parameter< bool >::type keep0(keep0SEXP);
+    Rcpp::traits::input_parameter< int >::type method(methodSEXP);
+    Rcpp::traits::input_parameter< double >::type scale_to(scale_toSEXP);
+    Rcpp::traits::input_parameter< bool >::type binarize(binarizeSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_lsi_project(x, row_map, cols, row_sum, n_col, u, keep0, method, scale_to, binarize, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_lsi_group_sums
+Rcpp::NumericMatrix epi_lsi_group_sums(Rcpp::S4 x, Rcpp::IntegerVector row_map, int n_rows, Rcpp::IntegerVector group, int n_groups, int threads);
+RcppExport SEXP _epione_epi_lsi_group_sums(SEXP xSEXP, SEXP row_mapSEXP, SEXP n_rowsSEXP, SEXP groupSEXP, SEXP n_groupsSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::S4 >::type x(xSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type row_map(row_mapSEXP);
+    Rcpp::traits::input_parameter< int >::type n_rows(n_rowsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type group(groupSEXP);
+    Rcpp::traits::input_parameter< int >::type n_groups(n_groupsSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_lsi_group_sums(x, row_map, n_rows, group, n_groups, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_markers_wilcoxon
+Rcpp::List epi_markers_wilcoxon(Rcpp::S4 xt, Rcpp::IntegerVector g1, Rcpp::IntegerVector g2, Rcpp::NumericVector f1, Rcpp::NumericVector f2, int threads);
+RcppExport SEXP _epione_epi_markers_wilcoxon(SEXP xtSEXP, SEXP g1SEXP, SEXP g2SEXP, SEXP f1SEXP, SEXP f2SEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::S4 >::type xt(xtSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type g1(g1SEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type g2(g2SEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type f1(f1SEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type f2(f2SEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_markers_wilcoxon(xt, g1, g2, f1, f2, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_p2g_knn_groups
+Rcpp::List epi_p2g_knn_groups(Rcpp::NumericMatrix emb, Rcpp::IntegerVector query, int k, int max_shared, int threads);
+RcppExport SEXP _epione_epi_p2g_knn_groups(SEXP embSEXP, SEXP querySEXP, SEXP kSEXP, SEXP max_sharedSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type emb(embSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type query(querySEXP);
+    Rcpp::traits::input_parameter< int >::type k(kSEXP);
+    Rcpp::traits::input_parameter< int >::type max_shared(max_sharedSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_p2g_knn_groups(emb, query, k, max_shared, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_p2g_correlate
+Rcpp::List epi_p2g_correlate(Rcpp::S4 a, Rcpp::Nullable<Rcpp::S4> b, Rcpp::IntegerMatrix groups_a, Rcpp::IntegerMatrix groups_b, Rcpp::IntegerVector ia, Rcpp::IntegerVector ib, double scale_to, bool log2_norm, int threads);
+RcppExport SEXP _epione_epi_p2g_correlate(SEXP aSEXP, SEXP bSEXP, SEXP groups_aSEXP, SEXP groups_bSEXP, SEXP iaSEXP, SEXP ibSEXP, SEXP scale_toSEXP, SEXP log2_normSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::S4 >::type a(aSEXP);
+    Rcpp::traits::input_parameter< Rcpp::Nullable<Rcpp::S4> >::type b(bSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerMatrix >::type groups_a(groups_aSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerMatrix >::type groups_b(groups_bSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type ia(iaSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type ib(ibSEXP);
+    Rcpp::traits::input_parameter< double >::type scale_to(scale_toSEXP);
+    Rcpp::traits::input_parameter< bool >::type log2_norm(log2_normSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_p2g_correlate(a, b, groups_a, groups_b, ia, ib, scale_to, log2_norm, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_p2g_metacells
+Rcpp::NumericMatrix epi_p2g_metacells(Rcpp::S4 x, Rcpp::IntegerMatrix groups, double scale_to, bool log2_norm, int threads);
+RcppExport SEXP _epione_epi_p2g_metacells(SEXP xSEXP, SEXP groupsSEXP, SEXP scale_toSEXP, SEXP log2_normSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::S4 >::type x(xSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerMatrix >::type groups(groupsSEXP);
+    Rcpp::traits::input_parameter< double >::type scale_to(scale_toSEXP);
+    Rcpp::traits::input_parameter< bool >::type log2_norm(log2_normSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_p2g_metacells(x, groups, scale_to, log2_norm, threads));
     return rcpp_result_gen;
 END_RCPP
 }
@@ -372,6 +945,9 @@ END_RCPP
 }
 
 static const R_CallMethodDef CallEntries[] = {
+    {"_epione_epi_annotation_nearest", (DL_FUNC) &_epione_epi_annotation_nearest, 6},
+    {"_epione_epi_annotation_within", (DL_FUNC) &_epione_epi_annotation_within, 7},
+    {"_epione_epi_annotation_match_counts", (DL_FUNC) &_epione_epi_annotation_match_counts, 3},
     {"_epione_epi_arrow_seqnames", (DL_FUNC) &_epione_epi_arrow_seqnames, 1},
     {"_epione_epi_arrow_scan", (DL_FUNC) &_epione_epi_arrow_scan, 9},
     {"_epione_epi_arrow_write", (DL_FUNC) &_epione_epi_arrow_write, 20},
@@ -387,6 +963,34 @@ static const R_CallMethodDef CallEntries[] = {
     {"_epione_epi_arrow_tiles_from_arrow", (DL_FUNC) &_epione_epi_arrow_tiles_from_arrow, 7},
     {"_epione_epi_arrow_genes_from_arrow", (DL_FUNC) &_epione_epi_arrow_genes_from_arrow, 8},
     {"_epione_epi_arrow_features_from_arrow", (DL_FUNC) &_epione_epi_arrow_features_from_arrow, 6},
+    {"_epione_epi_chromvar_bin_model", (DL_FUNC) &_epione_epi_chromvar_bin_model, 4},
+    {"_epione_epi_chromvar_background", (DL_FUNC) &_epione_epi_chromvar_background, 6},
+    {"_epione_epi_chromvar_sample", (DL_FUNC) &_epione_epi_chromvar_sample, 6},
+    {"_epione_epi_chromvar_analytical", (DL_FUNC) &_epione_epi_chromvar_analytical, 10},
+    {"_epione_epi_chromvar_variability", (DL_FUNC) &_epione_epi_chromvar_variability, 4},
+    {"_epione_epi_chromvar_gc", (DL_FUNC) &_epione_epi_chromvar_gc, 4},
+    {"_epione_epi_clusters_snn", (DL_FUNC) &_epione_epi_clusters_snn, 2},
+    {"_epione_epi_clusters_louvain", (DL_FUNC) &_epione_epi_clusters_louvain, 5},
+    {"_epione_epi_clusters_knn", (DL_FUNC) &_epione_epi_clusters_knn, 4},
+    {"_epione_epi_cnn_encode", (DL_FUNC) &_epione_epi_cnn_encode, 2},
+    {"_epione_epi_cnn_describe", (DL_FUNC) &_epione_epi_cnn_describe, 1},
+    {"_epione_epi_cnn_new", (DL_FUNC) &_epione_epi_cnn_new, 3},
+    {"_epione_epi_cnn_get", (DL_FUNC) &_epione_epi_cnn_get, 1},
+    {"_epione_epi_cnn_restore", (DL_FUNC) &_epione_epi_cnn_restore, 4},
+    {"_epione_epi_cnn_train_epoch", (DL_FUNC) &_epione_epi_cnn_train_epoch, 11},
+    {"_epione_epi_cnn_embed", (DL_FUNC) &_epione_epi_cnn_embed, 3},
+    {"_epione_epi_cnn_evaluate", (DL_FUNC) &_epione_epi_cnn_evaluate, 6},
+    {"_epione_epi_cnn_loss_grad", (DL_FUNC) &_epione_epi_cnn_loss_grad, 11},
+    {"_epione_epi_cnn_dinuc", (DL_FUNC) &_epione_epi_cnn_dinuc, 2},
+    {"_epione_epi_cnn_background", (DL_FUNC) &_epione_epi_cnn_background, 5},
+    {"_epione_epi_cnn_fasta_windows", (DL_FUNC) &_epione_epi_cnn_fasta_windows, 4},
+    {"_epione_epi_cnn_h5_write", (DL_FUNC) &_epione_epi_cnn_h5_write, 2},
+    {"_epione_epi_cnn_h5_read", (DL_FUNC) &_epione_epi_cnn_h5_read, 2},
+    {"_epione_epi_cnn_permutation", (DL_FUNC) &_epione_epi_cnn_permutation, 2},
+    {"_epione_epi_coverage_groups", (DL_FUNC) &_epione_epi_coverage_groups, 7},
+    {"_epione_epi_footprints_count", (DL_FUNC) &_epione_epi_footprints_count, 13},
+    {"_epione_epi_footprints_kmers", (DL_FUNC) &_epione_epi_footprints_kmers, 2},
+    {"_epione_epi_footprints_bias", (DL_FUNC) &_epione_epi_footprints_bias, 8},
     {"_epione_epi_fragments_index", (DL_FUNC) &_epione_epi_fragments_index, 3},
     {"_epione_epi_info_htslib_version", (DL_FUNC) &_epione_epi_info_htslib_version, 0},
     {"_epione_epi_info_tabix_seqnames", (DL_FUNC) &_epione_epi_info_tabix_seqnames, 1},
@@ -394,6 +998,15 @@ static const R_CallMethodDef CallEntries[] = {
     {"_epione_epi_info_hdf5_version", (DL_FUNC) &_epione_epi_info_hdf5_version, 0},
     {"_epione_epi_info_blas_crossprod", (DL_FUNC) &_epione_epi_info_blas_crossprod, 1},
     {"_epione_epi_info_tbb_threads_used", (DL_FUNC) &_epione_epi_info_tbb_threads_used, 2},
+    {"_epione_epi_lsi_col_sums", (DL_FUNC) &_epione_epi_lsi_col_sums, 5},
+    {"_epione_epi_lsi_row_sums", (DL_FUNC) &_epione_epi_lsi_row_sums, 5},
+    {"_epione_epi_lsi_tfidf", (DL_FUNC) &_epione_epi_lsi_tfidf, 11},
+    {"_epione_epi_lsi_project", (DL_FUNC) &_epione_epi_lsi_project, 11},
+    {"_epione_epi_lsi_group_sums", (DL_FUNC) &_epione_epi_lsi_group_sums, 6},
+    {"_epione_epi_markers_wilcoxon", (DL_FUNC) &_epione_epi_markers_wilcoxon, 6},
+    {"_epione_epi_p2g_knn_groups", (DL_FUNC) &_epione_epi_p2g_knn_groups, 5},
+    {"_epione_epi_p2g_correlate", (DL_FUNC) &_epione_epi_p2g_correlate, 9},
+    {"_epione_epi_p2g_metacells", (DL_FUNC) &_epione_epi_p2g_metacells, 5},
     {"_epione_epi_utils_csc_summaries", (DL_FUNC) &_epione_epi_utils_csc_summaries, 1},
     {"_epione_epi_utils_csc_crossprod", (DL_FUNC) &_epione_epi_utils_csc_crossprod, 3},
     {"_epione_epi_utils_rng_uniform", (DL_FUNC) &_epione_epi_utils_rng_uniform, 4},
