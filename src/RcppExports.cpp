@@ -11,6 +11,135 @@ Rcpp::Rostream<true>&  Rcpp::Rcout = Rcpp::Rcpp_cout_get();
 Rcpp::Rostream<false>& Rcpp::Rcerr = Rcpp::Rcpp_cerr_get();
 #endif
 
+// epi_deseq_size_factors
+Rcpp::NumericVector epi_deseq_size_factors(Rcpp::NumericMatrix counts, int threads);
+RcppExport SEXP _epione_epi_deseq_size_factors(SEXP countsSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type counts(countsSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_deseq_size_factors(counts, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_deseq_base_stats
+Rcpp::List epi_deseq_base_stats(Rcpp::NumericMatrix counts, Rcpp::NumericVector sf, Rcpp::IntegerVector rows, int threads);
+RcppExport SEXP _epione_epi_deseq_base_stats(SEXP countsSEXP, SEXP sfSEXP, SEXP rowsSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type counts(countsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type sf(sfSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type rows(rowsSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_deseq_base_stats(counts, sf, rows, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_deseq_gene_init
+Rcpp::List epi_deseq_gene_init(Rcpp::NumericMatrix counts, Rcpp::NumericVector sf, Rcpp::NumericMatrix x, Rcpp::NumericVector hat, Rcpp::IntegerVector rows, Rcpp::NumericVector mean, Rcpp::NumericVector var, Rcpp::NumericVector opt, int threads);
+RcppExport SEXP _epione_epi_deseq_gene_init(SEXP countsSEXP, SEXP sfSEXP, SEXP xSEXP, SEXP hatSEXP, SEXP rowsSEXP, SEXP meanSEXP, SEXP varSEXP, SEXP optSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type counts(countsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type sf(sfSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type x(xSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type hat(hatSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type rows(rowsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type mean(meanSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type var(varSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type opt(optSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_deseq_gene_init(counts, sf, x, hat, rows, mean, var, opt, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_deseq_gene_disp
+Rcpp::List epi_deseq_gene_disp(Rcpp::NumericMatrix counts, Rcpp::NumericMatrix x, Rcpp::IntegerVector rows, Rcpp::NumericMatrix mu, Rcpp::NumericVector alpha_init, Rcpp::NumericVector opt, int threads);
+RcppExport SEXP _epione_epi_deseq_gene_disp(SEXP countsSEXP, SEXP xSEXP, SEXP rowsSEXP, SEXP muSEXP, SEXP alpha_initSEXP, SEXP optSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type counts(countsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type x(xSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type rows(rowsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type mu(muSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type alpha_init(alpha_initSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type opt(optSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_deseq_gene_disp(counts, x, rows, mu, alpha_init, opt, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_deseq_map
+Rcpp::List epi_deseq_map(Rcpp::NumericMatrix counts, Rcpp::NumericMatrix x, Rcpp::IntegerVector rows, Rcpp::NumericMatrix mu, Rcpp::NumericVector gene_est, Rcpp::NumericVector fit, double prior_var, double var_log_disp, Rcpp::NumericVector opt, int threads);
+RcppExport SEXP _epione_epi_deseq_map(SEXP countsSEXP, SEXP xSEXP, SEXP rowsSEXP, SEXP muSEXP, SEXP gene_estSEXP, SEXP fitSEXP, SEXP prior_varSEXP, SEXP var_log_dispSEXP, SEXP optSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type counts(countsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type x(xSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type rows(rowsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type mu(muSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type gene_est(gene_estSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type fit(fitSEXP);
+    Rcpp::traits::input_parameter< double >::type prior_var(prior_varSEXP);
+    Rcpp::traits::input_parameter< double >::type var_log_disp(var_log_dispSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type opt(optSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_deseq_map(counts, x, rows, mu, gene_est, fit, prior_var, var_log_disp, opt, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_deseq_fit_glm
+Rcpp::List epi_deseq_fit_glm(Rcpp::NumericMatrix counts, Rcpp::NumericVector sf, Rcpp::NumericMatrix x, Rcpp::IntegerVector rows, Rcpp::NumericVector alpha, Rcpp::NumericVector lambda, Rcpp::NumericMatrix ls_op, bool want_hat, double beta_tol, int maxit, double minmu, int threads);
+RcppExport SEXP _epione_epi_deseq_fit_glm(SEXP countsSEXP, SEXP sfSEXP, SEXP xSEXP, SEXP rowsSEXP, SEXP alphaSEXP, SEXP lambdaSEXP, SEXP ls_opSEXP, SEXP want_hatSEXP, SEXP beta_tolSEXP, SEXP maxitSEXP, SEXP minmuSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type counts(countsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type sf(sfSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type x(xSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type rows(rowsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type alpha(alphaSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type lambda(lambdaSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type ls_op(ls_opSEXP);
+    Rcpp::traits::input_parameter< bool >::type want_hat(want_hatSEXP);
+    Rcpp::traits::input_parameter< double >::type beta_tol(beta_tolSEXP);
+    Rcpp::traits::input_parameter< int >::type maxit(maxitSEXP);
+    Rcpp::traits::input_parameter< double >::type minmu(minmuSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_deseq_fit_glm(counts, sf, x, rows, alpha, lambda, ls_op, want_hat, beta_tol, maxit, minmu, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_deseq_cooks
+Rcpp::NumericMatrix epi_deseq_cooks(Rcpp::NumericMatrix counts, Rcpp::NumericVector sf, Rcpp::IntegerVector rows, Rcpp::IntegerVector cell, int p, Rcpp::NumericMatrix mu, Rcpp::NumericMatrix hat, int threads);
+RcppExport SEXP _epione_epi_deseq_cooks(SEXP countsSEXP, SEXP sfSEXP, SEXP rowsSEXP, SEXP cellSEXP, SEXP pSEXP, SEXP muSEXP, SEXP hatSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type counts(countsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type sf(sfSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type rows(rowsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type cell(cellSEXP);
+    Rcpp::traits::input_parameter< int >::type p(pSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type mu(muSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type hat(hatSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_deseq_cooks(counts, sf, rows, cell, p, mu, hat, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_deseq_trimmed_mean
+Rcpp::NumericVector epi_deseq_trimmed_mean(Rcpp::NumericMatrix counts, Rcpp::NumericVector sf, Rcpp::IntegerVector rows, double trim, int threads);
+RcppExport SEXP _epione_epi_deseq_trimmed_mean(SEXP countsSEXP, SEXP sfSEXP, SEXP rowsSEXP, SEXP trimSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type counts(countsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type sf(sfSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type rows(rowsSEXP);
+    Rcpp::traits::input_parameter< double >::type trim(trimSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_deseq_trimmed_mean(counts, sf, rows, trim, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
 // epi_info_htslib_version
 std::string epi_info_htslib_version();
 RcppExport SEXP _epione_epi_info_htslib_version() {
@@ -155,6 +284,14 @@ END_RCPP
 }
 
 static const R_CallMethodDef CallEntries[] = {
+    {"_epione_epi_deseq_size_factors", (DL_FUNC) &_epione_epi_deseq_size_factors, 2},
+    {"_epione_epi_deseq_base_stats", (DL_FUNC) &_epione_epi_deseq_base_stats, 4},
+    {"_epione_epi_deseq_gene_init", (DL_FUNC) &_epione_epi_deseq_gene_init, 9},
+    {"_epione_epi_deseq_gene_disp", (DL_FUNC) &_epione_epi_deseq_gene_disp, 7},
+    {"_epione_epi_deseq_map", (DL_FUNC) &_epione_epi_deseq_map, 10},
+    {"_epione_epi_deseq_fit_glm", (DL_FUNC) &_epione_epi_deseq_fit_glm, 12},
+    {"_epione_epi_deseq_cooks", (DL_FUNC) &_epione_epi_deseq_cooks, 8},
+    {"_epione_epi_deseq_trimmed_mean", (DL_FUNC) &_epione_epi_deseq_trimmed_mean, 5},
     {"_epione_epi_info_htslib_version", (DL_FUNC) &_epione_epi_info_htslib_version, 0},
     {"_epione_epi_info_tabix_seqnames", (DL_FUNC) &_epione_epi_info_tabix_seqnames, 1},
     {"_epione_epi_info_hdf5_roundtrip", (DL_FUNC) &_epione_epi_info_hdf5_roundtrip, 2},
