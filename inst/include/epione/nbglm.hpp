@@ -117,7 +117,7 @@ inline void xtwx(const Design& d, const double* w, double* b) {
     for (int k = 0; k < d.p; ++k)
         for (int l = 0; l <= k; ++l) {
             double s = 0.0;
-            for (int j = 0; j < d.m; ++j) s += d(j, k) * w[j] * d(j, l);
+            for (int j = 0; j < d.m; ++j) s += d(j, k) * (d(j, l) * w[j]);
             b[k + l * d.p] = s;
             b[l + k * d.p] = s;
         }
@@ -143,7 +143,9 @@ struct DispObjective {
         const double alpha = std::exp(a);
         double cr = 0.0;
         if (use_cr) {
-            for (int j = 0; j < d.m; ++j) w[j] = 1.0 / (1.0 / mu[j] + alpha);
+            // pow(., -1) as DESeq2's Armadillo code writes it (bit parity on
+            // flat log-posteriors near minDisp, where ties decide the grid)
+            for (int j = 0; j < d.m; ++j) w[j] = std::pow(std::pow(mu[j], -1.0) + alpha, -1.0);
             xtwx(d, w.data(), b.data());
             cr = -0.5 * std::log(det_small(b.data(), d.p));
         }
@@ -163,9 +165,9 @@ struct DispObjective {
         double cr = 0.0;
         if (use_cr) {
             for (int j = 0; j < d.m; ++j) {
-                const double v = 1.0 / mu[j] + alpha;
-                w[j] = 1.0 / v;
-                dw[j] = -1.0 / (v * v);
+                const double v = std::pow(mu[j], -1.0) + alpha;
+                w[j] = std::pow(v, -1.0);
+                dw[j] = -1.0 * std::pow(v, -2.0);
             }
             xtwx(d, w.data(), b.data());
             xtwx(d, dw.data(), db.data());
@@ -174,15 +176,15 @@ struct DispObjective {
             double tr = 0.0;  // trace(B^-1 dB)
             for (int k = 0; k < d.p; ++k)
                 for (int l = 0; l < d.p; ++l) tr += binv[k + l * d.p] * db[l + k * d.p];
-            cr = -0.5 * tr;
+            cr = -0.5 * (det * tr) / det;
         }
         const double r = 1.0 / alpha;
         const double dgr = digam(r);
         double s = 0.0;
         for (int j = 0; j < d.m; ++j) {
             const double ma = mu[j] * alpha;
-            s += dgr + std::log(1.0 + ma) - ma / (1.0 + ma) - digam(y[j] + r) +
-                 y[j] / (mu[j] + r);
+            s += dgr + std::log(1.0 + ma) - ma * std::pow(1.0 + ma, -1.0) -
+                 digam(y[j] + r) + y[j] * std::pow(mu[j] + r, -1.0);
         }
         const double ll = r * r * s;
         double prior = 0.0;
@@ -239,19 +241,22 @@ inline LineSearchResult line_search(const DispObjective& f, double a,
 inline double grid_search(const DispObjective& f, double max_disp) {
     const int n = 20;
     const double lo = std::log(1e-8), hi = std::log(max_disp);
-    const double delta = (hi - lo) / (n - 1);
-    auto best_of = [&](double from, double step) {
+    // DESeq2 takes the spacing as grid[1] - grid[0] of R's seq(), which is
+    // not bit-equal to (hi - lo) / 19; the fine grid depends on it.
+    const double delta = (lo + (hi - lo) / (n - 1)) - lo;
+    // Grid points as R's seq() and Armadillo's linspace() place them.
+    auto best_of = [&](double from, double to) {
+        const double step = (to - from) / (n - 1);
         double best = -INFINITY, arg = from;
-        bool first = true;
         for (int t = 0; t < n; ++t) {
-            const double a = (t == n - 1) ? from + step * (n - 1) : from + step * t;
+            const double a = (t == n - 1) ? to : from + t * step;
             const double v = f.lp(a);
-            if (first || v > best) { best = v; arg = a; first = false; }
+            if (t == 0 || v > best) { best = v; arg = a; }
         }
         return arg;
     };
-    const double a_hat = best_of(lo, delta);
-    return best_of(a_hat - delta, 2.0 * delta / (n - 1));
+    const double a_hat = best_of(lo, hi);
+    return best_of(a_hat - delta, a_hat + delta);
 }
 
 }  // namespace nb
