@@ -91,9 +91,10 @@ setMethod("differentialAccessibility", "SummarizedExperiment", function(
                   threads, verbose)
     y <- .check_counts(SummarizedExperiment::assay(object, assay.type))
     cd <- as.data.frame(SummarizedExperiment::colData(object))
-    run <- .da_fit(y, cd, design, reduced, a,
-                   .existing_sf(object))
-    .da_attach(object, run, y, cd, design, contrast, a)
+    X <- .design_matrix(design, cd)
+    spec <- .resolve_contrast(contrast, X, cd)  # fail before fitting
+    run <- .da_fit(y, cd, design, reduced, a, .existing_sf(object))
+    .da_attach(object, run, y, cd, design, spec, a)
 })
 
 # Normalises and checks the scalar arguments in one place.
@@ -303,8 +304,7 @@ setMethod("differentialAccessibility", "SummarizedExperiment", function(
 }
 
 # Results into rowData, size factors into colData, details into metadata.
-.da_attach <- function(object, fit, y, cd, design, contrast, a) {
-    spec <- .resolve_contrast(contrast, fit$X, cd)
+.da_attach <- function(object, fit, y, cd, design, spec, a) {
     res <- .deseq_results(fit, y, spec, a$alpha, a$lfcThreshold,
                           a$cooksCutoff, a$independentFiltering,
                           .two_group(design, cd))
