@@ -926,9 +926,10 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
     d <- pass$disp
     f <- pass$fit
     cols <- list(baseMean = pass$stats$baseMean, baseVar = pass$stats$baseVar,
-        dispGeneEst = d$gene$dispGeneEst, dispGeneIter = d$gene$dispGeneIter,
+        dispGeneEst = d$gene$dispGeneEst,
+        dispGeneIter = as.numeric(d$gene$dispGeneIter),
         dispFit = d$dispFit, dispersion = d$map$dispersion,
-        dispIter = d$map$dispIter, dispOutlier = d$map$dispOutlier,
+        dispIter = as.numeric(d$map$dispIter), dispOutlier = d$map$dispOutlier,
         dispMAP = d$map$dispMAP)
     nm <- colnames(X)
     beta <- stats::setNames(lapply(seq_along(nm), function(k) f$beta[, k]), nm)
@@ -939,11 +940,12 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
         pv <- lapply(st, function(s) 2 * stats::pnorm(abs(s), lower.tail = FALSE))
         names(st) <- paste0("WaldStatistic_", nm)
         names(pv) <- paste0("WaldPvalue_", nm)
-        tests <- c(st, pv, list(betaConv = f$conv, betaIter = f$iter))
+        tests <- c(st, pv, list(betaConv = f$conv,
+                                betaIter = as.numeric(f$iter)))
     } else {
         tests <- list(LRTStatistic = f$LRTStatistic, LRTPvalue = f$LRTPvalue,
                       fullBetaConv = f$conv, reducedBetaConv = f$reducedConv,
-                      betaIter = f$iter)
+                      betaIter = as.numeric(f$iter))
     }
     cols <- c(cols, beta, se, tests,
               list(deviance = -2 * f$logLike, maxCooks = .max_cooks(pass$cooks, X)))

@@ -54,7 +54,7 @@ for (size in sizes) {
     d2 <- timed(function() results(DESeq(dds, quiet = TRUE)), reps_ref)
     gp <- timed(function() {
         fit <- glm_gp(s$y, design = ~ condition, col_data = s$cd,
-                      size_factors = "ratio", on_disk = FALSE)
+                      size_factors = "poscounts", on_disk = FALSE)
         test_de(fit, reduced_design = ~ 1)
     }, reps_ref)
     ep <- timed(function() {

@@ -219,7 +219,9 @@ inline LineSearchResult line_search(const DispObjective& f, double a,
         if (theta_kappa <= theta_hat_kappa) {
             iter_accept++;
             a = a + kappa * dlp;
-            const double lpnew = f.lp(a);
+            // DESeq2 re-evaluates lp(a) here; it is the value just computed
+            // at the same point, so reuse it (bit-identical, one call less).
+            const double lpnew = -theta_kappa;
             const double change = lpnew - lp;
             if (change < tol) { lp = lpnew; break; }
             if (a < min_log_alpha) break;
