@@ -257,7 +257,7 @@ setMethod("differentialAccessibility", "SummarizedExperiment", function(
     }
     if (is.null(sf)) sf <- .size_factors(y, a$sfType, a$threads)
     .deseq_engine(y, X, sf, a$fitType, a$test, Xr, a$minRep, a$threads,
-                  a$verbose)
+                  a$verbose, isTRUE(a$keep_assays))
 }
 
 # contrast -> list(name, sign) for a coefficient or a numeric vector.
@@ -379,6 +379,7 @@ DESeqFast <- function(object, test = c("Wald", "LRT"), fitType = c(
                   minReplicatesForReplace, TRUE, threads, !quiet)
     y <- .check_counts(DESeq2::counts(object))
     cd <- as.data.frame(SummarizedExperiment::colData(object))
+    a$keep_assays <- TRUE  # mu and H only for the DESeqDataSet (memory)
     fit <- .da_fit(y, cd, DESeq2::design(object), reduced, a,
                    DESeq2::sizeFactors(object))
     fit$design_text <- c(deparse1(DESeq2::design(object)),
@@ -885,7 +886,7 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
 # per-row table (DESeq2's mcols names, NA for all-zero rows), assays and
 # the dispersion function; see .deseq_table().
 .deseq_engine <- function(y, X, sf, fitType, test, Xr, minRep, threads,
-                          verbose) {
+                          verbose, keep_assays = FALSE) {
     n <- nrow(y)
     allZero <- rowSums(y) == 0
     nz <- which(!allZero)
@@ -905,8 +906,8 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
     tab$baseMean <- st$baseMean
     tab$baseVar <- st$baseVar
     out <- list(table = tab, cooks = .fill_rows(pass$cooks, n, nz),
-                mu = .fill_rows(pass$fit$mu, n, nz),
-                H = .fill_rows(pass$fit$hat, n, nz),
+                mu = if (keep_assays) .fill_rows(pass$fit$mu, n, nz),
+                H = if (keep_assays) .fill_rows(pass$fit$hat, n, nz),
                 trend = pass$disp$trend, sizeFactors = sf, X = X, Xr = Xr,
                 test = test, replaceable = rep(FALSE, ncol(y)))
     if (any(.n_or_more_in_cell(X, minRep))) {
@@ -1044,7 +1045,9 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
 .contrast_se <- function(fit, y, cvec) {
     X <- fit$X
     lam <- rep(1e-6, ncol(X)) / log(2)^2
-    mu <- pmax(fit$mu, 0.5)
+    beta <- as.matrix(fit$table[colnames(X)])
+    mu <- pmax(2^(beta %*% t(X)) * rep(fit$sizeFactors, each = nrow(beta)),
+               0.5)
     w <- mu / (1 + fit$table$dispersion * mu)
     vapply(seq_len(nrow(w)), function(i) {
         if (anyNA(w[i, ])) return(NA_real_)

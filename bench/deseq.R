@@ -3,7 +3,8 @@
 # shared/data/ref/deseq2 (regenerated here with its simulate.R; nothing is
 # written to the repository). Prints, per size, the elapsed and user-CPU
 # seconds (median of EPIONE_BENCH_REPS runs, default 1 for the references
-# and 3 for epione), the ratios, and whether the padj < 0.1 calls agree with
+# and 3 for epione), the ratios to epione (x_elaps on elapsed, x_user on
+# user CPU, which counts both epione threads), and whether the padj < 0.1 calls agree with
 # DESeq2; exits non-zero if they do not.
 # Usage: Rscript bench/deseq.R [p50k_s6 p200k_s12 p50k_s100]
 suppressPackageStartupMessages({
@@ -46,8 +47,8 @@ timed <- function(expr_fn, reps) {
 }
 
 ok_all <- TRUE
-cat(sprintf("%-10s %-12s %9s %9s %8s  %s\n", "size", "tool", "elapsed",
-            "user", "ratio", "notes"))
+cat(sprintf("%-10s %-12s %9s %9s %8s %8s  %s\n", "size", "tool", "elapsed",
+            "user", "x_elaps", "x_user", "notes"))
 for (size in sizes) {
     s <- load_set(size)
     dds <- DESeqDataSetFromMatrix(s$y, s$cd, ~ condition)
@@ -66,8 +67,9 @@ for (size in sizes) {
     same <- identical(calls_ref, calls_ep)
     ok_all <- ok_all && same
     row <- function(tool, t, note) {
-        cat(sprintf("%-10s %-12s %9.2f %9.2f %8.1f  %s\n", size, tool,
-                    t$elapsed, t$user, t$elapsed / ep$elapsed, note))
+        cat(sprintf("%-10s %-12s %9.2f %9.2f %8.1f %8.1f  %s\n", size, tool,
+                    t$elapsed, t$user, t$elapsed / ep$elapsed,
+                    t$user / ep$user, note))
     }
     row("DESeq2", d2, "1 thread (OpenBLAS 1)")
     row("glmGamPoi", gp, "1 thread, glm_gp + test_de")
