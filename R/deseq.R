@@ -382,8 +382,8 @@ DESeqFast <- function(object, test = c("Wald", "LRT"), fitType = c(
     a$keep_assays <- TRUE  # mu and H only for the DESeqDataSet (memory)
     fit <- .da_fit(y, cd, DESeq2::design(object), reduced, a,
                    DESeq2::sizeFactors(object))
-    fit$design_text <- c(deparse1(DESeq2::design(object)),
-                         if (!is.null(reduced)) deparse1(reduced))
+    fit$design_text <- vapply(c(list(DESeq2::design(object)), reduced),
+        function(f) paste(as.character(f), collapse = " "), "")
     .as_dds(object, fit, y)
 }
 
