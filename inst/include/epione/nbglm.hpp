@@ -152,9 +152,10 @@ struct DispObjective {
         const double r = 1.0 / alpha;
         const double lgr = lgam(r);
         double ll = 0.0;
+        // y = 0 gives lgamma(0 + r) = lgamma(r): reuse it (same bits)
         for (int j = 0; j < d.m; ++j)
-            ll += lgam(y[j] + r) - lgr - y[j] * std::log(mu[j] + r) -
-                  r * std::log(1.0 + mu[j] * alpha);
+            ll += (y[j] == 0 ? lgr : lgam(y[j] + r)) - lgr -
+                  y[j] * std::log(mu[j] + r) - r * std::log(1.0 + mu[j] * alpha);
         double prior = 0.0;
         if (use_prior) prior = -0.5 * (a - prior_mean) * (a - prior_mean) / prior_var;
         return ll + prior + cr;
@@ -184,7 +185,7 @@ struct DispObjective {
         for (int j = 0; j < d.m; ++j) {
             const double ma = mu[j] * alpha;
             s += dgr + std::log(1.0 + ma) - ma * std::pow(1.0 + ma, -1.0) -
-                 digam(y[j] + r) + y[j] * std::pow(mu[j] + r, -1.0);
+                 (y[j] == 0 ? dgr : digam(y[j] + r)) + y[j] * std::pow(mu[j] + r, -1.0);
         }
         const double ll = r * r * s;
         double prior = 0.0;
