@@ -33,6 +33,14 @@ epi_deseq_trimmed_mean <- function(counts, sf, rows, trim, threads) {
     .Call(`_epione_epi_deseq_trimmed_mean`, counts, sf, rows, trim, threads)
 }
 
+epi_deseq_count_issues <- function(counts) {
+    .Call(`_epione_epi_deseq_count_issues`, counts)
+}
+
+epi_deseq_row_max <- function(x, use) {
+    .Call(`_epione_epi_deseq_row_max`, x, use)
+}
+
 epi_info_htslib_version <- function() {
     .Call(`_epione_epi_info_htslib_version`)
 }

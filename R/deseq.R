@@ -141,20 +141,21 @@ setMethod("differentialAccessibility", "SummarizedExperiment", function(
         .abort("counts have ", ncol(x), " sample(s); differential testing ",
                "needs at least two samples and replicates in some group.")
     }
-    if (anyNA(x)) {
-        .abort("counts contain ", sum(is.na(x)), " NA value(s); remove those ",
+    storage.mode(x) <- "double"
+    bad <- epi_deseq_count_issues(x)
+    if (bad[["na"]] > 0) {
+        .abort("counts contain ", bad[["na"]], " NA value(s); remove those ",
                "peaks (e.g. x[complete.cases(x), ]) or replace the NAs.")
     }
-    if (any(x < 0)) {
+    if (bad[["negative"]] > 0) {
         .abort("counts contain negative values; DESeq2's model needs ",
                "non-negative integer counts (raw reads per peak, not ",
                "normalized or log values).")
     }
-    if (any(x != round(x))) {
+    if (bad[["fraction"]] > 0) {
         .abort("counts contain non-integer values; use raw integer counts ",
                "(round() estimated counts first if you must).")
     }
-    storage.mode(x) <- "double"
     x
 }
 
@@ -855,10 +856,7 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
 .max_cooks <- function(cooks, X) {
     use <- .n_or_more_in_cell(X, 3)
     if (nrow(X) <= ncol(X) || !any(use)) return(rep(NA_real_, nrow(cooks)))
-    c <- cooks[, use, drop = FALSE]
-    out <- do.call(pmax, c(lapply(seq_len(ncol(c)), function(j) c[, j]),
-                           list(na.rm = FALSE)))
-    out
+    epi_deseq_row_max(cooks, use)
 }
 
 # One pass of the pipeline on `rows` of y, given the trend (NULL: fit it).
@@ -969,7 +967,7 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
     m <- ncol(y)
     if (m <= p) return(out)
     cutoff <- stats::qf(0.99, p, m - p)
-    replace <- rowSums(out$cooks > cutoff) > 0
+    replace <- epi_deseq_row_max(out$cooks, rep(TRUE, m)) > cutoff
     out$table$replace <- replace
     out$replaceable <- .n_or_more_in_cell(X, minRep)
     rows <- which(replace)

@@ -140,6 +140,27 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// epi_deseq_count_issues
+Rcpp::NumericVector epi_deseq_count_issues(Rcpp::NumericMatrix counts);
+RcppExport SEXP _epione_epi_deseq_count_issues(SEXP countsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type counts(countsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_deseq_count_issues(counts));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_deseq_row_max
+Rcpp::NumericVector epi_deseq_row_max(Rcpp::NumericMatrix x, Rcpp::LogicalVector use);
+RcppExport SEXP _epione_epi_deseq_row_max(SEXP xSEXP, SEXP useSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type x(xSEXP);
+    Rcpp::traits::input_parameter< Rcpp::LogicalVector >::type use(useSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_deseq_row_max(x, use));
+    return rcpp_result_gen;
+END_RCPP
+}
 // epi_info_htslib_version
 std::string epi_info_htslib_version();
 RcppExport SEXP _epione_epi_info_htslib_version() {
@@ -292,6 +313,8 @@ static const R_CallMethodDef CallEntries[] = {
     {"_epione_epi_deseq_fit_glm", (DL_FUNC) &_epione_epi_deseq_fit_glm, 12},
     {"_epione_epi_deseq_cooks", (DL_FUNC) &_epione_epi_deseq_cooks, 8},
     {"_epione_epi_deseq_trimmed_mean", (DL_FUNC) &_epione_epi_deseq_trimmed_mean, 5},
+    {"_epione_epi_deseq_count_issues", (DL_FUNC) &_epione_epi_deseq_count_issues, 1},
+    {"_epione_epi_deseq_row_max", (DL_FUNC) &_epione_epi_deseq_row_max, 2},
     {"_epione_epi_info_htslib_version", (DL_FUNC) &_epione_epi_info_htslib_version, 0},
     {"_epione_epi_info_tabix_seqnames", (DL_FUNC) &_epione_epi_info_tabix_seqnames, 1},
     {"_epione_epi_info_hdf5_roundtrip", (DL_FUNC) &_epione_epi_info_hdf5_roundtrip, 2},

@@ -154,3 +154,31 @@ Rcpp::NumericVector epi_deseq_trimmed_mean(Rcpp::NumericMatrix counts, Rcpp::Num
                                      par, glue::span(out));
     return out;
 }
+
+// One pass over the counts: how many NA, negative and non-integer values.
+// [[Rcpp::export(rng = false)]]
+Rcpp::NumericVector epi_deseq_count_issues(Rcpp::NumericMatrix counts) {
+    double na = 0, neg = 0, frac = 0;
+    for (double v : counts) {
+        if (std::isnan(v)) { na++; continue; }
+        if (v < 0) neg++;
+        if (v != std::round(v)) frac++;
+    }
+    return Rcpp::NumericVector::create(Rcpp::Named("na") = na, Rcpp::Named("negative") = neg,
+                                       Rcpp::Named("fraction") = frac);
+}
+
+// Row maxima of x over the columns flagged in `use` (NA rows stay NA).
+// [[Rcpp::export(rng = false)]]
+Rcpp::NumericVector epi_deseq_row_max(Rcpp::NumericMatrix x, Rcpp::LogicalVector use) {
+    const R_xlen_t n = x.nrow();
+    Rcpp::NumericVector out(n, R_NegInf);
+    for (int j = 0; j < x.ncol(); ++j) {
+        if (!use[j]) continue;
+        const double* col = &x[static_cast<R_xlen_t>(j) * n];
+        for (R_xlen_t i = 0; i < n; ++i)
+            if (std::isnan(col[i]) || std::isnan(out[i])) out[i] = NA_REAL;
+            else if (col[i] > out[i]) out[i] = col[i];
+    }
+    return out;
+}
