@@ -248,7 +248,8 @@ setMethod("differentialAccessibility", "SummarizedExperiment", function(
     Xr <- NULL
     if (a$test == "LRT") {
         if (is.null(reduced)) {
-            .abort("test = \"LRT\" needs a reduced formula, e.g. reduced = ~ 1.")
+            .abort("test = \"LRT\" needs a reduced formula, e.g. ",
+                   "reduced = ~ 1.")
         }
         Xr <- .design_matrix(reduced, cd, "reduced design")
         if (ncol(X) - ncol(Xr) < 1) {
@@ -936,7 +937,9 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
                           paste0("SE_", nm))
     if (test == "Wald") {
         st <- lapply(seq_along(nm), function(k) f$beta[, k] / f$se[, k])
-        pv <- lapply(st, function(s) 2 * stats::pnorm(abs(s), lower.tail = FALSE))
+        pv <- lapply(st, function(s) {
+            2 * stats::pnorm(abs(s), lower.tail = FALSE)
+        })
         names(st) <- paste0("WaldStatistic_", nm)
         names(pv) <- paste0("WaldPvalue_", nm)
         tests <- c(st, pv, list(betaConv = f$conv,
@@ -947,7 +950,8 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
                       betaIter = as.numeric(f$iter))
     }
     cols <- c(cols, beta, se, tests,
-              list(deviance = -2 * f$logLike, maxCooks = .max_cooks(pass$cooks, X)))
+              list(deviance = -2 * f$logLike,
+                   maxCooks = .max_cooks(pass$cooks, X)))
     tab <- as.data.frame(lapply(cols, function(v) {
         out <- rep(v[1][NA], n)
         out[nz] <- v
@@ -1062,7 +1066,8 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
     m <- ncol(y)
     p <- ncol(fit$X)
     if (isFALSE(cooksCutoff) || m <= p) return(pvalue)
-    cutoff <- if (isTRUE(cooksCutoff)) stats::qf(0.99, p, m - p) else cooksCutoff
+    cutoff <- if (isTRUE(cooksCutoff)) stats::qf(0.99, p, m - p) else
+        cooksCutoff
     out <- which(!is.na(fit$table$maxCooks) & fit$table$maxCooks > cutoff)
     if (two_group && length(out)) {
         keep <- vapply(out, function(i) {
@@ -1103,7 +1108,8 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
     }
     lo <- stats::lowess(numRej ~ theta, f = 1 / 5)
     j <- if (max(numRej) <= 10) 1L else {
-        res <- if (all(numRej == 0)) 0 else numRej[numRej > 0] - lo$y[numRej > 0]
+        pos <- numRej > 0
+        res <- if (all(numRej == 0)) 0 else numRej[pos] - lo$y[pos]
         thresh <- max(lo$y) - sqrt(mean(res^2))
         if (any(numRej > thresh)) which(numRej > thresh)[1] else 1L
     }

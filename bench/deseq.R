@@ -4,8 +4,8 @@
 # written to the repository). Prints, per size, the elapsed and user-CPU
 # seconds (median of EPIONE_BENCH_REPS runs, default 1 for the references
 # and 3 for epione), the ratios to epione (x_elaps on elapsed, x_user on
-# user CPU, which counts both epione threads), and whether the padj < 0.1 calls agree with
-# DESeq2; exits non-zero if they do not.
+# user CPU, which counts both epione threads), and whether the padj < 0.1
+# calls agree with DESeq2; exits non-zero if they do not.
 # Usage: Rscript bench/deseq.R [p50k_s6 p200k_s12 p50k_s100]
 suppressPackageStartupMessages({
     library(epione)
