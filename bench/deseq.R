@@ -1,0 +1,80 @@
+# Benchmark: epione::differentialAccessibility() against DESeq2::DESeq() +
+# results() and glmGamPoi::glm_gp() + test_de(), on the simulated sets of
+# shared/data/ref/deseq2 (regenerated here with its simulate.R; nothing is
+# written to the repository). Prints, per size, the elapsed and user-CPU
+# seconds (median of EPIONE_BENCH_REPS runs, default 1 for the references
+# and 3 for epione), the ratios to epione (x_elaps on elapsed, x_user on
+# user CPU, which counts both epione threads), and whether the padj < 0.1
+# calls agree with DESeq2; exits non-zero if they do not.
+# Usage: Rscript bench/deseq.R [p50k_s6 p200k_s12 p50k_s100]
+suppressPackageStartupMessages({
+    library(epione)
+    library(DESeq2)
+    library(glmGamPoi)
+})
+Sys.setenv(OPENBLAS_NUM_THREADS = "1")
+args <- commandArgs(trailingOnly = TRUE)
+sizes <- if (length(args)) args else c("p50k_s6", "p200k_s12", "p50k_s100")
+shared <- Sys.getenv("EPIONE_SHARED", "../shared")
+ref <- file.path(shared, "data", "ref", "deseq2")
+out <- Sys.getenv("EPIONE_BENCH_DIR", file.path(tempdir(), "deseq-bench"))
+reps_ref <- as.integer(Sys.getenv("EPIONE_BENCH_REPS", "1"))
+threads <- 2L
+
+load_set <- function(name) {
+    dd <- file.path(out, name)
+    if (!file.exists(file.path(dd, "counts.tsv.gz"))) {
+        system2("Rscript", c(file.path(ref, "scripts", "simulate.R"), out,
+                             name), stdout = FALSE)
+    }
+    ct <- utils::read.delim(gzfile(file.path(dd, "counts.tsv.gz")),
+                            check.names = FALSE)
+    y <- as.matrix(ct[, -1])
+    rownames(y) <- ct$peak_id
+    list(y = y, cd = readRDS(file.path(dd, "colData.rds")))
+}
+
+timed <- function(expr_fn, reps) {
+    runs <- lapply(seq_len(reps), function(i) {
+        gc()
+        t <- system.time(v <- expr_fn())
+        list(t = t, v = v)
+    })
+    el <- vapply(runs, function(r) r$t[["elapsed"]], 0)
+    us <- vapply(runs, function(r) r$t[["user.self"]], 0)
+    list(elapsed = stats::median(el), user = stats::median(us),
+         value = runs[[1]]$v)
+}
+
+ok_all <- TRUE
+cat(sprintf("%-10s %-12s %9s %9s %8s %8s  %s\n", "size", "tool", "elapsed",
+            "user", "x_elaps", "x_user", "notes"))
+for (size in sizes) {
+    s <- load_set(size)
+    dds <- DESeqDataSetFromMatrix(s$y, s$cd, ~ condition)
+    d2 <- timed(function() results(DESeq(dds, quiet = TRUE)), reps_ref)
+    gp <- timed(function() {
+        fit <- glm_gp(s$y, design = ~ condition, col_data = s$cd,
+                      size_factors = "poscounts", on_disk = FALSE)
+        test_de(fit, reduced_design = ~ 1)
+    }, reps_ref)
+    ep <- timed(function() {
+        SummarizedExperiment::rowData(differentialAccessibility(s$y,
+            ~ condition, colData = s$cd, threads = threads))
+    }, 3L)
+    calls_ref <- which(d2$value$padj < 0.1)
+    calls_ep <- which(ep$value$padj < 0.1)
+    same <- identical(calls_ref, calls_ep)
+    ok_all <- ok_all && same
+    row <- function(tool, t, note) {
+        cat(sprintf("%-10s %-12s %9.2f %9.2f %8.1f %8.1f  %s\n", size, tool,
+                    t$elapsed, t$user, t$elapsed / ep$elapsed,
+                    t$user / ep$user, note))
+    }
+    row("DESeq2", d2, "1 thread (OpenBLAS 1)")
+    row("glmGamPoi", gp, "1 thread, glm_gp + test_de")
+    row("epione", ep, sprintf("%d threads; padj<0.1 calls %s DESeq2 (%d)",
+                              threads, if (same) "==" else "!=",
+                              length(calls_ref)))
+}
+if (!ok_all) quit(status = 1)

@@ -1,0 +1,422 @@
+// DESeq2-style differential testing of a peaks x samples count matrix
+// (DESeq2 1.38 defaults; the contract with every constant is
+// shared/data/ref/deseq2/SPEC.md). Each function works on a list of rows
+// (0-based) of the full count matrix, so all-zero rows and the refit of
+// replaced rows need no copies. Rows are independent: work is split into
+// fixed blocks of rows, so every thread count gives the same bits.
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <numeric>
+#include <vector>
+#include "nbglm.hpp"
+#include "span.hpp"
+#include "threads.hpp"
+
+namespace epione {
+namespace deseq {
+
+using nb::Design;
+
+struct DispOptions {
+    double min_disp = 1e-8;   // lower bound of every dispersion
+    double max_disp = 10;     // max(10, m), set by the caller
+    double kappa_0 = 1.0;     // first line-search step
+    double disp_tol = 1e-6;   // stop when the log posterior gains less
+    int maxit = 100;          // line-search iterations (rejections count)
+    double minmu = 0.5;       // lower bound of fitted means
+    bool use_cr = true;       // Cox-Reid adjustment
+};
+
+struct GlmOptions {
+    double beta_tol = 1e-8;   // relative deviance change
+    int maxit = 100;
+    double minmu = 0.5;
+    double large = 30.0;      // |beta| (natural log) that stops IRLS
+};
+
+constexpr index_t kBlock = 128;  // rows per task
+
+template <class Par, class F>
+void for_rows(Par& par, index_t n, F&& fn) {
+    const index_t n_blocks = (n + kBlock - 1) / kBlock;
+    par.run(n_blocks, [&](index_t b) {
+        const index_t end = std::min(n, (b + 1) * kBlock);
+        for (index_t k = b * kBlock; k < end; ++k) fn(k);
+    });
+}
+
+inline void read_row(const DenseView<const double>& y, index_t i, double* out) {
+    for (index_t j = 0; j < y.ncol; ++j) out[j] = y(i, j);
+}
+
+// R's median (mean of the two middle values when the count is even).
+inline double median(std::vector<double>& v) {
+    const size_t n = v.size(), h = n / 2;
+    std::nth_element(v.begin(), v.begin() + h, v.end());
+    const double hi = v[h];
+    if (n % 2) return hi;
+    return 0.5 * (hi + *std::max_element(v.begin(), v.begin() + h));
+}
+
+// R's mean(x, trim = t): drop floor(n t) values at each end (median at 0.5).
+inline double trimmed_mean(std::vector<double> v, double trim) {
+    const size_t n = v.size();
+    if (trim >= 0.5) return median(v);
+    const size_t lo = static_cast<size_t>(std::floor(n * trim));
+    std::sort(v.begin(), v.end());
+    long double s = 0.0;
+    for (size_t k = lo; k < n - lo; ++k) s += v[k];
+    return static_cast<double>(s / static_cast<long double>(n - 2 * lo));
+}
+
+// Median-of-ratios size factors (DESeq2 estimateSizeFactorsForMatrix).
+template <class Par>
+void size_factors(const DenseView<const double>& y, Par& par, Span<double> sf) {
+    require_size(sf, y.ncol, "sf");
+    std::vector<double> lgm(y.nrow);
+    for_rows(par, y.nrow, [&](index_t i) {
+        long double s = 0.0;
+        for (index_t j = 0; j < y.ncol; ++j) s += std::log(y(i, j));
+        lgm[i] = static_cast<double>(s / y.ncol);
+    });
+    std::vector<char> ok(y.nrow);
+    index_t n_ok = 0;
+    for (index_t i = 0; i < y.nrow; ++i) n_ok += (ok[i] = std::isfinite(lgm[i]));
+    if (n_ok == 0)
+        throw input_error("every peak has a zero in at least one sample, so the "
+                          "median-of-ratios size factors cannot be computed; use "
+                          "sfType = \"poscounts\" or supply sizeFactors");
+    par.run(y.ncol, [&](index_t j) {
+        std::vector<double> r;
+        r.reserve(n_ok);
+        for (index_t i = 0; i < y.nrow; ++i)
+            if (ok[i] && y(i, j) > 0) r.push_back(std::log(y(i, j)) - lgm[i]);
+        sf[j] = std::exp(median(r));
+    });
+}
+
+// Per-row baseMean, baseVar (of normalized counts) for the given rows.
+template <class Par>
+void base_stats(const DenseView<const double>& y, Span<const double> sf,
+                Span<const int> rows, Par& par, Span<double> mean, Span<double> var) {
+    const index_t m = y.ncol;
+    for_rows(par, rows.size(), [&](index_t k) {
+        const index_t i = rows[k];
+        long double s = 0.0;
+        for (index_t j = 0; j < m; ++j) s += y(i, j) / sf[j];
+        const double mu = static_cast<double>(s / m);
+        double ss = 0.0;
+        for (index_t j = 0; j < m; ++j) {
+            const double e = y(i, j) / sf[j] - mu;
+            ss += e * e;
+        }
+        mean[k] = mu;
+        var[k] = m > 1 ? ss / (m - 1) : NAN;
+    });
+}
+
+// Rough starting dispersion and the linear-model mean (DESeq2
+// roughDispEstimate, momentsDispEstimate, linearModelMuNormalized). `hat` is
+// X (X'X)^-1 X' (m x m); `mu` (rows x m) receives the clamped linear mean
+// when `linear_mu`, else it must already hold the GLM mean (clamped here).
+template <class Par>
+void gene_init(const DenseView<const double>& y, Span<const double> sf,
+               const Design& d, Span<const double> hat, Span<const int> rows,
+               Span<const double> mean, Span<const double> var, bool linear_mu,
+               const DispOptions& opt, Par& par, DenseView<double> mu,
+               Span<double> alpha_init) {
+    const int m = d.m, p = d.p;
+    double xim = 0.0;
+    for (int j = 0; j < m; ++j) xim += 1.0 / sf[j];
+    xim /= m;
+    for_rows(par, rows.size(), [&](index_t k) {
+        const index_t i = rows[k];
+        std::vector<double> z(m), fit(m, 0.0);
+        for (int j = 0; j < m; ++j) z[j] = y(i, j) / sf[j];
+        for (int j = 0; j < m; ++j)
+            for (int l = 0; l < m; ++l) fit[j] += z[l] * hat[l + j * m];
+        double s = 0.0;
+        for (int j = 0; j < m; ++j) {
+            const double mt = std::max(1.0, fit[j]);
+            s += ((z[j] - mt) * (z[j] - mt) - mt) / (mt * mt);
+        }
+        const double rough = std::max(s / (m - p), 0.0);
+        const double moments = (var[k] - xim * mean[k]) / (mean[k] * mean[k]);
+        alpha_init[k] = std::min(std::max(opt.min_disp, std::min(rough, moments)),
+                                 opt.max_disp);
+        for (int j = 0; j < m; ++j) {
+            double v = linear_mu ? fit[j] * sf[j] : mu(k, j);
+            mu(k, j) = std::max(v, opt.minmu);
+        }
+    });
+}
+
+// Gene-wise dispersion (estimateDispersionsGeneEst with niter = 1).
+template <class Par>
+void gene_dispersion(const DenseView<const double>& y, const Design& d,
+                     Span<const int> rows, const DenseView<const double>& mu,
+                     Span<const double> alpha_init, const DispOptions& opt,
+                     Par& par, Span<double> est, Span<int> iter) {
+    const int m = d.m;
+    for_rows(par, rows.size(), [&](index_t k) {
+        std::vector<double> yr(m), mr(m);
+        read_row(y, rows[k], yr.data());
+        read_row(mu, k, mr.data());
+        nb::DispObjective f(d, yr.data(), mr.data());
+        f.use_cr = opt.use_cr;
+        const auto r = nb::line_search(f, std::log(alpha_init[k]),
+                                       std::log(opt.min_disp / 10), opt.kappa_0,
+                                       opt.disp_tol, opt.maxit);
+        double a = std::min(std::exp(r.a), opt.max_disp);
+        if (r.last_lp < r.initial_lp + std::fabs(r.initial_lp) / 1e6) a = alpha_init[k];
+        const bool conv = r.iter < opt.maxit && r.iter != 1;
+        if (!conv && a > opt.min_disp * 10) a = std::exp(nb::grid_search(f, opt.max_disp));
+        est[k] = std::min(std::max(a, opt.min_disp), opt.max_disp);
+        iter[k] = r.iter;
+    });
+}
+
+// MAP dispersion (estimateDispersionsMAP) with the outlier rule.
+template <class Par>
+void map_dispersion(const DenseView<const double>& y, const Design& d,
+                    Span<const int> rows, const DenseView<const double>& mu,
+                    Span<const double> gene_est, Span<const double> fit,
+                    double prior_var, double var_log_disp, const DispOptions& opt,
+                    Par& par, Span<double> map, Span<int> iter,
+                    Span<int> outlier, Span<double> disp) {
+    const int m = d.m;
+    const double sd_log = std::sqrt(var_log_disp);
+    for_rows(par, rows.size(), [&](index_t k) {
+        std::vector<double> yr(m), mr(m);
+        read_row(y, rows[k], yr.data());
+        read_row(mu, k, mr.data());
+        nb::DispObjective f(d, yr.data(), mr.data());
+        f.use_cr = opt.use_cr;
+        f.use_prior = true;
+        f.prior_mean = std::log(fit[k]);
+        f.prior_var = prior_var;
+        const double g = gene_est[k];
+        const double init = (!std::isnan(g) && g > 0.1 * fit[k]) ? g : fit[k];
+        const auto r = nb::line_search(f, std::log(init), std::log(opt.min_disp / 10),
+                                       opt.kappa_0, opt.disp_tol, opt.maxit);
+        double a = std::exp(r.a);
+        if (r.iter >= opt.maxit) a = std::exp(nb::grid_search(f, opt.max_disp));
+        map[k] = std::min(std::max(a, opt.min_disp), opt.max_disp);
+        iter[k] = r.iter;
+        const bool out = std::log(g) > std::log(fit[k]) + 2.0 * sd_log;
+        outlier[k] = out;
+        disp[k] = out ? g : map[k];
+    });
+}
+
+// Householder QR least squares of the (m + p) x p system [sqrt(w) X; sqrt(L)]
+// against [sqrt(w) z; 0], as DESeq2's fitBeta (useQR = TRUE) solves it.
+inline void qr_solve(std::vector<double>& a, int rows, int p,
+                     std::vector<double>& b, double* beta) {
+    for (int c = 0; c < p; ++c) {
+        double norm = 0.0;
+        for (int r = c; r < rows; ++r) norm += a[r + c * rows] * a[r + c * rows];
+        norm = std::sqrt(norm);
+        if (norm == 0.0) continue;
+        const double alpha = a[c + c * rows] > 0 ? -norm : norm;
+        std::vector<double> v(rows - c);
+        for (int r = c; r < rows; ++r) v[r - c] = a[r + c * rows];
+        v[0] -= alpha;
+        double vv = 0.0;
+        for (double e : v) vv += e * e;
+        if (vv == 0.0) continue;
+        auto reflect = [&](double* col) {
+            double s = 0.0;
+            for (int r = c; r < rows; ++r) s += v[r - c] * col[r];
+            s = 2.0 * s / vv;
+            for (int r = c; r < rows; ++r) col[r] -= s * v[r - c];
+        };
+        for (int k = c; k < p; ++k) reflect(&a[k * rows]);
+        reflect(b.data());
+    }
+    for (int c = p - 1; c >= 0; --c) {
+        double s = b[c];
+        for (int k = c + 1; k < p; ++k) s -= a[c + k * rows] * beta[k];
+        beta[c] = s / a[c + c * rows];
+    }
+}
+
+// Output of the NB GLM fit for a set of rows (natural-log coefficients).
+struct GlmOut {
+    DenseView<double> beta;      // rows x p
+    DenseView<double> beta_var;  // rows x p, diag of the sandwich covariance
+    DenseView<double> mu;        // rows x m, unclamped nf * exp(X beta)
+    DenseView<double> hat;       // rows x m, may be empty (ptr == nullptr)
+    Span<int> iter;
+    Span<double> log_like;       // full NB log-likelihood at unclamped mu
+};
+
+// IRLS per row (DESeq2 fitBeta with useQR = TRUE), started from the least
+// squares fit of log(y/s + 0.1) (`start`, rows x p, natural log).
+inline void fit_row(const double* yr, const double* nf, const Design& d,
+                    double alpha, const std::vector<double>& lambda,
+                    const double* start, const GlmOptions& opt, double* beta,
+                    double* beta_var, double* mu_out, double* hat_out, int& iter,
+                    double& log_like) {
+    const int m = d.m, p = d.p, rows = m + p;
+    std::vector<double> mu(m), w(m), a(static_cast<size_t>(rows) * p), b(rows), eta(m);
+    std::copy(start, start + p, beta);
+    auto linpred = [&]() {
+        for (int j = 0; j < m; ++j) {
+            double s = 0.0;
+            for (int k = 0; k < p; ++k) s += d(j, k) * beta[k];
+            eta[j] = s;
+        }
+    };
+    linpred();
+    for (int j = 0; j < m; ++j) mu[j] = std::max(nf[j] * std::exp(eta[j]), opt.minmu);
+    double dev = 0.0, dev_old = 0.0;
+    iter = 0;
+    std::vector<double> nb(p);
+    for (int t = 0; t < opt.maxit; ++t) {
+        iter++;
+        std::fill(a.begin(), a.end(), 0.0);
+        for (int j = 0; j < m; ++j) {
+            w[j] = mu[j] / (1.0 + alpha * mu[j]);
+            const double sw = std::sqrt(w[j]);
+            for (int k = 0; k < p; ++k) a[j + k * rows] = d(j, k) * sw;
+            b[j] = (std::log(mu[j] / nf[j]) + (yr[j] - mu[j]) / mu[j]) * sw;
+        }
+        for (int k = 0; k < p; ++k) { a[m + k + k * rows] = std::sqrt(lambda[k]); b[m + k] = 0.0; }
+        qr_solve(a, rows, p, b, nb.data());
+        std::copy(nb.begin(), nb.end(), beta);
+        bool large = false;
+        for (int k = 0; k < p; ++k) large |= std::fabs(beta[k]) > opt.large;
+        if (large) { iter = opt.maxit; break; }
+        linpred();
+        for (int j = 0; j < m; ++j) mu[j] = std::max(nf[j] * std::exp(eta[j]), opt.minmu);
+        dev = 0.0;
+        for (int j = 0; j < m; ++j) dev += -2.0 * nb::ldnbinom_mu(yr[j], 1.0 / alpha, mu[j]);
+        const double conv = std::fabs(dev - dev_old) / (std::fabs(dev) + 0.1);
+        if (std::isnan(conv)) { iter = opt.maxit; break; }
+        if (t > 0 && conv < opt.beta_tol) break;
+        dev_old = dev;
+    }
+    // Covariance and hat values at the final (clamped) mu, as fitBeta does.
+    for (int j = 0; j < m; ++j) w[j] = mu[j] / (1.0 + alpha * mu[j]);
+    std::vector<double> xtx(p * p), inv;
+    nb::xtwx(d, w.data(), xtx.data());
+    std::vector<double> ridge = xtx;
+    for (int k = 0; k < p; ++k) ridge[k + k * p] += lambda[k];
+    double det;
+    nb::invert(ridge, p, inv, det);
+    for (int k = 0; k < p; ++k) {  // diag(inv * xtx * inv)
+        double s = 0.0;
+        for (int l = 0; l < p; ++l)
+            for (int q = 0; q < p; ++q) s += inv[k + l * p] * xtx[l + q * p] * inv[q + k * p];
+        beta_var[k] = s;
+    }
+    if (hat_out)
+        for (int j = 0; j < m; ++j) {
+            double s = 0.0;
+            for (int k = 0; k < p; ++k)
+                for (int l = 0; l < p; ++l) s += d(j, k) * inv[l + k * p] * d(j, l);
+            hat_out[j] = s * w[j];
+        }
+    linpred();
+    log_like = 0.0;
+    for (int j = 0; j < m; ++j) {
+        mu_out[j] = nf[j] * std::exp(eta[j]);
+        log_like += nb::ldnbinom_mu(yr[j], 1.0 / alpha, mu_out[j]);
+    }
+}
+
+// NB GLM for the given rows with dispersions `alpha` (one per listed row).
+// `lambda` is the ridge on the natural-log scale. The start is DESeq2's
+// least-squares fit of log(y/s + 0.1): `ls_op` (p x m) is R^-1 Q' of the QR
+// of X, so start = ls_op * log(z + 0.1).
+template <class Par>
+void fit_glm(const DenseView<const double>& y, Span<const double> sf,
+             const Design& d, Span<const int> rows, Span<const double> alpha,
+             const std::vector<double>& lambda, const DenseView<const double>& ls_op,
+             const GlmOptions& opt, Par& par, GlmOut out) {
+    const int m = d.m, p = d.p;
+    for_rows(par, rows.size(), [&](index_t k) {
+        std::vector<double> yr(m), b0(p, 0.0), beta(p), bv(p), mu(m), h(m);
+        read_row(y, rows[k], yr.data());
+        for (int j = 0; j < m; ++j) {
+            const double lz = std::log(yr[j] / sf[j] + 0.1);
+            for (int c = 0; c < p; ++c) b0[c] += ls_op(c, j) * lz;
+        }
+        int iter;
+        double ll;
+        fit_row(yr.data(), sf.ptr, d, alpha[k], lambda, b0.data(), opt, beta.data(),
+                bv.data(), mu.data(), out.hat.ptr ? h.data() : nullptr, iter, ll);
+        for (int c = 0; c < p; ++c) { out.beta(k, c) = beta[c]; out.beta_var(k, c) = bv[c]; }
+        for (int j = 0; j < m; ++j) out.mu(k, j) = mu[j];
+        if (out.hat.ptr) for (int j = 0; j < m; ++j) out.hat(k, j) = h[j];
+        out.iter[k] = iter;
+        out.log_like[k] = ll;
+    });
+}
+
+// Cook's distances (calculateCooksDistance with robustMethodOfMomentsDisp).
+// `cell` gives each sample's distinct-design-row index; `cooks` is rows x m.
+template <class Par>
+void cooks_distance(const DenseView<const double>& y, Span<const double> sf,
+                    Span<const int> rows, const std::vector<int>& cell, int p,
+                    const DenseView<const double>& mu, const DenseView<const double>& hat,
+                    Par& par, DenseView<double> cooks) {
+    const int m = static_cast<int>(cell.size());
+    const int n_cell = *std::max_element(cell.begin(), cell.end()) + 1;
+    std::vector<int> size(n_cell, 0);
+    for (int c : cell) size[c]++;
+    bool any3 = false;
+    for (int s : size) any3 |= s >= 3;
+    auto bin = [](int n) { return n <= 3.5 ? 0 : (n <= 23.5 ? 1 : 2); };
+    const double trim[3] = {1.0 / 3, 1.0 / 4, 1.0 / 8}, scale[3] = {2.04, 1.86, 1.51};
+    for_rows(par, rows.size(), [&](index_t k) {
+        const index_t i = rows[k];
+        std::vector<double> z(m);
+        long double s = 0.0;
+        for (int j = 0; j < m; ++j) { z[j] = y(i, j) / sf[j]; s += z[j]; }
+        const double mean = static_cast<double>(s / m);
+        double v = -INFINITY;
+        if (any3) {
+            for (int c = 0; c < n_cell; ++c) {
+                if (size[c] < 3) continue;
+                std::vector<double> zc;
+                for (int j = 0; j < m; ++j) if (cell[j] == c) zc.push_back(z[j]);
+                const int b = bin(size[c]);
+                const double cm = trimmed_mean(zc, trim[b]);
+                for (double& e : zc) e = (e - cm) * (e - cm);
+                v = std::max(v, scale[b] * trimmed_mean(zc, trim[b]));
+            }
+        } else {
+            const double cm = trimmed_mean(z, 1.0 / 8);
+            std::vector<double> sq(m);
+            for (int j = 0; j < m; ++j) sq[j] = (z[j] - cm) * (z[j] - cm);
+            v = 1.51 * trimmed_mean(sq, 1.0 / 8);
+        }
+        const double arob = std::max((v - mean) / (mean * mean), 0.04);
+        for (int j = 0; j < m; ++j) {
+            const double u = mu(k, j), h = hat(k, j);
+            const double var = u + arob * u * u;
+            const double e = y(i, j) - u;
+            cooks(k, j) = e * e / var / p * h / ((1 - h) * (1 - h));
+        }
+    });
+}
+
+// Trimmed (0.2) mean of the normalized counts per listed row, the base of
+// DESeq2's outlier replacement counts.
+template <class Par>
+void trimmed_base_mean(const DenseView<const double>& y, Span<const double> sf,
+                       Span<const int> rows, double trim, Par& par, Span<double> out) {
+    const index_t m = y.ncol;
+    for_rows(par, rows.size(), [&](index_t k) {
+        std::vector<double> z(m);
+        for (index_t j = 0; j < m; ++j) z[j] = y(rows[k], j) / sf[j];
+        out[k] = trimmed_mean(z, trim);
+    });
+}
+
+}  // namespace deseq
+}  // namespace epione

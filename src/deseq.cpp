@@ -1,0 +1,184 @@
+// Glue for the DESeq2-style engine (inst/include/epione/deseq.hpp). Rows
+// arrive 0-based; every output is an R vector lent to the core.
+#define EPIONE_USE_RMATH 1  // lgamma/digamma/dnbinom from R's Rmath (DESeq2's)
+#include "glue.h"
+#include <epione/deseq.hpp>
+
+namespace {
+
+using epione::DenseView;
+using epione::Span;
+
+epione::nb::Design design_of(Rcpp::NumericMatrix x) {
+    epione::nb::Design d;
+    d.m = x.nrow();
+    d.p = x.ncol();
+    d.x.assign(x.begin(), x.end());
+    return d;
+}
+Span<const double> cspan(Rcpp::NumericVector v) { return {REAL(v), XLENGTH(v)}; }
+Span<const int> cspan(Rcpp::IntegerVector v) { return {INTEGER(v), XLENGTH(v)}; }
+
+epione::deseq::DispOptions disp_options(Rcpp::NumericVector o) {
+    epione::deseq::DispOptions opt;
+    opt.min_disp = o["minDisp"];
+    opt.max_disp = o["maxDisp"];
+    opt.kappa_0 = o["kappa_0"];
+    opt.disp_tol = o["dispTol"];
+    opt.maxit = static_cast<int>(o["maxit"]);
+    opt.minmu = o["minmu"];
+    return opt;
+}
+
+}  // namespace
+
+// [[Rcpp::export(rng = false)]]
+Rcpp::NumericVector epi_deseq_size_factors(Rcpp::NumericMatrix counts, int threads) {
+    Rcpp::NumericVector sf(counts.ncol());
+    glue::TbbPar par(threads);
+    epione::deseq::size_factors(glue::cdense(counts), par, glue::span(sf));
+    return sf;
+}
+
+// [[Rcpp::export(rng = false)]]
+Rcpp::List epi_deseq_base_stats(Rcpp::NumericMatrix counts, Rcpp::NumericVector sf,
+                                Rcpp::IntegerVector rows, int threads) {
+    Rcpp::NumericVector mean(rows.size()), var(rows.size());
+    glue::TbbPar par(threads);
+    epione::deseq::base_stats(glue::cdense(counts), cspan(sf), cspan(rows), par,
+                              glue::span(mean), glue::span(var));
+    return Rcpp::List::create(Rcpp::Named("baseMean") = mean, Rcpp::Named("baseVar") = var);
+}
+
+// [[Rcpp::export(rng = false)]]
+Rcpp::List epi_deseq_gene_init(Rcpp::NumericMatrix counts, Rcpp::NumericVector sf,
+                               Rcpp::NumericMatrix x, Rcpp::NumericVector hat,
+                               Rcpp::IntegerVector rows, Rcpp::NumericVector mean,
+                               Rcpp::NumericVector var, Rcpp::NumericVector opt,
+                               int threads) {
+    const auto d = design_of(x);
+    Rcpp::NumericMatrix mu_out(rows.size(), counts.ncol());
+    Rcpp::NumericVector init(rows.size());
+    glue::TbbPar par(threads);
+    epione::deseq::gene_init(glue::cdense(counts), cspan(sf), d, cspan(hat), cspan(rows),
+                             cspan(mean), cspan(var), true, disp_options(opt), par,
+                             glue::dense(mu_out), glue::span(init));
+    return Rcpp::List::create(Rcpp::Named("mu") = mu_out, Rcpp::Named("alpha_init") = init);
+}
+
+// [[Rcpp::export(rng = false)]]
+Rcpp::List epi_deseq_gene_disp(Rcpp::NumericMatrix counts, Rcpp::NumericMatrix x,
+                               Rcpp::IntegerVector rows, Rcpp::NumericMatrix mu,
+                               Rcpp::NumericVector alpha_init, Rcpp::NumericVector opt,
+                               int threads) {
+    const auto d = design_of(x);
+    Rcpp::NumericVector est(rows.size());
+    Rcpp::IntegerVector iter(rows.size());
+    glue::TbbPar par(threads);
+    epione::deseq::gene_dispersion(glue::cdense(counts), d, cspan(rows), glue::cdense(mu),
+                                   cspan(alpha_init), disp_options(opt), par,
+                                   glue::span(est), glue::span(iter));
+    return Rcpp::List::create(Rcpp::Named("dispGeneEst") = est,
+                              Rcpp::Named("dispGeneIter") = iter);
+}
+
+// [[Rcpp::export(rng = false)]]
+Rcpp::List epi_deseq_map(Rcpp::NumericMatrix counts, Rcpp::NumericMatrix x,
+                         Rcpp::IntegerVector rows, Rcpp::NumericMatrix mu,
+                         Rcpp::NumericVector gene_est, Rcpp::NumericVector fit,
+                         double prior_var, double var_log_disp, Rcpp::NumericVector opt,
+                         int threads) {
+    const auto d = design_of(x);
+    const R_xlen_t n = rows.size();
+    Rcpp::NumericVector map(n), disp(n);
+    Rcpp::IntegerVector iter(n), outlier(n);
+    glue::TbbPar par(threads);
+    epione::deseq::map_dispersion(glue::cdense(counts), d, cspan(rows), glue::cdense(mu),
+                                  cspan(gene_est), cspan(fit), prior_var, var_log_disp,
+                                  disp_options(opt), par, glue::span(map), glue::span(iter),
+                                  glue::span(outlier), glue::span(disp));
+    return Rcpp::List::create(Rcpp::Named("dispMAP") = map, Rcpp::Named("dispIter") = iter,
+                              Rcpp::Named("dispOutlier") = Rcpp::LogicalVector(outlier),
+                              Rcpp::Named("dispersion") = disp);
+}
+
+// [[Rcpp::export(rng = false)]]
+Rcpp::List epi_deseq_fit_glm(Rcpp::NumericMatrix counts, Rcpp::NumericVector sf,
+                             Rcpp::NumericMatrix x, Rcpp::IntegerVector rows,
+                             Rcpp::NumericVector alpha, Rcpp::NumericVector lambda,
+                             Rcpp::NumericMatrix ls_op, bool want_hat, double beta_tol,
+                             int maxit, double minmu, int threads) {
+    const auto d = design_of(x);
+    const int n = rows.size();
+    Rcpp::NumericMatrix beta(n, d.p), beta_var(n, d.p), mu(n, d.m);
+    Rcpp::NumericMatrix hat(want_hat ? n : 0, want_hat ? d.m : 0);
+    Rcpp::IntegerVector iter(n);
+    Rcpp::NumericVector ll(n);
+    epione::deseq::GlmOptions opt;
+    opt.beta_tol = beta_tol;
+    opt.maxit = maxit;
+    opt.minmu = minmu;
+    epione::deseq::GlmOut out{glue::dense(beta), glue::dense(beta_var), glue::dense(mu),
+                              want_hat ? glue::dense(hat) : DenseView<double>{},
+                              glue::span(iter), glue::span(ll)};
+    glue::TbbPar par(threads);
+    std::vector<double> lam(lambda.begin(), lambda.end());
+    epione::deseq::fit_glm(glue::cdense(counts), cspan(sf), d, cspan(rows), cspan(alpha),
+                           lam, glue::cdense(ls_op), opt, par, out);
+    return Rcpp::List::create(Rcpp::Named("beta") = beta, Rcpp::Named("beta_var") = beta_var,
+                              Rcpp::Named("mu") = mu, Rcpp::Named("hat") = hat,
+                              Rcpp::Named("iter") = iter, Rcpp::Named("logLike") = ll);
+}
+
+// [[Rcpp::export(rng = false)]]
+Rcpp::NumericMatrix epi_deseq_cooks(Rcpp::NumericMatrix counts, Rcpp::NumericVector sf,
+                                    Rcpp::IntegerVector rows, Rcpp::IntegerVector cell,
+                                    int p, Rcpp::NumericMatrix mu, Rcpp::NumericMatrix hat,
+                                    int threads) {
+    Rcpp::NumericMatrix cooks(rows.size(), counts.ncol());
+    std::vector<int> cl(cell.begin(), cell.end());
+    glue::TbbPar par(threads);
+    epione::deseq::cooks_distance(glue::cdense(counts), cspan(sf), cspan(rows), cl, p,
+                                  glue::cdense(mu), glue::cdense(hat), par,
+                                  glue::dense(cooks));
+    return cooks;
+}
+
+// [[Rcpp::export(rng = false)]]
+Rcpp::NumericVector epi_deseq_trimmed_mean(Rcpp::NumericMatrix counts, Rcpp::NumericVector sf,
+                                           Rcpp::IntegerVector rows, double trim,
+                                           int threads) {
+    Rcpp::NumericVector out(rows.size());
+    glue::TbbPar par(threads);
+    epione::deseq::trimmed_base_mean(glue::cdense(counts), cspan(sf), cspan(rows), trim,
+                                     par, glue::span(out));
+    return out;
+}
+
+// One pass over the counts: how many NA, negative and non-integer values.
+// [[Rcpp::export(rng = false)]]
+Rcpp::NumericVector epi_deseq_count_issues(Rcpp::NumericMatrix counts) {
+    double na = 0, neg = 0, frac = 0;
+    for (double v : counts) {
+        if (std::isnan(v)) { na++; continue; }
+        if (v < 0) neg++;
+        if (v != std::round(v)) frac++;
+    }
+    return Rcpp::NumericVector::create(Rcpp::Named("na") = na, Rcpp::Named("negative") = neg,
+                                       Rcpp::Named("fraction") = frac);
+}
+
+// Row maxima of x over the columns flagged in `use` (NA rows stay NA).
+// [[Rcpp::export(rng = false)]]
+Rcpp::NumericVector epi_deseq_row_max(Rcpp::NumericMatrix x, Rcpp::LogicalVector use) {
+    const R_xlen_t n = x.nrow();
+    Rcpp::NumericVector out(n, R_NegInf);
+    for (int j = 0; j < x.ncol(); ++j) {
+        if (!use[j]) continue;
+        const double* col = &x[static_cast<R_xlen_t>(j) * n];
+        for (R_xlen_t i = 0; i < n; ++i)
+            if (std::isnan(col[i]) || std::isnan(out[i])) out[i] = NA_REAL;
+            else if (col[i] > out[i]) out[i] = col[i];
+    }
+    return out;
+}

@@ -1,0 +1,234 @@
+# differentialAccessibility() / DESeqFast() against DESeq2 1.38.3's saved
+# outputs in shared/data/ref/deseq2 (tolerances from its README, Tier A).
+ref_dir <- shared_path("data", "ref", "deseq2", "data")
+
+deseq_ref <- function(ds, what = "default") {
+    dd <- file.path(ref_dir, ds)
+    ct <- utils::read.delim(gzfile(file.path(dd, "counts.tsv.gz")),
+                            check.names = FALSE)
+    y <- as.matrix(ct[, -1])
+    rownames(y) <- ct$peak_id
+    rd <- function(f) utils::read.delim(gzfile(file.path(dd, f)))
+    ff <- file.path(dd, paste0("filter_", what, ".tsv"))
+    list(y = y, cd = readRDS(file.path(dd, "colData.rds")),
+         res = rd(paste0("results_", what, ".tsv.gz")),
+         sf = utils::read.delim(file.path(dd, "sizeFactors.tsv"))$sizeFactor,
+         filter = if (file.exists(ff)) utils::read.delim(ff), dir = dd)
+}
+
+# |a - b| / max(|b|, 1e-12) over rows finite in both; NA patterns must agree
+expect_rel <- function(a, b, tol, abs_tol = 0) {
+    expect_identical(is.na(a), is.na(b))
+    ok <- is.finite(a) & is.finite(b)
+    err <- abs(a[ok] - b[ok]) - abs_tol
+    expect_lte(max(err / pmax(abs(b[ok]), 1e-12)), tol)
+}
+
+# pvalue criterion of the README: |d ln p| <= 1e-5 * max(1, stat^2)
+expect_pvalue <- function(p, pref, stat) {
+    expect_identical(is.na(p), is.na(pref))
+    ok <- !is.na(p) & pref > 0
+    expect_true(all(abs(log(p[ok]) - log(pref[ok])) <=
+                        1e-5 * pmax(1, stat[ok]^2)))
+}
+
+da <- function(r, ...) {
+    differentialAccessibility(r$y, ~ condition, colData = r$cd, ...)
+}
+
+test_that("p2k_s6 matches DESeq2 1.38 (Wald, parametric)", {
+    skip_if_not(has_shared(), "shared DESeq2 reference absent")
+    r <- deseq_ref("p2k_s6")
+    got <- da(r, threads = 2)
+    g <- as.data.frame(SummarizedExperiment::rowData(got))
+    w <- r$res
+    expect_rel(got$sizeFactor, r$sf, 1e-10)
+    expect_rel(g$baseMean, w$baseMean, 1e-10)
+    for (v in c("dispGeneEst", "dispFit", "dispMAP", "dispersion", "lfcSE",
+                "maxCooks", "deviance")) {
+        expect_rel(g[[v]], w[[v]], 1e-6)
+    }
+    expect_rel(g$log2FoldChange, w$log2FoldChange, 1e-6, abs_tol = 1e-6)
+    expect_rel(g$stat, w$stat, 1e-6, abs_tol = 1e-6)
+    expect_pvalue(g$pvalue, w$pvalue, w$stat)
+    expect_identical(g$dispOutlier, w$dispOutlier)
+    expect_identical(g$betaConv, w$betaConv)
+    expect_identical(which(g$padj < 0.1), which(w$padj < 0.1))
+    meta <- S4Vectors::metadata(got)$differentialAccessibility
+    expect_equal(unname(meta$filterThreshold), r$filter$filter_quantile_value[
+        match(meta$filterTheta, r$filter$theta)], tolerance = 1e-10)
+    expect_equal(as.numeric(meta$filterNumRej$numRej), r$filter$numRej)
+    sc <- utils::read.delim(file.path(r$dir, "scalars_default.tsv"),
+                            header = FALSE)
+    sc <- stats::setNames(sc$V2, sc$V1)
+    expect_equal(unname(attr(meta$dispersionFunction, "coefficients")),
+                 as.numeric(sc[c("disp_coef_asymptDisp",
+                                 "disp_coef_extraPois")]), tolerance = 1e-6)
+    expect_equal(meta$varLogDispEsts, as.numeric(sc[["varLogDispEsts"]]),
+                 tolerance = 1e-6)
+})
+
+test_that("results are identical for 1 and 2 threads", {
+    skip_if_not(has_shared(), "shared DESeq2 reference absent")
+    r <- deseq_ref("p2k_s6")
+    expect_identical(da(r, threads = 1), da(r, threads = 2))
+})
+
+test_that("x5k_s4_zero: all-zero rows are NA, zero groups converge", {
+    skip_if_not(has_shared(), "shared DESeq2 reference absent")
+    r <- deseq_ref("x5k_s4_zero")
+    g <- as.data.frame(SummarizedExperiment::rowData(da(r, threads = 2)))
+    w <- r$res
+    expect_true(all(is.na(g$log2FoldChange[g$allZero])))
+    expect_identical(g$allZero, w$allZero)
+    for (v in c("dispGeneEst", "dispMAP", "dispersion", "lfcSE")) {
+        expect_rel(g[[v]], w[[v]], 1e-6)
+    }
+    expect_rel(g$log2FoldChange, w$log2FoldChange, 1e-6, abs_tol = 1e-6)
+    expect_pvalue(g$pvalue, w$pvalue, w$stat)
+    expect_true(all(is.na(g$maxCooks)))
+    expect_identical(which(g$padj < 0.1), which(w$padj < 0.1))
+})
+
+test_that("LRT against ~ 1 matches DESeq2", {
+    skip_if_not(has_shared(), "shared DESeq2 reference absent")
+    r <- deseq_ref("p2k_s6", "LRT_reduced_1")
+    g <- as.data.frame(SummarizedExperiment::rowData(
+        da(r, test = "LRT", reduced = ~ 1, threads = 2)))
+    w <- r$res
+    expect_rel(g$stat, w$stat, 1e-6, abs_tol = 1e-6)
+    expect_pvalue(g$pvalue, w$pvalue, sqrt(w$stat))
+    expect_rel(g$maxCooks, w$maxCooks, 1e-6)
+    expect_identical(g$fullBetaConv, w$fullBetaConv)
+    expect_identical(which(g$padj < 0.1), which(w$padj < 0.1))
+})
+
+test_that("fitType local and mean match DESeq2", {
+    skip_if_not(has_shared(), "shared DESeq2 reference absent")
+    skip_if_not_installed("locfit")
+    for (ft in c("local", "mean")) {
+        r <- deseq_ref("p2k_s6", paste0("fitType_", ft))
+        g <- as.data.frame(SummarizedExperiment::rowData(
+            da(r, fitType = ft, threads = 2)))
+        for (v in intersect(c("dispFit", "dispersion", "dispMAP"),
+                            names(r$res))) {
+            expect_rel(g[[v]], r$res[[v]], 1e-6)
+        }
+        expect_identical(which(g$padj < 0.1), which(r$res$padj < 0.1))
+    }
+})
+
+test_that("shrink = \"normal\" matches lfcShrink(type = \"normal\")", {
+    skip_if_not(has_shared(), "shared DESeq2 reference absent")
+    for (ds in c("p2k_s6", "x5k_s4_zero")) {
+        r <- deseq_ref(ds, "lfcShrink_normal")
+        g <- as.data.frame(SummarizedExperiment::rowData(
+            da(r, shrink = "normal", threads = 2)))
+        expect_rel(g$log2FoldChange, r$res$log2FoldChange, 1e-6,
+                   abs_tol = 1e-6)
+        expect_rel(g$lfcSE, r$res$lfcSE, 1e-6)
+    }
+})
+
+test_that("DESeqFast() gives a DESeqDataSet DESeq2 can read", {
+    skip_if_not(has_shared(), "shared DESeq2 reference absent")
+    skip_if_not_installed("DESeq2")
+    r <- deseq_ref("p2k_s6")
+    dds <- DESeq2::DESeqDataSetFromMatrix(r$y, r$cd, ~ condition)
+    dds <- DESeqFast(dds, quiet = TRUE, threads = 2)
+    res <- DESeq2::results(dds)
+    expect_rel(res$log2FoldChange, r$res$log2FoldChange, 1e-6, 1e-6)
+    expect_identical(which(res$padj < 0.1), which(r$res$padj < 0.1))
+    expect_rel(DESeq2::dispersions(dds), r$res$dispersion, 1e-6)
+    expect_rel(unname(DESeq2::sizeFactors(dds)), r$sf, 1e-10)
+    cooks <- utils::read.delim(gzfile(file.path(r$dir, "cooks_default.tsv.gz")))
+    expect_rel(unname(SummarizedExperiment::assays(dds)$cooks),
+               unname(as.matrix(cooks[, -1])), 1e-6)
+    hat <- utils::read.delim(gzfile(file.path(r$dir, "hat_default.tsv.gz")))
+    expect_rel(unname(SummarizedExperiment::assays(dds)$H),
+               unname(as.matrix(hat[, -1])), 1e-6)
+    shr <- deseq_ref("p2k_s6", "lfcShrink_normal")$res
+    s <- DESeq2::lfcShrink(dds, coef = "condition_B_vs_A", type = "normal",
+                           quiet = TRUE)
+    expect_rel(s$log2FoldChange, shr$log2FoldChange, 1e-6, 1e-6)
+})
+
+test_that("outliers are replaced by the trimmed mean times the size factor", {
+    withr::local_seed(7)
+    mu <- rgamma(300, 2, 0.02)
+    y <- matrix(rnbinom(300 * 16, mu = mu, size = 10), ncol = 16)
+    y[5, 3] <- y[5, 3] * 30 + 500
+    cd <- data.frame(g = factor(rep(c("a", "b"), each = 8)))
+    got <- differentialAccessibility(y, ~ g, colData = cd, threads = 1)
+    rd <- SummarizedExperiment::rowData(got)
+    expect_true(rd$replace[5])
+    sf <- got$sizeFactor
+    # plain R: trimmed mean (20 %) of the normalized counts, times sf
+    want <- as.integer(mean(y[5, ] / sf, trim = 0.2) * sf[3])
+    yr <- y[5, ]
+    yr[3] <- want
+    expect_equal(rd$baseMean[5], mean(yr / sf))
+    expect_true(all(is.na(rd$maxCooks)))  # every sample is replaceable
+})
+
+test_that("bad input gives classed errors naming the fix", {
+    withr::local_seed(2)
+    y <- matrix(rnbinom(600, mu = 30, size = 4), ncol = 6)
+    cd <- data.frame(g = factor(rep(c("a", "b"), each = 3)))
+    run <- function(x, ...) differentialAccessibility(x, ~ g, colData = cd,
+                                                      threads = 1, ...)
+    expect_error(run(y + 0.5), class = "epione_error_input",
+                 regexp = "integer")
+    expect_error(run(-y), class = "epione_error_input", regexp = "negative")
+    y_na <- y
+    y_na[1, 1] <- NA
+    expect_error(run(y_na), class = "epione_error_input",
+                 regexp = "complete.cases")
+    expect_error(run(y * 0), class = "epione_error_input",
+                 regexp = "poscounts")
+    expect_error(differentialAccessibility(y[, 1, drop = FALSE], ~ g,
+        colData = cd[1, , drop = FALSE]), class = "epione_error_input",
+        regexp = "at least two samples")
+    expect_error(differentialAccessibility(y[, 1:2], ~ g,
+        colData = cd[c(1, 4), , drop = FALSE]), class = "epione_error_input",
+        regexp = "no replicates")
+    cd2 <- data.frame(g = cd$g, b = cd$g)
+    expect_error(differentialAccessibility(y, ~ b + g, colData = cd2),
+                 class = "epione_error_input", regexp = "not full rank")
+    expect_error(run(y, contrast = c("g", "c", "a")),
+                 class = "epione_error_input", regexp = "levels are: a, b")
+    expect_error(differentialAccessibility(y, ~ h, colData = cd),
+                 class = "epione_error_input", regexp = "colData")
+    expect_error(run(y, test = "LRT"), class = "epione_error_input",
+                 regexp = "reduced = ~ 1")
+})
+
+test_that("contrasts by level pair and numeric vector agree", {
+    withr::local_seed(3)
+    y <- matrix(rnbinom(400 * 6, mu = 40, size = 5), ncol = 6)
+    cd <- data.frame(g = factor(rep(c("a", "b"), each = 3)))
+    run <- function(ct) SummarizedExperiment::rowData(differentialAccessibility(
+        y, ~ g, colData = cd, contrast = ct, threads = 1))
+    ab <- run(c("g", "b", "a"))
+    ba <- run(c("g", "a", "b"))
+    expect_equal(ba$log2FoldChange, -ab$log2FoldChange)
+    expect_equal(ba$pvalue, ab$pvalue)
+    num <- run(c(0, 1))
+    expect_equal(num$log2FoldChange, ab$log2FoldChange)
+    expect_equal(num$lfcSE, ab$lfcSE, tolerance = 1e-8)
+})
+
+test_that("volcano and MA plots label the top peaks", {
+    withr::local_seed(1)
+    y <- matrix(rnbinom(300 * 6, mu = 50, size = 5), ncol = 6,
+                dimnames = list(paste0("peak", 1:300), NULL))
+    y[1:15, 4:6] <- y[1:15, 4:6] * 5
+    cd <- data.frame(g = factor(rep(c("a", "b"), each = 3)))
+    res <- differentialAccessibility(y, ~ g, colData = cd, threads = 1)
+    p <- volcanoPlot(res, n_labels = 5)
+    expect_s3_class(p, "ggplot")
+    labs <- ggplot2::layer_data(p, 2)$label
+    expect_length(labs, 5)
+    expect_true(all(labs %in% paste0("peak", 1:15)))
+    expect_s3_class(maPlot(res), "ggplot")
+})
