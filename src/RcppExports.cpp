@@ -11,6 +11,41 @@ Rcpp::Rostream<true>&  Rcpp::Rcout = Rcpp::Rcpp_cout_get();
 Rcpp::Rostream<false>& Rcpp::Rcerr = Rcpp::Rcpp_cerr_get();
 #endif
 
+// epi_fasta_lengths
+Rcpp::NumericVector epi_fasta_lengths(std::string path, bool build_index);
+RcppExport SEXP _epione_epi_fasta_lengths(SEXP pathSEXP, SEXP build_indexSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< std::string >::type path(pathSEXP);
+    Rcpp::traits::input_parameter< bool >::type build_index(build_indexSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_fasta_lengths(path, build_index));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_fasta_fetch
+Rcpp::CharacterVector epi_fasta_fetch(std::string path, Rcpp::CharacterVector chrom, Rcpp::NumericVector start0, Rcpp::NumericVector end);
+RcppExport SEXP _epione_epi_fasta_fetch(SEXP pathSEXP, SEXP chromSEXP, SEXP start0SEXP, SEXP endSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< std::string >::type path(pathSEXP);
+    Rcpp::traits::input_parameter< Rcpp::CharacterVector >::type chrom(chromSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type start0(start0SEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type end(endSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_fasta_fetch(path, chrom, start0, end));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_fasta_base_counts
+Rcpp::NumericVector epi_fasta_base_counts(std::string path, int threads);
+RcppExport SEXP _epione_epi_fasta_base_counts(SEXP pathSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< std::string >::type path(pathSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_fasta_base_counts(path, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
 // epi_info_htslib_version
 std::string epi_info_htslib_version();
 RcppExport SEXP _epione_epi_info_htslib_version() {
@@ -68,6 +103,95 @@ BEGIN_RCPP
     Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
     Rcpp::traits::input_parameter< int >::type n_tasks(n_tasksSEXP);
     rcpp_result_gen = Rcpp::wrap(epi_info_tbb_threads_used(threads, n_tasks));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_motifs_convert
+Rcpp::List epi_motifs_convert(Rcpp::List mats, Rcpp::CharacterVector kind, Rcpp::NumericMatrix prior, Rcpp::NumericVector bg, double pseudocount);
+RcppExport SEXP _epione_epi_motifs_convert(SEXP matsSEXP, SEXP kindSEXP, SEXP priorSEXP, SEXP bgSEXP, SEXP pseudocountSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::List >::type mats(matsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::CharacterVector >::type kind(kindSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type prior(priorSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type bg(bgSEXP);
+    Rcpp::traits::input_parameter< double >::type pseudocount(pseudocountSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_motifs_convert(mats, kind, prior, bg, pseudocount));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_motifs_thresholds
+Rcpp::NumericVector epi_motifs_thresholds(Rcpp::List mats, Rcpp::NumericVector bg, double p, int threads);
+RcppExport SEXP _epione_epi_motifs_thresholds(SEXP matsSEXP, SEXP bgSEXP, SEXP pSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::List >::type mats(matsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type bg(bgSEXP);
+    Rcpp::traits::input_parameter< double >::type p(pSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_motifs_thresholds(mats, bg, p, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_motifs_count_strings
+Rcpp::NumericVector epi_motifs_count_strings(Rcpp::CharacterVector seqs, int threads);
+RcppExport SEXP _epione_epi_motifs_count_strings(SEXP seqsSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::CharacterVector >::type seqs(seqsSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_motifs_count_strings(seqs, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_motifs_count_fasta
+Rcpp::NumericVector epi_motifs_count_fasta(std::string path, Rcpp::CharacterVector chrom, Rcpp::NumericVector start0, Rcpp::NumericVector end, int threads);
+RcppExport SEXP _epione_epi_motifs_count_fasta(SEXP pathSEXP, SEXP chromSEXP, SEXP start0SEXP, SEXP endSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< std::string >::type path(pathSEXP);
+    Rcpp::traits::input_parameter< Rcpp::CharacterVector >::type chrom(chromSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type start0(start0SEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type end(endSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_motifs_count_fasta(path, chrom, start0, end, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_motifs_scan_strings
+Rcpp::List epi_motifs_scan_strings(Rcpp::List mats, Rcpp::CharacterVector seqs, Rcpp::NumericVector bg, double p, int w, std::string out, int threads, bool verbose);
+RcppExport SEXP _epione_epi_motifs_scan_strings(SEXP matsSEXP, SEXP seqsSEXP, SEXP bgSEXP, SEXP pSEXP, SEXP wSEXP, SEXP outSEXP, SEXP threadsSEXP, SEXP verboseSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::List >::type mats(matsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::CharacterVector >::type seqs(seqsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type bg(bgSEXP);
+    Rcpp::traits::input_parameter< double >::type p(pSEXP);
+    Rcpp::traits::input_parameter< int >::type w(wSEXP);
+    Rcpp::traits::input_parameter< std::string >::type out(outSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    Rcpp::traits::input_parameter< bool >::type verbose(verboseSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_motifs_scan_strings(mats, seqs, bg, p, w, out, threads, verbose));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_motifs_scan_fasta
+Rcpp::List epi_motifs_scan_fasta(Rcpp::List mats, std::string path, Rcpp::CharacterVector chrom, Rcpp::NumericVector start0, Rcpp::NumericVector end, Rcpp::NumericVector bg, double p, int w, std::string out, int threads, bool verbose);
+RcppExport SEXP _epione_epi_motifs_scan_fasta(SEXP matsSEXP, SEXP pathSEXP, SEXP chromSEXP, SEXP start0SEXP, SEXP endSEXP, SEXP bgSEXP, SEXP pSEXP, SEXP wSEXP, SEXP outSEXP, SEXP threadsSEXP, SEXP verboseSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::List >::type mats(matsSEXP);
+    Rcpp::traits::input_parameter< std::string >::type path(pathSEXP);
+    Rcpp::traits::input_parameter< Rcpp::CharacterVector >::type chrom(chromSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type start0(start0SEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type end(endSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type bg(bgSEXP);
+    Rcpp::traits::input_parameter< double >::type p(pSEXP);
+    Rcpp::traits::input_parameter< int >::type w(wSEXP);
+    Rcpp::traits::input_parameter< std::string >::type out(outSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    Rcpp::traits::input_parameter< bool >::type verbose(verboseSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_motifs_scan_fasta(mats, path, chrom, start0, end, bg, p, w, out, threads, verbose));
     return rcpp_result_gen;
 END_RCPP
 }
@@ -155,12 +279,21 @@ END_RCPP
 }
 
 static const R_CallMethodDef CallEntries[] = {
+    {"_epione_epi_fasta_lengths", (DL_FUNC) &_epione_epi_fasta_lengths, 2},
+    {"_epione_epi_fasta_fetch", (DL_FUNC) &_epione_epi_fasta_fetch, 4},
+    {"_epione_epi_fasta_base_counts", (DL_FUNC) &_epione_epi_fasta_base_counts, 2},
     {"_epione_epi_info_htslib_version", (DL_FUNC) &_epione_epi_info_htslib_version, 0},
     {"_epione_epi_info_tabix_seqnames", (DL_FUNC) &_epione_epi_info_tabix_seqnames, 1},
     {"_epione_epi_info_hdf5_roundtrip", (DL_FUNC) &_epione_epi_info_hdf5_roundtrip, 2},
     {"_epione_epi_info_hdf5_version", (DL_FUNC) &_epione_epi_info_hdf5_version, 0},
     {"_epione_epi_info_blas_crossprod", (DL_FUNC) &_epione_epi_info_blas_crossprod, 1},
     {"_epione_epi_info_tbb_threads_used", (DL_FUNC) &_epione_epi_info_tbb_threads_used, 2},
+    {"_epione_epi_motifs_convert", (DL_FUNC) &_epione_epi_motifs_convert, 5},
+    {"_epione_epi_motifs_thresholds", (DL_FUNC) &_epione_epi_motifs_thresholds, 4},
+    {"_epione_epi_motifs_count_strings", (DL_FUNC) &_epione_epi_motifs_count_strings, 2},
+    {"_epione_epi_motifs_count_fasta", (DL_FUNC) &_epione_epi_motifs_count_fasta, 5},
+    {"_epione_epi_motifs_scan_strings", (DL_FUNC) &_epione_epi_motifs_scan_strings, 8},
+    {"_epione_epi_motifs_scan_fasta", (DL_FUNC) &_epione_epi_motifs_scan_fasta, 11},
     {"_epione_epi_utils_csc_summaries", (DL_FUNC) &_epione_epi_utils_csc_summaries, 1},
     {"_epione_epi_utils_csc_crossprod", (DL_FUNC) &_epione_epi_utils_csc_crossprod, 3},
     {"_epione_epi_utils_rng_uniform", (DL_FUNC) &_epione_epi_utils_rng_uniform, 4},
