@@ -25,6 +25,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <numeric>
 #include <string>
 #include <string_view>
@@ -276,20 +277,38 @@ inline double threshold_from_p(const Matrix& pssm, const Bg& bg, double p) {
         lo[j] = (j ? lo[j - 1] : 0) + cmin[j] - min_v;
         hi[j] = (j ? hi[j - 1] : 0) + cmax[j] - min_v;
     }
-    std::vector<double> t0(R + 1), t1(R + 1);
-    long width = std::max<long>(64, (hi[n - 1] - lo[n - 1]) / 16);
+    // Only the ranges filled below are ever read: no need to zero the rest.
+    std::unique_ptr<double[]> b0(new double[R + 1]), b1(new double[R + 1]);
+    double* t0 = b0.get();
+    double* t1 = b1.get();
+    // First cut: a little below where a normal approximation puts the
+    // tail; lowered (down to the whole table) until the tail is reached.
+    double mean = 0, var = 0;
+    for (long j = 0; j < n; ++j) {
+        double m1 = 0, m2 = 0;
+        for (int b = 0; b < 4; ++b) {
+            const double v = static_cast<double>(mat[4 * j + b] - min_v);
+            m1 += bg[b] * v;
+            m2 += bg[b] * v * v;
+        }
+        mean += m1;
+        var += std::max(0.0, m2 - m1 * m1);
+    }
+    double z = std::sqrt(2.0 * std::log(1.0 / std::max(p, 1e-300))) - 1.5;
     for (;;) {
-        const long cut = std::max(lo[n - 1], hi[n - 1] - width);
+        const long cut = z <= -1.0 ? lo[n - 1]
+                                   : std::max(lo[n - 1], std::min(hi[n - 1],
+                                     static_cast<long>(mean + z * std::sqrt(var))));
         // Lowest entry of column j that entries >= cut of the last column need.
         std::vector<long> need(n);
         need[n - 1] = cut;
         for (long j = n - 1; j > 0; --j)
             need[j - 1] = std::max(lo[j - 1], need[j] - (cmax[j] - min_v));
-        std::fill(t0.begin() + lo[0], t0.begin() + hi[0] + 1, 0.0);
+        std::fill(t0 + lo[0], t0 + hi[0] + 1, 0.0);
         for (int b = 0; b < 4; ++b) t0[mat[b] - min_v] += bg[b];
         for (long j = 1; j < n; ++j) {
             const long from = need[j], to = hi[j];
-            std::fill(t1.begin() + from, t1.begin() + to + 1, 0.0);
+            std::fill(t1 + from, t1 + to + 1, 0.0);
             for (int b = 0; b < 4; ++b) {
                 const long s = mat[4 * j + b] - min_v;
                 const long r0 = std::max(from, need[j - 1] + s);
@@ -309,7 +328,7 @@ inline double threshold_from_p(const Matrix& pssm, const Bg& bg, double p) {
             // MOODS continues below the support with zeros: no crossing.
             return detail::min_score(pssm) - 1.0;
         }
-        width *= 4;
+        z -= 1.5;
     }
 }
 
@@ -324,10 +343,26 @@ struct ScanMotif {
 };
 
 struct WindowHit {
-    double score;
-    std::uint32_t matrix;
-    std::uint16_t m;
-    std::uint8_t full;
+    double score;            // window score (the full score if m <= w)
+    std::uint32_t matrix;    // k < n: forward, n + k: reverse complement
+    std::uint32_t step;      // first lookahead step of the matrix
+};
+
+// Per-matrix facts the scan loop needs next to each table entry.
+struct MatrixMeta {
+    std::uint32_t m;         // width
+    std::uint16_t wp;        // window position
+    std::uint8_t full;       // m <= w
+    std::uint32_t rounds;    // lookahead rounds of 4 after the first step
+    double T;                // threshold
+};
+
+// One lookahead column, laid out for the scan loop: the bound before
+// adding it, its column, its four scores.
+struct LookaheadStep {
+    double la;
+    std::int64_t col;
+    double v[4];
 };
 
 struct ScanOptions {
@@ -403,6 +438,24 @@ public:
             motifs_[k] = detail::make_scan_motif(mats[k], bg, l_, thr[k]);
             motifs_[n_ + k] = detail::make_scan_motif(reverse_complement(mats[k]), bg, l_, thr[k]);
         });
+        for (const auto& mo : motifs_) {
+            step_begin_.push_back(static_cast<std::uint32_t>(steps_.size()));
+            const std::uint32_t rest = mo.m > l_ ? static_cast<std::uint32_t>(mo.m - l_) : 0;
+            meta_.push_back({static_cast<std::uint32_t>(mo.m), static_cast<std::uint16_t>(mo.wp),
+                             static_cast<std::uint8_t>(mo.m <= l_),
+                             rest > 0 ? (rest - 1 + 3) / 4 : 0, mo.T});
+            for (std::size_t k = 0; k < mo.order.size(); ++k) {
+                const int col = mo.order[k];
+                steps_.push_back({mo.la[k], col, {mo.v[4 * col], mo.v[4 * col + 1],
+                                                 mo.v[4 * col + 2], mo.v[4 * col + 3]}});
+            }
+            // Pad steps 1.. to whole rounds of 4 with steps that never fail
+            // (bound +inf) and add +0.0 (which leaves every sum unchanged).
+            if (!mo.order.empty())
+                while ((steps_.size() - step_begin_.back() - 1) % 4 != 0)
+                    steps_.push_back({std::numeric_limits<double>::infinity(), 0,
+                                      {0.0, 0.0, 0.0, 0.0}});
+        }
         build_table(par);
     }
 
@@ -451,8 +504,7 @@ private:
             const auto& mo = motifs_[k];
             for (const auto& e : per[k])
                 hits_[fill[e.first]++] = {e.second, static_cast<std::uint32_t>(k),
-                                          static_cast<std::uint16_t>(mo.m),
-                                          static_cast<std::uint8_t>(mo.m <= l_)};
+                                          step_begin_[k]};
             std::vector<std::pair<code_t, double>>().swap(per[k]);
         }
     }
@@ -496,16 +548,27 @@ private:
 
     // MOODS' check_hit: the remaining columns in lookahead order, leaving as
     // soon as the best completion cannot reach the threshold.
-    bool check_hit(const ScanMotif& mo, const std::uint8_t* c, std::size_t i,
+    // Step 0's bound is the window test the table already passed, so
+    // column order[0] is added at once. Then rounds of four steps: the same
+    // bounds on the same partial sums as MOODS, tested together, so most
+    // candidates leave on one well-predicted branch.
+    bool check_hit(const WindowHit& y, const MatrixMeta& mm, const std::uint8_t* at,
                    double& score) const {
-        const std::size_t ii = i - mo.wp;
-        const int rest = mo.m - l_;
-        for (int k = 0; k < rest; ++k) {
-            if (score + mo.la[k] < mo.T) return false;
-            const int col = mo.order[k];
-            score += mo.v[4 * col + c[ii + col]];
+        const LookaheadStep* st = steps_.data() + y.step;
+        const double T = mm.T;
+        double sc = score + st[0].v[at[st[0].col]];
+        for (std::uint32_t r = 0; r < mm.rounds; ++r) {
+            const LookaheadStep* q = st + 1 + 4 * r;
+            const double a1 = sc + q[0].v[at[q[0].col]];
+            const double a2 = a1 + q[1].v[at[q[1].col]];
+            const double a3 = a2 + q[2].v[at[q[2].col]];
+            if ((sc + q[0].la < T) | (a1 + q[1].la < T) | (a2 + q[2].la < T) |
+                (a3 + q[3].la < T))
+                return false;
+            sc = a3 + q[3].v[at[q[3].col]];
         }
-        return score >= mo.T;
+        score = sc;
+        return sc >= T;
     }
 
     template <class Handler>
@@ -522,7 +585,8 @@ private:
                 code = (code << 2) & mask;
                 for (index_t e = offsets_[code]; e < offsets_[code + 1]; ++e) {
                     const WindowHit& y = hits_[e];
-                    if (y.full && y.m <= end - i && !h.skip(y.matrix))
+                    const MatrixMeta& mm = meta_[y.matrix];
+                    if (mm.full && mm.m <= end - i && !h.skip(y.matrix))
                         h.add(y.matrix, i, y.score);
                 }
             }
@@ -531,18 +595,26 @@ private:
         for (std::size_t i = start; i < start + l - 1; ++i) code = (code << 2) + c[i];
         for (std::size_t i = start; i < end - l + 1; ++i) {
             code = ((code << 2) + c[i + l - 1]) & mask;
+            if (i + l < end) {  // the next window's list is a likely cache miss
+                const code_t next = ((code << 2) + c[i + l]) & mask;
+                const WindowHit* p = hits_.data() + offsets_[next];
+                __builtin_prefetch(p);
+                __builtin_prefetch(reinterpret_cast<const char*>(p) + 64);
+                __builtin_prefetch(reinterpret_cast<const char*>(p) + 128);
+                __builtin_prefetch(reinterpret_cast<const char*>(p) + 192);
+            }
             for (index_t e = offsets_[code], e1 = offsets_[code + 1]; e < e1; ++e) {
                 const WindowHit& y = hits_[e];
                 if (h.skip(y.matrix)) continue;
-                if (y.full) {
+                const MatrixMeta& mm = meta_[y.matrix];
+                if (mm.full) {
                     h.add(y.matrix, i, y.score);
                     continue;
                 }
-                const ScanMotif& mo = motifs_[y.matrix];
-                const std::size_t wp = static_cast<std::size_t>(mo.wp);
-                if (i - start >= wp && i + mo.m - wp <= end) {
+                const std::size_t wp = mm.wp;
+                if (i - start >= wp && i + mm.m - wp <= end) {
                     double score = y.score;
-                    if (check_hit(mo, c, i, score)) h.add(y.matrix, i - wp, score);
+                    if (check_hit(y, mm, c + (i - wp), score)) h.add(y.matrix, i - wp, score);
                 }
             }
         }
@@ -551,7 +623,8 @@ private:
             code = (code << 2) & mask;
             for (index_t e = offsets_[code]; e < offsets_[code + 1]; ++e) {
                 const WindowHit& y = hits_[e];
-                if (y.full && y.m < end - i && !h.skip(y.matrix)) h.add(y.matrix, i, y.score);
+                const MatrixMeta& mm = meta_[y.matrix];
+                if (mm.full && mm.m < end - i && !h.skip(y.matrix)) h.add(y.matrix, i, y.score);
             }
         }
     }
@@ -561,6 +634,9 @@ private:
     std::vector<ScanMotif> motifs_;
     std::vector<index_t> offsets_;
     std::vector<WindowHit> hits_;
+    std::vector<LookaheadStep> steps_;
+    std::vector<std::uint32_t> step_begin_;
+    std::vector<MatrixMeta> meta_;
 };
 
 // ---------------------------------------------------------------- drivers
