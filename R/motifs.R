@@ -131,7 +131,8 @@ setMethod("matchMotifs", c(subject = "RangedSummarizedExperiment"),
 .as_one_motif <- function(x, id, k) {
     if (methods::is(x, "PFMatrix") || methods::is(x, "PWMatrix")) {
         return(list(mat = .acgt_rows(x@profileMatrix, x@ID),
-                    kind = if (methods::is(x, "PFMatrix")) "pfm" else "pwm",
+                    # PWMatrix extends PFMatrix in TFBSTools: test it first
+                    kind = if (methods::is(x, "PWMatrix")) "pwm" else "pfm",
                     prior = .acgt_prior(x@bg, x@ID), id = x@ID,
                     name = x@name))
     }
@@ -270,16 +271,16 @@ setMethod("matchMotifs", c(subject = "RangedSummarizedExperiment"),
         names(out) <- motifs$ids
         return(out)
     }
+    # Hits come ordered by motif then sequence: one partition of all of
+    # them by (motif, sequence), then a slice per motif, avoids split()
+    # (which subsets once per group).
     n_seq <- length(subj$seqs)
     ir <- IRanges::IRanges(start = res$pos + 1, width = widths[res$motif + 1L])
     S4Vectors::mcols(ir) <- S4Vectors::DataFrame(strand = res$strand,
                                                  score = res$score)
-    by_motif <- split(seq_along(f), f)
-    out <- lapply(by_motif, function(k) {
-        irl <- split(ir[k], factor(res$seq[k] + 1L, levels = seq_len(n_seq)))
-        names(irl) <- NULL
-        irl
-    })
+    cell <- tabulate(res$motif * n_seq + res$seq + 1L, nbins = n * n_seq)
+    all <- IRanges::relist(ir, IRanges::PartitioningByEnd(cumsum(cell)))
+    out <- lapply(seq_len(n), function(j) all[(j - 1L) * n_seq + seq_len(n_seq)])
     names(out) <- motifs$ids
     out
 }
