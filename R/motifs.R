@@ -122,10 +122,10 @@ setMethod("matchMotifs", c(subject = "RangedSummarizedExperiment"),
     parts <- Map(.as_one_motif, pwms, ids, seq_along(pwms))
     list(mats = stats::setNames(lapply(parts, `[[`, "mat"),
                                 vapply(parts, `[[`, "", "id")),
-         kind = vapply(parts, `[[`, "", "kind"),
+         kind = vapply(parts, `[[`, "", "kind", USE.NAMES = FALSE),
          prior = vapply(parts, `[[`, numeric(4), "prior"),
          ids = if (is.null(names(pwms))) NULL else names(pwms),
-         names = vapply(parts, `[[`, "", "name"))
+         names = vapply(parts, `[[`, "", "name", USE.NAMES = FALSE))
 }
 
 .as_one_motif <- function(x, id, k) {
