@@ -60,10 +60,17 @@ Rcpp::List run_scan(Rcpp::List mats, const Source& src, Rcpp::NumericVector bg,
     const em::Output what = out == "matches" ? em::Output::matches
                             : out == "scores" ? em::Output::scores
                                               : em::Output::positions;
-    glue::Progress progress(src.n(), verbose);
     em::MatchTable table;
     em::Positions pos;
-    em::scan_all(sc, thr, src, what, par, progress, &table, &pos);
+    if (verbose) {
+        // Only when asked: the progress adapter costs more than scanning
+        // short sequences.
+        glue::Progress progress(src.n(), verbose);
+        em::scan_all(sc, thr, src, what, par, progress, &table, &pos);
+    } else {
+        epione::NoProgress progress;
+        em::scan_all(sc, thr, src, what, par, progress, &table, &pos);
+    }
     const int nrow = static_cast<int>(src.n()), ncol = static_cast<int>(m.size());
     Rcpp::NumericVector thresholds(thr.begin(), thr.end());
     if (what == em::Output::positions) {

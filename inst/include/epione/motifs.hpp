@@ -433,6 +433,8 @@ public:
             const ScanOptions& opt, Par& par)
         : n_(static_cast<std::uint32_t>(mats.size())), l_(opt.w) {
         require(opt.w >= 1 && opt.w <= 12, "'w' must be between 1 and 12");
+        for (const auto& m : mats)
+            require(m.ncol >= 1 && m.ncol <= 60000, "motifs must have 1 to 60000 columns");
         motifs_.resize(2 * mats.size());
         par.run(static_cast<index_t>(mats.size()), [&](index_t k) {
             motifs_[k] = detail::make_scan_motif(mats[k], bg, l_, thr[k]);
@@ -817,8 +819,8 @@ void scan_all(const Scanner& sc, const std::vector<double>& thr, const Source& s
                                  });
                 for (const auto& h2 : hits) pparts[b].push_back({static_cast<int>(i), h2});
             }
-            progress.tick();
         }
+        progress.tick(r.end - r.begin);
     });
     if (what != Output::positions) {
         table->n_seqs = n;
