@@ -53,7 +53,7 @@
 #'   and `score`) when ranges are known, else a list (per motif) of
 #'   `IRangesList` (per sequence) with metadata columns `strand` and
 #'   `score`, as motifmatchr returns.
-#' @seealso [motifmatchr::matchMotifs()], [getMotifs()], [readMotifs()]
+#' @seealso `motifmatchr::matchMotifs()`, [getMotifs()], [readMotifs()]
 #' @examples
 #' motifs <- getMotifs("JASPAR2020")[c("MA0139.1", "MA0002.2")]
 #' seqs <- c(ctcf = "TTGGCCACCAGGGGGCGCTAGTT", none = "ACGTACGTACGTACGTAAAA")
@@ -290,7 +290,7 @@ setMethod("matchMotifs", c(subject = "RangedSummarizedExperiment"),
 #' @param object The `SummarizedExperiment` returned by [matchMotifs()].
 #' @return The `motifMatches` (`lgCMatrix`), `motifScores` or
 #'   `motifCounts` (`dgCMatrix`) assay, sequences x motifs.
-#' @seealso [motifmatchr::motifMatches()]
+#' @seealso `motifmatchr::motifMatches()`
 #' @examples
 #' m <- matchMotifs(getMotifs("JASPAR2020")[1:3], "ACGTGTGGTTTACGA",
 #'                  bg = "even", out = "scores", threads = 1)
@@ -332,7 +332,7 @@ motifCounts <- function(object) .motif_assay(object, "motifCounts")
 #'   the motif's `nsites` (MEME; 100 when absent and for HOMER), so that
 #'   [matchMotifs()] treats them as frequency matrices with TFBSTools'
 #'   pseudocount of 0.8.
-#' @seealso [getMotifs()], [TFBSTools::readJASPARMatrix()]
+#' @seealso [getMotifs()], `TFBSTools::readJASPARMatrix()`
 #' @examples
 #' f <- system.file("extdata", "motifs",
 #'     "JASPAR2020_CORE_vertebrates_non-redundant_pfms_jaspar.txt.xz",
