@@ -503,7 +503,6 @@ private:
         hits_.resize(offsets_[n_codes]);
         std::vector<index_t> fill(offsets_.begin(), offsets_.end() - 1);
         for (std::size_t k = 0; k < per.size(); ++k) {
-            const auto& mo = motifs_[k];
             for (const auto& e : per[k])
                 hits_[fill[e.first]++] = {e.second, static_cast<std::uint32_t>(k),
                                           step_begin_[k]};
