@@ -173,6 +173,58 @@ epi_coverage_groups <- function(path, regions, barcodes, cell_group, tile_size, 
     .Call(`_epione_epi_coverage_groups`, path, regions, barcodes, cell_group, tile_size, ceiling, threads)
 }
 
+epi_deseq_size_factors <- function(counts, threads) {
+    .Call(`_epione_epi_deseq_size_factors`, counts, threads)
+}
+
+epi_deseq_base_stats <- function(counts, sf, rows, threads) {
+    .Call(`_epione_epi_deseq_base_stats`, counts, sf, rows, threads)
+}
+
+epi_deseq_gene_init <- function(counts, sf, x, hat, rows, mean, var, opt, threads) {
+    .Call(`_epione_epi_deseq_gene_init`, counts, sf, x, hat, rows, mean, var, opt, threads)
+}
+
+epi_deseq_gene_disp <- function(counts, x, rows, mu, alpha_init, opt, threads) {
+    .Call(`_epione_epi_deseq_gene_disp`, counts, x, rows, mu, alpha_init, opt, threads)
+}
+
+epi_deseq_map <- function(counts, x, rows, mu, gene_est, fit, prior_var, var_log_disp, opt, threads) {
+    .Call(`_epione_epi_deseq_map`, counts, x, rows, mu, gene_est, fit, prior_var, var_log_disp, opt, threads)
+}
+
+epi_deseq_fit_glm <- function(counts, sf, x, rows, alpha, lambda, ls_op, want_hat, beta_tol, maxit, minmu, threads) {
+    .Call(`_epione_epi_deseq_fit_glm`, counts, sf, x, rows, alpha, lambda, ls_op, want_hat, beta_tol, maxit, minmu, threads)
+}
+
+epi_deseq_cooks <- function(counts, sf, rows, cell, p, mu, hat, threads) {
+    .Call(`_epione_epi_deseq_cooks`, counts, sf, rows, cell, p, mu, hat, threads)
+}
+
+epi_deseq_trimmed_mean <- function(counts, sf, rows, trim, threads) {
+    .Call(`_epione_epi_deseq_trimmed_mean`, counts, sf, rows, trim, threads)
+}
+
+epi_deseq_count_issues <- function(counts) {
+    .Call(`_epione_epi_deseq_count_issues`, counts)
+}
+
+epi_deseq_row_max <- function(x, use) {
+    .Call(`_epione_epi_deseq_row_max`, x, use)
+}
+
+epi_fasta_lengths <- function(path, build_index) {
+    .Call(`_epione_epi_fasta_lengths`, path, build_index)
+}
+
+epi_fasta_fetch <- function(path, chrom, start0, end) {
+    .Call(`_epione_epi_fasta_fetch`, path, chrom, start0, end)
+}
+
+epi_fasta_base_counts <- function(path, threads) {
+    .Call(`_epione_epi_fasta_base_counts`, path, threads)
+}
+
 epi_footprints_count <- function(path, chrom, seq, fp_start, minus, motif, n_motifs, barcodes, groups, all_group, n_groups, flank, k) {
     .Call(`_epione_epi_footprints_count`, path, chrom, seq, fp_start, minus, motif, n_motifs, barcodes, groups, all_group, n_groups, flank, k)
 }
@@ -235,6 +287,30 @@ epi_lsi_group_sums <- function(x, row_map, n_rows, group, n_groups, threads) {
 
 epi_markers_wilcoxon <- function(xt, g1, g2, f1, f2, threads) {
     .Call(`_epione_epi_markers_wilcoxon`, xt, g1, g2, f1, f2, threads)
+}
+
+epi_motifs_convert <- function(mats, kind, prior, bg, pseudocount) {
+    .Call(`_epione_epi_motifs_convert`, mats, kind, prior, bg, pseudocount)
+}
+
+epi_motifs_thresholds <- function(mats, bg, p, threads) {
+    .Call(`_epione_epi_motifs_thresholds`, mats, bg, p, threads)
+}
+
+epi_motifs_count_strings <- function(seqs, threads) {
+    .Call(`_epione_epi_motifs_count_strings`, seqs, threads)
+}
+
+epi_motifs_count_fasta <- function(path, chrom, start0, end, threads) {
+    .Call(`_epione_epi_motifs_count_fasta`, path, chrom, start0, end, threads)
+}
+
+epi_motifs_scan_strings <- function(mats, seqs, bg, p, w, out, threads, verbose) {
+    .Call(`_epione_epi_motifs_scan_strings`, mats, seqs, bg, p, w, out, threads, verbose)
+}
+
+epi_motifs_scan_fasta <- function(mats, path, chrom, start0, end, bg, p, w, out, threads, verbose) {
+    .Call(`_epione_epi_motifs_scan_fasta`, mats, path, chrom, start0, end, bg, p, w, out, threads, verbose)
 }
 
 epi_p2g_knn_groups <- function(emb, query, k, max_shared, threads) {

@@ -595,6 +595,191 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// epi_deseq_size_factors
+Rcpp::NumericVector epi_deseq_size_factors(Rcpp::NumericMatrix counts, int threads);
+RcppExport SEXP _epione_epi_deseq_size_factors(SEXP countsSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type counts(countsSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_deseq_size_factors(counts, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_deseq_base_stats
+Rcpp::List epi_deseq_base_stats(Rcpp::NumericMatrix counts, Rcpp::NumericVector sf, Rcpp::IntegerVector rows, int threads);
+RcppExport SEXP _epione_epi_deseq_base_stats(SEXP countsSEXP, SEXP sfSEXP, SEXP rowsSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type counts(countsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type sf(sfSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type rows(rowsSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_deseq_base_stats(counts, sf, rows, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_deseq_gene_init
+Rcpp::List epi_deseq_gene_init(Rcpp::NumericMatrix counts, Rcpp::NumericVector sf, Rcpp::NumericMatrix x, Rcpp::NumericVector hat, Rcpp::IntegerVector rows, Rcpp::NumericVector mean, Rcpp::NumericVector var, Rcpp::NumericVector opt, int threads);
+RcppExport SEXP _epione_epi_deseq_gene_init(SEXP countsSEXP, SEXP sfSEXP, SEXP xSEXP, SEXP hatSEXP, SEXP rowsSEXP, SEXP meanSEXP, SEXP varSEXP, SEXP optSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type counts(countsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type sf(sfSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type x(xSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type hat(hatSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type rows(rowsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type mean(meanSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type var(varSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type opt(optSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_deseq_gene_init(counts, sf, x, hat, rows, mean, var, opt, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_deseq_gene_disp
+Rcpp::List epi_deseq_gene_disp(Rcpp::NumericMatrix counts, Rcpp::NumericMatrix x, Rcpp::IntegerVector rows, Rcpp::NumericMatrix mu, Rcpp::NumericVector alpha_init, Rcpp::NumericVector opt, int threads);
+RcppExport SEXP _epione_epi_deseq_gene_disp(SEXP countsSEXP, SEXP xSEXP, SEXP rowsSEXP, SEXP muSEXP, SEXP alpha_initSEXP, SEXP optSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type counts(countsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type x(xSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type rows(rowsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type mu(muSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type alpha_init(alpha_initSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type opt(optSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_deseq_gene_disp(counts, x, rows, mu, alpha_init, opt, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_deseq_map
+Rcpp::List epi_deseq_map(Rcpp::NumericMatrix counts, Rcpp::NumericMatrix x, Rcpp::IntegerVector rows, Rcpp::NumericMatrix mu, Rcpp::NumericVector gene_est, Rcpp::NumericVector fit, double prior_var, double var_log_disp, Rcpp::NumericVector opt, int threads);
+RcppExport SEXP _epione_epi_deseq_map(SEXP countsSEXP, SEXP xSEXP, SEXP rowsSEXP, SEXP muSEXP, SEXP gene_estSEXP, SEXP fitSEXP, SEXP prior_varSEXP, SEXP var_log_dispSEXP, SEXP optSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type counts(countsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type x(xSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type rows(rowsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type mu(muSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type gene_est(gene_estSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type fit(fitSEXP);
+    Rcpp::traits::input_parameter< double >::type prior_var(prior_varSEXP);
+    Rcpp::traits::input_parameter< double >::type var_log_disp(var_log_dispSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type opt(optSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_deseq_map(counts, x, rows, mu, gene_est, fit, prior_var, var_log_disp, opt, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_deseq_fit_glm
+Rcpp::List epi_deseq_fit_glm(Rcpp::NumericMatrix counts, Rcpp::NumericVector sf, Rcpp::NumericMatrix x, Rcpp::IntegerVector rows, Rcpp::NumericVector alpha, Rcpp::NumericVector lambda, Rcpp::NumericMatrix ls_op, bool want_hat, double beta_tol, int maxit, double minmu, int threads);
+RcppExport SEXP _epione_epi_deseq_fit_glm(SEXP countsSEXP, SEXP sfSEXP, SEXP xSEXP, SEXP rowsSEXP, SEXP alphaSEXP, SEXP lambdaSEXP, SEXP ls_opSEXP, SEXP want_hatSEXP, SEXP beta_tolSEXP, SEXP maxitSEXP, SEXP minmuSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type counts(countsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type sf(sfSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type x(xSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type rows(rowsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type alpha(alphaSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type lambda(lambdaSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type ls_op(ls_opSEXP);
+    Rcpp::traits::input_parameter< bool >::type want_hat(want_hatSEXP);
+    Rcpp::traits::input_parameter< double >::type beta_tol(beta_tolSEXP);
+    Rcpp::traits::input_parameter< int >::type maxit(maxitSEXP);
+    Rcpp::traits::input_parameter< double >::type minmu(minmuSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_deseq_fit_glm(counts, sf, x, rows, alpha, lambda, ls_op, want_hat, beta_tol, maxit, minmu, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_deseq_cooks
+Rcpp::NumericMatrix epi_deseq_cooks(Rcpp::NumericMatrix counts, Rcpp::NumericVector sf, Rcpp::IntegerVector rows, Rcpp::IntegerVector cell, int p, Rcpp::NumericMatrix mu, Rcpp::NumericMatrix hat, int threads);
+RcppExport SEXP _epione_epi_deseq_cooks(SEXP countsSEXP, SEXP sfSEXP, SEXP rowsSEXP, SEXP cellSEXP, SEXP pSEXP, SEXP muSEXP, SEXP hatSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type counts(countsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type sf(sfSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type rows(rowsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type cell(cellSEXP);
+    Rcpp::traits::input_parameter< int >::type p(pSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type mu(muSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type hat(hatSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_deseq_cooks(counts, sf, rows, cell, p, mu, hat, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_deseq_trimmed_mean
+Rcpp::NumericVector epi_deseq_trimmed_mean(Rcpp::NumericMatrix counts, Rcpp::NumericVector sf, Rcpp::IntegerVector rows, double trim, int threads);
+RcppExport SEXP _epione_epi_deseq_trimmed_mean(SEXP countsSEXP, SEXP sfSEXP, SEXP rowsSEXP, SEXP trimSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type counts(countsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type sf(sfSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type rows(rowsSEXP);
+    Rcpp::traits::input_parameter< double >::type trim(trimSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_deseq_trimmed_mean(counts, sf, rows, trim, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_deseq_count_issues
+Rcpp::NumericVector epi_deseq_count_issues(Rcpp::NumericMatrix counts);
+RcppExport SEXP _epione_epi_deseq_count_issues(SEXP countsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type counts(countsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_deseq_count_issues(counts));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_deseq_row_max
+Rcpp::NumericVector epi_deseq_row_max(Rcpp::NumericMatrix x, Rcpp::LogicalVector use);
+RcppExport SEXP _epione_epi_deseq_row_max(SEXP xSEXP, SEXP useSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type x(xSEXP);
+    Rcpp::traits::input_parameter< Rcpp::LogicalVector >::type use(useSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_deseq_row_max(x, use));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_fasta_lengths
+Rcpp::NumericVector epi_fasta_lengths(std::string path, bool build_index);
+RcppExport SEXP _epione_epi_fasta_lengths(SEXP pathSEXP, SEXP build_indexSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< std::string >::type path(pathSEXP);
+    Rcpp::traits::input_parameter< bool >::type build_index(build_indexSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_fasta_lengths(path, build_index));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_fasta_fetch
+Rcpp::CharacterVector epi_fasta_fetch(std::string path, Rcpp::CharacterVector chrom, Rcpp::NumericVector start0, Rcpp::NumericVector end);
+RcppExport SEXP _epione_epi_fasta_fetch(SEXP pathSEXP, SEXP chromSEXP, SEXP start0SEXP, SEXP endSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< std::string >::type path(pathSEXP);
+    Rcpp::traits::input_parameter< Rcpp::CharacterVector >::type chrom(chromSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type start0(start0SEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type end(endSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_fasta_fetch(path, chrom, start0, end));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_fasta_base_counts
+Rcpp::NumericVector epi_fasta_base_counts(std::string path, int threads);
+RcppExport SEXP _epione_epi_fasta_base_counts(SEXP pathSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< std::string >::type path(pathSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_fasta_base_counts(path, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
 // epi_footprints_count
 Rcpp::List epi_footprints_count(std::string path, std::string chrom, Rcpp::CharacterVector seq, Rcpp::IntegerVector fp_start, Rcpp::IntegerVector minus, Rcpp::IntegerVector motif, int n_motifs, Rcpp::CharacterVector barcodes, Rcpp::IntegerVector groups, int all_group, int n_groups, int flank, int k);
 RcppExport SEXP _epione_epi_footprints_count(SEXP pathSEXP, SEXP chromSEXP, SEXP seqSEXP, SEXP fp_startSEXP, SEXP minusSEXP, SEXP motifSEXP, SEXP n_motifsSEXP, SEXP barcodesSEXP, SEXP groupsSEXP, SEXP all_groupSEXP, SEXP n_groupsSEXP, SEXP flankSEXP, SEXP kSEXP) {
@@ -815,6 +1000,95 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// epi_motifs_convert
+Rcpp::List epi_motifs_convert(Rcpp::List mats, Rcpp::CharacterVector kind, Rcpp::NumericMatrix prior, Rcpp::NumericVector bg, double pseudocount);
+RcppExport SEXP _epione_epi_motifs_convert(SEXP matsSEXP, SEXP kindSEXP, SEXP priorSEXP, SEXP bgSEXP, SEXP pseudocountSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::List >::type mats(matsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::CharacterVector >::type kind(kindSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type prior(priorSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type bg(bgSEXP);
+    Rcpp::traits::input_parameter< double >::type pseudocount(pseudocountSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_motifs_convert(mats, kind, prior, bg, pseudocount));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_motifs_thresholds
+Rcpp::NumericVector epi_motifs_thresholds(Rcpp::List mats, Rcpp::NumericVector bg, double p, int threads);
+RcppExport SEXP _epione_epi_motifs_thresholds(SEXP matsSEXP, SEXP bgSEXP, SEXP pSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::List >::type mats(matsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type bg(bgSEXP);
+    Rcpp::traits::input_parameter< double >::type p(pSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_motifs_thresholds(mats, bg, p, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_motifs_count_strings
+Rcpp::NumericVector epi_motifs_count_strings(Rcpp::CharacterVector seqs, int threads);
+RcppExport SEXP _epione_epi_motifs_count_strings(SEXP seqsSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::CharacterVector >::type seqs(seqsSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_motifs_count_strings(seqs, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_motifs_count_fasta
+Rcpp::NumericVector epi_motifs_count_fasta(std::string path, Rcpp::CharacterVector chrom, Rcpp::NumericVector start0, Rcpp::NumericVector end, int threads);
+RcppExport SEXP _epione_epi_motifs_count_fasta(SEXP pathSEXP, SEXP chromSEXP, SEXP start0SEXP, SEXP endSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< std::string >::type path(pathSEXP);
+    Rcpp::traits::input_parameter< Rcpp::CharacterVector >::type chrom(chromSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type start0(start0SEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type end(endSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_motifs_count_fasta(path, chrom, start0, end, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_motifs_scan_strings
+Rcpp::List epi_motifs_scan_strings(Rcpp::List mats, Rcpp::CharacterVector seqs, Rcpp::NumericVector bg, double p, int w, std::string out, int threads, bool verbose);
+RcppExport SEXP _epione_epi_motifs_scan_strings(SEXP matsSEXP, SEXP seqsSEXP, SEXP bgSEXP, SEXP pSEXP, SEXP wSEXP, SEXP outSEXP, SEXP threadsSEXP, SEXP verboseSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::List >::type mats(matsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::CharacterVector >::type seqs(seqsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type bg(bgSEXP);
+    Rcpp::traits::input_parameter< double >::type p(pSEXP);
+    Rcpp::traits::input_parameter< int >::type w(wSEXP);
+    Rcpp::traits::input_parameter< std::string >::type out(outSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    Rcpp::traits::input_parameter< bool >::type verbose(verboseSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_motifs_scan_strings(mats, seqs, bg, p, w, out, threads, verbose));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_motifs_scan_fasta
+Rcpp::List epi_motifs_scan_fasta(Rcpp::List mats, std::string path, Rcpp::CharacterVector chrom, Rcpp::NumericVector start0, Rcpp::NumericVector end, Rcpp::NumericVector bg, double p, int w, std::string out, int threads, bool verbose);
+RcppExport SEXP _epione_epi_motifs_scan_fasta(SEXP matsSEXP, SEXP pathSEXP, SEXP chromSEXP, SEXP start0SEXP, SEXP endSEXP, SEXP bgSEXP, SEXP pSEXP, SEXP wSEXP, SEXP outSEXP, SEXP threadsSEXP, SEXP verboseSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::List >::type mats(matsSEXP);
+    Rcpp::traits::input_parameter< std::string >::type path(pathSEXP);
+    Rcpp::traits::input_parameter< Rcpp::CharacterVector >::type chrom(chromSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type start0(start0SEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type end(endSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type bg(bgSEXP);
+    Rcpp::traits::input_parameter< double >::type p(pSEXP);
+    Rcpp::traits::input_parameter< int >::type w(wSEXP);
+    Rcpp::traits::input_parameter< std::string >::type out(outSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    Rcpp::traits::input_parameter< bool >::type verbose(verboseSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_motifs_scan_fasta(mats, path, chrom, start0, end, bg, p, w, out, threads, verbose));
+    return rcpp_result_gen;
+END_RCPP
+}
 // epi_p2g_knn_groups
 Rcpp::List epi_p2g_knn_groups(Rcpp::NumericMatrix emb, Rcpp::IntegerVector query, int k, int max_shared, int threads);
 RcppExport SEXP _epione_epi_p2g_knn_groups(SEXP embSEXP, SEXP querySEXP, SEXP kSEXP, SEXP max_sharedSEXP, SEXP threadsSEXP) {
@@ -988,6 +1262,19 @@ static const R_CallMethodDef CallEntries[] = {
     {"_epione_epi_cnn_h5_read", (DL_FUNC) &_epione_epi_cnn_h5_read, 2},
     {"_epione_epi_cnn_permutation", (DL_FUNC) &_epione_epi_cnn_permutation, 2},
     {"_epione_epi_coverage_groups", (DL_FUNC) &_epione_epi_coverage_groups, 7},
+    {"_epione_epi_deseq_size_factors", (DL_FUNC) &_epione_epi_deseq_size_factors, 2},
+    {"_epione_epi_deseq_base_stats", (DL_FUNC) &_epione_epi_deseq_base_stats, 4},
+    {"_epione_epi_deseq_gene_init", (DL_FUNC) &_epione_epi_deseq_gene_init, 9},
+    {"_epione_epi_deseq_gene_disp", (DL_FUNC) &_epione_epi_deseq_gene_disp, 7},
+    {"_epione_epi_deseq_map", (DL_FUNC) &_epione_epi_deseq_map, 10},
+    {"_epione_epi_deseq_fit_glm", (DL_FUNC) &_epione_epi_deseq_fit_glm, 12},
+    {"_epione_epi_deseq_cooks", (DL_FUNC) &_epione_epi_deseq_cooks, 8},
+    {"_epione_epi_deseq_trimmed_mean", (DL_FUNC) &_epione_epi_deseq_trimmed_mean, 5},
+    {"_epione_epi_deseq_count_issues", (DL_FUNC) &_epione_epi_deseq_count_issues, 1},
+    {"_epione_epi_deseq_row_max", (DL_FUNC) &_epione_epi_deseq_row_max, 2},
+    {"_epione_epi_fasta_lengths", (DL_FUNC) &_epione_epi_fasta_lengths, 2},
+    {"_epione_epi_fasta_fetch", (DL_FUNC) &_epione_epi_fasta_fetch, 4},
+    {"_epione_epi_fasta_base_counts", (DL_FUNC) &_epione_epi_fasta_base_counts, 2},
     {"_epione_epi_footprints_count", (DL_FUNC) &_epione_epi_footprints_count, 13},
     {"_epione_epi_footprints_kmers", (DL_FUNC) &_epione_epi_footprints_kmers, 2},
     {"_epione_epi_footprints_bias", (DL_FUNC) &_epione_epi_footprints_bias, 8},
@@ -1004,6 +1291,12 @@ static const R_CallMethodDef CallEntries[] = {
     {"_epione_epi_lsi_project", (DL_FUNC) &_epione_epi_lsi_project, 11},
     {"_epione_epi_lsi_group_sums", (DL_FUNC) &_epione_epi_lsi_group_sums, 6},
     {"_epione_epi_markers_wilcoxon", (DL_FUNC) &_epione_epi_markers_wilcoxon, 6},
+    {"_epione_epi_motifs_convert", (DL_FUNC) &_epione_epi_motifs_convert, 5},
+    {"_epione_epi_motifs_thresholds", (DL_FUNC) &_epione_epi_motifs_thresholds, 4},
+    {"_epione_epi_motifs_count_strings", (DL_FUNC) &_epione_epi_motifs_count_strings, 2},
+    {"_epione_epi_motifs_count_fasta", (DL_FUNC) &_epione_epi_motifs_count_fasta, 5},
+    {"_epione_epi_motifs_scan_strings", (DL_FUNC) &_epione_epi_motifs_scan_strings, 8},
+    {"_epione_epi_motifs_scan_fasta", (DL_FUNC) &_epione_epi_motifs_scan_fasta, 11},
     {"_epione_epi_p2g_knn_groups", (DL_FUNC) &_epione_epi_p2g_knn_groups, 5},
     {"_epione_epi_p2g_correlate", (DL_FUNC) &_epione_epi_p2g_correlate, 9},
     {"_epione_epi_p2g_metacells", (DL_FUNC) &_epione_epi_p2g_metacells, 5},
