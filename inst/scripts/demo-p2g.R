@@ -2,7 +2,7 @@
 # group BigWigs and an ArchR-style browser track, written to demo_output/.
 # Usage (repository root): Rscript inst/scripts/demo-p2g.R
 suppressPackageStartupMessages(library(epione))
-out <- "demo_output"
+if (!exists("out")) out <- "demo_output"
 dir.create(out, showWarnings = FALSE)
 ex <- p2gExampleData()
 links <- peakToGeneLinks(ex$atac, ex$rna, ex$embedding, k = 30,
