@@ -1,12 +1,6 @@
 # QC plots of ArchR's createArrowFiles / plotTSSEnrichment /
 # plotFragmentSizes, with ggplot2 and ArchR's "stallion" palette.
 
-# ArchR's discrete palette "stallion" (R/ColorPalettes.R), first 20 colours.
-.stallion <- c("#D51F26", "#272E6A", "#208A42", "#89288F", "#F47D2B",
-               "#FEE500", "#8A9FD1", "#C06CAB", "#E6C2DC", "#90D5E4",
-               "#89C75F", "#F37B7D", "#9983BD", "#D24B27", "#3BBCA8",
-               "#6E4B9E", "#0C727C", "#7E1416", "#D8A767", "#3D3D3D")
-
 .group_colours <- function(groups) {
     g <- sort(unique(as.character(groups)))
     stats::setNames(rep_len(.stallion, length(g)), g)

@@ -554,10 +554,6 @@ plotVariability <- function(variability, xlab = "Sorted TFs", n = 3,
     p
 }
 
-# ArchR's continuous "solarExtra" palette (paletteContinuous).
-.solar_extra <- c("#3361A5", "#248AF3", "#14B3FF", "#88CEEF", "#C1D5DC",
-                  "#EAD397", "#FDB31A", "#E42A2A", "#A31D1D")
-
 #' Rank plot of deviation variability, ArchR style
 #'
 #' ArchR's `plotVarDev`: annotations ranked by the variance of their

@@ -423,13 +423,6 @@ setMethod("getEmbedding", "SingleCellExperiment", function(ArchRProj,
     if (returnDF) as.data.frame(e) else e
 })
 
-# ArchR's "stallion" discrete palette (ArchR R/ColorPalettes.R), in the
-# order ArchR's paletteDiscrete uses (names 1..20).
-.stallion <- c("#D51F26", "#272E6A", "#208A42", "#89288F", "#F47D2B",
-               "#FEE500", "#8A9FD1", "#C06CAB", "#D8A767", "#90D5E4",
-               "#89C75F", "#F37B7D", "#9983BD", "#D24B27", "#3BBCA8",
-               "#6E4B9E", "#0C727C", "#7E1416", "#E6C2DC", "#3D3D3D")
-
 .palette_discrete <- function(values) {
     lev <- sort(unique(as.character(values)))
     lev <- lev[order(nchar(lev), lev)]

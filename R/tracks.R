@@ -7,12 +7,8 @@
 #' @importClassesFrom GenomicRanges GRangesList
 NULL
 
-# ArchR palettes (ColorPalettes.R): "stallion" for groups, the loop track's
-# grey-blue-purple ramp for correlations.
-.stallion <- c("#D51F26", "#272E6A", "#208A42", "#89288F", "#F47D2B",
-               "#FEE500", "#8A9FD1", "#C06CAB", "#D8A767", "#90D5E4",
-               "#89C75F", "#F37B7D", "#9983BD", "#D24B27", "#3BBCA8",
-               "#6E4B9E", "#0C727C", "#7E1416", "#E6C2DC", "#3D3D3D")
+# The loop track's grey-blue-purple ramp for correlations (ArchR
+# ColorPalettes.R); group colours are .stallion (R/utils-palettes.R).
 .loop_pal <- c("#E6E7E8", "#3A97FF", "#8816A7", "black")
 
 #' ArchR-style browser track: coverage, peaks, links and genes
@@ -410,9 +406,7 @@ plotPeak2GeneHeatmap <- function(links, atac, rna, groups, corCutOff = 0.45,
     u[order(gsub("\\d", "", u), num, u)]
 }
 
-# ArchR palettes "solarExtra" (ATAC) and "blueYellow" (RNA).
-.solar_extra <- c("#3361A5", "#248AF3", "#14B3FF", "#88CEEF", "#C1D5DC",
-                  "#EAD397", "#FDB31A", "#E42A2A", "#A31D1D")
+# ArchR palette "blueYellow" (RNA); "solarExtra" (ATAC) is .solar_extra.
 .blue_yellow <- c("#352A86", "#343DAE", "#0262E0", "#1389D2", "#2DB7A3",
                   "#A5BE6A", "#F8BA43", "#F6DA23", "#F8FA0D")
 

@@ -116,18 +116,30 @@ class Progress {
 public:
     Progress(std::int64_t total, bool verbose)
         : bar_(static_cast<unsigned long>(std::max<std::int64_t>(total, 1)), verbose),
+          verbose_(verbose),
+          step_(std::max<std::int64_t>(total / 100, 1)),
           main_(std::this_thread::get_id()) {}
+    // Finish the bar the throttled ticks may have left short of 100%.
+    ~Progress() {
+        if (verbose_) bar_.update(static_cast<unsigned long>(count_.load()));
+    }
+    // Cheap enough to call per item: the bar is redrawn at most ~100 times,
+    // and never when verbose = FALSE.
     void tick(std::int64_t n = 1) {
         const auto done = count_.fetch_add(n) + n;
-        if (std::this_thread::get_id() == main_) bar_.update(static_cast<unsigned long>(done));
+        if (!verbose_ || done < next_ || std::this_thread::get_id() != main_) return;
+        next_ = done + step_;
+        bar_.update(static_cast<unsigned long>(done));
     }
     bool aborted() {
-        return std::this_thread::get_id() == main_ && Progress_check_abort();
+        return std::this_thread::get_id() == main_ && ::Progress::check_abort();
     }
 
 private:
-    bool Progress_check_abort() { return ::Progress::check_abort(); }
     ::Progress bar_;
+    bool verbose_;
+    std::int64_t step_;
+    std::int64_t next_ = 0;   // touched by the main thread only
     std::atomic<std::int64_t> count_{0};
     std::thread::id main_;
 };

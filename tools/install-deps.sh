@@ -50,7 +50,8 @@ Rscript tools/deps.R --check
 
 if [ "${EPIONE_DEPS_ONLY:-0}" != "1" ]; then
     echo "== R CMD INSTALL ."
-    R CMD INSTALL --no-multiarch .
+    # Two compile jobs: the machines this targets have two cores.
+    MAKEFLAGS="${MAKEFLAGS:--j2}" R CMD INSTALL --no-multiarch .
     Rscript -e 'library(epione); str(epioneInfo())'
 fi
 echo "== done"
