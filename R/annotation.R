@@ -39,6 +39,7 @@
 #' @param anchor `"center"` (default) or `"summit"` (uses
 #'   `mcols(peaks)$summit`, an absolute 1-based position inside the peak).
 #' @param threads Number of C++ threads; results do not depend on it.
+#' @param ... Arguments of the methods (above).
 #' @return `peaks` with the columns above added to `mcols` (or to
 #'   `rowData` for a SummarizedExperiment). Peaks on chromosomes absent from
 #'   the annotation get `NA` distances and genes, `peakType = "Distal"` and

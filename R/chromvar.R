@@ -17,15 +17,27 @@ NULL
 setClass("chromVARDeviations",
          contains = "SummarizedExperiment")
 
+#' @rdname getBackgroundPeaks-ANY-method
+#' @export
 setGeneric("getBackgroundPeaks",
     function(object, ...) standardGeneric("getBackgroundPeaks"))
+#' @rdname computeExpectations-ANY-method
+#' @export
 setGeneric("computeExpectations",
     function(object, ...) standardGeneric("computeExpectations"))
+#' @rdname computeDeviations-ANY-method
+#' @export
 setGeneric("computeDeviations",
     function(object, annotations, ...) standardGeneric("computeDeviations"))
+#' @rdname chromVARDeviations-class
+#' @export
 setGeneric("deviations", function(object) standardGeneric("deviations"))
+#' @rdname chromVARDeviations-class
+#' @export
 setGeneric("deviationScores",
     function(object) standardGeneric("deviationScores"))
+#' @rdname addGCBias-RangedSummarizedExperiment-method
+#' @export
 setGeneric("addGCBias", function(object, ...) standardGeneric("addGCBias"))
 
 # ---- inputs -----------------------------------------------------------

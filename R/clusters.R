@@ -292,6 +292,7 @@ setMethod("addClusters", "SingleCellExperiment", function(input,
 #' @param dimsToUse Dimensions to consider (`NULL`: all).
 #' @param scaleDims Scale per cell; `NULL` uses the LSI's setting.
 #' @param corCutOff Depth-correlation cut-off.
+#' @param ... Arguments of the methods (above).
 #' @return A cells x dimensions matrix (or a list, see `returnMatrix`).
 #' @examples
 #' x <- Matrix::rsparsematrix(3000, 300, 0.05)
@@ -402,6 +403,7 @@ setMethod("addUMAP", "SingleCellExperiment", function(input,
 #' @param ArchRProj A `SingleCellExperiment` with the embedding.
 #' @param embedding Name of the `reducedDim`.
 #' @param returnDF Return a data.frame (else a matrix).
+#' @param ... Arguments of the methods (above).
 #' @return The coordinates, one row per cell.
 #' @examples
 #' sce <- SingleCellExperiment::SingleCellExperiment(list(

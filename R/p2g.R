@@ -395,6 +395,7 @@ peakToGeneLinks <- function(atac, rna, embedding, k = 100,
 #'
 #' @inheritParams peakToGeneLinks
 #' @param maxDist Maximum distance (bp) between peak centres (default 1e5).
+#' @param atacAssay Assay (name or index) of `atac`.
 #' @return A [S4Vectors::DataFrame] with ArchR's columns `queryHits`,
 #'   `subjectHits` (row indices into `atac`), `seqnames`, `correlation`,
 #'   `Variability1`, `Variability2`, `TStat`, `Pval`, `FDR`, `VarQuantile1`,

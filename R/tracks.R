@@ -36,12 +36,11 @@ NULL
 #' @param upstream,downstream Bases around the TSS (default 50000 each).
 #' @param tileSize Coverage resolution in bp (default 250, as ArchR's).
 #' @param normMethod,normBy,maxCells Passed to [groupCoverages()].
-#' @param ylim Coverage axis limits; default `c(0, max)`.
-#' @param pal Colours for the groups (default ArchR's "stallion").
-#' @param sizes Relative heights of coverage, peak, loop and gene tracks.
-#' @param baseSize Base font size.
 #' @param threads Number of C++ threads for reading fragments.
-#' @param ... Passed on to the method.
+#' @param ... Plot settings passed on to the drawing: `ylim` (coverage axis
+#'   limits; default `c(0, max)`), `pal` (colours for the groups; default
+#'   ArchR's "stallion"), `sizes` (relative heights of the coverage, peak,
+#'   loop and gene tracks) and `baseSize` (base font size).
 #' @return A patchwork (ggplot2) object; print it to draw.
 #' @seealso [groupCoverages()], [peakToGeneLinks()], ArchR's
 #'   `plotBrowserTrack()`.

@@ -227,8 +227,12 @@ inline std::int64_t bgzip_index(const std::string& in, const std::string& out, b
         fout = bgzf_open(tmp.c_str(), "w");
         if (!fout) throw input_error("cannot write '" + out + "'");
         for (const Line& l : lines) {
-            bgzf_write(fout, l.text.data(), l.text.size());
-            bgzf_write(fout, "\n", 1);
+            if (bgzf_write(fout, l.text.data(), l.text.size()) < 0 ||
+                bgzf_write(fout, "\n", 1) < 0) {
+                bgzf_close(fout);
+                std::remove(tmp.c_str());
+                throw input_error("cannot write '" + out + "' (disk full?)");
+            }
         }
     }
     if (bgzf_close(fout) < 0) throw input_error("cannot finish writing '" + out + "'");
