@@ -10,4 +10,5 @@
 #' @importFrom Rcpp evalCpp
 #' @importFrom RcppParallel RcppParallelLibs
 #' @importFrom utils sessionInfo
+#' @importFrom uwot umap
 "_PACKAGE"
