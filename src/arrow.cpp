@@ -53,6 +53,33 @@ struct TickProgress {
 
 }  // namespace
 
+// Gene windows from the R table (one row per gene, grouped by chromosome)
+// into one GeneChrom per chromosome, as the gene-score model reads them.
+static std::vector<epione::arrow::GeneChrom> gene_chroms(Rcpp::DataFrame genes) {
+    Rcpp::CharacterVector chr = genes["chr"];
+    Rcpp::NumericVector rs = genes["regionStart"], re = genes["regionEnd"], tss = genes["tss"],
+                        ws = genes["winStart"], we = genes["winEnd"], w = genes["weight"];
+    Rcpp::IntegerVector minus = genes["minus"];
+    std::vector<epione::arrow::GeneChrom> gcs;
+    for (R_xlen_t k = 0; k < chr.size(); ++k) {
+        const std::string c = Rcpp::as<std::string>(chr[k]);
+        if (gcs.empty() || gcs.back().name != c) {
+            gcs.emplace_back();
+            gcs.back().name = c;
+        }
+        auto& g = gcs.back();
+        g.region_start.push_back(static_cast<i64>(rs[k]));
+        g.region_end.push_back(static_cast<i64>(re[k]));
+        g.tss.push_back(static_cast<i64>(tss[k]));
+        g.win_start.push_back(static_cast<i64>(ws[k]));
+        g.win_end.push_back(static_cast<i64>(we[k]));
+        g.minus.push_back(minus[k]);
+        g.weight.push_back(w[k]);
+        g.max_window = std::max<i64>(g.max_window, static_cast<i64>(we[k] - ws[k]));
+    }
+    return gcs;
+}
+
 // [[Rcpp::export(rng = false)]]
 Rcpp::CharacterVector epi_arrow_seqnames(std::string path) {
     epione::fragments::FragmentFile f(path, 1);
@@ -110,28 +137,7 @@ Rcpp::List epi_arrow_write(std::string path, std::string arrow, Rcpp::DataFrame 
     spec.gene.model.assign(model.begin(), model.end());
     spec.gene.model_half = static_cast<i64>(model_half);
     spec.blacklist = as_intervals(blacklist);
-    if (add_genes && genes.nrows() > 0) {
-        Rcpp::CharacterVector chr = genes["chr"];
-        Rcpp::NumericVector rs = genes["regionStart"], re = genes["regionEnd"], tss = genes["tss"],
-                            ws = genes["winStart"], we = genes["winEnd"], w = genes["weight"];
-        Rcpp::IntegerVector minus = genes["minus"];
-        for (R_xlen_t k = 0; k < chr.size(); ++k) {
-            const std::string c = Rcpp::as<std::string>(chr[k]);
-            if (spec.genes.empty() || spec.genes.back().name != c) {
-                spec.genes.emplace_back();
-                spec.genes.back().name = c;
-            }
-            auto& g = spec.genes.back();
-            g.region_start.push_back(static_cast<i64>(rs[k]));
-            g.region_end.push_back(static_cast<i64>(re[k]));
-            g.tss.push_back(static_cast<i64>(tss[k]));
-            g.win_start.push_back(static_cast<i64>(ws[k]));
-            g.win_end.push_back(static_cast<i64>(we[k]));
-            g.minus.push_back(minus[k]);
-            g.weight.push_back(w[k]);
-            g.max_window = std::max<i64>(g.max_window, static_cast<i64>(we[k] - ws[k]));
-        }
-    }
+    if (add_genes && genes.nrows() > 0) spec.genes = gene_chroms(genes);
     h5::QuietErrors quiet;
     h5::Handle file = h5::open_file(arrow, true);
     TickProgress progress(static_cast<i64>(spec.chroms.size()), verbose);
@@ -338,27 +344,7 @@ Rcpp::List epi_arrow_genes_from_arrow(std::string arrow, Rcpp::CharacterVector c
     opt.ceiling = ceiling;
     opt.model.assign(model.begin(), model.end());
     opt.model_half = static_cast<i64>(model_half);
-    Rcpp::CharacterVector chr = genes["chr"];
-    Rcpp::NumericVector rs = genes["regionStart"], re = genes["regionEnd"], tss = genes["tss"],
-                        ws = genes["winStart"], we = genes["winEnd"], w = genes["weight"];
-    Rcpp::IntegerVector minus = genes["minus"];
-    std::vector<epione::arrow::GeneChrom> gcs;
-    for (R_xlen_t k = 0; k < chr.size(); ++k) {
-        const std::string c = Rcpp::as<std::string>(chr[k]);
-        if (gcs.empty() || gcs.back().name != c) {
-            gcs.emplace_back();
-            gcs.back().name = c;
-        }
-        auto& g = gcs.back();
-        g.region_start.push_back(static_cast<i64>(rs[k]));
-        g.region_end.push_back(static_cast<i64>(re[k]));
-        g.tss.push_back(static_cast<i64>(tss[k]));
-        g.win_start.push_back(static_cast<i64>(ws[k]));
-        g.win_end.push_back(static_cast<i64>(we[k]));
-        g.minus.push_back(minus[k]);
-        g.weight.push_back(w[k]);
-        g.max_window = std::max<i64>(g.max_window, static_cast<i64>(we[k] - ws[k]));
-    }
+    const std::vector<epione::arrow::GeneChrom> gcs = gene_chroms(genes);
     Rcpp::List out(gcs.size());
     Rcpp::CharacterVector nm(gcs.size());
     for (std::size_t k = 0; k < gcs.size(); ++k) {

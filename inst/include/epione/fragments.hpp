@@ -46,6 +46,20 @@ inline bool parse_int(std::string_view s, std::int64_t& out) {
     return true;
 }
 
+// Splits the first four tab-separated columns of a fragment line into
+// `col`; returns how many were found (the last may run to the line's end).
+inline int split_columns(std::string_view s, std::string_view (&col)[4]) {
+    std::size_t from = 0;
+    int k = 0;
+    for (; k < 4; ++k) {
+        const std::size_t tab = s.find('\t', from);
+        col[k] = s.substr(from, tab == std::string_view::npos ? std::string_view::npos : tab - from);
+        if (tab == std::string_view::npos) return k + 1;
+        from = tab + 1;
+    }
+    return k;
+}
+
 class FragmentFile {
 public:
     // `threads` > 1 decompresses BGZF blocks on extra threads.
@@ -105,14 +119,7 @@ public:
             ++n;
             std::string_view s(line.s, line.l);
             std::string_view col[4];
-            std::size_t from = 0;
-            int k = 0;
-            for (; k < 4; ++k) {
-                const std::size_t tab = s.find('\t', from);
-                col[k] = s.substr(from, tab == std::string_view::npos ? std::string_view::npos : tab - from);
-                if (tab == std::string_view::npos) { ++k; break; }
-                from = tab + 1;
-            }
+            const int k = split_columns(s, col);
             if (k < 4 || col[3].empty()) fail(chrom, n, s, "has fewer than 4 tab-separated columns (chrom, start, end, barcode)");
             std::int64_t st, en;
             if (!parse_int(col[1], st) || !parse_int(col[2], en))
@@ -183,14 +190,7 @@ inline std::int64_t bgzip_index(const std::string& in, const std::string& out, b
         std::string_view s(ks.s, ks.l);
         if (s.empty() || s[0] == '#') continue;
         std::string_view col[4];
-        std::size_t from = 0;
-        int k = 0;
-        for (; k < 4; ++k) {
-            const std::size_t tab = s.find('\t', from);
-            col[k] = s.substr(from, tab == std::string_view::npos ? std::string_view::npos : tab - from);
-            if (tab == std::string_view::npos) { ++k; break; }
-            from = tab + 1;
-        }
+        const int k = split_columns(s, col);
         std::int64_t st, en;
         if (k < 4 || col[3].empty()) fail("fewer than 4 tab-separated columns (chrom, start, end, barcode)");
         if (!parse_int(col[1], st) || !parse_int(col[2], en)) fail("start or end is not a whole number");
