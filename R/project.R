@@ -36,7 +36,9 @@ setClass("EpioneProject", representation(
     peakSet = "GRangesOrNULL",
     peakAnnotation = "SimpleList",
     geneAnnotation = "SimpleList",
-    genomeAnnotation = "SimpleList"))
+    genomeAnnotation = "SimpleList"),
+    prototype(cellColData = S4Vectors::DataFrame(Sample = character(0)),
+              sampleColData = S4Vectors::DataFrame()))
 
 setValidity("EpioneProject", function(object) {
     cc <- object@cellColData
@@ -273,3 +275,107 @@ getMatrixFromProject <- function(ArchRProj, useMatrix = "GeneScoreMatrix",
 NULL
 
 setAs("EpioneProject", "SingleCellExperiment", .project_to_sce)
+
+#' Peak annotations of a project (ArchR's getPeakAnnotation, getMatches,
+#' getPositions)
+#'
+#' A peak annotation (e.g. from `addMotifAnnotations()`) is kept by name in
+#' the project's `peakAnnotation` slot, as ArchR keeps it: a list with `Name`,
+#' the paths `Matches` (an RDS of a `RangedSummarizedExperiment` peaks x
+#' annotations with a logical sparse assay `matches`) and `Positions` (an
+#' RDS of a `GRangesList` of hits per annotation, or `NULL`), plus any
+#' parameters. The RDS files live in `outputDirectory/Annotations`.
+#'
+#' @param ArchRProj An [EpioneProject-class].
+#' @param name Annotation name (default: the first one).
+#' @param annoName Optional annotation (column) names to keep; matched as
+#'   regular expressions like ArchR does.
+#' @return `getPeakAnnotation()`: the annotation's list; `getMatches()`: a
+#'   `RangedSummarizedExperiment` of matches over the project's peak set;
+#'   `getPositions()`: a `GRangesList`.
+#' @seealso [ArchR::getMatches()], [ArchR::getPositions()]
+#' @examples
+#' proj <- methods::new("EpioneProject")
+#' names(proj@peakAnnotation)
+#' @name peak-annotations
+NULL
+
+#' @rdname peak-annotations
+#' @export
+getPeakAnnotation <- function(ArchRProj, name = NULL) {
+    .check_project(ArchRProj)
+    annos <- ArchRProj@peakAnnotation
+    if (!length(annos)) {
+        .abort("the project has no peak annotation; add one with ",
+               "addMotifAnnotations().", kind = "input")
+    }
+    if (is.null(name)) name <- names(annos)[1]
+    if (!name %in% names(annos)) {
+        .abort("no peak annotation named '", name, "'; available: ",
+               paste(names(annos), collapse = ", "), ".", kind = "input")
+    }
+    annos[[name]]
+}
+
+#' @rdname peak-annotations
+#' @export
+getMatches <- function(ArchRProj, name = NULL, annoName = NULL) {
+    anno <- getPeakAnnotation(ArchRProj, name)
+    matches <- .read_annotation_part(anno$Matches, "Matches")
+    if (is.null(annoName)) return(matches)
+    matches[, .grep_names(annoName, colnames(matches)), drop = FALSE]
+}
+
+#' @rdname peak-annotations
+#' @export
+getPositions <- function(ArchRProj, name = NULL, annoName = NULL) {
+    anno <- getPeakAnnotation(ArchRProj, name)
+    pos <- .read_annotation_part(anno$Positions, "Positions")
+    if (is.null(annoName)) return(pos)
+    pos[.grep_names(annoName, names(pos))]
+}
+
+.read_annotation_part <- function(x, what) {
+    if (is.character(x)) {
+        if (!file.exists(x)) {
+            .abort("the annotation's ", what, " file '", x, "' is missing; ",
+                   "add the annotation again.", kind = "file")
+        }
+        return(readRDS(x))
+    }
+    if (is.null(x)) {
+        .abort("this peak annotation stores no ", what, ".", kind = "input")
+    }
+    x
+}
+
+.grep_names <- function(patterns, nms) {
+    hit <- unique(unlist(lapply(patterns, grep, x = nms)))
+    if (!length(hit)) {
+        .abort("no annotation matches ", paste(patterns, collapse = ", "),
+               ".", kind = "input")
+    }
+    sort(hit)
+}
+
+# Store a peak annotation the way getPeakAnnotation() expects: RDS files in
+# outputDirectory/Annotations, paths and parameters in the slot.
+.add_peak_annotation <- function(ArchRProj, name, matches, positions = NULL,
+                                 extra = list(), force = FALSE) {
+    if (name %in% names(ArchRProj@peakAnnotation) && !force) {
+        .abort("the project already has a peak annotation '", name, "'; ",
+               "use force = TRUE to replace it.", kind = "input")
+    }
+    dir <- file.path(ArchRProj@projectMetadata$outputDirectory, "Annotations")
+    dir.create(dir, recursive = TRUE, showWarnings = FALSE)
+    mfile <- file.path(dir, paste0(name, "-Matches-In-Peaks.rds"))
+    saveRDS(matches, mfile)
+    pfile <- NULL
+    if (!is.null(positions)) {
+        pfile <- file.path(dir, paste0(name, "-Positions-In-Peaks.rds"))
+        saveRDS(positions, pfile)
+    }
+    ArchRProj@peakAnnotation[[name]] <- c(list(Name = name, Matches = mfile,
+        Positions = pfile), extra)
+    ArchRProj
+}

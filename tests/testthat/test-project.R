@@ -84,3 +84,27 @@ test_that("a two-sample project concatenates cells and matrices", {
     expect_identical(unname(m[, 1:127]), unname(m[, 128:254]))
     expect_identical(colnames(se)[128], "Second#B.43")
 })
+
+test_that("peak annotations are stored and read back as ArchR keeps them", {
+    proj <- methods::new("EpioneProject",
+        projectMetadata = S4Vectors::SimpleList(outputDirectory = tempfile()))
+    expect_error(getMatches(proj), class = "epione_error_input",
+                 regexp = "addMotifAnnotations")
+    peaks <- GenomicRanges::GRanges("chr1", IRanges::IRanges(
+        c(1, 101, 201), width = 50))
+    m <- Matrix::sparseMatrix(i = c(1, 3), j = c(1, 2), x = TRUE,
+                              dims = c(3, 2))
+    colnames(m) <- c("GATA1_1", "CTCF_2")
+    se <- SummarizedExperiment::SummarizedExperiment(
+        list(matches = m), rowRanges = peaks)
+    pos <- GenomicRanges::GRangesList(GATA1_1 = peaks[1], CTCF_2 = peaks[3])
+    proj <- epione:::.add_peak_annotation(proj, "Motif", se, pos)
+    expect_true(file.exists(getPeakAnnotation(proj, "Motif")$Matches))
+    expect_identical(SummarizedExperiment::assay(getMatches(proj)), m)
+    expect_identical(colnames(getMatches(proj, annoName = "CTCF")), "CTCF_2")
+    expect_identical(names(getPositions(proj, "Motif", "GATA")), "GATA1_1")
+    expect_error(getMatches(proj, "Other"), class = "epione_error_input",
+                 regexp = "available: Motif")
+    expect_error(epione:::.add_peak_annotation(proj, "Motif", se),
+                 class = "epione_error_input", regexp = "force = TRUE")
+})
