@@ -157,6 +157,7 @@ createArrowFiles <- function(inputFiles, sampleNames,
                "to overwrite it or choose another outputNames.",
                kind = "file")
     }
+    dir.create(dirname(arrow), recursive = TRUE, showWarnings = FALSE)
     if (p$verbose) message("[", sample, "] reading ", input)
     chroms <- .arrow_chroms(input, gn$chromSizes, p$nChunk)
     qc <- .arrow_qc(input, chroms, ga, gn, validBC, p, sample)

@@ -90,7 +90,8 @@ Rcpp::CharacterVector epi_arrow_seqnames(std::string path) {
 Rcpp::DataFrame epi_arrow_scan(std::string path, Rcpp::DataFrame chroms, Rcpp::List chunks,
                                Rcpp::List features, double min_size, double max_size,
                                double nuc_length, int threads, bool verbose) {
-    epione::fragments::FragmentFile f(path, threads);
+    epione::arrow::Source src{path, threads};
+    { epione::fragments::FragmentFile check(path, 1); }  // format errors before threads start
     epione::arrow::Features feat;
     feat.window = as_intervals(features["window"]);
     feat.flank = as_intervals(features["flank"]);
@@ -102,7 +103,8 @@ Rcpp::DataFrame epi_arrow_scan(std::string path, Rcpp::DataFrame chroms, Rcpp::L
     filt.nuc_length = static_cast<i64>(nuc_length);
     const auto ch = as_chroms(chroms, chunks);
     TickProgress progress(static_cast<i64>(ch.size()), verbose);
-    auto bc = epione::arrow::scan(f, ch, feat, filt, progress);
+    glue::TbbPar par(threads);
+    auto bc = epione::arrow::scan(src, ch, feat, filt, par, progress);
     return Rcpp::DataFrame::create(
         Rcpp::Named("barcode") = Rcpp::wrap(bc.name), Rcpp::Named("nLines") = Rcpp::wrap(bc.lines),
         Rcpp::Named("nFrags") = Rcpp::wrap(bc.nfrags), Rcpp::Named("nMonoFrags") = Rcpp::wrap(bc.mono),
@@ -121,7 +123,7 @@ Rcpp::List epi_arrow_write(std::string path, std::string arrow, Rcpp::DataFrame 
                            bool add_genes, Rcpp::DataFrame genes, double gene_tile_size, double ceiling,
                            Rcpp::NumericVector model, double model_half, Rcpp::DataFrame blacklist,
                            int threads, bool verbose) {
-    epione::fragments::FragmentFile f(path, threads);
+    epione::arrow::Source src{path, threads};
     epione::arrow::WriteSpec spec;
     spec.chroms = as_chroms(chroms, chunks);
     spec.tile_chrom.assign(tile_chrom.begin(), tile_chrom.end());
@@ -141,7 +143,8 @@ Rcpp::List epi_arrow_write(std::string path, std::string arrow, Rcpp::DataFrame 
     h5::QuietErrors quiet;
     h5::Handle file = h5::open_file(arrow, true);
     TickProgress progress(static_cast<i64>(spec.chroms.size()), verbose);
-    auto res = epione::arrow::write(f, file, spec, progress);
+    glue::TbbPar par(threads);
+    auto res = epione::arrow::write(src, file, spec, par, progress);
     Rcpp::List gs(res.gene_scores.size());
     Rcpp::CharacterVector gnames(res.gene_scores.size());
     for (std::size_t k = 0; k < res.gene_scores.size(); ++k) {

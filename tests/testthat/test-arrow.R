@@ -165,6 +165,23 @@ test_that("results do not depend on the number of threads", {
                      epione:::.arrow_metadata(a2)$TSSEnrichment)
 })
 
+test_that("concurrent readers of one Arrow file all get the same matrix", {
+    skip_if_not_installed("rhdf5")
+    want <- SummarizedExperiment::assay(
+        getMatrixFromArrow(arrow, "TileMatrix", verbose = FALSE))
+    # A reader holds the file open (as an ArchR session would) while this
+    # process and two forked ones read it at the same time.
+    fid <- rhdf5::H5Fopen(arrow, flags = "H5F_ACC_RDONLY")
+    on.exit(rhdf5::H5Fclose(fid))
+    got <- parallel::mclapply(1:3, function(i) {
+        SummarizedExperiment::assay(
+            getMatrixFromArrow(arrow, "TileMatrix", verbose = FALSE))
+    }, mc.cores = 3)
+    for (g in got) expect_identical(g, want)
+    expect_identical(SummarizedExperiment::assay(
+        getMatrixFromArrow(arrow, "TileMatrix", verbose = FALSE)), want)
+})
+
 # ---- bad input --------------------------------------------------------------
 
 bad_dir <- file.path(tempdir(), "arrow-bad")
@@ -354,4 +371,34 @@ test_that("multiome QC (validBarcodes, hg38, 16 chromosomes) equals ArchR's", {
     expect_equal(got$TSSEnrichment, want$TSSEnrichment, tolerance = 1e-6)
     expect_equal(got$PromoterRatio, want$PromoterRatio, tolerance = 1e-12)
     expect_identical(nrow(epione:::.arrow_metadata(a)), 565L)
+})
+
+test_that("chromosomes read in parallel give the same Arrow file", {
+    M <- shared_path("data", "fragments", "multiome")
+    skip_if_not(dir.exists(M), "shared multiome data absent")
+    cs <- c(chr1 = 248956422, chr2 = 242193529, chr4 = 190214555,
+            chr10 = 133797422, chr17 = 83257441, chr19 = 58617616)
+    gn <- createGenomeAnnotation(cs)
+    genes <- GenomicRanges::GRanges(names(cs), IRanges::IRanges(1e6, 1.1e6),
+        strand = "+", symbol = paste0("G", seq_along(cs)))
+    ga <- createGeneAnnotation(genes = genes,
+        TSS = GenomicRanges::resize(genes, 1L, "start"))
+    run <- function(th) {
+        d <- file.path(tempdir(), paste0("arrow-par-", th))
+        suppressWarnings(createArrowFiles(
+            file.path(M, "test_rna_atac_fragments.tsv.gz"), "MO",
+            file.path(d, "MO"), ga, gn, minFrags = 20, minTSS = 0,
+            QCDir = NULL, threads = th, verbose = FALSE, force = TRUE))
+    }
+    a1 <- run(1L)
+    a2 <- run(2L)
+    expect_identical(epione:::.arrow_metadata(a1), epione:::.arrow_metadata(a2))
+    for (m in c("TileMatrix", "GeneScoreMatrix")) {
+        expect_identical(
+            SummarizedExperiment::assay(getMatrixFromArrow(a1, m, verbose = FALSE)),
+            SummarizedExperiment::assay(getMatrixFromArrow(a2, m, verbose = FALSE)))
+    }
+    f1 <- getFragmentsFromArrow(a1)
+    expect_gt(length(f1), 1000)
+    expect_identical(f1, getFragmentsFromArrow(a2))
 })

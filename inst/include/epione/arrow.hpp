@@ -10,6 +10,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <numeric>
 #include <string>
 #include <unordered_map>
@@ -101,41 +103,86 @@ inline const Intervals* find(const std::unordered_map<std::string, Intervals>& m
 // Pass 1. Fragments are assigned to a chromosome's chunk by their start, as
 // ArchR's scanTabix over `tile(chromSizes, nChunk)` does; starts past the
 // chromosome end are not read by ArchR and are skipped here too.
-template <class Progress>
-Barcodes scan(fragments::FragmentFile& file, const std::vector<Chrom>& chroms,
-              const Features& feat, const FragmentFilter& filt, Progress& progress) {
+inline Barcodes scan_chrom(fragments::FragmentFile& file, const Chrom& chr, const Features& feat,
+                           const FragmentFilter& filt) {
     Barcodes bc;
-    for (const Chrom& chr : chroms) {
-        const Intervals* win = find(feat.window, chr.name);
-        const Intervals* fl = find(feat.flank, chr.name);
-        const Intervals* pr = find(feat.promoter, chr.name);
-        const Intervals* bl = find(feat.blacklist, chr.name);
-        int last = -1;
-        std::string last_bc;
-        file.for_each(chr.name, [&](i64 s0, i64 end, std::string_view b) {
-            const i64 start = s0 + 1;
-            if (start > chr.length) return;
-            if (last < 0 || b != last_bc) {
-                last = bc.get(b);
-                last_bc.assign(b);
-            }
-            const int k = last;
-            bc.lines[k] += 1;
-            bc.first_chunk[k] = std::min(bc.first_chunk[k], chr.chunk_of(start));
-            const i64 w = end - start + 1;
-            if (w < filt.min_size || w > filt.max_size) return;
-            bc.nfrags[k] += 1;
-            const i64 cls = std::min<i64>(w / filt.nuc_length + 1, 3);
-            (cls == 1 ? bc.mono : cls == 2 ? bc.di : bc.multi)[k] += 1;
-            for (i64 p : {start, end}) {
-                if (win) bc.window[k] += win->count(p);
-                if (fl) bc.flank[k] += fl->count(p);
-                if (pr) bc.promoter[k] += pr->count(p);
-                if (bl) bc.blacklist[k] += bl->count(p);
-            }
-        });
-        progress.tick();
+    const Intervals* win = find(feat.window, chr.name);
+    const Intervals* fl = find(feat.flank, chr.name);
+    const Intervals* pr = find(feat.promoter, chr.name);
+    const Intervals* bl = find(feat.blacklist, chr.name);
+    int last = -1;
+    std::string last_bc;
+    file.for_each(chr.name, [&](i64 s0, i64 end, std::string_view b) {
+        const i64 start = s0 + 1;
+        if (start > chr.length) return;
+        if (last < 0 || b != last_bc) {
+            last = bc.get(b);
+            last_bc.assign(b);
+        }
+        const int k = last;
+        bc.lines[k] += 1;
+        bc.first_chunk[k] = std::min(bc.first_chunk[k], chr.chunk_of(start));
+        const i64 w = end - start + 1;
+        if (w < filt.min_size || w > filt.max_size) return;
+        bc.nfrags[k] += 1;
+        const i64 cls = std::min<i64>(w / filt.nuc_length + 1, 3);
+        (cls == 1 ? bc.mono : cls == 2 ? bc.di : bc.multi)[k] += 1;
+        for (i64 p : {start, end}) {
+            if (win) bc.window[k] += win->count(p);
+            if (fl) bc.flank[k] += fl->count(p);
+            if (pr) bc.promoter[k] += pr->count(p);
+            if (bl) bc.blacklist[k] += bl->count(p);
+        }
+    });
+    return bc;
+}
+
+// One task per chromosome, each with its own file handle; per-chromosome
+// tallies are merged in chromosome order, so barcode ids and sums equal a
+// serial scan for any thread count.
+struct Source {
+    std::string path;
+    int threads = 1;  // BGZF decompression threads when chromosomes run serially
+    std::unique_ptr<fragments::FragmentFile> open(int par_threads) const {
+        return std::make_unique<fragments::FragmentFile>(path, par_threads > 1 ? 1 : threads);
     }
+};
+
+inline void merge_into(Barcodes& to, const Barcodes& from) {
+    for (std::size_t j = 0; j < from.name.size(); ++j) {
+        const int k = to.get(from.name[j]);
+        to.lines[k] += from.lines[j];
+        to.nfrags[k] += from.nfrags[j];
+        to.mono[k] += from.mono[j];
+        to.di[k] += from.di[j];
+        to.multi[k] += from.multi[j];
+        to.window[k] += from.window[j];
+        to.flank[k] += from.flank[j];
+        to.promoter[k] += from.promoter[j];
+        to.blacklist[k] += from.blacklist[j];
+        to.first_chunk[k] = std::min(to.first_chunk[k], from.first_chunk[j]);
+    }
+}
+
+template <class Par, class Progress>
+Barcodes scan(const Source& src, const std::vector<Chrom>& chroms, const Features& feat,
+              const FragmentFilter& filt, Par& par, Progress& progress) {
+    const std::size_t n = chroms.size();
+    std::vector<std::unique_ptr<Barcodes>> done(n);
+    std::size_t next = 0;  // merge as soon as a prefix is complete: few tallies live at once
+    std::mutex mu;
+    Barcodes bc;
+    par.run(static_cast<i64>(n), [&](i64 t) {
+        auto file = src.open(par.threads());
+        auto b = std::make_unique<Barcodes>(scan_chrom(*file, chroms[t], feat, filt));
+        std::lock_guard<std::mutex> lock(mu);
+        done[t] = std::move(b);
+        for (; next < n && done[next]; ++next) {
+            merge_into(bc, *done[next]);
+            done[next].reset();
+        }
+        progress.tick();
+    });
     return bc;
 }
 
@@ -401,76 +448,96 @@ struct WriteSpec {
     std::unordered_map<std::string, Intervals> blacklist;
 };
 
-// Pass 2: fragments of kept cells (grouped by cell in Arrow order, then by
-// ArchR's chunk order, then file order), their TileMatrix block and raw gene
-// scores, one chromosome at a time.
-template <class Progress>
-WriteResult write(fragments::FragmentFile& file, hid_t h5file, const WriteSpec& spec, Progress& progress) {
+// The kept cells' fragments of one chromosome, grouped by cell, then in
+// ArchR's chunk order, then file order.
+inline std::vector<Stored> read_chrom(fragments::FragmentFile& file, const Chrom& chr,
+                                      const std::unordered_map<std::string, int>& cell_id,
+                                      const FragmentFilter& filter) {
+    std::vector<Stored> fr;
+    int last = -2;
+    std::string last_bc;
+    file.for_each(chr.name, [&](i64 s0, i64 end, std::string_view b) {
+        const i64 start = s0 + 1;
+        if (start > chr.length) return;
+        if (last == -2 || b != last_bc) {
+            auto it = cell_id.find(std::string(b));
+            last = it == cell_id.end() ? -1 : it->second;
+            last_bc.assign(b);
+        }
+        if (last < 0) return;
+        const i64 w = end - start + 1;
+        if (w < filter.min_size || w > filter.max_size) return;
+        fr.push_back({last, chr.chunk_of(start), static_cast<std::int32_t>(start),
+                      static_cast<std::int32_t>(w)});
+    });
+    std::stable_sort(fr.begin(), fr.end(), [](const Stored& a, const Stored& b) {
+        return a.cell != b.cell ? a.cell < b.cell : a.chunk < b.chunk;
+    });
+    return fr;
+}
+
+// Tile matrix of one chromosome with ArchR's blacklist rule: tiles
+// (start %/% ts + 1) .. (end %/% ts + 1) of every blacklist range are zeroed.
+inline Csc blacklisted_tiles(const std::vector<Stored>& fr, int nc, const Chrom& chr,
+                             const TileOptions& opt, const Intervals* bl) {
+    Csc m = tile_matrix(fr, nc, chr.length, opt, bl);
+    if (!bl || bl->pairs.empty()) return m;
+    std::vector<char> zero(static_cast<std::size_t>(m.nrow), 0);
+    for (const auto& pr : bl->pairs) {
+        const i64 a0 = pr.first / opt.tile_size, a1 = pr.second / opt.tile_size;
+        for (i64 t = std::max<i64>(a0, 0); t <= std::min<i64>(a1, m.nrow - 1); ++t) zero[t] = 1;
+    }
+    drop_rows(m, zero);
+    return m;
+}
+
+// Pass 2: fragments of kept cells, their TileMatrix block and raw gene
+// scores, chromosome by chromosome.
+template <class Par, class Progress>
+WriteResult write(const Source& src, hid_t h5file, const WriteSpec& spec, Par& par, Progress& progress) {
     std::unordered_map<std::string, int> cell_id;
     for (std::size_t k = 0; k < spec.cells.size(); ++k) cell_id.emplace(spec.cells[k], static_cast<int>(k));
     const int nc = static_cast<int>(spec.cells.size());
     std::unordered_map<std::string, int> gene_chrom;
     for (std::size_t k = 0; k < spec.genes.size(); ++k) gene_chrom.emplace(spec.genes[k].name, static_cast<int>(k));
     WriteResult res;
-    res.size_hist.assign(1000, 0.0);
     res.gene_scores.resize(spec.genes.size());
     for (std::size_t k = 0; k < spec.genes.size(); ++k) {
         res.gene_scores[k].nrow = static_cast<i64>(spec.genes[k].weight.size());
         res.gene_scores[k].ncol = nc;
         res.gene_scores[k].p.assign(nc + 1, 0);
     }
-    std::vector<Stored> fr;
-    std::vector<i64> order;
-    for (std::size_t ci = 0; ci < spec.chroms.size(); ++ci) {
+    // Chromosomes run in parallel (one file handle each); the HDF5 library
+    // is not thread-safe, so writes are serialised. Histograms are summed in
+    // chromosome order afterwards: identical for any thread count.
+    const std::size_t n = spec.chroms.size();
+    std::vector<std::vector<double>> hist(n);
+    std::mutex h5_mutex;
+    par.run(static_cast<i64>(n), [&](i64 ci) {
         const Chrom& chr = spec.chroms[ci];
-        fr.clear();
-        int last = -2;
-        std::string last_bc;
-        file.for_each(chr.name, [&](i64 s0, i64 end, std::string_view b) {
-            const i64 start = s0 + 1;
-            if (start > chr.length) return;
-            if (last == -2 || b != last_bc) {
-                auto it = cell_id.find(std::string(b));
-                last = it == cell_id.end() ? -1 : it->second;
-                last_bc.assign(b);
-            }
-            if (last < 0) return;
-            const i64 w = end - start + 1;
-            if (w < spec.filter.min_size || w > spec.filter.max_size) return;
-            fr.push_back({last, chr.chunk_of(start), static_cast<std::int32_t>(start),
-                          static_cast<std::int32_t>(w)});
-        });
-        std::stable_sort(fr.begin(), fr.end(), [](const Stored& a, const Stored& b) {
-            return a.cell != b.cell ? a.cell < b.cell : a.chunk < b.chunk;
-        });
+        auto file = src.open(par.threads());
+        std::vector<Stored> fr = read_chrom(*file, chr, cell_id, spec.filter);
+        hist[ci].assign(1000, 0.0);
         for (const Stored& f : fr)
-            if (f.width >= 1 && f.width <= 1000) res.size_hist[f.width - 1] += 1;
-        write_fragments(h5file, chr.name, fr, spec.cells);
+            if (f.width >= 1 && f.width <= 1000) hist[ci][f.width - 1] += 1;
         const Intervals* bl = find(spec.blacklist, chr.name);
-        if (spec.add_tiles && spec.tile_chrom[ci]) {
-            Csc m = tile_matrix(fr, nc, chr.length, spec.tile, bl);
-            if (bl && !bl->pairs.empty()) {
-                // ArchR zeroes tiles (start %/% ts + 1) .. (end %/% ts + 1)
-                std::vector<char> zero(static_cast<std::size_t>(m.nrow), 0);
-                for (const auto& pr : bl->pairs) {
-                    const i64 a0 = pr.first / spec.tile.tile_size, a1 = pr.second / spec.tile.tile_size;
-                    for (i64 t = std::max<i64>(a0, 0); t <= std::min<i64>(a1, m.nrow - 1); ++t) zero[t] = 1;
-                }
-                drop_rows(m, zero);
-            }
-            write_sparse(h5file, "TileMatrix/" + chr.name, m);
-        }
-        if (spec.add_gene_scores) {
-            auto it = gene_chrom.find(chr.name);
-            if (it != gene_chrom.end())
-                res.gene_scores[it->second] = gene_scores(fr, nc, spec.genes[it->second], spec.gene, bl);
-        }
-        res.chroms_written.push_back(chr.name);
+        Csc tiles;
+        const bool tile_here = spec.add_tiles && spec.tile_chrom[ci];
+        if (tile_here) tiles = blacklisted_tiles(fr, nc, chr, spec.tile, bl);
+        auto it = gene_chrom.find(chr.name);
+        if (spec.add_gene_scores && it != gene_chrom.end())
+            res.gene_scores[it->second] = gene_scores(fr, nc, spec.genes[it->second], spec.gene, bl);
+        std::lock_guard<std::mutex> lock(h5_mutex);
+        write_fragments(h5file, chr.name, fr, spec.cells);
+        if (tile_here) write_sparse(h5file, "TileMatrix/" + chr.name, tiles);
         progress.tick();
-    }
+    });
+    res.size_hist.assign(1000, 0.0);
+    for (const auto& h : hist)
+        for (std::size_t w = 0; w < h.size(); ++w) res.size_hist[w] += h[w];
+    for (const Chrom& chr : spec.chroms) res.chroms_written.push_back(chr.name);
     return res;
 }
-
 
 // ---- matrices from the fragments already in an Arrow file -----------------
 

@@ -79,8 +79,13 @@ inline Handle create_file(const std::string& path) {
 }
 
 inline Handle open_file(const std::string& path, bool write) {
+    const unsigned mode = write ? H5F_ACC_RDWR : H5F_ACC_RDONLY;
     Handle fapl = no_lock_fapl();
-    hid_t f = H5Fopen(path.c_str(), write ? H5F_ACC_RDWR : H5F_ACC_RDONLY, fapl);
+    hid_t f = H5Fopen(path.c_str(), mode, fapl);
+    // The same HDF5 library may already hold the file open in this process
+    // (e.g. through rhdf5) with locking on; HDF5 then refuses an open whose
+    // locking flag differs, so join that open with the default settings.
+    if (f < 0) f = H5Fopen(path.c_str(), mode, H5P_DEFAULT);
     if (f < 0) throw format_error("cannot open '" + path + "' as an HDF5 (Arrow) file; it is missing, truncated or not HDF5");
     return Handle(f, H5Fclose);
 }
