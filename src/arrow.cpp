@@ -320,15 +320,8 @@ void epi_arrow_tiles_from_arrow(std::string arrow, Rcpp::CharacterVector cells, 
         const auto fr = epione::arrow::read_arrow_fragments(f, c, ids);
         auto it = bl.find(c);
         const epione::arrow::Intervals* b = it == bl.end() ? nullptr : &it->second;
-        auto m = epione::arrow::tile_matrix(fr, static_cast<int>(cells.size()), static_cast<i64>(len[k]), opt, b);
-        if (b && !b->pairs.empty()) {
-            std::vector<char> zero(static_cast<std::size_t>(m.nrow), 0);
-            for (const auto& pr : b->pairs)
-                for (i64 t = std::max<i64>(pr.first / opt.tile_size, 0);
-                     t <= std::min<i64>(pr.second / opt.tile_size, m.nrow - 1); ++t)
-                    zero[t] = 1;
-            epione::arrow::drop_rows(m, zero);
-        }
+        const auto m = epione::arrow::blacklisted_tiles(fr, static_cast<int>(cells.size()),
+                                                        static_cast<i64>(len[k]), opt, b);
         epione::arrow::write_sparse(f, "TileMatrix/" + c, m);
     }
 }

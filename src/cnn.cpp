@@ -34,54 +34,6 @@ private:
     int old_ = 0;
 };
 
-// Plain std::thread fan-out with an atomic task counter. The network runs
-// ~50 short parallel regions per step; with TbbPar (one task arena per
-// call) the TBB worker was seen spinning without picking up tasks for the
-// small profiles, so the main thread did nearly all the work. Threads
-// started per call cost microseconds, tasks stay indexed (never keyed by
-// thread), so results are the same for any thread count.
-class StdPar {
-public:
-    explicit StdPar(int threads)
-        : threads_(std::max(1, std::min(threads,
-              static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))))) {}
-    int threads() const { return threads_; }
-    template <class F>
-    void run(std::int64_t n_tasks, F&& fn) {
-        if (threads_ == 1 || n_tasks < 2) {
-            for (std::int64_t t = 0; t < n_tasks; ++t) fn(t);
-            return;
-        }
-        std::atomic<std::int64_t> next{0};
-        std::mutex mu;
-        std::exception_ptr error;
-        std::int64_t error_task = std::numeric_limits<std::int64_t>::max();
-        auto work = [&]() {
-            for (std::int64_t t = next++; t < n_tasks; t = next++) {
-                try {
-                    fn(t);
-                } catch (...) {
-                    std::lock_guard<std::mutex> lock(mu);
-                    if (t < error_task) {
-                        error = std::current_exception();
-                        error_task = t;
-                    }
-                }
-            }
-        };
-        const int extra = static_cast<int>(std::min<std::int64_t>(threads_, n_tasks)) - 1;
-        std::vector<std::thread> pool;
-        pool.reserve(extra);
-        for (int k = 0; k < extra; ++k) pool.emplace_back(work);
-        work();
-        for (auto& th : pool) th.join();
-        if (error) std::rethrow_exception(error);
-    }
-
-private:
-    int threads_;
-};
-
 epione::cnn::Config config_from(Rcpp::List x) {
     epione::cnn::Config c;
     auto geti = [&](const char* n, int& v) {
@@ -213,7 +165,7 @@ double epi_cnn_train_epoch(SEXP model, Rcpp::RawVector codes, Rcpp::NumericVecto
                            double seed, int epoch, double lr, bool augment, int threads) {
     Rcpp::XPtr<NetF> net(model);
     BlasOneThread blas;
-    StdPar par(threads);
+    glue::StdPar par(threads);
     std::vector<std::int64_t> pp(p.begin(), p.end());
     std::vector<std::int64_t> order = to_index(train_idx);
     const auto s = static_cast<std::uint64_t>(seed);
@@ -240,7 +192,7 @@ double epi_cnn_train_epoch(SEXP model, Rcpp::RawVector codes, Rcpp::NumericVecto
 Rcpp::NumericMatrix epi_cnn_embed(SEXP model, Rcpp::RawVector codes, int threads) {
     Rcpp::XPtr<NetF> net(model);
     BlasOneThread blas;
-    StdPar par(threads);
+    glue::StdPar par(threads);
     const std::int64_t n = codes.size() / net->cfg.seq_len;
     const arma::fmat e = epione::cnn::embed(*net, codes_ptr(codes), n, 128, par);
     Rcpp::NumericMatrix out(n, net->cfg.bottleneck);
@@ -255,7 +207,7 @@ Rcpp::NumericVector epi_cnn_evaluate(SEXP model, Rcpp::RawVector codes, Rcpp::Nu
                                      Rcpp::IntegerVector ci, Rcpp::IntegerVector idx, int threads) {
     Rcpp::XPtr<NetF> net(model);
     BlasOneThread blas;
-    StdPar par(threads);
+    glue::StdPar par(threads);
     std::vector<std::int64_t> pp(p.begin(), p.end());
     const std::vector<std::int64_t> all = to_index(idx);
     const int nc = net->cfg.n_cells;
@@ -293,7 +245,7 @@ Rcpp::List epi_cnn_loss_grad(Rcpp::List config, Rcpp::NumericVector theta, Rcpp:
     std::copy(theta.begin(), theta.end(), net.theta.begin());
     set_cell_batch(net, cell_batch);
     BlasOneThread blas;
-    StdPar par(threads);
+    glue::StdPar par(threads);
     std::vector<std::int64_t> pp(p.begin(), p.end());
     const auto b = to_index(idx);
     epione::cnn::Cache<double> c;

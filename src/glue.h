@@ -16,6 +16,7 @@
 #include <limits>
 #include <mutex>
 #include <thread>
+#include <vector>
 #include <epione/error.hpp>
 #include <epione/sparse.hpp>
 #include <epione/span.hpp>
@@ -60,6 +61,27 @@ inline epione::CscView<double> csc_view(Rcpp::S4 m, CscHolder& h) {
     return v;
 }
 
+// Keeps the exception of the lowest failing task, so the error reported
+// after a parallel run does not depend on thread timing.
+class FirstError {
+public:
+    void keep(std::int64_t task) {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (!error_ || task < task_) {
+            error_ = std::current_exception();
+            task_ = task;
+        }
+    }
+    void rethrow() const {
+        if (error_) std::rethrow_exception(error_);
+    }
+
+private:
+    std::mutex mu_;
+    std::exception_ptr error_;
+    std::int64_t task_ = std::numeric_limits<std::int64_t>::max();
+};
+
 // Runs `fn(task)` for task in [0, n) on up to `threads` TBB threads. Work is
 // split into fixed tasks, so results never depend on the thread count. An
 // exception in a worker is rethrown on the calling thread (the one from the
@@ -78,7 +100,7 @@ public:
         }
         Worker<F> w(fn);
         RcppParallel::parallelFor(0, static_cast<std::size_t>(n_tasks), w, 1, threads_);
-        if (w.error) std::rethrow_exception(w.error);
+        w.error.rethrow();
     }
 
 private:
@@ -93,19 +115,54 @@ private:
                 try {
                     fn(static_cast<std::int64_t>(t));
                 } catch (...) {
-                    std::lock_guard<std::mutex> lock(mu);
-                    if (!error || static_cast<std::int64_t>(t) < error_task) {
-                        error = std::current_exception();
-                        error_task = static_cast<std::int64_t>(t);
-                    }
+                    error.keep(static_cast<std::int64_t>(t));
                 }
             }
         }
         F& fn;
-        std::mutex mu;
-        std::exception_ptr error;
-        std::int64_t error_task = std::numeric_limits<std::int64_t>::max();
+        FirstError error;
     };
+    int threads_;
+};
+
+// Plain std::thread fan-out with an atomic task counter, for code with many
+// short parallel regions (the scBasset CNN runs ~50 per step): there, TBB's
+// worker was seen spinning without picking up tasks, leaving the main thread
+// nearly all the work. Threads started per call cost microseconds; tasks
+// stay indexed, so results are the same for any thread count.
+class StdPar {
+public:
+    explicit StdPar(int threads)
+        : threads_(std::max(1, std::min(threads,
+              static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))))) {}
+    int threads() const { return threads_; }
+    template <class F>
+    void run(std::int64_t n_tasks, F&& fn) {
+        if (threads_ == 1 || n_tasks < 2) {
+            for (std::int64_t t = 0; t < n_tasks; ++t) fn(t);
+            return;
+        }
+        std::atomic<std::int64_t> next{0};
+        FirstError error;
+        auto work = [&]() {
+            for (std::int64_t t = next++; t < n_tasks; t = next++) {
+                try {
+                    fn(t);
+                } catch (...) {
+                    error.keep(t);
+                }
+            }
+        };
+        const int extra = static_cast<int>(std::min<std::int64_t>(threads_, n_tasks)) - 1;
+        std::vector<std::thread> pool;
+        pool.reserve(extra);
+        for (int k = 0; k < extra; ++k) pool.emplace_back(work);
+        work();
+        for (auto& th : pool) th.join();
+        error.rethrow();
+    }
+
+private:
     int threads_;
 };
 

@@ -478,9 +478,9 @@ inline std::vector<Stored> read_chrom(fragments::FragmentFile& file, const Chrom
 
 // Tile matrix of one chromosome with ArchR's blacklist rule: tiles
 // (start %/% ts + 1) .. (end %/% ts + 1) of every blacklist range are zeroed.
-inline Csc blacklisted_tiles(const std::vector<Stored>& fr, int nc, const Chrom& chr,
+inline Csc blacklisted_tiles(const std::vector<Stored>& fr, int nc, i64 length,
                              const TileOptions& opt, const Intervals* bl) {
-    Csc m = tile_matrix(fr, nc, chr.length, opt, bl);
+    Csc m = tile_matrix(fr, nc, length, opt, bl);
     if (!bl || bl->pairs.empty()) return m;
     std::vector<char> zero(static_cast<std::size_t>(m.nrow), 0);
     for (const auto& pr : bl->pairs) {
@@ -523,7 +523,7 @@ WriteResult write(const Source& src, hid_t h5file, const WriteSpec& spec, Par& p
         const Intervals* bl = find(spec.blacklist, chr.name);
         Csc tiles;
         const bool tile_here = spec.add_tiles && spec.tile_chrom[ci];
-        if (tile_here) tiles = blacklisted_tiles(fr, nc, chr, spec.tile, bl);
+        if (tile_here) tiles = blacklisted_tiles(fr, nc, chr.length, spec.tile, bl);
         auto it = gene_chrom.find(chr.name);
         if (spec.add_gene_scores && it != gene_chrom.end())
             res.gene_scores[it->second] = gene_scores(fr, nc, spec.genes[it->second], spec.gene, bl);

@@ -314,19 +314,19 @@ inline Dataset open_dataset(hid_t file, const std::string& name) {
 
 inline H5T_class_t type_class(const Dataset& d) { return H5Tget_class(d.type); }
 
-inline std::vector<double> read_doubles(hid_t file, const std::string& name) {
+template <class T>
+std::vector<T> read_numbers(hid_t file, const std::string& name, hid_t mem_type) {
     Dataset d = open_dataset(file, name);
-    std::vector<double> out(d.size());
+    std::vector<T> out(d.size());
     if (!out.empty())
-        check(H5Dread(d.dset, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()), "read '" + name + "'");
+        check(H5Dread(d.dset, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()), "read '" + name + "'");
     return out;
 }
+inline std::vector<double> read_doubles(hid_t file, const std::string& name) {
+    return read_numbers<double>(file, name, H5T_NATIVE_DOUBLE);
+}
 inline std::vector<int> read_ints(hid_t file, const std::string& name) {
-    Dataset d = open_dataset(file, name);
-    std::vector<int> out(d.size());
-    if (!out.empty())
-        check(H5Dread(d.dset, H5T_NATIVE_INT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()), "read '" + name + "'");
-    return out;
+    return read_numbers<int>(file, name, H5T_NATIVE_INT);
 }
 
 inline std::vector<std::string> unpack_strings(const std::vector<char>& buf, std::size_t size, std::size_t n) {
