@@ -184,8 +184,8 @@ exportGroupBW <- function(coverage, outDir, chromSizes = NULL) {
         "-epione.bw"))
     for (g in seq_along(coverage)) {
         gr <- coverage[[g]]
-        gr <- GenomeInfoDb::keepSeqlevels(gr, names(len), pruning.mode =
-                                              "coarse")
+        # every chromosome of chromSizes in the header, as ArchR's files
+        GenomeInfoDb::seqlevels(gr, pruning.mode = "coarse") <- names(len)
         GenomeInfoDb::seqlengths(gr) <- len[GenomeInfoDb::seqlevels(gr)]
         gr <- GenomicRanges::trim(gr)
         gr <- gr[IRanges::width(gr) > 0]

@@ -740,8 +740,9 @@ addGeneExpressionMatrix <- function(input, seRNA,
         best <- best[!duplicated(nm[best])]
         se <- se[-setdiff(dup, best), ]
     }
-    gr <- SummarizedExperiment::rowRanges(se)
-    ord <- order(GenomeInfoDb::sortSeqlevels(gr), ignore.strand = TRUE)
+    gr <- GenomeInfoDb::sortSeqlevels(SummarizedExperiment::rowRanges(se))
+    GenomicRanges::strand(gr) <- "*"   # ArchR sorts with ignore.strand
+    ord <- order(gr)
     sc <- as.character(GenomicRanges::seqnames(gr))[ord]
     idx <- integer(length(gr))
     idx[ord] <- stats::ave(seq_along(ord), sc, FUN = seq_along)
@@ -815,8 +816,8 @@ addGeneExpressionMatrix <- function(input, seRNA,
     m[rownames(m) %in% rownames(proj@cellColData), kept, drop = FALSE]
 }
 
-# A project matrix as a SummarizedExperiment whose rows follow the Arrow
-# FeatureDF order (ArchR's .getFeatureDF / .getGroupMatrix row order).
+# A project matrix as a SummarizedExperiment whose rows follow ArchR's
+# .getFeatureDF order (the rows of its .getGroupMatrix and geneSet).
 .project_feature_se <- function(proj, useMatrix) {
     avail <- getAvailableMatrices(proj)
     if (!useMatrix %in% avail) {
@@ -829,6 +830,10 @@ addGeneExpressionMatrix <- function(input, seRNA,
     se <- getMatrixFromProject(proj, useMatrix, verbose = FALSE)
     fdf <- as.data.frame(.h5read(getArrowFiles(proj)[[1L]],
         paste0(useMatrix, "/Info/FeatureDF")), stringsAsFactors = FALSE)
+    # ArchR's .getFeatureDF re-orders by split(): chromosomes in sorted
+    # (character) order, stored order within each
+    fdf <- fdf[unlist(split(seq_len(nrow(fdf)), fdf$seqnames),
+                      use.names = FALSE), , drop = FALSE]
     rr <- SummarizedExperiment::rowRanges(se)
     key <- paste(GenomicRanges::seqnames(rr), rr$idx)
     se <- se[match(paste(fdf$seqnames, fdf$idx), key), ]
@@ -992,11 +997,12 @@ addCoAccessibility <- function(ArchRProj, reducedDims = "IterativeLSI",
 #' A small multiome EpioneProject for examples
 #'
 #' @description Builds an [EpioneProject-class] from bundled data: the
-#' fragments of three loci (CD8A, ... on chr2, chr4, chr14) of muon's 10x
+#' fragments of three loci (on chr2, chr4 and chr14) of muon's 10x
 #' Multiome PBMC test set (`multiome_loci_fragments.tsv.gz`) for the 565
 #' cells of [p2gExampleData()], with ArchR's IterativeLSI in `reducedDims`
 #' (`scaleDims = TRUE`), ArchR's Seurat clusters as `Clusters`, the peaks of
-#' [p2gExampleData()] on those loci as the peak set and its PeakMatrix.
+#' [p2gExampleData()] inside those loci as the peak set and its
+#' PeakMatrix.
 #' @param outputDirectory Folder for the project (created).
 #' @return A list: `proj` (the project) and `seRNA` (a
 #'   RangedSummarizedExperiment of the 45 genes x the project's cells, for
@@ -1028,9 +1034,12 @@ p2gExampleProject <- function(outputDirectory = tempfile("p2gExample")) {
                                package = "epione"))$lsi
     proj@reducedDims$IterativeLSI <- list(matSVD = lsi[cells, ],
                                           scaleDims = TRUE)
-    peaks <- SummarizedExperiment::rowRanges(ex$atac)
-    peaks <- peaks[as.character(GenomicRanges::seqnames(peaks)) %in%
-                   c("chr2", "chr4", "chr14")]
+    # the peaks inside the three bundled loci
+    fr <- utils::read.delim(gzfile(frags), header = FALSE)
+    loci <- range(GenomicRanges::GRanges(fr$V1, IRanges::IRanges(fr$V2 + 1L,
+                                                                 fr$V3)))
+    peaks <- IRanges::subsetByOverlaps(
+        SummarizedExperiment::rowRanges(ex$atac), loci)
     proj <- addPeakMatrix(addPeakSet(proj, peaks))
     list(proj = proj, seRNA = ex$rna[, cells])
 }

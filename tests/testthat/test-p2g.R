@@ -243,6 +243,7 @@ multiome_project <- function() {
         cs$chr), GenomicRanges::GRanges(bl$chr, IRanges::IRanges(
         bl$start0 + 1L, bl$end)))
     d <- file.path(tempdir(), "p2g-mo")
+    dir.create(d, showWarnings = FALSE)
     a <- createArrowFiles(file.path(M, "test_rna_atac_fragments.tsv.gz"),
         "MO", file.path(d, "MO"), ga, gn, minFrags = 20, minTSS = 0,
         validBarcodes = readLines(file.path(M, "barcodes.tsv.gz")),
