@@ -217,6 +217,7 @@ if (dir.exists(ref)) {
     genes <- GenomicRanges::GRanges(g$chr, IRanges::IRanges(g$start0 + 1L,
         g$end), strand = g$strand, symbol = g$symbol)
     dir <- tempfile("mo")
+    dir.create(dir)
     a <- createArrowFiles(file.path(M, "test_rna_atac_fragments.tsv.gz"),
         "MO", file.path(dir, "MO"), createGeneAnnotation(genes),
         createGenomeAnnotation(stats::setNames(as.numeric(cs$length),

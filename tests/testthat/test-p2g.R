@@ -433,3 +433,16 @@ test_that("addGroupCoverages draws ArchR's pseudo-bulk replicates", {
         }
     }
 })
+
+test_that("project addPeak2GeneLinks passes cellsToUse and addEmpiricalPval", {
+    ex <- p2gExampleProject(file.path(tempdir(), "p2g-emp"))
+    proj <- addGeneExpressionMatrix(ex$proj, ex$seRNA, verbose = FALSE)
+    cells <- rownames(proj@cellColData)[seq(1, nrow(proj@cellColData), 2)]
+    proj <- addPeak2GeneLinks(proj, dimsToUse = 1:10, k = 15,
+        knnIteration = 80, cellsToUse = cells, addEmpiricalPval = TRUE,
+        threads = 1)
+    got <- S4Vectors::metadata(getPeakSet(proj))$Peak2GeneLinks
+    expect_true(all(c("EmpPval", "EmpFDR") %in% names(got)))
+    expect_true(all(unlist(S4Vectors::metadata(got)$KNNList) %in% cells))
+    expect_true(all(got$EmpPval >= 0 & got$EmpPval <= 1, na.rm = TRUE))
+})
