@@ -364,10 +364,11 @@ getGroupBW <- function(ArchRProj, groupBy = "Sample",
 #' at most `maxCells` cells and `maxReplicates` replicates), replicates over
 #' `maxFragments` fragments are trimmed, and each replicate's Tn5 insertion
 #' coverage (both fragment ends, per base) is written to
-#' `outputDirectory/GroupCoverages/<groupBy>/<group>._.<Rep>.insertions.coverage.h5`
-#' in ArchR's layout (`Coverage/<chr>/Lengths`, `Values`; `Coverage/Info/
-#' CellNames`). Unlike ArchR no Tn5 k-mer bias is added (it needs a BSgenome);
-#' `kmerLength` is stored only.
+#' `outputDirectory/GroupCoverages/<groupBy>/` as
+#' `<group>._.<Rep>.insertions.coverage.h5`, in ArchR's layout
+#' (`Coverage/<chr>/Lengths`, `Values`; `Coverage/Info/CellNames`). Unlike
+#' ArchR no Tn5 k-mer bias is added (it needs a BSgenome); `kmerLength` is
+#' stored only.
 #'
 #' Random draws use R's generator from the caller's state, as ArchR does:
 #' `set.seed(1); addGroupCoverages(...)` reproduces ArchR's replicates.

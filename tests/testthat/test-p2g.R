@@ -232,7 +232,8 @@ multiome_project <- function() {
     if (!is.null(mo_env$proj)) return(mo_env$proj)
     R <- archr_ref("multiome")
     M <- shared_path("data", "fragments", "multiome")
-    g <- utils::read.delim(file.path(R, "annotation_genes_hg38_orgHsEgDb.bed.gz"))
+    g <- utils::read.delim(file.path(R,
+                                     "annotation_genes_hg38_orgHsEgDb.bed.gz"))
     genes <- GenomicRanges::GRanges(g$chr, IRanges::IRanges(g$start0 + 1L,
         g$end), strand = g$strand, symbol = g$symbol)
     ga <- createGeneAnnotation(genes = genes,
