@@ -447,3 +447,53 @@ test_that("project addPeak2GeneLinks passes cellsToUse and addEmpiricalPval", {
     expect_true(all(unlist(S4Vectors::metadata(got)$KNNList) %in% cells))
     expect_true(all(got$EmpPval >= 0 & got$EmpPval <= 1, na.rm = TRUE))
 })
+
+test_that("the project path reproduces ArchR's links on PBSmall too", {
+    skip_if_not(has_shared(), "shared ArchR reference absent")
+    d <- file.path(tempdir(), "p2g-pbsmall")
+    dir.create(d, showWarnings = FALSE)
+    anno <- exampleAnnotation()
+    a <- createArrowFiles(system.file("extdata", "PBSmall.tsv.gz",
+        package = "epione"), "PBSmall", file.path(d, "PBSmall"),
+        geneAnnotation = anno$geneAnnotation,
+        genomeAnnotation = anno$genomeAnnotation, minFrags = 100,
+        addTileMatrix = FALSE, addGeneScoreMatrix = FALSE, QCDir = NULL,
+        threads = 1, verbose = FALSE, force = TRUE)
+    proj <- ArchRProject(a, file.path(d, "proj"), copyArrows = FALSE,
+                         genomeAnnotation = anno$genomeAnnotation)
+    ps <- read_ref("pbsmall", "peakset_tiles.tsv.gz")
+    proj <- addPeakMatrix(addPeakSet(proj, GenomicRanges::GRanges(
+        ps$seqnames, IRanges::IRanges(ps$start, ps$end))))
+    # ArchR's (already normalised) GeneExpressionMatrix as the RNA input:
+    # normalising again leaves it unchanged up to rounding
+    gm <- mtx("pbsmall", "gene_expression_matrix")
+    gr <- read_ref("pbsmall", "gene_expression_matrix_rows.tsv.gz")
+    rownames(gm) <- gr$name
+    se <- SummarizedExperiment::SummarizedExperiment(list(x = gm),
+        rowRanges = GenomicRanges::GRanges(gr$seqnames, IRanges::IRanges(
+            gr$start, gr$end), strand = c("+", "-")[gr$strand]))
+    proj <- addGeneExpressionMatrix(proj, se, verbose = FALSE)
+    lsi <- read_ref("pbsmall", "lsi_matSVD.tsv.gz")
+    ctd <- read_ref("pbsmall", "lsi_svd_d_corToDepth.tsv.gz")
+    proj@reducedDims$IterativeLSI <- list(matSVD = `rownames<-`(
+        as.matrix(lsi[, -1]), lsi$cellNames), scaleDims = TRUE,
+        corToDepth = list(scaled = ctd$corToDepth_scaled,
+                          none = ctd$corToDepth_none))
+    proj <- addPeak2GeneLinks(proj, dimsToUse = 1:5, k = 15,
+                              knnIteration = 200, threads = 2)
+    got <- S4Vectors::metadata(getPeakSet(proj))$Peak2GeneLinks
+    expect_same_groups(got, "pbsmall")
+    expect_p2g_equal(got, read_ref("pbsmall", "p2g_GEX_full.tsv.gz"))
+    want <- read_ref("pbsmall", "p2g_GEX_getPeak2GeneLinks_defaults.tsv.gz")
+    expect_p2g_equal(getPeak2GeneLinks(proj, returnLoops = FALSE), want)
+    proj <- addCoAccessibility(proj, dimsToUse = 1:5, k = 15,
+                               knnIteration = 200, threads = 2)
+    coa <- getCoAccessibility(proj, corCutOff = 0.5, returnLoops = FALSE)
+    want <- read_ref("pbsmall",
+                     "coaccessibility_getCoAccessibility_cor0.5.tsv.gz")
+    expect_identical(coa$queryHits, want$queryHits)
+    expect_identical(coa$subjectHits, want$subjectHits)
+    for (v in c("correlation", "Variability1", "FDR", "VarQuantile1")) {
+        expect_equal(coa[[v]], want[[v]], tolerance = 1e-10, label = v)
+    }
+})
