@@ -594,3 +594,461 @@ p2gExampleData <- function() {
     emb <- (emb - rowMeans(emb)) / apply(emb, 1L, stats::sd)
     list(atac = atac, rna = rna, embedding = emb, clusters = x$clusters)
 }
+
+# ---- project forms (ArchR's addGeneExpressionMatrix, addPeak2GeneLinks,
+# ---- addCoAccessibility on an EpioneProject) ------------------------------
+
+#' Add a GeneExpressionMatrix to a project (ArchR's addGeneExpressionMatrix)
+#'
+#' @description For true multiome data (RNA and ATAC measured in the same
+#' cells, so `colnames(seRNA)` are the project's cell names
+#' `Sample#barcode`): ArchR 1.0.3's `addGeneExpressionMatrix()`. Per-cell
+#' RNA QC is computed on all genes (`Gex_nUMI`, `Gex_nGenes`,
+#' `Gex_MitoRatio` = share of `^MT` genes, `Gex_RiboRatio` = share of `^RP`
+#' genes); genes on chromosomes absent from `chromSizes` or in `excludeChr`
+#' are dropped, duplicated gene names keep the copy with most counts, and
+#' each cell is scaled to `scaleTo` over the remaining genes. The matrix is
+#' written into each Arrow file as ArchR lays it out (`Sparse.Double.Matrix`,
+#' units `NormCounts`, FeatureDF `seqnames, idx, start, end, name, strand` in
+#' the order of `seRNA`), the `Gex_*` values go to the Arrow metadata (-1 for
+#' cells without RNA, as ArchR) and to `cellColData`.
+#'
+#' @param input An [EpioneProject-class] (or Arrow file paths).
+#' @param seRNA A RangedSummarizedExperiment of RNA counts, genes x cells,
+#'   with `rowRanges` (gene coordinates) and cell names as colnames.
+#' @param chromSizes GRanges of chromosome lengths (default: the project's
+#'   genome annotation).
+#' @param excludeChr Chromosomes whose genes are dropped.
+#' @param scaleTo Depth each cell is scaled to (default 10000).
+#' @param verbose Report the cell overlap.
+#' @param threads Unused (kept for ArchR's signature).
+#' @param strictMatch Error, instead of a warning, when some project cells
+#'   have no RNA (ArchR's `strictMatch`).
+#' @param force Replace an existing GeneExpressionMatrix; as in ArchR, with
+#'   `force = TRUE` fewer than half of the RNA seqnames in `chromSizes` is
+#'   an error (a message otherwise).
+#' @return The project with `Gex_*` columns in cellColData (Arrow paths,
+#'   invisibly, when `input` is paths). The matrix is read back with
+#'   `getMatrixFromProject(proj, "GeneExpressionMatrix")`.
+#' @seealso [addPeak2GeneLinks()], ArchR's `addGeneExpressionMatrix()`.
+#' @examples
+#' ex <- p2gExampleProject(file.path(tempdir(), "p2g-ex1"))
+#' ex$proj <- addGeneExpressionMatrix(ex$proj, ex$seRNA, verbose = FALSE)
+#' getMatrixFromProject(ex$proj, "GeneExpressionMatrix", verbose = FALSE)
+#' summary(getCellColData(ex$proj, "Gex_nUMI", drop = TRUE))
+#' @export
+addGeneExpressionMatrix <- function(input, seRNA,
+        chromSizes = .project_anno(input, "chromSizes"),
+        excludeChr = c("chrM", "chrY"), scaleTo = 10000, verbose = TRUE,
+        threads = getOption("epione.threads", 2L), strictMatch = FALSE,
+        force = TRUE) {
+    if (!methods::is(seRNA, "RangedSummarizedExperiment")) {
+        .abort("'seRNA' must be a RangedSummarizedExperiment (genes x ",
+               "cells) with rowRanges = gene coordinates.")
+    }
+    if (!methods::is(chromSizes, "GRanges")) {
+        .abort("'chromSizes' must be a GRanges of chromosome lengths (the ",
+               "project's genomeAnnotation$chromSizes).")
+    }
+    .check_number(scaleTo, "scaleTo", min = 0)
+    .gex_check_seqnames(seRNA, chromSizes, force, verbose)
+    arrows <- .input_arrows(input)
+    cells <- unlist(lapply(arrows, function(a) paste0(a$sample, "#",
+                                                      a$cells)))
+    .gex_check_cells(cells, colnames(seRNA), strictMatch, verbose)
+    counts <- .gex_counts(seRNA)
+    qc <- .gex_qc(counts)
+    se <- .gex_features(seRNA, counts, chromSizes, excludeChr)
+    for (a in arrows) {
+        .check_new_matrix(a$file, "GeneExpressionMatrix", force)
+        .gex_write(a, se, qc, scaleTo, excludeChr)
+    }
+    if (!methods::is(input, "EpioneProject")) return(invisible(input))
+    cc <- rownames(input@cellColData)
+    for (nm in names(qc)) {
+        input@cellColData[[nm]] <- unname(qc[[nm]][match(cc, rownames(qc))])
+    }
+    input
+}
+
+.gex_check_seqnames <- function(seRNA, chromSizes, force, verbose) {
+    seq_rna <- unique(as.character(GenomicRanges::seqnames(seRNA)))
+    ok <- sum(seq_rna %in% as.character(GenomicRanges::seqnames(chromSizes)))
+    if (ok <= 0.5 * length(seq_rna)) {
+        msg <- paste0("only ", ok, " of ", length(seq_rna), " seqnames of ",
+            "seRNA (e.g. ", paste(utils::head(seq_rna, 3), collapse = ", "),
+            ") are in chromSizes; use the same chromosome style (see ",
+            "GenomeInfoDb::seqlevelsStyle).")
+        if (force) .abort(msg) else if (verbose) message(msg)
+    }
+}
+
+# ArchR stops only when no cell overlaps; a partial overlap is a warning
+# unless strictMatch.
+.gex_check_cells <- function(cells, rna_cells, strictMatch, verbose) {
+    n <- sum(cells %in% rna_cells)
+    if (n == 0L || (strictMatch && n < length(cells))) {
+        .abort(n, " of ", length(cells), " project cells (e.g. ", cells[1],
+               ") are colnames of seRNA (e.g. ", rna_cells[1], "); name ",
+               "the RNA cells 'Sample#barcode' like the project, or ",
+               "subset the project to the RNA cells.")
+    }
+    if (n < length(cells)) {
+        .warn(length(cells) - n, " of ", length(cells), " project cells ",
+              "have no RNA in seRNA; their GeneExpressionMatrix columns are ",
+              "absent. Subset the project to the RNA cells to avoid this.")
+    }
+    if (verbose) message("Overlap w/ scATAC = ", round(n / length(cells), 3))
+}
+
+.gex_counts <- function(seRNA) {
+    x <- SummarizedExperiment::assay(seRNA, withDimnames = TRUE)
+    if (!methods::is(x, "dgCMatrix")) {
+        x <- methods::as(methods::as(methods::as(Matrix::Matrix(x,
+            sparse = TRUE), "CsparseMatrix"), "generalMatrix"), "dMatrix")
+    }
+    x
+}
+
+# ArchR's Gex_* QC, on all genes before any filtering.
+.gex_qc <- function(x) {
+    n_umi <- Matrix::colSums(x)
+    ratio <- function(pat) Matrix::colSums(x[grep(pat, rownames(x)), ,
+                                             drop = FALSE]) / n_umi
+    qc <- data.frame(Gex_nUMI = n_umi, Gex_nGenes = Matrix::colSums(x > 0),
+                     Gex_MitoRatio = ratio("^MT"),
+                     Gex_RiboRatio = ratio("^RP"))
+    rownames(qc) <- colnames(x)
+    qc
+}
+
+# Genes kept as ArchR keeps them, each with `idx` = rank within its
+# chromosome in sorted order; the counts travel as the assay.
+.gex_features <- function(seRNA, counts, chromSizes, excludeChr) {
+    SummarizedExperiment::assay(seRNA, withDimnames = FALSE) <- counts
+    chr <- as.character(GenomicRanges::seqnames(seRNA))
+    se <- seRNA[chr %in% as.character(GenomicRanges::seqnames(chromSizes)) &
+                !chr %in% excludeChr, ]
+    if (!nrow(se)) .abort("no gene of seRNA is on a chromosome of ",
+                          "chromSizes outside excludeChr.")
+    nm <- rownames(se)
+    dup <- which(nm %in% nm[duplicated(nm)])
+    if (length(dup)) {
+        rs <- Matrix::rowSums(SummarizedExperiment::assay(se)[dup, ,
+                                                             drop = FALSE])
+        best <- dup[order(rs, decreasing = TRUE)]
+        best <- best[!duplicated(nm[best])]
+        se <- se[-setdiff(dup, best), ]
+    }
+    gr <- GenomeInfoDb::sortSeqlevels(SummarizedExperiment::rowRanges(se))
+    GenomicRanges::strand(gr) <- "*"   # ArchR sorts with ignore.strand
+    ord <- order(gr)
+    sc <- as.character(GenomicRanges::seqnames(gr))[ord]
+    idx <- integer(length(gr))
+    idx[ord] <- stats::ave(seq_along(ord), sc, FUN = seq_along)
+    SummarizedExperiment::rowData(se)$idx <- idx
+    se
+}
+
+.gex_write <- function(a, se, qc, scaleTo, excludeChr) {
+    all_cells <- paste0(a$sample, "#", a$cells)
+    use <- a$cells[all_cells %in% colnames(se)]
+    x <- SummarizedExperiment::assay(se)[, paste0(a$sample, "#", use),
+                                         drop = FALSE]
+    x@x <- scaleTo * x@x / rep.int(Matrix::colSums(x), diff(x@p))
+    gr <- SummarizedExperiment::rowRanges(se)
+    fdf <- data.frame(seqnames = as.character(GenomicRanges::seqnames(gr)),
+        idx = as.integer(SummarizedExperiment::rowData(se)$idx),
+        start = GenomicRanges::start(gr), end = GenomicRanges::end(gr),
+        name = rownames(se), strand = as.integer(GenomicRanges::strand(gr)),
+        stringsAsFactors = FALSE)
+    params <- data.frame(scaleTo = scaleTo, exclude = if (length(excludeChr))
+        excludeChr else NA_character_, stringsAsFactors = FALSE)
+    .write_matrix_info(a$file, "GeneExpressionMatrix", "Sparse.Double.Matrix",
+                       "NormCounts", use, fdf, params)
+    # blocks are written in idx order so that row idx of a block is the
+    # gene with that idx, whatever the order of seRNA
+    for (chr in unique(fdf$seqnames)) {
+        rows <- which(fdf$seqnames == chr)
+        rows <- rows[order(fdf$idx[rows])]
+        .core(epi_arrow_write_sparse(a$file, paste0("GeneExpressionMatrix/",
+                                                    chr), x[rows, ,
+                                                            drop = FALSE]))
+    }
+    md_cells <- .h5read(a$file, "Metadata/CellNames")
+    key <- paste0(a$sample, "#", md_cells)
+    for (nm in names(qc)) {
+        v <- qc[[nm]][match(key, rownames(qc))]
+        v[is.na(v)] <- -1
+        .arrow_h5write(a$file, paste0("Metadata/", nm), as.numeric(v))
+    }
+}
+
+# ArchR's getReducedDims for a project slot: row z-scores when scaleDims
+# (default: the reduction's own setting), dims correlated to depth above
+# corCutOff dropped, project cells only (ArchR 1.0.3 ProjectMethods.R).
+.project_dims <- function(proj, reducedDims, dimsToUse, scaleDims,
+                          corCutOff) {
+    rd <- proj@reducedDims[[reducedDims]]
+    if (is.null(rd)) {
+        .abort("the project has no reducedDims '", reducedDims, "' (has: ",
+               paste(names(proj@reducedDims), collapse = ", "), "); run ",
+               "addIterativeLSI() first or set ArchRProj@reducedDims[[\"",
+               reducedDims, "\"]] <- list(matSVD = cells x dims).")
+    }
+    m <- if (is.list(rd) && !is.null(rd$matSVD)) rd$matSVD else rd[[1L]]
+    m <- as.matrix(m)
+    own <- if (is.list(rd)) rd$scaleDims else NULL
+    if (length(own) && is.na(own[1L])) scaleDims <- FALSE
+    if (is.null(scaleDims)) scaleDims <- isTRUE(own)
+    ctd <- if (is.list(rd)) rd$corToDepth else NULL
+    cor_d <- if (is.null(ctd) || (!is.list(ctd) && is.na(ctd[1L])))
+        rep(0, ncol(m)) else if (scaleDims) ctd$scaled else ctd$none
+    if (scaleDims) m <- .scale_dims(m)
+    use <- if (is.null(dimsToUse)) seq_along(cor_d) else
+        intersect(dimsToUse, seq_along(cor_d))
+    kept <- use[which(abs(cor_d[use]) <= corCutOff)]
+    if (!length(kept)) {
+        .abort("no dimension of '", reducedDims, "' is left among ",
+               "dimsToUse after the corCutOff = ", corCutOff, " depth ",
+               "filter; raise corCutOff or widen dimsToUse.")
+    }
+    m[rownames(m) %in% rownames(proj@cellColData), kept, drop = FALSE]
+}
+
+# A project matrix as a SummarizedExperiment whose rows follow ArchR's
+# .getFeatureDF order (the rows of its .getGroupMatrix and geneSet).
+.project_feature_se <- function(proj, useMatrix) {
+    avail <- getAvailableMatrices(proj)
+    if (!useMatrix %in% avail) {
+        fix <- if (useMatrix == "PeakMatrix") "addPeakMatrix()" else
+            if (useMatrix == "GeneExpressionMatrix")
+                "addGeneExpressionMatrix()" else paste0("add", useMatrix)
+        .abort(useMatrix, " is not in the project's Arrow files (has: ",
+               paste(avail, collapse = ", "), "); add it with ", fix, ".")
+    }
+    se <- getMatrixFromProject(proj, useMatrix, verbose = FALSE)
+    fdf <- as.data.frame(.h5read(getArrowFiles(proj)[[1L]],
+        paste0(useMatrix, "/Info/FeatureDF")), stringsAsFactors = FALSE)
+    # ArchR's .getFeatureDF re-orders by split(): chromosomes in sorted
+    # (character) order, stored order within each
+    fdf <- fdf[unlist(split(seq_len(nrow(fdf)), fdf$seqnames),
+                      use.names = FALSE), , drop = FALSE]
+    rr <- SummarizedExperiment::rowRanges(se)
+    key <- paste(GenomicRanges::seqnames(rr), rr$idx)
+    se <- se[match(paste(fdf$seqnames, fdf$idx), key), ]
+    list(se = se, fdf = fdf)
+}
+
+.project_peak_se <- function(proj) {
+    ps <- proj@peakSet
+    if (is.null(ps)) {
+        .abort("the project has no peak set; add one with addPeakSet() ",
+               "and then addPeakMatrix().")
+    }
+    x <- .project_feature_se(proj, "PeakMatrix")$se
+    rr <- SummarizedExperiment::rowRanges(x)
+    m <- match(paste(GenomicRanges::seqnames(ps), ps$idx),
+               paste(GenomicRanges::seqnames(rr), rr$idx))
+    if (anyNA(m)) {
+        .abort("the PeakMatrix does not hold the project's peak set; ",
+               "rerun addPeakMatrix(force = TRUE) after addPeakSet().")
+    }
+    x <- x[m, ]
+    gr <- ps
+    S4Vectors::mcols(gr) <- NULL
+    names(gr) <- NULL
+    SummarizedExperiment::rowRanges(x) <- gr
+    x
+}
+
+.check_cells_k <- function(rd, k) {
+    if (nrow(rd) < k) {
+        .abort("There are fewer cells (", nrow(rd), ") than k = ", k,
+               "; lower k to at most ", nrow(rd), " (ArchR uses k = 100).")
+    }
+}
+
+#' Peak-to-gene links of a project (ArchR's addPeak2GeneLinks)
+#'
+#' @description ArchR 1.0.3's `addPeak2GeneLinks()`: reads the PeakMatrix
+#' and the gene matrix (`useMatrix`) from the project's Arrow files and the
+#' reduced dimensions from `ArchRProj@reducedDims[[reducedDims]]$matSVD`
+#' (as ArchR's `getReducedDims()` returns them: row z-scored when
+#' `scaleDims`, dimensions correlated to depth above `corCutOff` removed),
+#' then runs [peakToGeneLinks()] (kNN metacells seeded with `set.seed(seed)`
+#' as ArchR, Pearson correlations, t-test FDR, variance quantiles). Genes are
+#' placed at the `start` of the matrix's FeatureDF, as ArchR does. As in
+#' ArchR 1.0.3, `predictionCutoff` filters nothing (ArchR computes the
+#' prediction scores of a GeneIntegrationMatrix but does not use them).
+#'
+#' @param ArchRProj An [EpioneProject-class] with a peak set, a PeakMatrix,
+#'   the gene matrix and the reduced dimensions.
+#' @param reducedDims Name of the reduced dimensions (default
+#'   "IterativeLSI").
+#' @param useMatrix Gene matrix (default "GeneExpressionMatrix";
+#'   "GeneIntegrationMatrix" works the same way).
+#' @param dimsToUse,scaleDims,corCutOff Which dimensions, ArchR's
+#'   `getReducedDims()` arguments.
+#' @param cellsToUse Optional cell names to use.
+#' @param predictionCutoff Kept for ArchR's signature (no effect, see
+#'   above).
+#' @inheritParams peakToGeneLinks
+#' @return The project, with the links table (ArchR's columns `idxATAC`,
+#'   `idxRNA`, `Correlation`, `FDR`, `VarQATAC`, `VarQRNA`, plus `EmpPval`,
+#'   `EmpFDR` with `addEmpiricalPval`) stored as ArchR stores it:
+#'   `metadata(ArchRProj@peakSet)$Peak2GeneLinks`, whose own metadata holds
+#'   `peakSet`, `geneSet` (gene starts with `name` and `idx`), `KNNList`
+#'   and `nGroups`. Read it with [getPeak2GeneLinks()].
+#' @seealso [peakToGeneLinks()], [getPeak2GeneLinks()],
+#'   [addCoAccessibility()], ArchR's `addPeak2GeneLinks()`.
+#' @examples
+#' ex <- p2gExampleProject(file.path(tempdir(), "p2g-ex2"))
+#' proj <- addGeneExpressionMatrix(ex$proj, ex$seRNA, verbose = FALSE)
+#' proj <- addPeak2GeneLinks(proj, dimsToUse = 1:10, k = 20,
+#'                           knnIteration = 100, threads = 1)
+#' getPeak2GeneLinks(proj, corCutOff = 0.2, FDRCutOff = 0.1,
+#'                   returnLoops = FALSE)
+#' @export
+addPeak2GeneLinks <- function(ArchRProj, reducedDims = "IterativeLSI",
+        useMatrix = "GeneExpressionMatrix", dimsToUse = 1:30,
+        scaleDims = NULL, corCutOff = 0.75, cellsToUse = NULL, k = 100,
+        knnIteration = 500, overlapCutoff = 0.8, maxDist = 250000,
+        scaleTo = 10^4, log2Norm = TRUE, predictionCutoff = 0.4,
+        addEmpiricalPval = FALSE, seed = 1,
+        threads = getOption("epione.threads", 2L), verbose = FALSE) {
+    .check_project(ArchRProj)
+    atac <- .project_peak_se(ArchRProj)
+    g <- .project_feature_se(ArchRProj, useMatrix)
+    rd <- .project_dims(ArchRProj, reducedDims, dimsToUse, scaleDims,
+                        corCutOff)
+    if (!is.null(cellsToUse)) rd <- rd[cellsToUse, , drop = FALSE]
+    .check_cells_k(rd, k)
+    fdf <- g$fdf
+    rna <- g$se
+    SummarizedExperiment::rowRanges(rna) <- GenomicRanges::GRanges(
+        fdf$seqnames, IRanges::IRanges(fdf$start, width = 1L))
+    rownames(rna) <- fdf$name
+    links <- peakToGeneLinks(atac, rna, rd, k = k,
+        knnIteration = knnIteration, overlapCutoff = overlapCutoff,
+        maxDist = maxDist, scaleTo = scaleTo, log2Norm = log2Norm,
+        addEmpiricalPval = addEmpiricalPval, seed = seed, threads = threads,
+        verbose = verbose)
+    keep <- c("idxATAC", "idxRNA", "Correlation", "FDR", "VarQATAC",
+              "VarQRNA", if (addEmpiricalPval) c("EmpPval", "EmpFDR"))
+    out <- links[, keep]
+    md <- S4Vectors::metadata(links)
+    md$geneSet <- GenomicRanges::GRanges(fdf$seqnames,
+        IRanges::IRanges(fdf$start, width = 1L), name = fdf$name,
+        idx = fdf$idx)
+    md$useMatrix <- useMatrix
+    S4Vectors::metadata(out) <- md
+    S4Vectors::metadata(ArchRProj@peakSet)$Peak2GeneLinks <- out
+    ArchRProj
+}
+
+.project_result <- function(proj, name, fun) {
+    ps <- proj@peakSet
+    x <- if (is.null(ps)) NULL else S4Vectors::metadata(ps)[[name]]
+    if (is.null(x)) {
+        .abort("the project has no ", name, "; run ", fun, "() first.")
+    }
+    x
+}
+
+#' Co-accessibility of a project's peaks (ArchR's addCoAccessibility)
+#'
+#' @description ArchR 1.0.3's `addCoAccessibility()`: the PeakMatrix of the
+#' project's Arrow files and its reduced dimensions (as in
+#' [addPeak2GeneLinks()]) given to [coAccessibility()].
+#' @inheritParams addPeak2GeneLinks
+#' @param maxDist Maximum distance (bp) between peak centres (default 1e5).
+#' @return The project, with the table of [coAccessibility()] (ArchR's
+#'   columns; metadata `peakSet`, `KNNList`, `nGroups`) stored as
+#'   `metadata(ArchRProj@peakSet)$CoAccessibility`, as ArchR does. Read it
+#'   with [getCoAccessibility()].
+#' @seealso [coAccessibility()], [getCoAccessibility()], ArchR's
+#'   `addCoAccessibility()`.
+#' @examples
+#' ex <- p2gExampleProject(file.path(tempdir(), "p2g-ex3"))
+#' proj <- addCoAccessibility(ex$proj, dimsToUse = 1:10, k = 20,
+#'                            knnIteration = 100, threads = 1)
+#' getCoAccessibility(proj, returnLoops = FALSE)
+#' @export
+addCoAccessibility <- function(ArchRProj, reducedDims = "IterativeLSI",
+        dimsToUse = 1:30, scaleDims = NULL, corCutOff = 0.75,
+        cellsToUse = NULL, k = 100, knnIteration = 500, overlapCutoff = 0.8,
+        maxDist = 100000, scaleTo = 10^4, log2Norm = TRUE, seed = 1,
+        threads = getOption("epione.threads", 2L), verbose = FALSE) {
+    .check_project(ArchRProj)
+    atac <- .project_peak_se(ArchRProj)
+    rd <- .project_dims(ArchRProj, reducedDims, dimsToUse, scaleDims,
+                        corCutOff)
+    if (!is.null(cellsToUse)) rd <- rd[cellsToUse, , drop = FALSE]
+    .check_cells_k(rd, k)
+    coa <- coAccessibility(atac, rd, k = k, knnIteration = knnIteration,
+        overlapCutoff = overlapCutoff, maxDist = maxDist, scaleTo = scaleTo,
+        log2Norm = log2Norm, seed = seed, threads = threads,
+        verbose = verbose)
+    S4Vectors::metadata(ArchRProj@peakSet)$CoAccessibility <- coa
+    ArchRProj
+}
+
+#' A small multiome EpioneProject for examples
+#'
+#' @description Builds an [EpioneProject-class] from bundled data: the
+#' fragments of three loci (on chr2, chr4 and chr14) of muon's 10x
+#' Multiome PBMC test set (`multiome_loci_fragments.tsv.gz`) for the 565
+#' cells of [p2gExampleData()], with ArchR's IterativeLSI in `reducedDims`
+#' (`scaleDims = TRUE`), ArchR's Seurat clusters as `Clusters`, the peaks of
+#' [p2gExampleData()] inside those loci as the peak set and its
+#' PeakMatrix.
+#' @param outputDirectory Folder for the project (created).
+#' @return A list: `proj` (the project) and `seRNA` (a
+#'   RangedSummarizedExperiment of the 45 genes x the project's cells, for
+#'   [addGeneExpressionMatrix()]; ArchR's depth-normalised values, which
+#'   normalise again to themselves).
+#' @examples
+#' ex <- p2gExampleProject(file.path(tempdir(), "p2g-ex0"))
+#' ex$proj
+#' @export
+p2gExampleProject <- function(outputDirectory = tempfile("p2gExample")) {
+    ex <- p2gExampleData()
+    frags <- system.file("extdata", "multiome_loci_fragments.tsv.gz",
+                         package = "epione", mustWork = TRUE)
+    genes <- SummarizedExperiment::rowRanges(ex$rna)
+    genes$symbol <- rownames(ex$rna)
+    gn <- createGenomeAnnotation(.grch38_lengths)
+    ga <- createGeneAnnotation(genes)
+    dir.create(outputDirectory, recursive = TRUE, showWarnings = FALSE)
+    arrow <- createArrowFiles(frags, "MO", file.path(outputDirectory, "MO"),
+        ga, gn, minTSS = 0, minFrags = 1, addTileMatrix = FALSE,
+        addGeneScoreMatrix = FALSE, QCDir = NULL,
+        validBarcodes = sub("^MO#", "", names(ex$clusters)), threads = 1,
+        verbose = FALSE, force = TRUE)
+    proj <- ArchRProject(arrow, outputDirectory, copyArrows = FALSE,
+                         geneAnnotation = ga, genomeAnnotation = gn)
+    cells <- rownames(proj@cellColData)
+    proj@cellColData$Clusters <- unname(ex$clusters[cells])
+    lsi <- readRDS(system.file("extdata", "p2g_multiome.rds",
+                               package = "epione"))$lsi
+    proj@reducedDims$IterativeLSI <- list(matSVD = lsi[cells, ],
+                                          scaleDims = TRUE)
+    # the peaks inside the three bundled loci
+    fr <- utils::read.delim(gzfile(frags), header = FALSE)
+    loci <- range(GenomicRanges::GRanges(fr$V1, IRanges::IRanges(fr$V2 + 1L,
+                                                                 fr$V3)))
+    peaks <- IRanges::subsetByOverlaps(
+        SummarizedExperiment::rowRanges(ex$atac), loci)
+    proj <- addPeakMatrix(addPeakSet(proj, peaks))
+    list(proj = proj, seRNA = ex$rna[, cells])
+}
+
+# GRCh38 chromosome lengths (Genome Reference Consortium), for the example.
+.grch38_lengths <- c(chr1 = 248956422, chr2 = 242193529, chr3 = 198295559,
+    chr4 = 190214555, chr5 = 181538259, chr6 = 170805979, chr7 = 159345973,
+    chr8 = 145138636, chr9 = 138394717, chr10 = 133797422,
+    chr11 = 135086622, chr12 = 133275309, chr13 = 114364328,
+    chr14 = 107043718, chr15 = 101991189, chr16 = 90338345,
+    chr17 = 83257441, chr18 = 80373285, chr19 = 58617616, chr20 = 64444167,
+    chr21 = 46709983, chr22 = 50818468, chrX = 156040895)

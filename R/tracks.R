@@ -56,6 +56,10 @@ NULL
 #'     geneAnnotation = list(genes = genes),
 #'     features = SummarizedExperiment::rowRanges(ex$atac),
 #'     loops = getPeak2GeneLinks(links), threads = 1)
+#' # ArchR's project form
+#' pr <- p2gExampleProject(file.path(tempdir(), "p2g-ex6"))
+#' p <- plotBrowserTrack(pr$proj, geneSymbol = "CD8A", minCells = 10,
+#'                       loops = NULL)
 #' @export
 setGeneric("plotBrowserTrack", function(ArchRProj, ...)
     standardGeneric("plotBrowserTrack"))
@@ -320,9 +324,15 @@ setMethod("plotBrowserTrack", "GRangesList", function(ArchRProj,
 #' and ordered by group. Rows are ordered by k-means cluster, clusters by
 #' the metacell where their mean ATAC z-score peaks (a simpler order than
 #' ArchR's binary sort).
-#' @param links The table from [peakToGeneLinks()].
-#' @param atac,rna The SummarizedExperiments given to [peakToGeneLinks()].
-#' @param groups Named vector: group of each cell (names = cell names).
+#' @param links The table from [peakToGeneLinks()], or an
+#'   [EpioneProject-class] after [addPeak2GeneLinks()] (ArchR's form: the
+#'   matrices come from the project, groups from `groupBy`).
+#' @param atac,rna The SummarizedExperiments given to [peakToGeneLinks()]
+#'   (not needed with a project).
+#' @param groups Named vector: group of each cell (names = cell names; not
+#'   needed with a project).
+#' @param groupBy With a project: the cellColData column labelling the
+#'   metacells (default "Clusters").
 #' @param corCutOff,FDRCutOff,varCutOffATAC,varCutOffRNA ArchR's link
 #'   filters (see [getPeak2GeneLinks()]).
 #' @param k Number of k-means clusters (default 25).
@@ -340,12 +350,29 @@ setMethod("plotBrowserTrack", "GRangesList", function(ArchRProj,
 #'                          threads = 1)
 #' p <- plotPeak2GeneHeatmap(links, ex$atac, ex$rna, ex$clusters, k = 5,
 #'                           corCutOff = 0.3, FDRCutOff = 1e-3)
+#' # ArchR's project form
+#' pr <- p2gExampleProject(file.path(tempdir(), "p2g-ex7"))
+#' proj <- addGeneExpressionMatrix(pr$proj, pr$seRNA, verbose = FALSE)
+#' proj <- addPeak2GeneLinks(proj, dimsToUse = 1:10, k = 20,
+#'                           knnIteration = 100, threads = 1)
+#' p <- plotPeak2GeneHeatmap(proj, k = 3, corCutOff = 0.2, FDRCutOff = 0.1)
 #' @export
 plotPeak2GeneHeatmap <- function(links, atac, rna, groups, corCutOff = 0.45,
         FDRCutOff = 1e-4, varCutOffATAC = 0.25, varCutOffRNA = 0.25,
         k = 25, nPlot = 25000, limitsATAC = c(-2, 2), limitsRNA = c(-2, 2),
         seed = 1, returnMatrices = FALSE, atacAssay = 1L, rnaAssay = 1L,
-        threads = getOption("epione.threads", 2L)) {
+        threads = getOption("epione.threads", 2L), groupBy = "Clusters") {
+    if (methods::is(links, "EpioneProject")) {
+        proj <- links
+        links <- .project_result(proj, "Peak2GeneLinks", "addPeak2GeneLinks")
+        use <- S4Vectors::metadata(links)$useMatrix
+        atac <- .project_peak_se(proj)
+        rna <- .project_feature_se(proj, if (is.null(use))
+            "GeneExpressionMatrix" else use)$se
+        groups <- stats::setNames(as.character(getCellColData(proj, groupBy,
+            drop = TRUE)), rownames(proj@cellColData))
+        atacAssay <- rnaAssay <- 1L
+    }
     p2g <- getPeak2GeneLinks(links, corCutOff = corCutOff,
         FDRCutOff = FDRCutOff, varCutOffATAC = varCutOffATAC,
         varCutOffRNA = varCutOffRNA, returnLoops = FALSE)
@@ -438,4 +465,92 @@ plotPeak2GeneHeatmap <- function(links, atac, rna, groups, corCutOff = 0.45,
     patchwork::wrap_plots(bar, bar, tile(out$ATAC, limitsATAC, .solar_extra,
         "ATAC"), tile(out$RNA, limitsRNA, .blue_yellow, "RNA"), ncol = 2L,
         heights = c(1, 12), guides = "collect")
+}
+
+# ---- project methods --------------------------------------------------------
+# (kept in this file because it is collated after R/project.R, which
+# defines the EpioneProject class)
+
+#' @rdname getPeak2GeneLinks
+#' @export
+setMethod("getPeak2GeneLinks", "EpioneProject", function(ArchRProj,
+        corCutOff = 0.45, FDRCutOff = 1e-4, varCutOffATAC = 0.25,
+        varCutOffRNA = 0.25, resolution = 1, returnLoops = TRUE) {
+    p2g <- .project_result(ArchRProj, "Peak2GeneLinks", "addPeak2GeneLinks")
+    getPeak2GeneLinks(p2g, corCutOff = corCutOff, FDRCutOff = FDRCutOff,
+        varCutOffATAC = varCutOffATAC, varCutOffRNA = varCutOffRNA,
+        resolution = resolution, returnLoops = returnLoops)
+})
+
+#' @rdname getCoAccessibility
+#' @export
+setMethod("getCoAccessibility", "EpioneProject", function(ArchRProj,
+        corCutOff = 0.5, resolution = 1, returnLoops = TRUE) {
+    coa <- .project_result(ArchRProj, "CoAccessibility", "addCoAccessibility")
+    getCoAccessibility(coa, corCutOff = corCutOff, resolution = resolution,
+                       returnLoops = returnLoops)
+})
+
+#' @rdname plotBrowserTrack
+#' @param groupBy,useGroups A discrete cellColData column and, optionally,
+#'   the groups to draw (project method).
+#' @param plotSummary Tracks to draw: any of "bulkTrack", "featureTrack",
+#'   "loopTrack", "geneTrack".
+#' @param sizes Relative heights of those tracks.
+#' @param minCells Groups with fewer cells are left out (default 25).
+#' @export
+setMethod("plotBrowserTrack", "EpioneProject", function(ArchRProj,
+        region = NULL, groupBy = "Clusters", useGroups = NULL,
+        plotSummary = c("bulkTrack", "featureTrack", "loopTrack",
+                        "geneTrack"), sizes = c(10, 1.5, 3, 4),
+        features = getPeakSet(ArchRProj),
+        loops = getCoAccessibility(ArchRProj), geneSymbol = NULL,
+        upstream = 50000, downstream = 50000, tileSize = 250,
+        maxCells = 500, minCells = 25, normMethod = "ReadsInTSS",
+        geneAnnotation = ArchRProj@geneAnnotation, ...,
+        threads = getOption("epione.threads", 2L)) {
+    loops <- tryCatch(loops, epione_error = function(e) NULL)
+    if (!"featureTrack" %in% plotSummary) features <- NULL
+    if (!"loopTrack" %in% plotSummary) loops <- NULL
+    gene_anno <- if ("geneTrack" %in% plotSummary &&
+                     length(geneAnnotation)) as.list(geneAnnotation)
+    cg <- .track_cell_groups(ArchRProj, groupBy, useGroups, minCells,
+                             maxCells)
+    one <- function(reg) {
+        cov <- .arrow_coverage(ArchRProj, cg, tileSize, NULL, normMethod,
+                               region = reg)
+        .browser_plot(cov, reg, gene_anno, features, loops, sizes = sizes,
+                      ...)
+    }
+    if (!is.null(region)) {
+        if (is.character(region)) region <- methods::as(region, "GRanges")
+        if (length(region) == 1L) return(one(region))
+        return(lapply(seq_along(region), function(i) one(region[i])))
+    }
+    if (length(geneSymbol) == 0L) .abort("Give 'region' or 'geneSymbol'.")
+    out <- lapply(geneSymbol, function(s) one(.track_region(NULL, s,
+        as.list(ArchRProj@geneAnnotation), upstream, downstream)))
+    if (length(out) == 1L) out[[1L]] else stats::setNames(out, geneSymbol)
+})
+
+# ArchR's .groupRegionSumArrows cell selection: groups with >= minCells,
+# optionally only useGroups, at most maxCells each (sample()), groups in
+# mixedsort order.
+.track_cell_groups <- function(proj, groupBy, useGroups, minCells,
+                               maxCells) {
+    g <- as.character(getCellColData(proj, groupBy, drop = TRUE))
+    cells <- rownames(proj@cellColData)
+    tab <- table(g)
+    keep <- !is.na(g)
+    if (!is.null(minCells)) keep <- keep & g %in% names(tab)[tab >= minCells]
+    if (!is.null(useGroups)) keep <- keep & g %in% useGroups
+    if (!any(keep)) {
+        .abort("no group of '", groupBy, "' has at least minCells = ",
+               minCells, " cells", if (!is.null(useGroups))
+               " among useGroups", "; lower minCells.")
+    }
+    cg <- split(cells[keep], g[keep])
+    if (!is.null(maxCells)) cg <- lapply(cg, function(x)
+        if (length(x) > maxCells) sample(x, maxCells) else x)
+    cg[.mixed_sort(names(cg))]
 }

@@ -202,5 +202,67 @@ if (has_archr && file.exists(zip)) {
                 "pbsmall", "getGroupBW", e$elapsed, a$elapsed,
                 a$elapsed / e$elapsed))
 }
+
+# Project steps on the muon multiome set (565 cells): epione's ArchR-named
+# project functions against ArchR 1.0.3's recorded times for the same steps
+# (ref/archr/timings.tsv: 2-core machine, 1 ArchR thread; a different run,
+# so only indicative).
+shared <- Sys.getenv("EPIONE_SHARED", "/work/shared")
+ref <- file.path(shared, "data", "ref", "archr", "multiome")
+if (dir.exists(ref)) {
+    rd <- function(f) utils::read.delim(gzfile(file.path(ref, f)))
+    M <- file.path(shared, "data", "fragments", "multiome")
+    cs <- rd("annotation_chromSizes.tsv.gz")
+    g <- rd("annotation_genes_hg38_orgHsEgDb.bed.gz")
+    genes <- GenomicRanges::GRanges(g$chr, IRanges::IRanges(g$start0 + 1L,
+        g$end), strand = g$strand, symbol = g$symbol)
+    dir <- tempfile("mo")
+    dir.create(dir)
+    a <- createArrowFiles(file.path(M, "test_rna_atac_fragments.tsv.gz"),
+        "MO", file.path(dir, "MO"), createGeneAnnotation(genes),
+        createGenomeAnnotation(stats::setNames(as.numeric(cs$length),
+                                               cs$chr)),
+        minFrags = 20, minTSS = 0, addTileMatrix = FALSE,
+        addGeneScoreMatrix = FALSE, QCDir = NULL, threads = threads,
+        validBarcodes = readLines(file.path(M, "barcodes.tsv.gz")),
+        verbose = FALSE, force = TRUE)
+    proj <- ArchRProject(a, file.path(dir, "proj"), copyArrows = FALSE,
+        genomeAnnotation = createGenomeAnnotation(stats::setNames(
+            as.numeric(cs$length), cs$chr)))
+    ps <- rd("peakset_tiles.tsv.gz")
+    proj <- addPeakMatrix(addPeakSet(proj, GenomicRanges::GRanges(
+        ps$seqnames, IRanges::IRanges(ps$start, ps$end))))
+    lsi <- rd("lsi_matSVD.tsv.gz")
+    proj@reducedDims$IterativeLSI <- list(matSVD = `rownames<-`(
+        as.matrix(lsi[, -1]), lsi$cellNames), scaleDims = TRUE)
+    cnt <- methods::as(Matrix::readMM(gzfile(file.path(M,
+        "rna_counts.mtx.gz"))), "CsparseMatrix")
+    rr <- rd("rna_gene_ranges.tsv.gz")
+    rownames(cnt) <- rr$name
+    colnames(cnt) <- paste0("MO#", readLines(file.path(M, "barcodes.tsv.gz")))
+    seRNA <- SummarizedExperiment::SummarizedExperiment(list(counts = cnt),
+        rowRanges = GenomicRanges::GRanges(rr$seqnames, IRanges::IRanges(
+            rr$start, rr$end)))
+    tim <- utils::read.delim(file.path(dirname(ref), "timings.tsv"))
+    archr_t <- function(pat) tim$elapsed_s[grep(pat, tim$step, fixed = TRUE)]
+    steps <- list(
+        addGeneExpressionMatrix = list(function() proj <<-
+            addGeneExpressionMatrix(proj, seRNA, verbose = FALSE),
+            "multiome.addGeneExpressionMatrix"),
+        addPeak2GeneLinks = list(function() proj <<- addPeak2GeneLinks(proj,
+            dimsToUse = 1:10, k = 30, threads = threads),
+            "multiome.addPeak2GeneLinks"),
+        addCoAccessibility = list(function() proj <<- addCoAccessibility(proj,
+            dimsToUse = 1:10, k = 30, threads = threads),
+            "multiome.addCoAccessibility"))
+    cat("load:", system("uptime", intern = TRUE), "\n")
+    for (nm in names(steps)) {
+        e <- timed(steps[[nm]][[1]], 1L)
+        at <- archr_t(steps[[nm]][[2]])
+        cat(sprintf("%-9s %-24s epione %6.2f s (cpu %5.2f)  ArchR %6.2f s",
+                    "multiome", nm, e$elapsed, e$user, at),
+            sprintf(" (recorded)  ratio %6.1f\n", at / e$elapsed))
+    }
+}
 cat("answers agree:", same, "\n")
 if (isFALSE(same)) quit(status = 1)

@@ -125,3 +125,98 @@ test_that("groupCoverages matches ArchR's getGroupBW BigWigs on PBSmall", {
     m <- match(key(w), key(got))
     expect_equal(got$score[m], w$score, tolerance = 1e-6)  # float32 BigWig
 })
+
+# ---- project forms ----------------------------------------------------------
+
+pbsmall_project <- function() {
+    d <- file.path(tempdir(), "cov-pbsmall")
+    dir.create(d, showWarnings = FALSE)
+    anno <- exampleAnnotation()
+    a <- createArrowFiles(system.file("extdata", "PBSmall.tsv.gz",
+        package = "epione"), "PBSmall", file.path(d, "PBSmall"),
+        geneAnnotation = anno$geneAnnotation,
+        genomeAnnotation = anno$genomeAnnotation, minFrags = 100,
+        addTileMatrix = FALSE, addGeneScoreMatrix = FALSE, QCDir = NULL,
+        threads = 1, verbose = FALSE, force = TRUE)
+    ArchRProject(a, file.path(d, "proj"), copyArrows = FALSE,
+                 geneAnnotation = anno$geneAnnotation,
+                 genomeAnnotation = anno$genomeAnnotation)
+}
+
+test_that("getGroupBW on a project writes ArchR's BigWigs (PBSmall)", {
+    skip_if_not_installed("rtracklayer")
+    fix <- function(f) utils::read.delim(gzfile(test_path("fixtures", f)),
+                                         stringsAsFactors = FALSE)
+    cells <- fix("archr_groupbw_pbsmall_cells.tsv.gz")
+    want <- fix("archr_groupbw_pbsmall_chr11_3Mb.tsv.gz")
+    proj <- pbsmall_project()
+    cc <- rownames(proj@cellColData)
+    expect_setequal(cc, cells$cellNames)
+    proj@cellColData$Clusters <- cells$Clusters[match(cc, cells$cellNames)]
+    # ArchR's normaliser is the project's own ReadsInTSS column
+    expect_equal(proj@cellColData$ReadsInTSS,
+                 cells$ReadsInTSS[match(cc, cells$cellNames)],
+                 tolerance = 1e-12)
+    out <- getGroupBW(proj, groupBy = "Clusters", verbose = FALSE)
+    expect_identical(dirname(out[[1]]), file.path(
+        proj@projectMetadata$outputDirectory, "GroupBigWigs", "Clusters"))
+    expect_identical(names(out), sort(unique(cells$Clusters)))
+    got <- do.call(rbind, lapply(names(out), function(g) {
+        gr <- rtracklayer::import.bw(out[[g]], which = GenomicRanges::GRanges(
+            "chr11", IRanges::IRanges(1, 3e6 - 1)))
+        gr <- gr[gr$score != 0]
+        data.frame(group = g, start = GenomicRanges::start(gr),
+                   end = GenomicRanges::end(gr), score = gr$score)
+    }))
+    # compare per base: expand both to 100-bp tiles
+    tiles <- function(d) {
+        n <- (d$end - d$start + 1) / 100
+        data.frame(key = paste(rep(d$group, n), unlist(mapply(function(s, k)
+            s + 100 * (seq_len(k) - 1), d$start, n))), score = rep(d$score, n))
+    }
+    g <- tiles(got)
+    w <- tiles(want[want$start < 3e6, ])
+    expect_setequal(g$key, w$key)
+    expect_equal(g$score[match(w$key, g$key)], w$score, tolerance = 1e-6)
+})
+
+test_that("addGroupCoverages writes ArchR-layout insertion coverages", {
+    ex <- p2gExampleProject(file.path(tempdir(), "cov-groups"))
+    proj <- ex$proj
+    set.seed(1)
+    proj <- addGroupCoverages(proj, minCells = 20, verbose = FALSE)
+    gc <- proj@projectMetadata$GroupCoverages$Clusters
+    meta <- gc$coverageMetadata
+    expect_true(all(file.exists(meta$File)))
+    expect_identical(unique(meta$Group), sort(unique(getCellColData(
+        ex$proj, "Clusters", drop = TRUE))))
+    # first replicate against a plain count of its cells' fragments
+    cells <- gc$Params$cellGroups[[meta$Group[1]]][[1]]
+    f <- utils::read.delim(gzfile(system.file("extdata",
+        "multiome_loci_fragments.tsv.gz", package = "epione")),
+        header = FALSE)
+    f <- f[paste0("MO#", f$V4) %in% cells, ]
+    h5 <- function(p) epione:::.h5read(meta$File[1], p)
+    expect_identical(h5("Class"), "ArrowCoverage")
+    for (chr in unique(f$V1)) {
+        cov <- S4Vectors::Rle(h5(paste0("Coverage/", chr, "/Values")),
+                              h5(paste0("Coverage/", chr, "/Lengths")))
+        ff <- f[f$V1 == chr, ]
+        pos <- c(ff$V2 + 1, ff$V3)
+        tab <- table(pos)
+        expect_equal(as.numeric(cov[as.numeric(names(tab))]),
+                     as.numeric(tab))
+        expect_equal(sum(cov), length(pos))
+    }
+    expect_equal(meta$nInsertions[1], 2 * nrow(f))
+    expect_error(addGroupCoverages(proj, minCells = 20, verbose = FALSE),
+                 class = "epione_error_input", regexp = "force = TRUE")
+})
+
+test_that("getGroupBW errors name the fix", {
+    ex <- p2gExampleProject(file.path(tempdir(), "cov-bad"))
+    expect_error(getGroupBW(ex$proj, groupBy = "nope"),
+                 class = "epione_error_input", regexp = "available")
+    expect_error(getGroupBW(ex$proj, normMethod = "bad"),
+                 class = "epione_error_input", regexp = "one of")
+})

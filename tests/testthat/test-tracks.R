@@ -80,3 +80,53 @@ test_that("plotPeak2GeneHeatmap matrices are z-scored metacell values", {
                                       corCutOff = 0.999),
                  class = "epione_error_input", regexp = "lower corCutOff")
 })
+
+test_that("the project method draws per-group coverage from the Arrow files", {
+    pr <- p2gExampleProject(file.path(tempdir(), "tracks-proj"))
+    proj <- addCoAccessibility(pr$proj, dimsToUse = 1:10, k = 20,
+                               knnIteration = 100, threads = 1)
+    p <- plotBrowserTrack(proj, geneSymbol = "CD8A", minCells = 60,
+                          normMethod = "nCells")
+    expect_s3_class(p, "patchwork")
+    # coverage, peaks, co-accessibility loops (the default) + gene panel
+    expect_length(p$patches$plots, 3L)
+    cov <- p$patches$plots[[1]]$data
+    tab <- table(getCellColData(proj, "Clusters", drop = TRUE))
+    expect_identical(levels(cov$group), sort(names(tab)[tab >= 60]))
+    # nCells scaling: insertions in the region / cells, counted plainly
+    f <- utils::read.delim(gzfile(system.file("extdata",
+        "multiome_loci_fragments.tsv.gz", package = "epione")), header = FALSE)
+    g <- pr$proj@geneAnnotation$genes
+    g <- g[g$symbol == "CD8A"]
+    region <- GenomicRanges::GRanges("chr2", IRanges::IRanges(
+        GenomicRanges::end(g) - 50000, GenomicRanges::end(g) + 50000))
+    cl <- levels(cov$group)[1]
+    cl_all <- getCellColData(proj, "Clusters", drop = TRUE)
+    cells <- sub("^MO#", "", rownames(proj@cellColData)[cl_all == cl])
+    lo <- GenomicRanges::start(region)
+    hi <- GenomicRanges::end(region)
+    f <- f[f$V4 %in% cells & f$V1 == "chr2" & f$V2 + 1 <= hi & f$V3 >= lo, ]
+    pos <- c(f$V2 + 1, f$V3)
+    tile <- trunc(pos / 250)
+    inside <- tile >= floor(lo / 250) & tile * 250 + 1 <= hi
+    expect_equal(sum(cov$y[cov$group == cl]), sum(inside) / length(cells))
+    two <- plotBrowserTrack(proj, geneSymbol = c("CD8A", "LEF1"),
+                            minCells = 60, plotSummary = "bulkTrack")
+    expect_named(two, c("CD8A", "LEF1"))
+    expect_error(plotBrowserTrack(proj, geneSymbol = "CD8A", minCells = 1e4),
+                 class = "epione_error_input", regexp = "lower minCells")
+})
+
+test_that("plotPeak2GeneHeatmap takes the project (ArchR's form)", {
+    pr <- p2gExampleProject(file.path(tempdir(), "tracks-heat"))
+    proj <- addGeneExpressionMatrix(pr$proj, pr$seRNA, verbose = FALSE)
+    proj <- addPeak2GeneLinks(proj, dimsToUse = 1:10, k = 20,
+                              knnIteration = 100, threads = 1)
+    m <- plotPeak2GeneHeatmap(proj, k = 3, corCutOff = 0.2, FDRCutOff = 0.1,
+                              returnMatrices = TRUE)
+    links <- getPeak2GeneLinks(proj, corCutOff = 0.2, FDRCutOff = 0.1,
+                               returnLoops = FALSE)
+    expect_identical(nrow(m$ATAC), nrow(links))
+    expect_true(all(m$colData$groupBy %in%
+                    getCellColData(proj, "Clusters", drop = TRUE)))
+})
