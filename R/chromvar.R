@@ -1057,9 +1057,10 @@ getBgdPeaks <- function(ArchRProj, nIterations = 50, w = 0.1, binSize = 50,
 #' PeakMatrix for the project's cells, the null comes from the background
 #' peaks `bgdPeaks` (chromVAR's sampled method,
 #' `computeDeviations(method = "sample")` with ArchR's NA rule: a value is
-#' `NA` only when the expected count is 0, where chromVAR also drops
-#' expected counts below 1). The result is written into each Arrow file as
-#' ArchR's `Sparse.Assays.Matrix`: one group `matrixName` whose
+#' `NA` only where it is not a number (`NaN`, e.g. an expected count of 0),
+#' where chromVAR also drops expected counts below 1). The result is
+#' written into each Arrow file as ArchR's `Sparse.Assays.Matrix`: one
+#' group `matrixName` whose
 #' "seqnames" `deviations` and `z` hold the two assays (with `rowMeans` and
 #' `rowVars`, used by [getVarDeviations()]). Read it with
 #' `getMatrixFromProject(proj, matrixName)`.
@@ -1152,6 +1153,9 @@ addDeviationsMatrix <- function(ArchRProj, peakAnnotation = NULL,
         counts@x <- counts@x * 2^40
         res <- .core(epi_chromvar_sample(counts, an$matches, bg, rs / sum(rs),
                                          threads, verbose))
+        # ArchR turns NaN (e.g. 0 / 0 when no background peak has a count)
+        # into NA.
+        for (k in c("deviations", "z")) res[[k]][is.nan(res[[k]])] <- NA
         .write_deviations(a$file, matrixName, res, colnames(an$matches),
                           a$cells, out)
     }
