@@ -305,12 +305,12 @@ epi_motifs_count_fasta <- function(path, chrom, start0, end, threads) {
     .Call(`_epione_epi_motifs_count_fasta`, path, chrom, start0, end, threads)
 }
 
-epi_motifs_scan_strings <- function(mats, seqs, bg, p, w, out, threads, verbose) {
-    .Call(`_epione_epi_motifs_scan_strings`, mats, seqs, bg, p, w, out, threads, verbose)
+epi_motifs_scan_strings <- function(mats, seqs, bg, p, w, quirks, out, threads, verbose) {
+    .Call(`_epione_epi_motifs_scan_strings`, mats, seqs, bg, p, w, quirks, out, threads, verbose)
 }
 
-epi_motifs_scan_fasta <- function(mats, path, chrom, start0, end, bg, p, w, out, threads, verbose) {
-    .Call(`_epione_epi_motifs_scan_fasta`, mats, path, chrom, start0, end, bg, p, w, out, threads, verbose)
+epi_motifs_scan_fasta <- function(mats, path, chrom, start0, end, bg, p, w, quirks, out, threads, verbose) {
+    .Call(`_epione_epi_motifs_scan_fasta`, mats, path, chrom, start0, end, bg, p, w, quirks, out, threads, verbose)
 }
 
 epi_p2g_knn_groups <- function(emb, query, k, max_shared, threads) {

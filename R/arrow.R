@@ -545,7 +545,10 @@ createArrowFiles <- function(inputFiles, sampleNames,
 #'   `dgCMatrix` assay named `useMatrix`, colData = the Arrow's per-cell
 #'   metadata and rowRanges built from FeatureDF (tiles `[start, start +
 #'   tileSize - 1]`; gene scores span TSS..gene end with strand) carrying the
-#'   FeatureDF columns (`idx`, `name`, ...) as mcols.
+#'   FeatureDF columns (`idx`, `name`, ...) as mcols. For ArchR's
+#'   `Sparse.Assays.Matrix` (e.g. `MotifMatrix`): a `SummarizedExperiment`
+#'   with one assay per stored "seqnames" (`deviations`, `z`), rows named
+#'   by FeatureDF `name`, rowData `idx`, `name`.
 #' @seealso [ArchR::getMatrixFromArrow()], [getMatrixFromProject()]
 #' @examples
 #' frags <- system.file("extdata", "PBSmall.tsv.gz", package = "epione")
@@ -588,9 +591,13 @@ getMatrixFromArrow <- function(ArrowFile, useMatrix = "GeneScoreMatrix",
         blocks[[chr]] <- m[f$idx, , drop = FALSE]
         rows[[chr]] <- f
     }
+    md <- .arrow_metadata(ArrowFile)
+    cls <- .h5read(ArrowFile, paste0(useMatrix, "/Info/Class"))
+    if (identical(cls, "Sparse.Assays.Matrix")) {
+        return(.assays_matrix_se(blocks, rows, md, cells, cellNames, binarize))
+    }
     mat <- do.call(rbind, unname(blocks))
     if (binarize) mat@x[] <- 1
-    md <- .arrow_metadata(ArrowFile)
     colnames(mat) <- paste0(md$Sample[1], "#", cells)
     if (!is.null(cellNames)) {
         if (!all(cellNames %in% colnames(mat))) {
@@ -603,6 +610,28 @@ getMatrixFromArrow <- function(ArrowFile, useMatrix = "GeneScoreMatrix",
     SummarizedExperiment::SummarizedExperiment(
         assays = stats::setNames(list(mat), useMatrix),
         rowRanges = rr, colData = md[colnames(mat), , drop = FALSE])
+}
+
+# ArchR's Sparse.Assays.Matrix (e.g. MotifMatrix): each "seqnames" block
+# (deviations, z) is one assay, rows named by FeatureDF$name; rowData is
+# FeatureDF without seqnames (ArchR getMatrixFromArrow).
+.assays_matrix_se <- function(blocks, rows, md, cells, cellNames, binarize) {
+    cn <- paste0(md$Sample[1], "#", cells)
+    keep <- if (is.null(cellNames)) cn else cellNames
+    if (!all(keep %in% cn)) {
+        .abort("'cellNames' must all be cells of the Arrow file.")
+    }
+    assays <- lapply(names(blocks), function(s) {
+        m <- blocks[[s]]
+        if (binarize) m@x[] <- 1
+        dimnames(m) <- list(rows[[s]]$name, cn)
+        m[, keep, drop = FALSE]
+    })
+    names(assays) <- names(blocks)
+    rd <- rows[[1L]][, setdiff(names(rows[[1L]]), "seqnames"), drop = FALSE]
+    rd <- S4Vectors::DataFrame(rd, row.names = rd$name)
+    SummarizedExperiment::SummarizedExperiment(assays = assays,
+        rowData = rd, colData = md[keep, , drop = FALSE])
 }
 
 # rowRanges from FeatureDF; GRanges reserves start/end/strand, so the

@@ -787,3 +787,479 @@ plotDeviationsHeatmap <- function(object, groups, n = 30) {
                                                            hjust = 1)) +
         ggplot2::labs(x = NULL, y = NULL, fill = "mean z")
 }
+
+# ---- ArchR project wrappers -------------------------------------------
+# addBgdPeaks / getBgdPeaks / addDeviationsMatrix / getVarDeviations run the
+# engines above on a project's peak set and Arrow files, as ArchR 1.0.3.
+
+.peak_keys <- function(chr, start, end) paste0(chr, "_", start, "_", end)
+
+.gr_keys <- function(gr) {
+    .peak_keys(as.character(GenomicRanges::seqnames(gr)),
+               GenomicRanges::start(gr), GenomicRanges::end(gr))
+}
+
+# PeakMatrix row sums over every cell of every Arrow file, in peak-set
+# order (ArchR .getRowSums: the rowSums stored per chromosome, summed over
+# files).
+.peak_row_sums <- function(ArchRProj) {
+    ps <- .project_peaks(ArchRProj)
+    files <- getArrowFiles(ArchRProj)
+    if (!length(files) || !"PeakMatrix" %in% getAvailableMatrices(files)) {
+        .abort("the project's Arrow files have no PeakMatrix; add one with ",
+               "addPeakMatrix().", kind = "input")
+    }
+    total <- 0
+    for (f in files) {
+        fdf <- as.data.frame(.h5read(f, "PeakMatrix/Info/FeatureDF"),
+                             stringsAsFactors = FALSE)
+        s <- numeric(nrow(fdf))
+        for (chr in unique(fdf$seqnames)) {
+            rows <- which(fdf$seqnames == chr)
+            s[rows] <- .block_row_sums(f, paste0("PeakMatrix/", chr),
+                                       max(fdf$idx[rows]))[fdf$idx[rows]]
+        }
+        at <- match(.gr_keys(ps), .peak_keys(fdf$seqnames, fdf$start, fdf$end))
+        if (anyNA(at)) {
+            .abort("the PeakMatrix of '", f, "' does not hold the project's ",
+                   "peak set; run addPeakMatrix(ArchRProj, force = TRUE).",
+                   kind = "input")
+        }
+        total <- total + s[at]
+    }
+    total
+}
+
+.block_row_sums <- function(file, group, nrow) {
+    if ("rowSums" %in% .h5ls(file, group)) {
+        return(as.numeric(.h5read(file, paste0(group, "/rowSums"))))
+    }
+    n <- length(.h5read(file, "PeakMatrix/Info/CellNames"))
+    Matrix::rowSums(.read_block(file, group, nrow, n))
+}
+
+# GC per peak: the peak set's GC column (ArchR's addPeakSet adds it), else
+# computed from the genome.
+.project_peak_gc <- function(ArchRProj, genome) {
+    ps <- .project_peaks(ArchRProj)
+    if (!is.null(ps$GC)) return(as.numeric(ps$GC))
+    genome <- .project_genome(ArchRProj, genome, required = FALSE)
+    if (is.null(genome)) {
+        .abort("the peak set has no GC column; pass genome = (an indexed ",
+               "FASTA path, FaFile, BSgenome or DNAStringSet) so it can be ",
+               "computed, or set it with peakSet$GC before addPeakSet().",
+               kind = "input")
+    }
+    .gc_from_genome(ps, genome)
+}
+
+# ArchR's seed handling: addArchRThreads() switches R to L'Ecuyer-CMRG
+# and .computeBgdPeaks() calls set.seed(1); chromVAR then draws with R's
+# RNG. Evaluates `expr` in that state and restores the caller's RNG.
+.with_archr_seed <- function(seed, expr) {
+    env <- globalenv()
+    kind <- RNGkind()
+    old <- if (exists(".Random.seed", envir = env, inherits = FALSE))
+        get(".Random.seed", envir = env) else NULL
+    on.exit({
+        suppressWarnings(RNGkind(kind[1L], kind[2L], kind[3L]))
+        if (is.null(old)) {
+            if (exists(".Random.seed", envir = env, inherits = FALSE))
+                rm(".Random.seed", envir = env)
+        } else {
+            assign(".Random.seed", old, envir = env)
+        }
+    }, add = TRUE)
+    RNGkind("L'Ecuyer-CMRG")
+    set.seed(seed)
+    expr
+}
+
+# ArchR's Background-Peaks object: chromVAR background on counts
+# cbind(rowSums, 1) (so accessibility = rowSums + 1) and the GC bias, as a
+# RangedSummarizedExperiment with assay bgdPeaks and ArchR's summary
+# columns, rows sorted.
+.bgd_peaks_se <- function(ranges, rowSums, gc, nIterations, w, binSize,
+                          seed, threads) {
+    .check_number(seed, "seed", whole = TRUE)
+    counts <- cbind(rowSums, 1)
+    bg <- .with_archr_seed(seed, .background_peaks(counts, gc, nIterations,
+                                                   w, binSize, threads))
+    gr <- GenomicRanges::GRanges(GenomicRanges::seqnames(ranges),
+        IRanges::IRanges(GenomicRanges::start(ranges),
+                         GenomicRanges::end(ranges)),
+        value = rowSums, GC = gc)
+    se <- SummarizedExperiment::SummarizedExperiment(
+        assays = list(bgdPeaks = bg), rowRanges = gr)
+    stat <- cbind(rowSums + 1, gc, GenomicRanges::end(ranges) -
+                      GenomicRanges::start(ranges))
+    rd <- SummarizedExperiment::rowData(se)
+    for (k in 1:3) {
+        v <- matrix(stat[bg, k], nrow = nrow(bg))
+        nm <- c("bgdSum", "bgdGC", "bgdLength")[k]
+        rd[[paste0(nm, "Mean")]] <- round(rowMeans(v), 3)
+        rd[[paste0(nm, "Sd")]] <- round(matrixStats::rowSds(v), 3)
+    }
+    SummarizedExperiment::rowData(se) <- rd
+    sort(GenomeInfoDb::sortSeqlevels(se))
+}
+
+.compute_bgd_peaks <- function(ArchRProj, nIterations, w, binSize, seed,
+                               method, gc, threads) {
+    .check_string(method, "method")
+    if (tolower(method) != "chromvar") {
+        .abort("method = '", method, "' (ArchR's nearest-neighbour ",
+               "background) is not implemented; use method = \"chromVAR\".",
+               kind = "input")
+    }
+    ps <- .project_peaks(ArchRProj)
+    if (length(unique(GenomicRanges::width(ps))) > 1L) {
+        .abort("the peaks have different widths; ArchR's chromVAR ",
+               "background needs fixed-width peaks (e.g. ",
+               "GenomicRanges::resize(peaks, 501, 'center')).", kind = "input")
+    }
+    .bgd_peaks_se(ps, .peak_row_sums(ArchRProj), gc, nIterations, w,
+                  binSize, seed, threads)
+}
+
+.bgd_path <- function(ArchRProj) {
+    p <- S4Vectors::metadata(ArchRProj@peakSet)$bgdPeaks
+    if (is.null(p)) p <- ArchRProj@projectMetadata$bgdPeaks
+    p
+}
+
+#' Background peaks of a project (ArchR's addBgdPeaks and getBgdPeaks)
+#'
+#' For every peak of the project's peak set, `nIterations` background
+#' peaks with similar GC content and accessibility, as ArchR 1.0.3 computes
+#' them: chromVAR's `getBackgroundPeaks` ([getBackgroundPeaks()],
+#' bit-exact) on the peaks' `GC` and their PeakMatrix row sums over all
+#' cells of all Arrow files (plus one, as ArchR's two-column count
+#' matrix), under ArchR's random state: R's `L'Ecuyer-CMRG` generator
+#' (which ArchR's `addArchRThreads()` selects) seeded with `seed`. ArchR
+#' 1.0.3 always seeds with 1 whatever `seed` says; the default `seed = 1`
+#' gives ArchR's indices. The caller's random state is restored afterwards.
+#'
+#' `addBgdPeaks()` saves them like ArchR (an RDS of a
+#' `RangedSummarizedExperiment` with assay `bgdPeaks` and rowData `value`,
+#' `GC`, `bgdSumMean`, `bgdSumSd`, `bgdGCMean`, `bgdGCSd`,
+#' `bgdLengthMean`, `bgdLengthSd`) and records the path in
+#' `metadata(peakSet)$bgdPeaks` and `projectMetadata$bgdPeaks`.
+#' `getBgdPeaks()` reads them back (or computes them without saving when
+#' none were added, or with `force = TRUE`).
+#'
+#' The GC content comes from the peak set's `GC` column; without it,
+#' `genome` (or the project's genome) is used to compute it (and
+#' `addBgdPeaks()` then adds the column to the peak set).
+#'
+#' @param ArchRProj An [EpioneProject-class] with a peak set and a
+#'   PeakMatrix ([addPeakMatrix()]).
+#' @param nIterations Background peaks per peak (default 50).
+#' @param w,binSize chromVAR's kernel width and grid size (0.1, 50).
+#' @param seed Seed of the L'Ecuyer-CMRG generator (default 1, ArchR's).
+#' @param method `"chromVAR"` (the only one implemented).
+#' @param outFile Where to save the RDS (default
+#'   `<outputDirectory>/Background-Peaks.rds`).
+#' @param force `addBgdPeaks()`: replace existing background peaks;
+#'   `getBgdPeaks()`: recompute instead of reading the saved ones.
+#' @param genome Genome for the GC content when the peak set has no `GC`
+#'   column (see [addMotifAnnotations()]).
+#' @param threads Number of C++ threads; results do not depend on it.
+#' @return `addBgdPeaks()`: the project; `getBgdPeaks()`: the
+#'   `RangedSummarizedExperiment` described above, rows in peak-set order.
+#' @seealso [ArchR::addBgdPeaks()], [getBackgroundPeaks()],
+#'   [addDeviationsMatrix()]
+#' @examples
+#' \donttest{
+#' frags <- system.file("extdata", "PBSmall.tsv.gz", package = "epione")
+#' anno <- exampleAnnotation()
+#' arrow <- createArrowFiles(frags, "PBSmall",
+#'     outputNames = file.path(tempdir(), "PBSmall"),
+#'     geneAnnotation = anno$geneAnnotation,
+#'     genomeAnnotation = anno$genomeAnnotation, minFrags = 100,
+#'     addTileMatrix = FALSE, addGeneScoreMatrix = FALSE, QCDir = NULL,
+#'     threads = 1, verbose = FALSE, force = TRUE)
+#' proj <- ArchRProject(arrow, file.path(tempdir(), "bgdproj"))
+#' peaks <- unique(GenomicRanges::resize(anno$geneAnnotation$TSS[1:400],
+#'     501, "center"))
+#' set.seed(1)
+#' peaks$GC <- runif(length(peaks), 0.3, 0.7)   # normally from the genome
+#' proj <- addPeakMatrix(addPeakSet(proj, peaks))
+#' proj <- addBgdPeaks(proj, force = TRUE, threads = 1)
+#' bgd <- getBgdPeaks(proj)
+#' dim(bgd)
+#' }
+#' @export
+addBgdPeaks <- function(ArchRProj, nIterations = 50, w = 0.1, binSize = 50,
+        seed = 1, method = "chromVAR",
+        outFile = file.path(ArchRProj@projectMetadata$outputDirectory,
+                            "Background-Peaks.rds"),
+        force = FALSE, genome = NULL,
+        threads = getOption("epione.threads", 2L)) {
+    .project_peaks(ArchRProj)
+    .check_flag(force, "force")
+    old <- .bgd_path(ArchRProj)
+    if (!is.null(old) && file.exists(old) && !force) {
+        .abort("background peaks already exist ('", old, "'); use ",
+               "force = TRUE to recompute them.", kind = "input")
+    }
+    gc <- .project_peak_gc(ArchRProj, genome)
+    bgd <- .compute_bgd_peaks(ArchRProj, nIterations, w, binSize, seed,
+                              method, gc, threads)
+    .check_string(outFile, "outFile")
+    dir.create(dirname(outFile), recursive = TRUE, showWarnings = FALSE)
+    saveRDS(bgd, outFile)
+    outFile <- normalizePath(outFile)
+    if (is.null(ArchRProj@peakSet$GC)) ArchRProj@peakSet$GC <- gc
+    S4Vectors::metadata(ArchRProj@peakSet)$bgdPeaks <- outFile
+    ArchRProj@projectMetadata$bgdPeaks <- outFile
+    ArchRProj
+}
+
+#' @rdname addBgdPeaks
+#' @export
+getBgdPeaks <- function(ArchRProj, nIterations = 50, w = 0.1, binSize = 50,
+        seed = 1, method = "chromVAR", force = FALSE, genome = NULL,
+        threads = getOption("epione.threads", 2L)) {
+    ps <- .project_peaks(ArchRProj)
+    path <- .bgd_path(ArchRProj)
+    bgd <- if (!is.null(path) && !.check_flag(force, "force")) {
+        if (!file.exists(path)) {
+            .abort("the background peaks file '", path, "' is missing; ",
+                   "run addBgdPeaks(ArchRProj, force = TRUE).", kind = "file")
+        }
+        readRDS(path)
+    } else {
+        .compute_bgd_peaks(ArchRProj, nIterations, w, binSize, seed, method,
+                           .project_peak_gc(ArchRProj, genome), threads)
+    }
+    .in_peak_order(bgd, ps, "background peaks",
+                   "addBgdPeaks(ArchRProj, force = TRUE)")
+}
+
+# Rows of a peak-indexed SummarizedExperiment in the order of `peaks`.
+.in_peak_order <- function(se, peaks, what, fix) {
+    at <- match(.gr_keys(peaks), .gr_keys(SummarizedExperiment::rowRanges(se)))
+    if (nrow(se) != length(peaks) || anyNA(at)) {
+        .abort("the ", what, " do not match the project's peak set; run ",
+               fix, ".", kind = "input")
+    }
+    se[at, ]
+}
+
+#' Add a chromVAR deviations matrix to a project (ArchR's
+#' addDeviationsMatrix)
+#'
+#' chromVAR deviations and z-scores of a peak annotation (e.g. motifs from
+#' [addMotifAnnotations()]) for every cell, computed and stored per Arrow
+#' file as ArchR 1.0.3 does: the expectation is each peak's share of the
+#' PeakMatrix row sums over all Arrow files, the counts are the file's
+#' PeakMatrix for the project's cells, the null comes from the background
+#' peaks `bgdPeaks` (chromVAR's sampled method,
+#' `computeDeviations(method = "sample")` with ArchR's NA rule: a value is
+#' `NA` only where it is not a number (`NaN`, e.g. an expected count of 0),
+#' where chromVAR also drops expected counts below 1). The result is
+#' written into each Arrow file as ArchR's `Sparse.Assays.Matrix`: one
+#' group `matrixName` whose
+#' "seqnames" `deviations` and `z` hold the two assays (with `rowMeans` and
+#' `rowVars`, used by [getVarDeviations()]). Read it with
+#' `getMatrixFromProject(proj, matrixName)`.
+#'
+#' @param ArchRProj An [EpioneProject-class] with a peak set, a PeakMatrix
+#'   and a peak annotation.
+#' @param peakAnnotation Name of the peak annotation (default: the first).
+#' @param matches Optional `RangedSummarizedExperiment` of peak x
+#'   annotation matches instead of `peakAnnotation`.
+#' @param bgdPeaks Background peaks ([getBgdPeaks()]).
+#' @param matrixName Matrix name (default `"<annotation name>Matrix"`, e.g.
+#'   `"MotifMatrix"`; `"MotifMatrix"` with `matches`).
+#' @param out Assays to store: `"z"` and/or `"deviations"`.
+#' @param binarize Binarize the PeakMatrix counts first.
+#' @param threads Number of C++ threads; results do not depend on it.
+#' @param verbose Print progress.
+#' @param force Replace an existing matrix of that name.
+#' @return The project (the Arrow files gain the matrix).
+#' @seealso [ArchR::addDeviationsMatrix()], [computeDeviations()],
+#'   [getVarDeviations()], [getMatrixFromProject()]
+#' @examples
+#' \donttest{
+#' frags <- system.file("extdata", "PBSmall.tsv.gz", package = "epione")
+#' anno <- exampleAnnotation()
+#' arrow <- createArrowFiles(frags, "PBSmall",
+#'     outputNames = file.path(tempdir(), "PBSmall"),
+#'     geneAnnotation = anno$geneAnnotation,
+#'     genomeAnnotation = anno$genomeAnnotation, minFrags = 100,
+#'     addTileMatrix = FALSE, addGeneScoreMatrix = FALSE, QCDir = NULL,
+#'     threads = 1, verbose = FALSE, force = TRUE)
+#' proj <- ArchRProject(arrow, file.path(tempdir(), "devproj"))
+#' peaks <- unique(GenomicRanges::resize(anno$geneAnnotation$TSS[1:400],
+#'     501, "center"))
+#' set.seed(1)
+#' peaks$GC <- runif(length(peaks), 0.3, 0.7)   # normally from the genome
+#' proj <- addPeakMatrix(addPeakSet(proj, peaks))
+#' # a toy annotation: random peak sets
+#' m <- Matrix::sparseMatrix(i = sample(length(peaks), 150),
+#'     j = rep(1:3, 50), x = TRUE, dims = c(length(peaks), 3),
+#'     dimnames = list(NULL, c("A_1", "B_2", "C_3")))
+#' se <- SummarizedExperiment::SummarizedExperiment(list(matches = m),
+#'     rowRanges = getPeakSet(proj))
+#' proj <- addBgdPeaks(proj, force = TRUE, threads = 1)
+#' proj <- addDeviationsMatrix(proj, matches = se, threads = 1,
+#'     verbose = FALSE, force = TRUE)
+#' getMatrixFromProject(proj, "MotifMatrix", verbose = FALSE)
+#' getVarDeviations(proj, plot = FALSE)
+#' }
+#' @export
+addDeviationsMatrix <- function(ArchRProj, peakAnnotation = NULL,
+        matches = NULL, bgdPeaks = getBgdPeaks(ArchRProj, method = "chromVAR"),
+        matrixName = NULL, out = c("z", "deviations"), binarize = FALSE,
+        threads = getOption("epione.threads", 2L), verbose = TRUE,
+        force = FALSE) {
+    ps <- .project_peaks(ArchRProj)
+    .check_flag(force, "force")
+    .check_flag(binarize, "binarize")
+    .check_flag(verbose, "verbose")
+    threads <- .check_threads(threads)
+    if (!length(out) || !all(out %in% c("z", "deviations")) ||
+        anyDuplicated(out)) {
+        .abort("'out' must be \"z\", \"deviations\" or both.", kind = "input")
+    }
+    if (is.null(matches)) {
+        anno <- getPeakAnnotation(ArchRProj, peakAnnotation)
+        matches <- .read_annotation_part(anno$Matches, "Matches")
+        if (is.null(matrixName)) matrixName <- paste0(anno$Name, "Matrix")
+    } else if (is.null(matrixName)) {
+        matrixName <- "MotifMatrix"
+    }
+    .check_string(matrixName, "matrixName")
+    if (!methods::is(matches, "RangedSummarizedExperiment")) {
+        .abort("'matches' must be a RangedSummarizedExperiment of peak x ",
+               "annotation matches (see getMatches()).", kind = "input")
+    }
+    matches <- .in_peak_order(matches, ps, "annotation matches",
+                              "addMotifAnnotations(ArchRProj, force = TRUE)")
+    an <- .as_matches(matches, NULL, length(ps))
+    bg <- .as_background(.in_peak_order(bgdPeaks, ps, "background peaks",
+        "addBgdPeaks(ArchRProj, force = TRUE)"), length(ps))
+    rs <- .peak_row_sums(ArchRProj)
+    for (a in .input_arrows(ArchRProj)) {
+        if (!length(a$cells)) next
+        .check_new_matrix(a$file, matrixName, force)
+        if (verbose) message("chromVAR deviations: ", a$sample)
+        counts <- .peak_counts(a, ps, binarize)
+        # ArchR keeps cells whose expected count is below chromVAR's
+        # threshold of 1: scaling all counts by 2^40 lifts them above it and
+        # leaves every ratio (deviations, z) bit-identical.
+        counts@x <- counts@x * 2^40
+        res <- .core(epi_chromvar_sample(counts, an$matches, bg, rs / sum(rs),
+                                         threads, verbose))
+        # ArchR turns NaN (e.g. 0 / 0 when no background peak has a count)
+        # into NA.
+        for (k in c("deviations", "z")) res[[k]][is.nan(res[[k]])] <- NA
+        .write_deviations(a$file, matrixName, res, colnames(an$matches),
+                          a$cells, out)
+    }
+    ArchRProj
+}
+
+# One Arrow file's PeakMatrix (project cells) with rows in peak-set order.
+.peak_counts <- function(a, peaks, binarize) {
+    se <- getMatrixFromArrow(a$file, "PeakMatrix", cellNames = paste0(
+        a$sample, "#", a$cells), binarize = binarize, verbose = FALSE)
+    at <- match(.gr_keys(peaks), .gr_keys(SummarizedExperiment::rowRanges(se)))
+    if (anyNA(at)) {
+        .abort("the PeakMatrix of '", a$file, "' does not hold the ",
+               "project's peak set; run addPeakMatrix(ArchRProj, ",
+               "force = TRUE).", kind = "input")
+    }
+    methods::as(SummarizedExperiment::assay(se)[at, , drop = FALSE],
+                "generalMatrix")
+}
+
+# ArchR's layout (.addDeviationsMatrix): FeatureDF rows ordered by
+# "seqnames" (deviations before z), Units "DeviationScores"/"Deviations",
+# one sparse block per assay with rowMeans and rowVars.
+.write_deviations <- function(file, group, res, names, cells, out) {
+    out <- sort(out)
+    n <- length(names)
+    fdf <- data.frame(seqnames = rep(out, each = n),
+                      idx = rep(seq_len(n), length(out)),
+                      name = rep(names, length(out)), stringsAsFactors = FALSE)
+    units <- c(if ("z" %in% out) "DeviationScores",
+               if ("deviations" %in% out) "Deviations")
+    .write_matrix_info(file, group, "Sparse.Assays.Matrix", units, cells, fdf,
+                       data.frame(params = "chromVAR"))
+    for (a in out) {
+        m <- res[[a]]
+        g <- paste0(group, "/", a)
+        .core(epi_arrow_write_sparse(file, g, methods::as(m, "CsparseMatrix")))
+        .arrow_h5write(file, paste0(g, "/rowMeans"), rowMeans(m), c(1, n))
+        .arrow_h5write(file, paste0(g, "/rowVars"),
+                       matrixStats::rowVars(m), c(1, n))
+    }
+    .arrow_h5write(file, paste0(group, "/Info/Completed"), "Finished")
+}
+
+#' Variability of deviations across a project's cells (ArchR's
+#' getVarDeviations)
+#'
+#' Combines the per-Arrow-file means and variances of the z-scores stored
+#' by [addDeviationsMatrix()] (or ArchR) into the variance over all cells
+#' (ArchR's pooled formula, an `NA` variance counted as 0), ranks the
+#' annotations by it.
+#'
+#' @param ArchRProj An [EpioneProject-class].
+#' @param name Deviations matrix name (default `"MotifMatrix"`).
+#' @param plot Return the ArchR-style rank plot ([plotVarDev()]) instead of
+#'   the table.
+#' @param n Number of top annotations labelled in the plot.
+#' @return With `plot = FALSE`, a `DataFrame` ordered by decreasing
+#'   variability with columns `seqnames` (`"z"`), `idx`, `name`,
+#'   `combinedVars`, `combinedMeans`, `rank`; else a ggplot.
+#' @seealso [ArchR::getVarDeviations()], [addDeviationsMatrix()]
+#' @examples
+#' \donttest{
+#' example(addDeviationsMatrix, run.donttest = TRUE)
+#' getVarDeviations(proj, plot = TRUE, n = 2)
+#' }
+#' @export
+getVarDeviations <- function(ArchRProj, name = "MotifMatrix", plot = TRUE,
+                             n = 25) {
+    .check_project(ArchRProj)
+    .check_string(name, "name")
+    .check_flag(plot, "plot")
+    files <- getArrowFiles(ArchRProj)
+    if (!length(files) || !name %in% getAvailableMatrices(files)) {
+        .abort("the project has no matrix '", name, "'; add it with ",
+               "addDeviationsMatrix().", kind = "input")
+    }
+    fdf <- as.data.frame(.h5read(files[[1]], paste0(name, "/Info/FeatureDF")),
+                         stringsAsFactors = FALSE)
+    fdf <- fdf[fdf$seqnames == "z", , drop = FALSE]
+    if (!nrow(fdf)) {
+        .abort("matrix '", name, "' has no z-scores; run ",
+               "addDeviationsMatrix(out = c(\"z\", \"deviations\")).")
+    }
+    read <- function(what) vapply(files, function(f) as.numeric(.h5read(f,
+        paste0(name, "/z/", what)))[fdf$idx], numeric(nrow(fdf)))
+    ns <- vapply(files, function(f) length(.h5read(f,
+        paste0(name, "/Info/CellNames"))), 1)
+    comb <- .combine_variances(matrix(read("rowMeans"), nrow(fdf)),
+                               matrix(read("rowVars"), nrow(fdf)), ns)
+    df <- S4Vectors::DataFrame(seqnames = S4Vectors::Rle(fdf$seqnames),
+        idx = fdf$idx, name = fdf$name, comb)
+    df <- df[order(df$combinedVars, decreasing = TRUE), , drop = FALSE]
+    df$rank <- seq_len(nrow(df))
+    if (plot) return(plotVarDev(as.data.frame(df), n = n))
+    df
+}
+
+# ArchR .combineVariances: pooled variance of groups with means m, sample
+# variances v and sizes ns (columns).
+.combine_variances <- function(m, v, ns) {
+    v[is.na(v)] <- 0
+    mean <- rowSums(t(t(m) * ns)) / sum(ns)
+    ss <- rowSums(t(t(v) * (ns - 1)) + t(t(m^2) * ns))
+    data.frame(combinedVars = (ss - sum(ns) * mean^2) / (sum(ns) - 1),
+               combinedMeans = mean)
+}

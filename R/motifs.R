@@ -19,6 +19,10 @@
 #'   reported; a PWM whose columns sum to 1 is scanned unchanged. `N`,
 #'   IUPAC codes and `-` split a sequence into separately scanned pieces;
 #'   a hit never covers them. Lower-case bases count as upper-case.
+#'   With `moods.quirks = FALSE` the first two quirks are fixed: a motif
+#'   shorter than `w` is reported wherever it fits, also at the end of a
+#'   sequence and in pieces shorter than `w` (results then differ from
+#'   motifmatchr's, by those extra hits only).
 #'
 #' @param pwms Motifs: a TFBSTools `PFMatrixList`, `PWMatrixList`,
 #'   `PFMatrix` or `PWMatrix`, a list as returned by [getMotifs()] or
@@ -43,6 +47,9 @@
 #'   subject, stored as row ranges and used for absolute positions.
 #' @param threads Number of C++ threads; results do not depend on it.
 #' @param verbose Show a progress bar.
+#' @param moods.quirks `TRUE` (default) reproduces motifmatchr/MOODS
+#'   exactly, quirks included; `FALSE` also reports the hits of motifs
+#'   shorter than `w` that MOODS misses (see Description).
 #' @param ... Unused; for methods.
 #' @return For `"matches"`, a `SummarizedExperiment` (sequences x motifs)
 #'   with the logical sparse (`lgCMatrix`) assay `motifMatches` and colData
@@ -72,8 +79,9 @@ setMethod("matchMotifs", "ANY", function(pwms, subject, genome = NULL,
         bg = c("subject", "genome", "even"),
         out = c("matches", "scores", "positions"), p.cutoff = 5e-05, w = 7,
         ranges = NULL, threads = getOption("epione.threads", 2L),
-        verbose = FALSE) {
+        verbose = FALSE, moods.quirks = TRUE) {
     out <- match.arg(out)
+    .check_flag(moods.quirks, "moods.quirks")
     .check_number(p.cutoff, "p.cutoff", min = 0, max = 1)
     .check_number(w, "w", min = 1, max = 12, whole = TRUE)
     threads <- .check_threads(threads)
@@ -83,12 +91,13 @@ setMethod("matchMotifs", "ANY", function(pwms, subject, genome = NULL,
     mats <- .core(epi_motifs_convert(motifs$mats, motifs$kind, motifs$prior,
                                      bgv, 0.8))
     res <- .core(if (is.null(subj$path)) {
-        epi_motifs_scan_strings(mats, subj$seqs, bgv, p.cutoff, w, out,
-                                threads, verbose)
+        epi_motifs_scan_strings(mats, subj$seqs, bgv, p.cutoff, w,
+                                moods.quirks, out, threads, verbose)
     } else {
         r <- subj$table
         epi_motifs_scan_fasta(mats, subj$path, r$chrom, r$start0, r$end, bgv,
-                              p.cutoff, w, out, threads, verbose)
+                              p.cutoff, w, moods.quirks, out, threads,
+                              verbose)
     })
     if (out == "positions") return(.motif_positions(res, motifs, mats, subj))
     .motif_se(res, motifs, subj$ranges, out)
@@ -487,4 +496,201 @@ getMotifs <- function(collection = c("JASPAR2020", "cisbp")) {
         .motif_cache[[collection]] <- .read_jaspar(lines)
     }
     .motif_cache[[collection]]
+}
+
+# --------------------------------------------------------------- ArchR project
+#' Add motif annotations to a project's peak set (ArchR's addMotifAnnotations)
+#'
+#' Finds the positions of a motif set in every peak of the project's peak
+#' set with [matchMotifs()] (`out = "positions"`, `p.cutoff = cutOff`,
+#' `w = width`, background = the peaks' own base composition), and stores,
+#' as ArchR 1.0.3 does, a peaks x motifs match matrix (a peak matches a
+#' motif when one of its hits overlaps the peak, strand ignored) and the
+#' hit positions under `annoName`. Motifs without any hit are dropped
+#' (ArchR does the same). Motif names follow ArchR: the TF symbol made
+#' syntactic plus `_<index>` (e.g. `CEBPB_1`); the original IDs are kept
+#' in `motifSummary`.
+#'
+#' Motif sets: `"cisbp"` is chromVARmotifs' `human_pwms_v2` (ArchR's
+#' default for human); `"cisbptest"` is its six-motif subset that ArchR's
+#' PBSmall test project uses; `"JASPAR2020"` is epione's bundled JASPAR 2020
+#' CORE vertebrates non-redundant set (ArchR queries the JASPAR2020
+#' database by `species` and `collection` instead, which gives a different
+#' list); `motifPWMs` takes any motif list [matchMotifs()] accepts.
+#'
+#' @param ArchRProj An [EpioneProject-class] with a peak set
+#'   ([addPeakSet()]).
+#' @param motifSet `"cisbp"` (default, as ArchR), `"cisbptest"` or
+#'   `"JASPAR2020"`; ignored when `motifPWMs` is given.
+#' @param annoName Name of the annotation (default `"Motif"`).
+#' @param species,collection,version Accepted for ArchR compatibility:
+#'   only human (`"Homo sapiens"`), `version = 2` CIS-BP motifs and the
+#'   bundled JASPAR collection are available.
+#' @param motifPWMs Optional motifs (a `PWMatrixList`, `PFMatrixList` or
+#'   named list of 4-row matrices) instead of `motifSet`.
+#' @param cutOff P-value cut-off of a hit (ArchR's default 5e-05).
+#' @param width MOODS window width `w` (default 7).
+#' @param force Replace an existing annotation named `annoName`.
+#' @param genome The genome the peaks are on: an indexed FASTA path, an
+#'   `Rsamtools::FaFile`, a `BSgenome` or a `DNAStringSet`. Default: the
+#'   project's `genomeAnnotation$genome` when it is one of those or names
+#'   an installed BSgenome package or an existing FASTA file.
+#' @param threads Number of C++ threads; results do not depend on it.
+#' @param verbose Print the steps.
+#' @param ... `name` is accepted as an alias of `annoName`.
+#' @return The project, with `peakAnnotation[[annoName]]` holding `Name`,
+#'   the paths `Matches` (an RDS of a `RangedSummarizedExperiment` peaks x
+#'   motifs with logical sparse assay `matches`) and `Positions` (an RDS of
+#'   a `GRangesList` of hits), `motifs` and `motifSummary`; read them with
+#'   [getMatches()], [getPositions()], [getPeakAnnotation()].
+#' @seealso [ArchR::addMotifAnnotations()], [matchMotifs()],
+#'   [addDeviationsMatrix()]
+#' @examples
+#' proj <- methods::new("EpioneProject", projectMetadata =
+#'     S4Vectors::SimpleList(outputDirectory = tempdir()))
+#' set.seed(1)
+#' chr <- paste(sample(c("A", "C", "G", "T"), 5000, TRUE), collapse = "")
+#' genome <- c(chrT = chr)
+#' peaks <- GenomicRanges::GRanges("chrT",
+#'     IRanges::IRanges(seq(1, 4501, by = 500), width = 400))
+#' proj <- addPeakSet(proj, peaks)
+#' proj <- addMotifAnnotations(proj, motifSet = "cisbptest",
+#'     genome = Biostrings::DNAStringSet(genome), cutOff = 1e-3,
+#'     threads = 1, verbose = FALSE)
+#' getMatches(proj)
+#' getPositions(proj)
+#' @export
+addMotifAnnotations <- function(ArchRProj, motifSet = "cisbp",
+        annoName = "Motif", species = NULL, collection = "CORE",
+        motifPWMs = NULL, cutOff = 5e-05, width = 7, version = 2,
+        force = FALSE, genome = NULL,
+        threads = getOption("epione.threads", 2L), verbose = TRUE, ...) {
+    .check_project(ArchRProj)
+    dots <- list(...)
+    if (!is.null(dots$name)) annoName <- dots$name
+    .check_string(annoName, "annoName")
+    .check_flag(force, "force")
+    .check_flag(verbose, "verbose")
+    if (annoName %in% names(ArchRProj@peakAnnotation) && !force) {
+        .abort("the project already has a peak annotation '", annoName,
+               "'; use force = TRUE to replace it.", kind = "input")
+    }
+    peaks <- .project_peaks(ArchRProj)
+    set <- .archr_motif_set(motifSet, motifPWMs, species, version)
+    genome <- .project_genome(ArchRProj, genome)
+    if (verbose) message("Finding motif positions (", length(set$motifs),
+                         " motifs, ", length(peaks), " peaks)")
+    pos <- matchMotifs(set$motifs, peaks, genome = genome, out = "positions",
+                       p.cutoff = cutOff, w = width, threads = threads)
+    names(pos) <- names(set$motifs)
+    n_hits <- lengths(pos)
+    if (all(n_hits == 0L)) {
+        .abort("no motif hit in any peak; check the peak set and that ",
+               "'genome' is the genome of the peaks.", kind = "input")
+    }
+    keep <- n_hits > 0L
+    if (verbose && any(!keep)) message("Dropping motifs without a hit: ",
+        paste(names(pos)[!keep], collapse = ", "))
+    pos <- pos[keep]
+    matches <- .positions_to_matches(peaks, pos)
+    summary <- set$summary
+    if (!is.null(summary)) summary <- summary[names(pos), , drop = FALSE]
+    .add_peak_annotation(ArchRProj, annoName, matches, pos,
+        extra = list(motifs = set$motifs[keep], motifSummary = summary,
+                     date = Sys.Date()), force = force)
+}
+
+# ArchR's match matrix: peaks x motifs, TRUE where a hit overlaps the peak
+# (findOverlaps, strand ignored, so a hit also counts for an overlapping
+# neighbour peak, as in ArchR).
+.positions_to_matches <- function(peaks, pos) {
+    all <- unlist(pos, use.names = FALSE)
+    motif <- rep(seq_along(pos), lengths(pos))
+    ov <- GenomicRanges::findOverlaps(peaks, all, ignore.strand = TRUE)
+    ij <- unique(cbind(S4Vectors::queryHits(ov),
+                       motif[S4Vectors::subjectHits(ov)]))
+    m <- Matrix::sparseMatrix(i = ij[, 1L], j = ij[, 2L],
+        x = rep(TRUE, nrow(ij)), dims = c(length(peaks), length(pos)),
+        dimnames = list(NULL, names(pos)))
+    SummarizedExperiment::SummarizedExperiment(
+        assays = list(matches = m), rowRanges = peaks)
+}
+
+# Motifs of an ArchR motifSet, renamed as ArchR's .summarizeChromVARMotifs
+# does: syntactic TF symbol (for CIS-BP IDs the token after "LINE...") and
+# "_<index>".
+.archr_motif_set <- function(motifSet, motifPWMs, species, version) {
+    if (!is.null(motifPWMs)) {
+        motifs <- .as_motifs(motifPWMs)
+        mats <- Map(function(m, nm) structure(m, name = nm), motifs$mats,
+                    motifs$names)
+        names(mats) <- if (is.null(motifs$ids)) names(motifs$mats) else
+            motifs$ids
+        return(list(motifs = mats, summary = NULL))
+    }
+    .check_string(motifSet, "motifSet")
+    if (!is.null(species) && !grepl("homo sapiens", tolower(species))) {
+        .abort("only human motifs are bundled (species = 'Homo sapiens'); ",
+               "pass other motifs with motifPWMs =.", kind = "input")
+    }
+    key <- tolower(motifSet)
+    motifs <- switch(key,
+        cisbp = , cisbptest = {
+            if (!identical(as.numeric(version), 2)) {
+                .abort("only CIS-BP version 2 motifs (chromVARmotifs ",
+                       "human_pwms_v2) are bundled; use version = 2.")
+            }
+            m <- getMotifs("cisbp")
+            if (key == "cisbptest") m <- m[grep(
+                "PAX5|CEBPA|CEBPB|IRF4|ETS1|EOMES", names(m))]
+            m
+        },
+        jaspar2020 = getMotifs("JASPAR2020"),
+        .abort("motifSet '", motifSet, "' is not available; use \"cisbp\", ",
+               "\"cisbptest\", \"JASPAR2020\" or motifPWMs =.", kind = "input"))
+    ids <- names(motifs)
+    tf <- vapply(seq_along(motifs), function(k) {
+        nm <- make.names(attr(motifs[[k]], "name"))
+        if (grepl("LINE", nm)) {
+            parts <- strsplit(ids[k], "_", fixed = TRUE)[[1L]]
+            nm <- parts[grep("LINE", parts)[1L] + 1L]
+        }
+        sub("\\.$", "", nm)
+    }, "")
+    names(motifs) <- paste0(tf, "_", seq_along(motifs))
+    summary <- S4Vectors::DataFrame(name = tf, ID = ids, strand = "+",
+                                    row.names = names(motifs))
+    list(motifs = motifs, summary = summary)
+}
+
+.project_peaks <- function(ArchRProj) {
+    .check_project(ArchRProj)
+    ps <- ArchRProj@peakSet
+    if (is.null(ps) || !length(ps)) {
+        .abort("the project has no peak set; add one with addPeakSet() ",
+               "(and a PeakMatrix with addPeakMatrix()).", kind = "input")
+    }
+    ps
+}
+
+# The genome for sequence steps: the argument, else the project's
+# genomeAnnotation$genome when it is a sequence object, an existing FASTA
+# path or the name of an installed BSgenome package (ArchR evaluates that
+# name). NULL when required = FALSE and none is found.
+.project_genome <- function(ArchRProj, genome = NULL, required = TRUE) {
+    if (!is.null(genome)) return(genome)
+    g <- ArchRProj@genomeAnnotation$genome
+    if (!is.null(g) && !is.character(g)) return(g)
+    if (is.character(g) && length(g) == 1L && !is.na(g)) {
+        if (file.exists(g)) return(normalizePath(g))
+        if (requireNamespace(g, quietly = TRUE)) {
+            return(getExportedValue(g, g))
+        }
+    }
+    if (!required) return(NULL)
+    .abort("no genome sequence: pass genome = (an indexed FASTA path, an ",
+           "Rsamtools::FaFile, a BSgenome or a DNAStringSet); the project's ",
+           "genomeAnnotation$genome ('", if (is.null(g)) "" else g[1L],
+           "') is neither a FASTA file nor an installed BSgenome package.",
+           kind = "input")
 }

@@ -212,7 +212,9 @@ getPeakSet <- function(ArchRProj) {
 #' @param verbose Print progress.
 #' @return A `RangedSummarizedExperiment` (features x project cells, in
 #'   cellColData order) with one `dgCMatrix` assay named `useMatrix` and
-#'   colData = cellColData.
+#'   colData = cellColData. For ArchR's `Sparse.Assays.Matrix` (e.g. the
+#'   `MotifMatrix` of [addDeviationsMatrix()]): a `SummarizedExperiment`
+#'   with one assay per stored assay (`deviations`, `z`) and rowData.
 #' @seealso [ArchR::getMatrixFromProject()]
 #' @examples
 #' frags <- system.file("extdata", "PBSmall.tsv.gz", package = "epione")
@@ -237,10 +239,17 @@ getMatrixFromProject <- function(ArchRProj, useMatrix = "GeneScoreMatrix",
                                  verbose = verbose)
         se[, colnames(se) %in% rownames(cc)]
     })
-    mat <- do.call(cbind, lapply(unname(ses), SummarizedExperiment::assay))
-    mat <- mat[, rownames(cc), drop = FALSE]
-    SummarizedExperiment::SummarizedExperiment(
-        assays = stats::setNames(list(mat), useMatrix),
+    # Every assay (e.g. deviations and z of a MotifMatrix), cells in
+    # cellColData order; rowData alone when the matrix has no ranges.
+    nms <- SummarizedExperiment::assayNames(ses[[1]])
+    asy <- lapply(nms, function(a) do.call(cbind, lapply(unname(ses),
+        SummarizedExperiment::assay, a))[, rownames(cc), drop = FALSE])
+    names(asy) <- nms
+    if (!methods::is(ses[[1]], "RangedSummarizedExperiment")) {
+        return(SummarizedExperiment::SummarizedExperiment(assays = asy,
+            rowData = SummarizedExperiment::rowData(ses[[1]]), colData = cc))
+    }
+    SummarizedExperiment::SummarizedExperiment(assays = asy,
         rowRanges = SummarizedExperiment::rowRanges(ses[[1]]), colData = cc)
 }
 

@@ -1053,8 +1053,8 @@ BEGIN_RCPP
 END_RCPP
 }
 // epi_motifs_scan_strings
-Rcpp::List epi_motifs_scan_strings(Rcpp::List mats, Rcpp::CharacterVector seqs, Rcpp::NumericVector bg, double p, int w, std::string out, int threads, bool verbose);
-RcppExport SEXP _epione_epi_motifs_scan_strings(SEXP matsSEXP, SEXP seqsSEXP, SEXP bgSEXP, SEXP pSEXP, SEXP wSEXP, SEXP outSEXP, SEXP threadsSEXP, SEXP verboseSEXP) {
+Rcpp::List epi_motifs_scan_strings(Rcpp::List mats, Rcpp::CharacterVector seqs, Rcpp::NumericVector bg, double p, int w, bool quirks, std::string out, int threads, bool verbose);
+RcppExport SEXP _epione_epi_motifs_scan_strings(SEXP matsSEXP, SEXP seqsSEXP, SEXP bgSEXP, SEXP pSEXP, SEXP wSEXP, SEXP quirksSEXP, SEXP outSEXP, SEXP threadsSEXP, SEXP verboseSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
     Rcpp::traits::input_parameter< Rcpp::List >::type mats(matsSEXP);
@@ -1062,16 +1062,17 @@ BEGIN_RCPP
     Rcpp::traits::input_parameter< Rcpp::NumericVector >::type bg(bgSEXP);
     Rcpp::traits::input_parameter< double >::type p(pSEXP);
     Rcpp::traits::input_parameter< int >::type w(wSEXP);
+    Rcpp::traits::input_parameter< bool >::type quirks(quirksSEXP);
     Rcpp::traits::input_parameter< std::string >::type out(outSEXP);
     Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
     Rcpp::traits::input_parameter< bool >::type verbose(verboseSEXP);
-    rcpp_result_gen = Rcpp::wrap(epi_motifs_scan_strings(mats, seqs, bg, p, w, out, threads, verbose));
+    rcpp_result_gen = Rcpp::wrap(epi_motifs_scan_strings(mats, seqs, bg, p, w, quirks, out, threads, verbose));
     return rcpp_result_gen;
 END_RCPP
 }
 // epi_motifs_scan_fasta
-Rcpp::List epi_motifs_scan_fasta(Rcpp::List mats, std::string path, Rcpp::CharacterVector chrom, Rcpp::NumericVector start0, Rcpp::NumericVector end, Rcpp::NumericVector bg, double p, int w, std::string out, int threads, bool verbose);
-RcppExport SEXP _epione_epi_motifs_scan_fasta(SEXP matsSEXP, SEXP pathSEXP, SEXP chromSEXP, SEXP start0SEXP, SEXP endSEXP, SEXP bgSEXP, SEXP pSEXP, SEXP wSEXP, SEXP outSEXP, SEXP threadsSEXP, SEXP verboseSEXP) {
+Rcpp::List epi_motifs_scan_fasta(Rcpp::List mats, std::string path, Rcpp::CharacterVector chrom, Rcpp::NumericVector start0, Rcpp::NumericVector end, Rcpp::NumericVector bg, double p, int w, bool quirks, std::string out, int threads, bool verbose);
+RcppExport SEXP _epione_epi_motifs_scan_fasta(SEXP matsSEXP, SEXP pathSEXP, SEXP chromSEXP, SEXP start0SEXP, SEXP endSEXP, SEXP bgSEXP, SEXP pSEXP, SEXP wSEXP, SEXP quirksSEXP, SEXP outSEXP, SEXP threadsSEXP, SEXP verboseSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
     Rcpp::traits::input_parameter< Rcpp::List >::type mats(matsSEXP);
@@ -1082,10 +1083,11 @@ BEGIN_RCPP
     Rcpp::traits::input_parameter< Rcpp::NumericVector >::type bg(bgSEXP);
     Rcpp::traits::input_parameter< double >::type p(pSEXP);
     Rcpp::traits::input_parameter< int >::type w(wSEXP);
+    Rcpp::traits::input_parameter< bool >::type quirks(quirksSEXP);
     Rcpp::traits::input_parameter< std::string >::type out(outSEXP);
     Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
     Rcpp::traits::input_parameter< bool >::type verbose(verboseSEXP);
-    rcpp_result_gen = Rcpp::wrap(epi_motifs_scan_fasta(mats, path, chrom, start0, end, bg, p, w, out, threads, verbose));
+    rcpp_result_gen = Rcpp::wrap(epi_motifs_scan_fasta(mats, path, chrom, start0, end, bg, p, w, quirks, out, threads, verbose));
     return rcpp_result_gen;
 END_RCPP
 }
@@ -1295,8 +1297,8 @@ static const R_CallMethodDef CallEntries[] = {
     {"_epione_epi_motifs_thresholds", (DL_FUNC) &_epione_epi_motifs_thresholds, 4},
     {"_epione_epi_motifs_count_strings", (DL_FUNC) &_epione_epi_motifs_count_strings, 2},
     {"_epione_epi_motifs_count_fasta", (DL_FUNC) &_epione_epi_motifs_count_fasta, 5},
-    {"_epione_epi_motifs_scan_strings", (DL_FUNC) &_epione_epi_motifs_scan_strings, 8},
-    {"_epione_epi_motifs_scan_fasta", (DL_FUNC) &_epione_epi_motifs_scan_fasta, 11},
+    {"_epione_epi_motifs_scan_strings", (DL_FUNC) &_epione_epi_motifs_scan_strings, 9},
+    {"_epione_epi_motifs_scan_fasta", (DL_FUNC) &_epione_epi_motifs_scan_fasta, 12},
     {"_epione_epi_p2g_knn_groups", (DL_FUNC) &_epione_epi_p2g_knn_groups, 5},
     {"_epione_epi_p2g_correlate", (DL_FUNC) &_epione_epi_p2g_correlate, 9},
     {"_epione_epi_p2g_metacells", (DL_FUNC) &_epione_epi_p2g_metacells, 5},

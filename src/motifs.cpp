@@ -49,13 +49,15 @@ Rcpp::S4 sparse(const em::CscIndex& c, int nrow, int ncol, const char* cls,
 
 template <class Source>
 Rcpp::List run_scan(Rcpp::List mats, const Source& src, Rcpp::NumericVector bg,
-                    double p, int w, const std::string& out, int threads, bool verbose) {
+                    double p, int w, bool quirks, const std::string& out, int threads,
+                    bool verbose) {
     const auto m = as_matrices(mats);
     const em::Bg b = as_bg(bg);
     glue::TbbPar par(threads);
     const auto thr = em::thresholds(m, b, p, par);
     em::ScanOptions opt;
     opt.w = w;
+    opt.moods_quirks = quirks;
     const em::Scanner sc(m, thr, b, opt, par);
     const em::Output what = out == "matches" ? em::Output::matches
                             : out == "scores" ? em::Output::scores
@@ -194,17 +196,18 @@ Rcpp::NumericVector epi_motifs_count_fasta(std::string path, Rcpp::CharacterVect
 
 // [[Rcpp::export(rng = false)]]
 Rcpp::List epi_motifs_scan_strings(Rcpp::List mats, Rcpp::CharacterVector seqs,
-                                   Rcpp::NumericVector bg, double p, int w,
+                                   Rcpp::NumericVector bg, double p, int w, bool quirks,
                                    std::string out, int threads, bool verbose) {
     const auto src = string_source(seqs);
-    return run_scan(mats, src, bg, p, w, out, threads, verbose);
+    return run_scan(mats, src, bg, p, w, quirks, out, threads, verbose);
 }
 
 // [[Rcpp::export(rng = false)]]
 Rcpp::List epi_motifs_scan_fasta(Rcpp::List mats, std::string path,
                                  Rcpp::CharacterVector chrom, Rcpp::NumericVector start0,
                                  Rcpp::NumericVector end, Rcpp::NumericVector bg, double p,
-                                 int w, std::string out, int threads, bool verbose) {
+                                 int w, bool quirks, std::string out, int threads,
+                                 bool verbose) {
     const auto src = fasta_source(path, chrom, start0, end);
-    return run_scan(mats, src, bg, p, w, out, threads, verbose);
+    return run_scan(mats, src, bg, p, w, quirks, out, threads, verbose);
 }

@@ -352,3 +352,194 @@ test_that("embedding and heatmap helpers summarise z as documented", {
                     p$data$group == "GM"]
     expect_equal(got, want)
 })
+
+# ---- ArchR project wrappers against ArchR's saved PBSmall project -------
+
+archr_ref <- shared_path("data", "fragments", "pbsmall", "archr_reference")
+has_archr_ref <- function() dir.exists(archr_ref)
+
+archr_tsv <- function(f) utils::read.delim(file.path(archr_ref, f),
+                                           check.names = FALSE)
+
+archr_peaks <- function() {
+    ps <- archr_tsv("PBSmall_peakSet.bed.gz")
+    GenomicRanges::GRanges(ps$chrom, IRanges::IRanges(ps$start + 1L, ps$end),
+                           GC = ps$GC)
+}
+
+# The PBSmall project as ArchR's test project was built (minFrags = 100:
+# the same 127 cells), with ArchR's peak set and a PeakMatrix.
+pbsmall_env <- new.env()
+pbsmall_project <- function() {
+    if (is.null(pbsmall_env$dir)) {
+        dir <- withr::local_tempdir(.local_envir = pbsmall_env)
+        anno <- exampleAnnotation()
+        arrow <- createArrowFiles(
+            system.file("extdata", "PBSmall.tsv.gz", package = "epione"),
+            "PBSmall", file.path(dir, "PBSmall"),
+            geneAnnotation = anno$geneAnnotation,
+            genomeAnnotation = anno$genomeAnnotation, minFrags = 100,
+            addTileMatrix = FALSE, addGeneScoreMatrix = FALSE, QCDir = NULL,
+            threads = 1, verbose = FALSE, force = TRUE)
+        proj <- ArchRProject(arrow, file.path(dir, "proj"))
+        pbsmall_env$proj <- addPeakMatrix(addPeakSet(proj, archr_peaks()))
+        pbsmall_env$dir <- dir
+    }
+    pbsmall_env$proj
+}
+
+with_archr_motifs <- function(proj) {
+    mm <- methods::as(Matrix::readMM(file.path(archr_ref,
+        "PBSmall_motifMatches.mtx.gz")), "CsparseMatrix")
+    mm <- methods::as(mm, "lMatrix")
+    colnames(mm) <- readLines(file.path(archr_ref,
+                                        "PBSmall_motifMatches_motifs.txt"))
+    se <- SummarizedExperiment::SummarizedExperiment(list(matches = mm),
+        rowRanges = getPeakSet(proj))
+    epione:::.add_peak_annotation(proj, "Motif", se, force = TRUE)
+}
+
+archr_bgd_idx <- function() {
+    m <- as.matrix(archr_tsv("PBSmall_BackgroundPeaks_idx.tsv.gz"))
+    matrix(as.integer(m), nrow(m))
+}
+
+test_that("ArchR's saved background peaks are reproduced from its inputs", {
+    skip_if_not(has_archr_ref(), "PBSmall ArchR reference absent")
+    rd <- archr_tsv("PBSmall_BackgroundPeaks_rowData.tsv.gz")
+    set.seed(99)
+    kind <- RNGkind()
+    state <- .Random.seed
+    # ArchR's project paired chr11's row sums with chr5's peaks (a bug
+    # fixed in 1.0.3): its saved 'value' column is what chromVAR got.
+    run <- function(t) epione:::.bgd_peaks_se(archr_peaks(), rd$value,
+        rd$GC, 50, 0.1, 50, seed = 1, threads = t)
+    got <- run(1L)
+    expect_identical(unname(SummarizedExperiment::assay(got)),
+                     archr_bgd_idx())
+    cols <- as.data.frame(SummarizedExperiment::rowData(got))[names(rd)]
+    expect_equal(cols, rd, ignore_attr = TRUE, tolerance = 1e-12)
+    expect_identical(run(2L), got)
+    # the caller's random state is left as it was
+    expect_identical(RNGkind(), kind)
+    expect_identical(.Random.seed, state)
+})
+
+test_that("addBgdPeaks uses the PeakMatrix row sums and saves like ArchR", {
+    skip_if_not(has_archr_ref(), "PBSmall ArchR reference absent")
+    proj <- pbsmall_project()
+    proj <- addBgdPeaks(proj, force = TRUE, threads = 2)
+    path <- S4Vectors::metadata(getPeakSet(proj))$bgdPeaks
+    expect_identical(path, normalizePath(file.path(
+        proj@projectMetadata$outputDirectory, "Background-Peaks.rds")))
+    expect_identical(proj@projectMetadata$bgdPeaks, path)
+    bgd <- getBgdPeaks(proj)
+    expect_identical(bgd, readRDS(path))
+    pm <- Matrix::readMM(file.path(archr_ref, "PBSmall_PeakMatrix.mtx.gz"))
+    rd <- SummarizedExperiment::rowData(bgd)
+    expect_identical(as.numeric(rd$value), Matrix::rowSums(pm))
+    expect_identical(rd$GC, archr_peaks()$GC)
+    want <- epione:::.bgd_peaks_se(archr_peaks(), Matrix::rowSums(pm),
+        archr_peaks()$GC, 50, 0.1, 50, seed = 1, threads = 1)
+    expect_identical(SummarizedExperiment::assay(bgd),
+                     SummarizedExperiment::assay(want))
+    expect_error(addBgdPeaks(proj), class = "epione_error_input",
+                 regexp = "force = TRUE")
+    expect_error(addBgdPeaks(proj, method = "ArchR", force = TRUE),
+                 class = "epione_error_input", regexp = "chromVAR")
+    gone <- proj
+    S4Vectors::metadata(gone@peakSet)$bgdPeaks <- tempfile()
+    expect_error(getBgdPeaks(gone), class = "epione_error_file",
+                 regexp = "addBgdPeaks")
+    nogc <- proj
+    nogc@peakSet$GC <- NULL
+    S4Vectors::metadata(nogc@peakSet) <- list()
+    nogc@projectMetadata$bgdPeaks <- NULL
+    expect_error(getBgdPeaks(nogc), class = "epione_error_input",
+                 regexp = "genome =")
+})
+
+test_that("addDeviationsMatrix reproduces ArchR's PBSmall MotifMatrix", {
+    skip_if_not(has_archr_ref(), "PBSmall ArchR reference absent")
+    proj <- with_archr_motifs(pbsmall_project())
+    bgd <- SummarizedExperiment::SummarizedExperiment(
+        list(bgdPeaks = archr_bgd_idx()), rowRanges = archr_peaks())
+    run <- function(t) {
+        p <- addDeviationsMatrix(proj, bgdPeaks = bgd, threads = t,
+                                 verbose = FALSE, force = TRUE)
+        list(p = p, se = getMatrixFromProject(p, "MotifMatrix",
+                                              verbose = FALSE))
+    }
+    r1 <- run(1L)
+    se <- r1$se
+    expect_identical(SummarizedExperiment::assayNames(se),
+                     c("deviations", "z"))
+    cells <- paste0("PBSmall#", readLines(file.path(archr_ref,
+                                                    "PBSmall_cells.txt")))
+    for (a in c("z", "deviations")) {
+        want <- as.matrix(archr_tsv(paste0("PBSmall_MotifMatrix_", a,
+                                           ".tsv.gz"))[, -1L])
+        got <- as.matrix(SummarizedExperiment::assay(se, a))[, cells]
+        expect_equal(unname(got), unname(want), tolerance = 1e-8)
+    }
+    expect_identical(rownames(se), readLines(file.path(archr_ref,
+        "PBSmall_motifMatches_motifs.txt")))
+    expect_identical(run(2L)$se, se)
+    # getVarDeviations: ArchR's pooled variance; one sample = var(z)
+    z <- as.matrix(archr_tsv("PBSmall_MotifMatrix_z.tsv.gz")[, -1L])
+    v <- apply(z, 1L, stats::var)
+    names(v) <- archr_tsv("PBSmall_MotifMatrix_z.tsv.gz")[[1L]]
+    tab <- getVarDeviations(r1$p, plot = FALSE)
+    expect_identical(tab$name, names(sort(v, decreasing = TRUE)))
+    expect_equal(tab$combinedVars, unname(sort(v, decreasing = TRUE)),
+                 tolerance = 1e-10)
+    expect_identical(tab$rank, seq_len(6L))
+    expect_s3_class(getVarDeviations(r1$p, n = 3), "ggplot")
+    expect_error(addDeviationsMatrix(r1$p, bgdPeaks = bgd, verbose = FALSE),
+                 class = "epione_error_file", regexp = "force = TRUE")
+})
+
+test_that("ArchR's own MotifMatrix reads from its Arrow file", {
+    skip_if_not(has_archr_ref(), "PBSmall ArchR reference absent")
+    dir <- withr::local_tempdir()
+    utils::unzip(shared_path("data", "fragments", "pbsmall",
+        "PBSmall_ArchRProject.zip"), files = "PBSmall/ArrowFiles/PBSmall.arrow",
+        exdir = dir)
+    af <- file.path(dir, "PBSmall", "ArrowFiles", "PBSmall.arrow")
+    se <- getMatrixFromArrow(af, "MotifMatrix", verbose = FALSE)
+    cells <- paste0("PBSmall#", readLines(file.path(archr_ref,
+                                                    "PBSmall_cells.txt")))
+    for (a in c("z", "deviations")) {
+        want <- as.matrix(archr_tsv(paste0("PBSmall_MotifMatrix_", a,
+                                           ".tsv.gz"))[, -1L])
+        got <- as.matrix(SummarizedExperiment::assay(se, a))[, cells]
+        expect_equal(unname(got), unname(want), tolerance = 1e-12)
+    }
+    proj <- ArchRProject(af, file.path(dir, "proj"), copyArrows = FALSE)
+    full <- getMatrixFromProject(proj, "MotifMatrix", verbose = FALSE)
+    expect_identical(SummarizedExperiment::assayNames(full),
+                     c("deviations", "z"))
+    tab <- getVarDeviations(proj, plot = FALSE)
+    z <- as.matrix(archr_tsv("PBSmall_MotifMatrix_z.tsv.gz")[, -1L])
+    expect_equal(sort(tab$combinedVars),
+                 sort(unname(apply(z, 1L, stats::var))), tolerance = 1e-10)
+})
+
+test_that("project wrappers give classed errors that name the fix", {
+    skip_if_not(has_archr_ref(), "PBSmall ArchR reference absent")
+    proj <- pbsmall_project()
+    bare <- proj
+    bare@peakSet <- NULL
+    expect_error(addBgdPeaks(bare), class = "epione_error_input",
+                 regexp = "addPeakSet")
+    expect_error(addDeviationsMatrix(bare), class = "epione_error_input",
+                 regexp = "addPeakSet")
+    noanno <- proj
+    noanno@peakAnnotation <- S4Vectors::SimpleList()
+    expect_error(addDeviationsMatrix(noanno), class = "epione_error_input",
+                 regexp = "addMotifAnnotations")
+    expect_error(getVarDeviations(proj, "NoSuchMatrix"),
+                 class = "epione_error_input", regexp = "addDeviationsMatrix")
+    expect_error(addDeviationsMatrix(with_archr_motifs(proj), out = "x"),
+                 class = "epione_error_input", regexp = "deviations")
+})

@@ -324,3 +324,101 @@ test_that("bundled motif sets match the shared sources", {
     expect_equal(freq(meme[["MA0139.1"]]), freq(j[["MA0139.1"]]),
                  tolerance = 1e-5)
 })
+
+# ---- addMotifAnnotations (ArchR's wrapper) ------------------------------
+
+motif_project <- function(dir, genome = NULL) {
+    p <- methods::new("EpioneProject", projectMetadata =
+        S4Vectors::SimpleList(outputDirectory = dir))
+    if (!is.null(genome)) p@genomeAnnotation <- S4Vectors::SimpleList(
+        genome = genome)
+    p
+}
+
+test_that("addMotifAnnotations stores ArchR's matches and positions", {
+    skip_if_not(dir.exists(ref), "shared chromVAR reference absent")
+    dir <- withr::local_tempdir()
+    seqs <- read_fasta(file.path(ref, "inputs", "motif_human_sequences.fa.gz"))
+    chrom <- seqs[c(501, 503)]
+    names(chrom) <- c("chr11", "chrM")
+    fa <- file.path(dir, "genome.fa")
+    writeLines(paste0(">", names(chrom), "\n", chrom), fa)
+    epione:::epi_fasta_lengths(fa, TRUE)  # builds the .fai
+    peaks <- GenomicRanges::GRanges(rep(c("chr11", "chrM"), c(30, 10)),
+        IRanges::IRanges(c(seq(1, 29001, by = 1000), seq(1, 9001, by = 1000)),
+                         width = 501))
+    proj <- addPeakSet(motif_project(dir, genome = fa), peaks)
+    run <- function(t) addMotifAnnotations(proj, motifSet = "cisbptest",
+        threads = t, verbose = FALSE)
+    p1 <- run(1L)
+    m <- getMatches(p1)
+    pos <- getPositions(p1)
+    # ArchR's names for the six test motifs, IDs as in the README
+    cis <- getMotifs("cisbp")
+    six <- cis[grep("PAX5|CEBPA|CEBPB|IRF4|ETS1|EOMES", names(cis))]
+    ids <- getPeakAnnotation(p1)$motifSummary$ID
+    expect_true(all(ids %in% names(six)))
+    tf <- vapply(six, attr, "", "name")
+    want_names <- paste0(tf, "_", seq_along(six))[match(ids, names(six))]
+    expect_identical(colnames(m), want_names)
+    # the peaks do not overlap, so a match = a hit inside the peak: the
+    # same as matchMotifs(out = "matches") on the peak sequences
+    direct <- matchMotifs(six, getPeakSet(p1), genome = fa, threads = 1)
+    keep <- Matrix::colSums(motifMatches(direct)) > 0
+    expect_identical(unname(as.matrix(SummarizedExperiment::assay(m,
+        "matches"))), unname(as.matrix(motifMatches(direct)[, keep])))
+    expect_identical(lengths(pos), lengths(matchMotifs(six[keep],
+        getPeakSet(p1), genome = fa, out = "positions", threads = 1)),
+        ignore_attr = TRUE)
+    expect_identical(getMatches(run(2L)), m)
+    expect_error(addMotifAnnotations(p1, motifSet = "cisbptest",
+        verbose = FALSE), class = "epione_error_input", regexp = "force = TRUE")
+    # a genome given as argument overrides the project's
+    p2 <- addMotifAnnotations(addPeakSet(motif_project(dir), peaks),
+        motifSet = "cisbptest", genome = fa, threads = 1, verbose = FALSE)
+    expect_identical(getMatches(p2), m)
+})
+
+test_that("addMotifAnnotations gives classed errors that name the fix", {
+    dir <- withr::local_tempdir()
+    proj <- motif_project(dir)
+    expect_error(addMotifAnnotations(proj, verbose = FALSE),
+                 class = "epione_error_input", regexp = "addPeakSet")
+    proj <- addPeakSet(proj, GenomicRanges::GRanges("chr1",
+        IRanges::IRanges(1, 100)))
+    expect_error(addMotifAnnotations(proj, verbose = FALSE),
+                 class = "epione_error_input", regexp = "genome =")
+    proj@genomeAnnotation <- S4Vectors::SimpleList(genome = "noSuchGenome")
+    expect_error(addMotifAnnotations(proj, verbose = FALSE),
+                 class = "epione_error_input", regexp = "noSuchGenome")
+    expect_error(addMotifAnnotations(proj, motifSet = "homer",
+        genome = "x.fa", verbose = FALSE), class = "epione_error_input",
+        regexp = "cisbp")
+    expect_error(addMotifAnnotations(proj, species = "Mus musculus",
+        genome = "x.fa", verbose = FALSE), class = "epione_error_input",
+        regexp = "motifPWMs")
+})
+
+test_that("moods.quirks = FALSE reports the short-motif hits MOODS misses", {
+    m <- list(m1 = matrix(c(10, 0, 0, 0, 0, 10, 0, 0, 0, 0, 10, 0,
+                            0, 0, 0, 10), 4,
+                          dimnames = list(c("A", "C", "G", "T"), NULL)))
+    s <- c("GGGGGGGGGGACGT", "ACGT", "TTTTACGTTTTT", "ACGTNNGGACGT")
+    run <- function(q) matchMotifs(m, s, bg = "even", out = "positions",
+        p.cutoff = 0.01, threads = 1, moods.quirks = q)[[1]]
+    # every exact ACGT (a palindrome: one hit per strand), found plainly
+    starts <- lapply(s, function(x) {
+        g <- gregexpr("(?=ACGT)", x, perl = TRUE)[[1L]]
+        if (g[1L] < 0) integer() else as.integer(g)
+    })
+    fixed <- run(FALSE)
+    expect_identical(lapply(fixed, function(r) unique(IRanges::start(r))),
+                     starts)
+    # default (motifmatchr): a motif shorter than w = 7 ending on the last
+    # base of an ACGT stretch is missed
+    quirky <- run(TRUE)
+    expect_identical(lapply(quirky, function(r) unique(IRanges::start(r))),
+                     list(integer(), integer(), 5L, integer()))
+    expect_error(matchMotifs(m, s, moods.quirks = NA),
+                 class = "epione_error_input", regexp = "moods.quirks")
+})

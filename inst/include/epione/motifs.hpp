@@ -367,6 +367,9 @@ struct LookaheadStep {
 
 struct ScanOptions {
     int w = 7;             // MOODS window (lookahead) length, 1..12
+    // true: MOODS' quirks (i) and (ii) above, as motifmatchr; false: every
+    // hit of a motif shorter than w that fits in an ACGT interval.
+    bool moods_quirks = true;
 };
 
 namespace detail {
@@ -431,7 +434,7 @@ public:
     template <class Par>
     Scanner(const std::vector<Matrix>& mats, const std::vector<double>& thr, const Bg& bg,
             const ScanOptions& opt, Par& par)
-        : n_(static_cast<std::uint32_t>(mats.size())), l_(opt.w) {
+        : n_(static_cast<std::uint32_t>(mats.size())), l_(opt.w), quirks_(opt.moods_quirks) {
         require(opt.w >= 1 && opt.w <= 12, "'w' must be between 1 and 12");
         for (const auto& m : mats)
             require(m.ncol >= 1 && m.ncol <= 60000, "motifs must have 1 to 60000 columns");
@@ -578,6 +581,10 @@ private:
         const std::size_t l = static_cast<std::size_t>(l_);
         const code_t mask = (code_t(1) << (2 * l_)) - 1;
         code_t code = 0;
+        if (end - start < l && !quirks_) {
+            scan_short_interval(c, start, end, h);
+            return;
+        }
         if (end - start < l) {  // MOODS' branch for short intervals, verbatim
             for (std::size_t i = start; i < end; ++i) code = (code << 2) + c[i];
             for (std::size_t i = end - start; i < l - 1; ++i) code = (code << 2) & mask;
@@ -620,18 +627,40 @@ private:
             }
         }
         // Motifs shorter than w near the interval's end; '<' is quirk (i).
+        const std::size_t room = quirks_ ? 0 : 1;
         for (std::size_t i = end - l + 1; i < end; ++i) {
             code = (code << 2) & mask;
             for (index_t e = offsets_[code]; e < offsets_[code + 1]; ++e) {
                 const WindowHit& y = hits_[e];
                 const MatrixMeta& mm = meta_[y.matrix];
-                if (mm.full && mm.m < end - i && !h.skip(y.matrix)) h.add(y.matrix, i, y.score);
+                if (mm.full && mm.m < end - i + room && !h.skip(y.matrix))
+                    h.add(y.matrix, i, y.score);
+            }
+        }
+    }
+
+    // An interval shorter than w without MOODS' quirk (ii): each start's
+    // window is the rest of the interval padded with A; a window-table hit
+    // of a motif of width m only depends on its first m bases, so it
+    // counts when the motif fits.
+    template <class Handler>
+    void scan_short_interval(const std::uint8_t* c, std::size_t start, std::size_t end,
+                             Handler& h) const {
+        for (std::size_t i = start; i < end; ++i) {
+            code_t code = 0;
+            for (std::size_t k = 0; k < static_cast<std::size_t>(l_); ++k)
+                code = (code << 2) + (i + k < end ? c[i + k] : 0);
+            for (index_t e = offsets_[code]; e < offsets_[code + 1]; ++e) {
+                const WindowHit& y = hits_[e];
+                const MatrixMeta& mm = meta_[y.matrix];
+                if (mm.full && mm.m <= end - i && !h.skip(y.matrix)) h.add(y.matrix, i, y.score);
             }
         }
     }
 
     std::uint32_t n_;
     int l_;
+    bool quirks_ = true;
     std::vector<ScanMotif> motifs_;
     std::vector<index_t> offsets_;
     std::vector<WindowHit> hits_;
