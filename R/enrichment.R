@@ -184,8 +184,12 @@ setMethod("peakAnnoEnrichment", "missing", function(foreground,
     cols <- c("mlog10Padj", "mlog10p", "Enrichment", "BackgroundProporition",
               "nBackground", "BackgroundFrequency", "CompareProportion",
               "nCompare", "CompareFrequency", "feature")
+    # ArchR's Matrix::colSums() counts logical matches as integers
+    whole <- if (methods::is(m, "dMatrix")) character() else
+        c("BackgroundFrequency", "CompareFrequency")
     assays <- lapply(cols, function(col) {
         x <- do.call(cbind, lapply(tabs, function(t) t[[col]]))
+        if (col %in% whole) storage.mode(x) <- "integer"
         dimnames(x) <- list(tabs[[1L]]$feature, colnames(seMarker))
         x
     })

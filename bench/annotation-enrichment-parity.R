@@ -7,7 +7,7 @@ suppressPackageStartupMessages({
     library(GenomicRanges)
     library(SummarizedExperiment)
     library(epione)
-    library(ArchR)
+    library(ArchR, quietly = TRUE)
 })
 shared <- Sys.getenv("EPIONE_SHARED", "../shared")
 ref <- file.path(shared, "data/fragments/pbsmall/archr_reference")
@@ -43,7 +43,7 @@ proj <- methods::new("EpioneProject")
 proj@projectMetadata$outputDirectory <- tmp
 proj@peakSet <- peaks
 proj <- epione:::.add_peak_annotation(proj, "Motif", matches)
-got <- peakAnnoEnrichment(seMarker = se, ArchRProj = proj,
+got <- epione::peakAnnoEnrichment(seMarker = se, ArchRProj = proj,
                           peakAnnotation = "Motif", cutOff = cut)
 cat("assay names identical:", identical(assayNames(got), assayNames(want)), "\n")
 cat("dimnames identical:", identical(dimnames(got), dimnames(want)), "\n")
@@ -55,3 +55,6 @@ for (a in setdiff(assayNames(want), "feature")) {
 cat("feature identical:", identical(unname(assay(got, "feature")),
                                    unname(as.matrix(assay(want, "feature")))),
     "\n")
+cat("storage modes (ArchR / epione):",
+    vapply(assayNames(want), function(a) paste(storage.mode(as.matrix(
+        assay(want, a))), storage.mode(assay(got, a)), sep = "/"), ""), "\n")

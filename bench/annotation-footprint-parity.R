@@ -49,24 +49,25 @@ arrow <- file.path(tempdir(), "PBSmall.arrow")
 con <- gzfile(file.path(ref, "PBSmall.arrow.gz"), "rb")
 writeBin(readBin(con, "raw", 5e7), arrow); close(con)
 cl <- read.delim(file.path(ref, "clusters_umap.tsv.gz"))
-anno <- exampleAnnotation()
-proj <- ArchRProject(arrow, file.path(tempdir(), "fp-proj"), copyArrows = FALSE,
+anno <- epione::exampleAnnotation()
+proj <- epione::ArchRProject(arrow, file.path(tempdir(), "fp-proj"), copyArrows = FALSE,
                      genomeAnnotation = anno$genomeAnnotation)
 proj@cellColData$Clusters <- cl$Clusters[match(rownames(proj@cellColData),
                                                cl$cellNames)]
+suppressPackageStartupMessages({library(rhdf5); library(magrittr)})
 fr <- suppressMessages(ArchR::getFragmentsFromArrow(arrow))
 set.seed(3)
 pick <- sample(length(fr), 300)
 pos <- GRanges(seqnames(fr)[pick], IRanges(end(fr)[pick] - 3L, width = 8),
                strand = sample(c("+", "-"), 300, TRUE))
-fp <- getFootprints(proj, list(sites = pos), groupBy = "Clusters",
+fp <- epione::getFootprints(proj, list(sites = pos), groupBy = "Clusters",
                     minCells = 1, flank = 250, threads = 2)
-fp1 <- getFootprints(proj, list(sites = pos), groupBy = "Clusters",
+fp1 <- epione::getFootprints(proj, list(sites = pos), groupBy = "Clusters",
                      minCells = 1, flank = 250, threads = 1)
 cat("threads 1 vs 2 identical:", identical(fp, fp1), "\n")
 grp <- setNames(cl$Clusters, cl$cellNames)
 for (g in colnames(fp)) {
-    f <- fr[grp[mcols(fr)$RG] %in% g]
+    f <- fr[grp[as.character(mcols(fr)$RG)] %in% g]
     ins <- GRanges(rep(seqnames(f), 2), IRanges(c(start(f), end(f)), width = 1))
     cov <- coverage(ins)
     feat <- split(resize(pos, 1, "center"), seqnames(pos))
