@@ -319,7 +319,8 @@ getPeakSequences <- function(peaks, genome, width = NULL,
     if (methods::is(genome, "BSgenome")) {
         si <- GenomeInfoDb::seqinfo(genome)
         .check_in_genome(.range_table(peaks), stats::setNames(
-            as.numeric(GenomeInfoDb::seqlengths(si)), GenomeInfoDb::seqnames(si)))
+            as.numeric(GenomeInfoDb::seqlengths(si)),
+            GenomeInfoDb::seqnames(si)))
     }
     minus <- as.character(BiocGenerics::strand(peaks)) == "-"
     # .genome_sequences reads plus-strand bases: faidx in C++ for a FASTA

@@ -45,7 +45,8 @@ proj@peakSet <- peaks
 proj <- epione:::.add_peak_annotation(proj, "Motif", matches)
 got <- epione::peakAnnoEnrichment(seMarker = se, ArchRProj = proj,
                           peakAnnotation = "Motif", cutOff = cut)
-cat("assay names identical:", identical(assayNames(got), assayNames(want)), "\n")
+cat("assay names identical:", identical(assayNames(got), assayNames(want)),
+    "\n")
 cat("dimnames identical:", identical(dimnames(got), dimnames(want)), "\n")
 for (a in setdiff(assayNames(want), "feature")) {
     x <- assay(got, a); y <- as.matrix(assay(want, a))

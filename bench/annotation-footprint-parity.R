@@ -1,7 +1,9 @@
 # One-off parity check of getFootprints against ArchR 1.0.3's own internals
 # (rleSumsStranded, kmerPositionFrequencyCpp, .computeFootprintsBiasSingle's
 # oe formula) on the synthetic toy data of tests/testthat/test-footprints.R.
-#   R_LIBS=/work/reflib:.lib Rscript bench/annotation-footprint-parity.R
+# Part 2 checks the project form on ArchR's PBSmall Arrow file. Run:
+#   R_LIBS=/work/reflib:.lib EPIONE_SHARED=/work/shared \
+#       Rscript bench/annotation-footprint-parity.R
 suppressPackageStartupMessages({library(GenomicRanges); library(epione); library(Biostrings)})
 src <- readLines("tests/testthat/test-footprints.R")
 eval(parse(text = src[1:grep("^ref_bias", src) - 1]))   # write_fragments, toy_data, ref_footprint
@@ -50,8 +52,9 @@ con <- gzfile(file.path(ref, "PBSmall.arrow.gz"), "rb")
 writeBin(readBin(con, "raw", 5e7), arrow); close(con)
 cl <- read.delim(file.path(ref, "clusters_umap.tsv.gz"))
 anno <- epione::exampleAnnotation()
-proj <- epione::ArchRProject(arrow, file.path(tempdir(), "fp-proj"), copyArrows = FALSE,
-                     genomeAnnotation = anno$genomeAnnotation)
+proj <- epione::ArchRProject(arrow, file.path(tempdir(), "fp-proj"),
+                             copyArrows = FALSE,
+                             genomeAnnotation = anno$genomeAnnotation)
 proj@cellColData$Clusters <- cl$Clusters[match(rownames(proj@cellColData),
                                                cl$cellNames)]
 suppressPackageStartupMessages({library(rhdf5); library(magrittr)})

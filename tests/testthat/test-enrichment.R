@@ -155,7 +155,7 @@ archr_enrichment_ref <- function(m, idx) {
          mlog10Padj = pmax(mlog10p - log10(9), 0))
 }
 
-test_that("ArchR's named form reads the project's matches and returns ArchR's SE", {
+test_that("ArchR's form reads the project's matches, returns ArchR's SE", {
     skip_if_not(has_shared(), "shared data absent")
     d <- pbsmall_matches()
     peaks <- GenomicRanges::GRanges(d$peaks[[1]], IRanges::IRanges(
