@@ -60,6 +60,21 @@
 #'     c(65190000, 65268000, 66104000), width = 10))
 #' fp <- getFootprints(frag, list(demo = sites), flank = 100)
 #' fp
+#' # from a project: fragments in its Arrow file, grouped by a cellColData
+#' # column (here the cell type in the PBSmall barcodes)
+#' anno <- exampleAnnotation()
+#' arrow <- createArrowFiles(frag, "PBSmall",
+#'     outputNames = file.path(tempdir(), "PBSmall"),
+#'     geneAnnotation = anno$geneAnnotation,
+#'     genomeAnnotation = anno$genomeAnnotation, minFrags = 100,
+#'     addTileMatrix = FALSE, addGeneScoreMatrix = FALSE, QCDir = NULL,
+#'     threads = 1, verbose = FALSE, force = TRUE)
+#' proj <- ArchRProject(arrow, file.path(tempdir(), "footprint-proj"))
+#' proj@cellColData$CellType <- substr(sub(".*#", "",
+#'     rownames(proj@cellColData)), 1, 1)
+#' fpp <- getFootprints(proj, list(demo = sites), groupBy = "CellType",
+#'                      minCells = 10, flank = 100, threads = 1)
+#' SummarizedExperiment::colData(fpp)
 #' @export
 getFootprints <- function(ArchRProj = NULL, positions = NULL,
         groupBy = NULL, useGroups = NULL, flank = 250, minCells = 25,
