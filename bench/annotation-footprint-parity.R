@@ -58,7 +58,9 @@ proj <- epione::ArchRProject(arrow, file.path(tempdir(), "fp-proj"),
 proj@cellColData$Clusters <- cl$Clusters[match(rownames(proj@cellColData),
                                                cl$cellNames)]
 suppressPackageStartupMessages({library(rhdf5); library(magrittr)})
+owd <- setwd(tempdir())   # ArchR writes ArchRLogs/ into the working dir
 fr <- suppressMessages(ArchR::getFragmentsFromArrow(arrow))
+setwd(owd)
 set.seed(3)
 pick <- sample(length(fr), 300)
 pos <- GRanges(seqnames(fr)[pick], IRanges(end(fr)[pick] - 3L, width = 8),
