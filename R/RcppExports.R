@@ -237,6 +237,10 @@ epi_footprints_bias <- function(seq, kmer_start, minus, motif, n_motifs, oe, fla
     .Call(`_epione_epi_footprints_bias`, seq, kmer_start, minus, motif, n_motifs, oe, flank, k)
 }
 
+epi_footprints_count_table <- function(seq, fp_start, minus, motif, n_motifs, start0, end, group, n_groups, flank, k, threads) {
+    .Call(`_epione_epi_footprints_count_table`, seq, fp_start, minus, motif, n_motifs, start0, end, group, n_groups, flank, k, threads)
+}
+
 epi_fragments_index <- function(input, output, sort) {
     .Call(`_epione_epi_fragments_index`, input, output, sort)
 }

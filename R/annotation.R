@@ -269,20 +269,28 @@ NULL
 #'
 #' @description Reads each peak's reference sequence (reverse-complemented
 #' for `-` strand peaks), optionally re-centred to a fixed `width` around the
-#' peak centre as the bulk ATAC tutorial does (`seqlen = 200`). Sequences are
-#' read through Biostrings/Rsamtools (`getSeq()`); an HTSlib faidx reader in
-#' the C++ core may replace this later.
+#' peak centre as the bulk ATAC tutorial does (`seqlen = 200`). An indexed
+#' FASTA (path or `Rsamtools::FaFile`, plain or bgzip) is read by HTSlib's
+#' faidx in the C++ core, one region at a time, so the genome is never held
+#' in memory; a `BSgenome` or `DNAStringSet` is read with Biostrings.
 #'
 #' @param peaks A `GRanges` or a `RangedSummarizedExperiment` (its
 #'   `rowRanges`).
 #' @param genome A `BSgenome`, an `Rsamtools::FaFile`, the path of an
-#'   indexed FASTA file (`.fai` beside it; plain or bgzip), or a named
-#'   `DNAStringSet` of chromosomes.
+#'   indexed FASTA file (`.fai` beside it, and `.gzi` if bgzipped), or a
+#'   named `DNAStringSet` of chromosomes.
 #' @param width `NULL` (the peaks as given) or one whole number: every peak
 #'   is resized to `width` bp about its centre
 #'   (`GenomicRanges::resize(peaks, width, fix = "center")`).
+#' @param buildIndex For a FASTA file without its index: `FALSE` (default)
+#'   stops with an error saying how to build it; `TRUE` lets HTSlib write
+#'   the `.fai` (and `.gzi`) beside the file, as `samtools faidx` does.
 #' @return A `DNAStringSet`, one sequence per peak in input order, named
-#'   `chr:start-end` (1-based, after resizing).
+#'   `chr:start-end` (1-based, after resizing); soft-masked (lower-case)
+#'   bases come back upper case, as from `Biostrings::getSeq()`.
+#'   Errors of class `epione_error_file` for a FASTA without index and
+#'   `epione_error_input` for a chromosome absent from the genome or a range
+#'   past its end.
 #' @seealso [annotatePeaks()], `motifmatchr::matchMotifs()`
 #' @examples
 #' chrom <- Biostrings::DNAStringSet(c(chrT = "ACGTACGTTTGGCCAAACGT"))
@@ -291,68 +299,79 @@ NULL
 #'     strand = c("+", "-"))
 #' getPeakSequences(peaks, chrom)
 #' getPeakSequences(peaks, chrom, width = 4)
+#' fa <- tempfile(fileext = ".fa")
+#' Biostrings::writeXStringSet(chrom, fa)
+#' getPeakSequences(peaks, fa, buildIndex = TRUE)
 #' @export
-getPeakSequences <- function(peaks, genome, width = NULL) {
+getPeakSequences <- function(peaks, genome, width = NULL,
+                             buildIndex = FALSE) {
     if (methods::is(peaks, "RangedSummarizedExperiment"))
         peaks <- SummarizedExperiment::rowRanges(peaks)
     if (!methods::is(peaks, "GRanges"))
         .abort("'peaks' must be a GRanges or RangedSummarizedExperiment.")
+    .check_flag(buildIndex, "buildIndex")
     if (!is.null(width)) {
         .check_number(width, "width", min = 1, whole = TRUE)
         peaks <- GenomicRanges::resize(peaks, as.integer(width),
                                        fix = "center")
     }
-    src <- .as_genome(genome)
-    len <- src$lengths
-    chr <- as.character(GenomicRanges::seqnames(peaks))
-    bad <- is.na(len[chr]) | BiocGenerics::start(peaks) < 1L |
-        BiocGenerics::end(peaks) > len[chr]
-    if (any(bad)) {
-        k <- which(bad)[1L]
-        .abort(sum(bad), " peak(s) are outside the genome, e.g. #", k, " ",
-               chr[k], ":", BiocGenerics::start(peaks)[k], "-",
-               BiocGenerics::end(peaks)[k], " (", chr[k], " length ",
-               len[chr[k]], "); trim() them or check the genome build.")
+    if (buildIndex) .build_fasta_index(genome) else .need_fasta_index(genome)
+    if (methods::is(genome, "BSgenome")) {
+        si <- GenomeInfoDb::seqinfo(genome)
+        .check_in_genome(.range_table(peaks), stats::setNames(
+            as.numeric(GenomeInfoDb::seqlengths(si)),
+            GenomeInfoDb::seqnames(si)))
     }
     minus <- as.character(BiocGenerics::strand(peaks)) == "-"
-    plain <- peaks
-    BiocGenerics::strand(plain) <- "*"
-    seqs <- src$get(plain)
+    # .genome_sequences reads plus-strand bases: faidx in C++ for a FASTA
+    # file, Biostrings for sequences held in R; both check the ranges.
+    # evaluated first: an error inside S4 dispatch would lose its class
+    chars <- .genome_sequences(genome, peaks)
+    seqs <- Biostrings::DNAStringSet(chars)
     if (any(minus))
         seqs[minus] <- Biostrings::reverseComplement(seqs[minus])
-    names(seqs) <- paste0(chr, ":", BiocGenerics::start(peaks), "-",
-                          BiocGenerics::end(peaks))
+    names(seqs) <- paste0(GenomicRanges::seqnames(peaks), ":",
+        BiocGenerics::start(peaks), "-", BiocGenerics::end(peaks))
     seqs
 }
 
-# A genome as chromosome lengths plus a reader of unstranded ranges.
+# Writes a missing .fai (and .gzi) with HTSlib for a FASTA path or FaFile.
+.build_fasta_index <- function(genome) {
+    path <- if (is.character(genome) && length(genome) == 1L) genome else
+        if (methods::is(genome, "FaFile")) genome$path
+    if (is.null(path)) return(invisible(NULL))
+    .core(epi_fasta_lengths(.check_file(path, "genome"), TRUE))
+    invisible(path)
+}
+
+.need_fasta_index <- function(genome) {
+    path <- if (is.character(genome) && length(genome) == 1L) genome else
+        if (methods::is(genome, "FaFile")) genome$path
+    if (is.null(path) || !file.exists(path)) return(invisible(NULL))
+    tryCatch(.fasta_path(genome), epione_error_file = function(e) {
+        .abort(conditionMessage(e), ", or call getPeakSequences(..., ",
+               "buildIndex = TRUE)", kind = "file")
+    })
+}
+
+# A genome as chromosome lengths plus a reader of unstranded ranges; an
+# indexed FASTA (path or FaFile) is read by HTSlib faidx (fasta.hpp).
 .as_genome <- function(genome) {
-    if (is.character(genome)) {
-        .check_file(genome, "genome")
-        if (!file.exists(paste0(genome, ".fai"))) {
-            .abort("FASTA '", genome, "' has no index; create it with ",
-                   "Rsamtools::indexFa() (or samtools faidx).", kind = "file")
-        }
-        if (!requireNamespace("Rsamtools", quietly = TRUE)) {
-            .abort("reading an indexed FASTA needs the Rsamtools package: ",
-                   "BiocManager::install(\"Rsamtools\").", kind = "file")
-        }
-        genome <- Rsamtools::FaFile(genome)
+    path <- .fasta_path(genome)
+    if (!is.null(path)) {
+        return(list(lengths = .fasta_lengths(path),
+                    get = function(gr) .genome_sequences(path, gr)))
     }
     if (methods::is(genome, "DNAStringSet")) {
         return(list(lengths = stats::setNames(BiocGenerics::width(genome),
                                               names(genome)),
-            get = function(gr) {
-                chr <- as.character(GenomicRanges::seqnames(gr))
-                IRanges::narrow(genome[chr],
-                    BiocGenerics::start(gr), BiocGenerics::end(gr))
-            }))
+            get = function(gr) .genome_sequences(genome, gr)))
     }
-    if (methods::is(genome, "FaFile") || methods::is(genome, "BSgenome")) {
+    if (methods::is(genome, "BSgenome")) {
         si <- GenomeInfoDb::seqinfo(genome)
         return(list(lengths = stats::setNames(GenomeInfoDb::seqlengths(si),
                                               GenomeInfoDb::seqnames(si)),
-            get = function(gr) unname(Biostrings::getSeq(genome, gr))))
+            get = function(gr) .genome_sequences(genome, gr)))
     }
     .abort("'genome' must be a BSgenome, Rsamtools::FaFile, indexed FASTA ",
            "path or named DNAStringSet, not ", class(genome)[1L], ".")

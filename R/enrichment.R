@@ -84,14 +84,24 @@ setMethod("peakAnnoEnrichment", "ANY", function(foreground, matches,
         .abort("'foreground' selects no peaks; nothing to test. Loosen ",
                "the selection (or cutOff) so that it keeps some peaks.")
     }
-    wb <- .background_weights(background, fg, m, matches, gc, nBackground)
-    .enrichment_table(m, fg, wb, test, mlog10Padj, .check_threads(threads))
+    .enrich_one(fg, m, matches, background, test, mlog10Padj, gc,
+                nBackground, threads)
 })
+
+.enrich_one <- function(fg, m, matches, background, test, padj, gc,
+                        nBackground, threads) {
+    wb <- .background_weights(background, fg, m, matches, gc, nBackground)
+    .enrichment_table(m, fg, wb, test, padj, .check_threads(threads))
+}
 
 #' @rdname peakAnnoEnrichment
 #' @export
 setMethod("peakAnnoEnrichment", "SummarizedExperiment", function(foreground,
         matches, cutOff = "FDR <= 0.1 & Log2FC >= 0.5", ...) {
+    if (methods::is(matches, "EpioneProject")) {
+        return(.archr_anno_enrichment(foreground, matches, cutOff = cutOff,
+                                      ...))
+    }
     pass <- .eval_cutoff(foreground, cutOff)
     matches <- .align_matches(matches, foreground)
     tabs <- lapply(seq_len(ncol(pass)), function(j) {
@@ -108,6 +118,84 @@ setMethod("peakAnnoEnrichment", "SummarizedExperiment", function(foreground,
     names(assays) <- rev(keep)
     SummarizedExperiment::SummarizedExperiment(assays = assays)
 })
+
+#' @rdname peakAnnoEnrichment
+#' @param seMarker,ArchRProj,peakAnnotation ArchR's form:
+#'   `peakAnnoEnrichment(seMarker = markers, ArchRProj = proj,
+#'   peakAnnotation = "Motif")` (or positionally, a marker SE then an
+#'   [EpioneProject-class]) takes the matches from
+#'   `getMatches(ArchRProj, peakAnnotation)` unless `matches` is given, and
+#'   returns ArchR's `SummarizedExperiment` exactly: assays `mlog10Padj`,
+#'   `mlog10p`, `Enrichment`, `BackgroundProporition`, `nBackground`,
+#'   `BackgroundFrequency`, `CompareProportion`, `nCompare`,
+#'   `CompareFrequency` and `feature` (character), annotations x groups,
+#'   with `mlog10Padj = "ArchR"` unless set. `background` is `"all"` or a
+#'   background-peak matrix (ArchR's `"bgdPeaks"`).
+#' @export
+setMethod("peakAnnoEnrichment", "missing", function(foreground,
+        matches = NULL, seMarker = NULL, ArchRProj = NULL,
+        peakAnnotation = NULL, cutOff = "FDR <= 0.1 & Log2FC >= 0.5",
+        background = "all", ...) {
+    if (missing(matches)) matches <- NULL  # the generic passes it on unset
+    .archr_anno_enrichment(seMarker, ArchRProj, peakAnnotation, matches,
+                           cutOff, background, ...)
+})
+
+# ArchR's peakAnnoEnrichment(seMarker, ArchRProj, peakAnnotation, matches,
+# cutOff, background): one enrichment table per marker group, stacked into
+# an SE with ArchR's assays in ArchR's (reversed column) order.
+.archr_anno_enrichment <- function(seMarker, ArchRProj = NULL,
+        peakAnnotation = NULL, matches = NULL,
+        cutOff = "FDR <= 0.1 & Log2FC >= 0.5", background = "all",
+        mlog10Padj = c("ArchR", "bonferroni"),
+        threads = getOption("epione.threads", 2L), logFile = NULL) {
+    mlog10Padj <- match.arg(mlog10Padj)
+    if (!methods::is(seMarker, "SummarizedExperiment")) {
+        .abort("'seMarker' must be the marker SummarizedExperiment of ",
+               "getMarkerFeatures(useMatrix = \"PeakMatrix\").")
+    }
+    um <- S4Vectors::metadata(seMarker)$Params$useMatrix
+    if (!is.null(um) && !identical(um, "PeakMatrix")) {
+        .abort("only markers from the PeakMatrix can be tested, not from ",
+               "the ", um, "; rerun getMarkerFeatures(useMatrix = ",
+               "\"PeakMatrix\").")
+    }
+    if (is.null(matches)) {
+        if (is.null(ArchRProj)) {
+            .abort("give 'ArchRProj' (with 'peakAnnotation') or 'matches'.")
+        }
+        matches <- getMatches(ArchRProj, peakAnnotation)
+    }
+    if (is.character(background) && length(background) == 1L &&
+        tolower(background) %in% c("backgroundpeaks", "bgdpeaks",
+                                   "background", "bgd")) {
+        .abort("background = \"", background, "\" needs background peaks: ",
+               "pass background = getBackgroundPeaks(...) (a peaks x k ",
+               "index matrix) instead.")
+    }
+    pass <- .eval_cutoff(seMarker, cutOff)
+    matches <- .align_matches(matches, seMarker)
+    m <- .as_match_matrix(matches)
+    # a group without passing peaks gives ArchR's NaN/0 column, no error
+    tabs <- lapply(seq_len(ncol(pass)), function(j) {
+        .enrich_one(which(pass[, j]), m, matches, background,
+                    "hypergeometric", mlog10Padj, NULL, 50L, threads)
+    })
+    cols <- c("mlog10Padj", "mlog10p", "Enrichment", "BackgroundProporition",
+              "nBackground", "BackgroundFrequency", "CompareProportion",
+              "nCompare", "CompareFrequency", "feature")
+    # ArchR's Matrix::colSums() counts logical matches as integers
+    whole <- if (methods::is(m, "dMatrix")) character() else
+        c("BackgroundFrequency", "CompareFrequency")
+    assays <- lapply(cols, function(col) {
+        x <- do.call(cbind, lapply(tabs, function(t) t[[col]]))
+        if (col %in% whole) storage.mode(x) <- "integer"
+        dimnames(x) <- list(tabs[[1L]]$feature, colnames(seMarker))
+        x
+    })
+    names(assays) <- cols
+    SummarizedExperiment::SummarizedExperiment(assays = assays)
+}
 
 # Binary dgCMatrix (peaks x annotations) from an SE, matrix or Matrix.
 .as_match_matrix <- function(matches) {

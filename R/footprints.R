@@ -2,38 +2,57 @@
 # fragment files, with ArchR's hexamer Tn5 bias model. Counting runs in the
 # C++ core (inst/include/epione/footprints.hpp), one chromosome at a time.
 
-#' Transcription factor footprints from fragment files
+#' Transcription factor footprints from a project or fragment files
 #'
-#' @description ArchR 1.0.3's `getFootprints()` for fragment files: for each
-#' set of motif positions, the Tn5 insertions (both ends of every fragment,
-#' ArchR's 1-based `start0 + 1` and `end`) at each offset `-flank..flank`
-#' from the site centres, summed over sites and oriented by site strand; and
-#' the expected Tn5 bias at each offset, from the hexamer model ArchR uses:
-#' per group, observed k-mers centred on its insertions over expected k-mers
-#' of the genome (chromosomes present in the fragment files), summed over
-#' the sites' k-mers at each offset and scaled to sum 1. Sites closer than
-#' `flank + 50` bp to a chromosome end are dropped, as in ArchR.
+#' @description ArchR 1.0.3's `getFootprints()`: for each set of motif
+#' positions, the Tn5 insertions (both ends of every fragment, ArchR's
+#' 1-based `start0 + 1` and `end`) at each offset `-flank..flank` from the
+#' site centres, summed over sites and oriented by site strand; and the
+#' expected Tn5 bias at each offset, from the hexamer model ArchR uses: per
+#' group, observed k-mers centred on its insertions over expected k-mers of
+#' the genome (chromosomes holding fragments), summed over the sites' k-mers
+#' at each offset and scaled to sum 1. Sites closer than `flank + 50` bp to
+#' a chromosome end are dropped, as in ArchR.
 #'
-#' @param fragments Path(s) of tabix-indexed fragment files
-#'   (`chrom start0 end barcode ...`). Several files without `groupBy`: one
-#'   group per file (bulk samples), named by `names(fragments)` or the file
-#'   names.
+#' With a project the fragments are read from its Arrow files and grouped
+#' by `cellColData[[groupBy]]`, one column per group (ArchR sums pseudo-bulk
+#' replicates made by `addGroupCoverages()`; epione counts every cell of the
+#' group, which is what those coverages approximate). With fragment files
+#' they are read through HTSlib's tabix index.
+#'
+#' @param ArchRProj An [EpioneProject-class], or the path(s) of tabix-indexed
+#'   fragment files (`chrom start0 end barcode ...`). Several files without
+#'   `groupBy`: one group per file (bulk samples), named by `names()` or the
+#'   file names.
 #' @param positions Motif sites: a named `GRangesList` or list of `GRanges`
-#'   (as ArchR's `getPositions()` / `motifmatchr::matchMotifs(out =
-#'   "positions")`), or one `GRanges`.
-#' @param groupBy `NULL` or a named character vector mapping barcodes to
-#'   groups (cells of other barcodes are ignored).
-#' @param genome For the bias: a `BSgenome`, `FaFile`, indexed FASTA path or
-#'   named `DNAStringSet`; `NULL` skips the bias (rows `bias` are `NA`).
+#'   (as [getPositions()] / `motifmatchr::matchMotifs(out = "positions")`),
+#'   or one `GRanges`.
+#' @param groupBy For a project: a `cellColData` column (default
+#'   `"Clusters"`). For files: `NULL` or a named character vector mapping
+#'   barcodes to groups (cells of other barcodes are ignored).
+#' @param useGroups Groups to keep (default all).
 #' @param flank Bases each side of the centre (window `2 * flank + 1`).
+#' @param minCells For a project: groups with fewer cells are dropped
+#'   (ArchR's default 25).
+#' @param nTop `NULL` or the number of sites per motif to use, those with
+#'   the highest `score` column (ArchR documents this argument but 1.0.3
+#'   ignores it).
+#' @param threads C++ threads counting a project's fragments; the result
+#'   does not depend on it.
+#' @param verbose Report chromosomes as they are processed.
+#' @param genome For the bias: a `BSgenome`, `FaFile`, indexed FASTA path or
+#'   named `DNAStringSet`; for a project, `NULL` takes
+#'   `genomeAnnotation$genome` when it is one of those (or the name of an
+#'   installed BSgenome package). Without a genome the `bias` rows are `NA`.
 #' @param flankNorm,normMethod Defaults stored for [plotFootprints()] and
 #'   used by [footprintProfiles()] (ArchR's plotFootprints arguments).
 #' @param kmerLength Tn5 bias k-mer length (ArchR default 6).
-#' @param verbose Report chromosomes as they are processed.
+#' @param logFile Ignored (ArchR compatibility).
 #' @return A `SummarizedExperiment` laid out as ArchR's: one assay per motif
 #'   (named as `positions`), rows = `2 * (2 * flank + 1)` (rowData `x`
 #'   offset and `type` `"footprint"` / `"bias"`), columns = groups (colData
-#'   `Group`, `nInsertions`); metadata `Params`.
+#'   `Group`, `Name`, `nInsertions`, and `nCells` for a project); metadata
+#'   `Params`.
 #' @seealso ArchR's `getFootprints()`, [plotFootprints()]
 #' @examples
 #' frag <- system.file("extdata", "PBSmall.tsv.gz", package = "epione")
@@ -41,26 +60,58 @@
 #'     c(65190000, 65268000, 66104000), width = 10))
 #' fp <- getFootprints(frag, list(demo = sites), flank = 100)
 #' fp
+#' # from a project: fragments in its Arrow file, grouped by a cellColData
+#' # column (here the cell type in the PBSmall barcodes)
+#' anno <- exampleAnnotation()
+#' arrow <- createArrowFiles(frag, "PBSmall",
+#'     outputNames = file.path(tempdir(), "PBSmall"),
+#'     geneAnnotation = anno$geneAnnotation,
+#'     genomeAnnotation = anno$genomeAnnotation, minFrags = 100,
+#'     addTileMatrix = FALSE, addGeneScoreMatrix = FALSE, QCDir = NULL,
+#'     threads = 1, verbose = FALSE, force = TRUE)
+#' proj <- ArchRProject(arrow, file.path(tempdir(), "footprint-proj"))
+#' proj@cellColData$CellType <- substr(sub(".*#", "",
+#'     rownames(proj@cellColData)), 1, 1)
+#' fpp <- getFootprints(proj, list(demo = sites), groupBy = "CellType",
+#'                      minCells = 10, flank = 100, threads = 1)
+#' SummarizedExperiment::colData(fpp)
 #' @export
-getFootprints <- function(fragments, positions, groupBy = NULL,
-        genome = NULL, flank = 250, flankNorm = 50,
+getFootprints <- function(ArchRProj = NULL, positions = NULL,
+        groupBy = NULL, useGroups = NULL, flank = 250, minCells = 25,
+        nTop = NULL, threads = getOption("epione.threads", 2L),
+        verbose = FALSE, genome = NULL, flankNorm = 50,
         normMethod = c("Subtract", "Divide", "None"), kmerLength = 6,
-        verbose = FALSE) {
+        logFile = NULL) {
     normMethod <- match.arg(normMethod)
     flank <- as.integer(.check_number(flank, "flank", 1, 1e5, whole = TRUE))
     .check_number(flankNorm, "flankNorm", 1, whole = TRUE)
     k <- as.integer(.check_number(kmerLength, "kmerLength", 1, 8, whole = TRUE))
-    files <- .check_fragment_files(fragments)
-    grp <- .footprint_groups(files, groupBy)
-    src <- if (!is.null(genome)) .as_genome(genome)
-    positions <- .as_position_list(positions)
-    sites <- .footprint_sites(positions, flank, k, src)
-    chroms <- unique(unlist(lapply(files, tabixSeqnames)))
-    if (!is.null(src)) chroms <- intersect(chroms, names(src$lengths))
-    counts <- .count_footprints(files, grp, sites, chroms, src, flank, k,
-                                length(positions), verbose)
-    .footprint_se(counts, names(positions), grp$names, flank, k, flankNorm,
-                  normMethod)
+    threads <- .check_threads(threads)
+    positions <- .top_sites(.as_position_list(positions), nTop)
+    if (methods::is(ArchRProj, "EpioneProject")) {
+        src <- .project_genome(ArchRProj, genome)
+        grp <- .project_groups(ArchRProj, if (is.null(groupBy)) "Clusters"
+                               else groupBy, useGroups, minCells)
+        lens <- if (!is.null(src)) src$lengths else
+            .project_chrom_lengths(ArchRProj)
+        sites <- .footprint_sites(positions, flank, k, lens)
+        counts <- .count_footprints_arrow(getArrowFiles(ArchRProj), grp,
+            sites, src, flank, k, length(positions), threads, verbose)
+    } else {
+        files <- .check_fragment_files(ArchRProj)
+        grp <- .footprint_groups(files, groupBy)
+        src <- if (!is.null(genome)) .as_genome(genome)
+        sites <- .footprint_sites(positions, flank, k, src$lengths)
+        chroms <- unique(unlist(lapply(files, tabixSeqnames)))
+        if (!is.null(src)) chroms <- intersect(chroms, names(src$lengths))
+        counts <- .count_footprints(files, grp, sites, chroms, src, flank, k,
+                                    length(positions), verbose)
+    }
+    se <- .footprint_se(counts, names(positions), grp$names, flank, k,
+                        flankNorm, normMethod)
+    if (!is.null(grp$n_cells)) se$nCells <- grp$n_cells
+    if (!is.null(useGroups)) se <- .use_groups(se, useGroups)
+    se
 }
 
 .check_fragment_files <- function(fragments) {
@@ -106,14 +157,14 @@ getFootprints <- function(fragments, positions, groupBy = NULL,
 # Site table: chromosome, footprint window start (centre - flank, ArchR's
 # resize(1, "center") then start - floor(width / 2)), k-mer window start
 # (ArchR's resize(window + k, "center")), strand and motif (1-based).
-.footprint_sites <- function(positions, flank, k, src) {
+.footprint_sites <- function(positions, flank, k, lengths) {
     window <- 2L * flank + 1L
     parts <- lapply(seq_along(positions), function(i) {
         p <- positions[[i]]
         if (!length(p)) return(NULL)
         keep <- BiocGenerics::start(p) > flank + 50L
-        if (!is.null(src)) {
-            len <- src$lengths[as.character(GenomicRanges::seqnames(p))]
+        if (!is.null(lengths)) {
+            len <- lengths[as.character(GenomicRanges::seqnames(p))]
             keep <- keep & !is.na(len) &
                 BiocGenerics::end(p) + flank + 50L < len
         }
@@ -132,6 +183,129 @@ getFootprints <- function(fragments, positions, groupBy = NULL,
                "chromosome end; check 'positions' and the genome.")
     }
     sites[order(sites$chr, sites$fp), ]
+}
+
+# ArchR documents nTop (top sites by score) but 1.0.3 ignores it.
+.top_sites <- function(positions, nTop) {
+    if (is.null(nTop)) return(positions)
+    .check_number(nTop, "nTop", 1, whole = TRUE)
+    lapply(positions, function(p) {
+        sc <- S4Vectors::mcols(p)$score
+        if (is.null(sc)) {
+            .abort("nTop needs a 'score' column in the positions (as from ",
+                   "matchMotifs(out = \"positions\")); use nTop = NULL.")
+        }
+        p[utils::head(order(sc, decreasing = TRUE), nTop)]
+    })
+}
+
+# The project's genome for the bias: 'genome' if given, else
+# genomeAnnotation$genome when it is a sequence source or an installed
+# BSgenome package name; NULL (no bias) otherwise.
+.project_genome <- function(proj, genome) {
+    if (!is.null(genome)) return(.as_genome(genome))
+    g <- proj@genomeAnnotation$genome
+    if (is.character(g) && length(g) == 1L && !file.exists(g)) {
+        if (!requireNamespace(g, quietly = TRUE)) return(NULL)
+        g <- getExportedValue(g, g)
+    }
+    if (is.null(g)) return(NULL)
+    .as_genome(g)
+}
+
+.project_chrom_lengths <- function(proj) {
+    cs <- proj@genomeAnnotation$chromSizes
+    if (!methods::is(cs, "GRanges")) return(NULL)
+    stats::setNames(as.numeric(BiocGenerics::end(cs)),
+                    as.character(GenomicRanges::seqnames(cs)))
+}
+
+# Groups of cells from cellColData[[groupBy]] (ArchR's coverage groups):
+# useGroups kept, groups with fewer than minCells cells dropped.
+.project_groups <- function(proj, groupBy, useGroups, minCells) {
+    .check_string(groupBy, "groupBy")
+    cd <- proj@cellColData
+    if (!groupBy %in% names(cd)) {
+        .abort("'groupBy' = '", groupBy, "' is not a cellColData column; ",
+               "add it first (e.g. addClusters()) or choose one of: ",
+               paste(utils::head(names(cd), 10L), collapse = ", "), ".")
+    }
+    .check_number(minCells, "minCells", 0, whole = TRUE)
+    g <- as.character(cd[[groupBy]])
+    n <- table(g[!is.na(g)])
+    lv <- names(n)[n >= minCells]
+    if (!is.null(useGroups)) lv <- intersect(lv, useGroups)
+    if (!length(lv)) {
+        .abort("no group of '", groupBy, "' has >= minCells = ", minCells,
+               " cells", if (!is.null(useGroups)) " among useGroups",
+               "; lower minCells or check useGroups.")
+    }
+    list(names = lv, cells = stats::setNames(match(g, lv), rownames(cd)),
+         n_cells = as.integer(n[lv]))
+}
+
+# Footprint counts from the fragments of a project's Arrow files, one
+# chromosome at a time (all chromosomes count towards the k-mer bias).
+.count_footprints_arrow <- function(arrows, grp, sites, src, flank, k,
+                                    n_motifs, threads, verbose) {
+    window <- 2L * flank + 1L
+    ng <- length(grp$names)
+    acc <- list(profile = numeric(window * ng * n_motifs),
+                observed = matrix(0, 4^k, ng), expected = numeric(4^k),
+                insertions = numeric(ng))
+    chroms <- sort(unique(unlist(lapply(arrows, .h5ls, "Fragments"))))
+    if (!is.null(src)) chroms <- intersect(chroms, names(src$lengths))
+    for (chr in chroms) {
+        if (verbose) message("getFootprints: counting ", chr)
+        s <- sites[sites$chr == chr, ]
+        seq <- if (is.null(src)) character() else .chrom_sequence(src, chr)
+        if (length(seq)) acc$expected <- acc$expected +
+            epi_footprints_kmers(seq, k)
+        for (f in arrows) {
+            fr <- .arrow_chrom_fragments(f, chr, grp$cells)
+            if (is.null(fr)) next
+            r <- .core(epi_footprints_count_table(seq, s$fp, s$minus,
+                s$motif, n_motifs, fr$start0, fr$end, fr$group, ng, flank, k,
+                threads))
+            acc$profile <- acc$profile + r$profile
+            acc$observed <- acc$observed + r$observed
+            acc$insertions <- acc$insertions + r$insertions
+        }
+    }
+    bias <- if (is.null(src)) rep(NA_real_, length(acc$profile)) else
+        .bias_profiles(sites, src, acc$observed, acc$expected, flank, k,
+                       n_motifs)
+    list(profile = array(acc$profile, c(window, ng, n_motifs)),
+         bias = array(bias, c(window, ng, n_motifs)),
+         insertions = acc$insertions, observed = acc$observed,
+         expected = acc$expected)
+}
+
+# One chromosome of an Arrow file (ARROW_LAYOUT: Ranges = 1-based starts
+# then widths; cells run-length coded in RGValues/RGLengths) as 0-based
+# starts, ends and group codes (NA = cell not in a kept group).
+.arrow_chrom_fragments <- function(file, chr, cells) {
+    if (!chr %in% .h5ls(file, "Fragments")) return(NULL)
+    g <- paste0("Fragments/", chr)
+    r <- .h5read(file, paste0(g, "/Ranges"))
+    n <- length(r) %/% 2L
+    if (!n) return(NULL)
+    sample <- .h5read(file, "Metadata/Sample")
+    code <- unname(cells[paste0(sample, "#", .h5read(file,
+                                                     paste0(g, "/RGValues")))])
+    list(start0 = as.integer(r[seq_len(n)] - 1L),
+         end = as.integer(r[seq_len(n)] + r[n + seq_len(n)] - 1L),
+         group = rep.int(as.integer(code),
+                         .h5read(file, paste0(g, "/RGLengths"))))
+}
+
+.use_groups <- function(se, useGroups) {
+    keep <- colnames(se) %in% useGroups
+    if (!any(keep)) {
+        .abort("no group matches useGroups (groups: ",
+               paste(colnames(se), collapse = ", "), ").")
+    }
+    se[, keep]
 }
 
 .count_footprints <- function(files, grp, sites, chroms, src, flank, k,
@@ -199,7 +373,7 @@ getFootprints <- function(fragments, positions, groupBy = NULL,
     names(assays) <- motifs
     rd <- S4Vectors::DataFrame(x = rep(seq(-flank, flank), 2L),
         type = rep(c("footprint", "bias"), each = 2L * flank + 1L))
-    cd <- S4Vectors::DataFrame(Group = groups,
+    cd <- S4Vectors::DataFrame(Group = groups, Name = groups,
                                nInsertions = counts$insertions,
                                row.names = groups)
     se <- SummarizedExperiment::SummarizedExperiment(assays = assays,

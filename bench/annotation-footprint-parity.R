@@ -1,7 +1,9 @@
 # One-off parity check of getFootprints against ArchR 1.0.3's own internals
 # (rleSumsStranded, kmerPositionFrequencyCpp, .computeFootprintsBiasSingle's
 # oe formula) on the synthetic toy data of tests/testthat/test-footprints.R.
-#   R_LIBS=/work/reflib:.lib Rscript bench/annotation-footprint-parity.R
+# Part 2 checks the project form on ArchR's PBSmall Arrow file. Run:
+#   R_LIBS=/work/reflib:.lib EPIONE_SHARED=/work/shared \
+#       Rscript bench/annotation-footprint-parity.R
 suppressPackageStartupMessages({library(GenomicRanges); library(epione); library(Biostrings)})
 src <- readLines("tests/testthat/test-footprints.R")
 eval(parse(text = src[1:grep("^ref_bias", src) - 1]))   # write_fragments, toy_data, ref_footprint
@@ -37,4 +39,47 @@ for (m in names(pos)) for (g in c("g1","g2","g3")) {
   a <- SummarizedExperiment::assay(fp, m)[, g]
   cat(m, g, "footprint identical:", identical(as.numeric(foot), unname(a[1:window])),
       " bias max abs diff:", max(abs(bias - a[window + 1:window])), "\n")
+}
+
+# Part 2: the project form on ArchR's own PBSmall Arrow file. ArchR reads
+# the fragments (ArchR::getFragmentsFromArrow), insertions are their start
+# and end as in ArchR's group coverages, and rleSumsStranded sums them
+# around the sites; epione reads the same Arrow in getFootprints(proj).
+shared <- Sys.getenv("EPIONE_SHARED", "../shared")
+ref <- file.path(shared, "data/ref/archr/pbsmall")
+arrow <- file.path(tempdir(), "PBSmall.arrow")
+con <- gzfile(file.path(ref, "PBSmall.arrow.gz"), "rb")
+writeBin(readBin(con, "raw", 5e7), arrow); close(con)
+cl <- read.delim(file.path(ref, "clusters_umap.tsv.gz"))
+anno <- epione::exampleAnnotation()
+proj <- epione::ArchRProject(arrow, file.path(tempdir(), "fp-proj"),
+                             copyArrows = FALSE,
+                             genomeAnnotation = anno$genomeAnnotation)
+proj@cellColData$Clusters <- cl$Clusters[match(rownames(proj@cellColData),
+                                               cl$cellNames)]
+suppressPackageStartupMessages({library(rhdf5); library(magrittr)})
+owd <- setwd(tempdir())   # ArchR writes ArchRLogs/ into the working dir
+fr <- suppressMessages(ArchR::getFragmentsFromArrow(arrow))
+setwd(owd)
+set.seed(3)
+pick <- sample(length(fr), 300)
+pos <- GRanges(seqnames(fr)[pick], IRanges(end(fr)[pick] - 3L, width = 8),
+               strand = sample(c("+", "-"), 300, TRUE))
+fp <- epione::getFootprints(proj, list(sites = pos), groupBy = "Clusters",
+                    minCells = 1, flank = 250, threads = 2)
+fp1 <- epione::getFootprints(proj, list(sites = pos), groupBy = "Clusters",
+                     minCells = 1, flank = 250, threads = 1)
+cat("threads 1 vs 2 identical:", identical(fp, fp1), "\n")
+grp <- setNames(cl$Clusters, cl$cellNames)
+for (g in colnames(fp)) {
+    f <- fr[grp[as.character(mcols(fr)$RG)] %in% g]
+    ins <- GRanges(rep(seqnames(f), 2), IRanges(c(start(f), end(f)), width = 1))
+    cov <- coverage(ins)
+    feat <- split(resize(pos, 1, "center"), seqnames(pos))
+    feat <- feat[lengths(feat) > 0]
+    foot <- ArchR:::rleSumsStranded(cov[names(feat)], feat, 501L, as.integer)
+    a <- SummarizedExperiment::assay(fp)[1:501, g]
+    cat("Arrow", g, "footprint identical:", identical(as.numeric(foot),
+        unname(a)), " max abs diff:", max(abs(as.numeric(foot) - a)),
+        " insertions:", sum(a), "\n")
 }

@@ -21,14 +21,16 @@ timed <- function(expr, reps = 3L) {
     env <- parent.frame()
     t <- vapply(seq_len(reps), function(i) {
         tt <- system.time(v <<- eval(e, env))
-        tt[c("elapsed", "user.self")]
+        # CPU = user + sys of this process and its children (threads count)
+        c(tt[["elapsed"]], sum(tt[c("user.self", "sys.self", "user.child",
+                                   "sys.child")], na.rm = TRUE))
     }, numeric(2))
     list(value = v, elapsed = median(t[1, ]), user = median(t[2, ]))
 }
 v <- NULL
 row <- function(what, size, ref, epi, same) {
-    cat(sprintf(paste("%-20s %-26s ref %6.2fs (user %6.2f)  epione %6.2fs",
-        "(user %6.2f)  ratio %5.1fx  same=%s\n"),
+    cat(sprintf(paste("%-20s %-26s ref %6.2fs (CPU %6.2f)  epione %6.2fs",
+        "(CPU %6.2f)  ratio %5.1fx  same=%s\n"),
                 what, size, if (is.null(ref)) NA else ref$elapsed,
                 if (is.null(ref)) NA else ref$user, epi$elapsed, epi$user,
                 if (is.null(ref)) NA else ref$elapsed / epi$elapsed, same))
@@ -113,6 +115,55 @@ same <- if (has_archr) isTRUE(all.equal(unname(
     SummarizedExperiment::assay(epi$value)[1:501, 1]),
     as.numeric(ref$value))) else NA
 row("getFootprints", "50k sites, 2M fragments", ref, epi, same)
+
+# 5. The issue's size: 20M fragments (four 150-Mb chromosomes), 50k sites,
+# profile only. Opt-in (EPIONE_BENCH_BIG=1): ~1.5 GB of text to write and
+# index, and the Rle reference holds 40M insertions in memory. ArchR's own
+# getFootprints() cannot run here: it needs an ArchRProject with
+# addGroupCoverages() and a BSgenome (none for hg19 is installed), so the
+# reference is again its Rle route from fragments already in memory.
+if (Sys.getenv("EPIONE_BENCH_BIG") == "1") {
+    nf <- 2e7
+    len <- 1.5e8
+    chrs <- paste0("chr", 1:4)
+    big <- data.table::data.table(chr = sample(chrs, nf, TRUE),
+                                  s0 = sample.int(len - 1000, nf, TRUE))
+    big[, e := s0 + sample(40:600, nf, TRUE)]
+    big[, bc := sample(paste0("bc", 1:500), nf, TRUE)]
+    data.table::setorder(big, chr, s0)
+    txt <- tempfile(fileext = ".tsv")
+    t_io <- system.time({
+        data.table::fwrite(big, txt, sep = "\t", col.names = FALSE)
+        gz <- Rsamtools::bgzip(txt, paste0(txt, ".gz"))
+        invisible(Rsamtools::indexTabix(gz, seq = 1, start = 2, end = 3,
+                                         zeroBased = TRUE))
+    })
+    unlink(txt)
+    cat(sprintf("(20M-fragment file written and indexed in %.0fs)\n",
+                t_io[["elapsed"]]))
+    pos <- GRanges(sample(chrs, 5e4, TRUE),
+                   IRanges(sample(1e4:(len - 1e4), 5e4), width = 10),
+                   strand = sample(c("+", "-"), 5e4, TRUE))
+    grp <- setNames(rep(c("g1", "g2"), 250), paste0("bc", 1:500))
+    load_at <- function() sub(".*load average: ", "", system("uptime",
+                                                             intern = TRUE))
+    cat("load before:", load_at(), "\n")
+    epi <- timed(getFootprints(gz, list(s = pos), groupBy = grp, flank = 250),
+                 reps = 1L)
+    ref <- if (has_archr) timed({
+        ins <- GRanges(rep(big$chr, 2), IRanges(c(big$s0 + 1L, big$e),
+                                                 width = 1))
+        cov <- coverage(ins)
+        rm(ins)
+        feat <- split(resize(pos, 1, "center"), seqnames(pos))
+        ArchR:::rleSumsStranded(cov[names(feat)], feat, 501L, as.integer)
+    }, reps = 1L)
+    same <- if (has_archr) isTRUE(all.equal(unname(rowSums(
+        SummarizedExperiment::assay(epi$value)[1:501, ])),
+        as.numeric(ref$value))) else NA
+    row("getFootprints", "50k sites, 20M fragments", ref, epi, same)
+    cat("load after:", load_at(), "\n")
+}
 cat("(reference for footprints: ArchR's Rle route from fragments already in",
     "memory; epione reads and parses the bgzip file)\n")
 cat("threads:", threads, " ArchR threads: 1\n")

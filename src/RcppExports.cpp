@@ -830,6 +830,27 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// epi_footprints_count_table
+Rcpp::List epi_footprints_count_table(Rcpp::CharacterVector seq, Rcpp::IntegerVector fp_start, Rcpp::IntegerVector minus, Rcpp::IntegerVector motif, int n_motifs, Rcpp::IntegerVector start0, Rcpp::IntegerVector end, Rcpp::IntegerVector group, int n_groups, int flank, int k, int threads);
+RcppExport SEXP _epione_epi_footprints_count_table(SEXP seqSEXP, SEXP fp_startSEXP, SEXP minusSEXP, SEXP motifSEXP, SEXP n_motifsSEXP, SEXP start0SEXP, SEXP endSEXP, SEXP groupSEXP, SEXP n_groupsSEXP, SEXP flankSEXP, SEXP kSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::CharacterVector >::type seq(seqSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type fp_start(fp_startSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type minus(minusSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type motif(motifSEXP);
+    Rcpp::traits::input_parameter< int >::type n_motifs(n_motifsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type start0(start0SEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type end(endSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type group(groupSEXP);
+    Rcpp::traits::input_parameter< int >::type n_groups(n_groupsSEXP);
+    Rcpp::traits::input_parameter< int >::type flank(flankSEXP);
+    Rcpp::traits::input_parameter< int >::type k(kSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_footprints_count_table(seq, fp_start, minus, motif, n_motifs, start0, end, group, n_groups, flank, k, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
 // epi_fragments_index
 double epi_fragments_index(std::string input, std::string output, bool sort);
 RcppExport SEXP _epione_epi_fragments_index(SEXP inputSEXP, SEXP outputSEXP, SEXP sortSEXP) {
@@ -1280,6 +1301,7 @@ static const R_CallMethodDef CallEntries[] = {
     {"_epione_epi_footprints_count", (DL_FUNC) &_epione_epi_footprints_count, 13},
     {"_epione_epi_footprints_kmers", (DL_FUNC) &_epione_epi_footprints_kmers, 2},
     {"_epione_epi_footprints_bias", (DL_FUNC) &_epione_epi_footprints_bias, 8},
+    {"_epione_epi_footprints_count_table", (DL_FUNC) &_epione_epi_footprints_count_table, 12},
     {"_epione_epi_fragments_index", (DL_FUNC) &_epione_epi_fragments_index, 3},
     {"_epione_epi_info_htslib_version", (DL_FUNC) &_epione_epi_info_htslib_version, 0},
     {"_epione_epi_info_tabix_seqnames", (DL_FUNC) &_epione_epi_info_tabix_seqnames, 1},

@@ -67,8 +67,9 @@ Rcpp::NumericMatrix epi_annotation_match_counts(Rcpp::S4 m,
         view.ncol = dim[1];
         view.p = p64.data();
         view.i = INTEGER(i);
-        epione::annotation::match_weight_sums(view, glue::cdense(w), par,
-                                              glue::dense(out));
+        // binary: a match is any stored non-zero, whatever its score
+        epione::crossprod_dense(view, glue::cdense(w), par, glue::dense(out),
+                                true);
     };
     if (m.is("dgCMatrix")) {
         epione::CscView<double, epione::index_t> v;

@@ -80,3 +80,35 @@ Rcpp::NumericVector epi_footprints_bias(Rcpp::CharacterVector seq,
         glue::cdense(oe), glue::span(bias));
     return bias;
 }
+
+// As epi_footprints_count, for fragments held in R (read from Arrow files):
+// 0-based starts, ends and 1-based groups (NA or 0 = cell not used).
+// [[Rcpp::export(rng = false)]]
+Rcpp::List epi_footprints_count_table(Rcpp::CharacterVector seq,
+        Rcpp::IntegerVector fp_start, Rcpp::IntegerVector minus,
+        Rcpp::IntegerVector motif, int n_motifs, Rcpp::IntegerVector start0,
+        Rcpp::IntegerVector end, Rcpp::IntegerVector group, int n_groups,
+        int flank, int k, int threads) {
+    auto sites = make_sites(fp_start, fp_start, minus, motif);
+    epione::footprints::Options opt;
+    opt.flank = flank;
+    opt.k = k;
+    std::vector<int> g0(group.size());
+    for (R_xlen_t i = 0; i < group.size(); ++i)
+        g0[i] = group[i] == NA_INTEGER ? -1 : group[i] - 1;
+    const int window = 2 * flank + 1;
+    Rcpp::NumericVector profile(static_cast<R_xlen_t>(window) * n_groups * n_motifs);
+    Rcpp::NumericVector obs((static_cast<R_xlen_t>(1) << (2 * k)) * n_groups);
+    Rcpp::NumericVector inserts(n_groups);
+    using CSpan = epione::Span<const int>;
+    epione::footprints::FragmentTable frags{
+        CSpan(INTEGER(start0), XLENGTH(start0)), CSpan(INTEGER(end), XLENGTH(end)),
+        CSpan(g0.data(), static_cast<epione::index_t>(g0.size()))};
+    glue::TbbPar par(threads);
+    epione::footprints::count_fragments(sites, opt, seq_span(seq), frags,
+        n_groups, n_motifs, par, glue::span(profile), glue::span(obs),
+        glue::span(inserts));
+    return Rcpp::List::create(Rcpp::Named("profile") = profile,
+        Rcpp::Named("observed") = obs,
+        Rcpp::Named("insertions") = inserts);
+}

@@ -170,6 +170,57 @@ test_that("getPeakSequences returns the real hg19 peak sequences", {
                  class = "epione_error_file")
 })
 
+test_that("getPeakSequences reads FASTA files with faidx as getSeq does", {
+    skip_if_not(has_shared(), "shared data absent")
+    dir <- shared_path("data", "sequences")
+    # chrM plus 500 soft-masked CTCF peak records as one multi-sequence file
+    recs <- c(Biostrings::readDNAStringSet(file.path(dir, "human_chrM",
+                  "chrM_NC_012920.1_rCRS.fa.gz")),
+              Biostrings::readDNAStringSet(file.path(dir, "human_chip_peaks",
+                  "Gm12878.CTCF.top500.w200.hg19.fa.gz")))
+    names(recs) <- sub(" .*", "", names(recs))
+    tmp <- withr::local_tempdir()
+    # write the soft-masked letters as they are in the source
+    read_gz <- function(...) {
+        con <- gzfile(file.path(dir, ...))
+        on.exit(close(con))
+        readLines(con)
+    }
+    lines <- c(read_gz("human_chrM", "chrM_NC_012920.1_rCRS.fa.gz"),
+               read_gz("human_chip_peaks",
+                       "Gm12878.CTCF.top500.w200.hg19.fa.gz"))
+    lines <- sub("^>(\\S+).*", ">\\1", lines)
+    fa <- file.path(tmp, "g.fa")
+    writeLines(lines, fa)
+    expect_error(getPeakSequences(GenomicRanges::GRanges("chrM",
+        IRanges::IRanges(1, 10)), fa), class = "epione_error_file",
+        regexp = "buildIndex = TRUE")
+    withr::local_seed(9)
+    n <- 300
+    chr <- sample(names(recs), n, TRUE)
+    len <- Biostrings::width(recs)[match(chr, names(recs))]
+    w <- pmin(sample(5:150, n, TRUE), len)
+    st <- vapply(seq_len(n), function(i) sample.int(len[i] - w[i] + 1, 1), 1L)
+    gr <- GenomicRanges::GRanges(chr, IRanges::IRanges(st, width = w),
+                                 strand = sample(c("+", "-", "*"), n, TRUE))
+    got <- getPeakSequences(gr, fa, buildIndex = TRUE)
+    expect_true(file.exists(paste0(fa, ".fai")))
+    want <- Biostrings::getSeq(Rsamtools::FaFile(fa), gr)
+    expect_identical(unname(as.character(got)), unname(as.character(want)))
+    expect_identical(names(got), paste0(chr, ":", st, "-", st + w - 1L))
+    # bgzip FASTA, given as an FaFile
+    gz <- Rsamtools::bgzip(fa, file.path(tmp, "g.fa.gz"))
+    Rsamtools::indexFa(gz)
+    expect_identical(getPeakSequences(gr, Rsamtools::FaFile(gz), width = 9),
+        getPeakSequences(gr, Biostrings::DNAStringSet(recs), width = 9))
+    expect_error(getPeakSequences(GenomicRanges::GRanges("chr1",
+        IRanges::IRanges(1, 10)), fa), class = "epione_error_input",
+        regexp = "absent.*chromosome naming")
+    expect_error(getPeakSequences(GenomicRanges::GRanges("chrM",
+        IRanges::IRanges(16500, 16600)), fa), class = "epione_error_input",
+        regexp = "16569.*trim")
+})
+
 test_that("unsorted peaks are annotated in their input order", {
     ga <- tiny_annotation()
     peaks <- GenomicRanges::GRanges("chr1", IRanges::IRanges(

@@ -142,3 +142,94 @@ test_that("enrichment plots select as ArchR's plotEnrichHeatmap", {
     p <- plotEnrichRank(peakAnnoEnrichment(1:60, m), n = 5)
     expect_s3_class(p, "ggplot")
 })
+
+# ArchR 1.0.3 .computeEnrichment written out plainly for one group.
+archr_enrichment_ref <- function(m, idx) {
+    q <- colSums(m[idx, , drop = FALSE]); K <- colSums(m); n <- nrow(m)
+    mlog10p <- round(-phyper(q - 1, K, n - K, length(idx), lower.tail = FALSE,
+                             log.p = TRUE) / log(10), 4)
+    list(CompareFrequency = q, nCompare = rep(length(idx), ncol(m)),
+         CompareProportion = q / length(idx), BackgroundFrequency = K,
+         nBackground = rep(n, ncol(m)), BackgroundProporition = K / n,
+         Enrichment = (q / length(idx)) / (K / n), mlog10p = mlog10p,
+         mlog10Padj = pmax(mlog10p - log10(9), 0))
+}
+
+test_that("ArchR's form reads the project's matches, returns ArchR's SE", {
+    skip_if_not(has_shared(), "shared data absent")
+    d <- pbsmall_matches()
+    peaks <- GenomicRanges::GRanges(d$peaks[[1]], IRanges::IRanges(
+        d$peaks$start + 1L, d$peaks$end))
+    matches <- SummarizedExperiment::SummarizedExperiment(
+        list(matches = d$m), rowRanges = peaks)
+    proj <- methods::new("EpioneProject")
+    proj@projectMetadata$outputDirectory <- withr::local_tempdir()
+    proj@peakSet <- peaks
+    proj <- epione:::.add_peak_annotation(proj, "Motif", matches)
+    # marker SE as getMarkerFeatures() gives it, rows shuffled
+    withr::local_seed(3)
+    o <- sample(length(peaks))
+    n <- length(peaks)
+    fdr <- cbind(A = runif(n), B = runif(n), C = rep(1, n))[o, ]
+    lfc <- cbind(A = rnorm(n), B = rnorm(n), C = rnorm(n))[o, ]
+    rd <- S4Vectors::DataFrame(seqnames = d$peaks[[1]][o],
+        start = d$peaks$start[o] + 1L, end = d$peaks$end[o])
+    se <- SummarizedExperiment::SummarizedExperiment(
+        list(FDR = fdr, Log2FC = lfc), rowData = rd)
+    S4Vectors::metadata(se)$Params <- list(useMatrix = "PeakMatrix")
+    cut <- "FDR <= 0.3 & Log2FC >= 0.2"
+    got <- peakAnnoEnrichment(seMarker = se, ArchRProj = proj,
+        peakAnnotation = "Motif", matches = NULL, cutOff = cut,
+        background = "all")
+    expect_identical(SummarizedExperiment::assayNames(got),
+        c("mlog10Padj", "mlog10p", "Enrichment", "BackgroundProporition",
+          "nBackground", "BackgroundFrequency", "CompareProportion",
+          "nCompare", "CompareFrequency", "feature"))
+    expect_identical(dimnames(got), list(colnames(d$m), c("A", "B", "C")))
+    m <- as.matrix(d$m) != 0
+    for (g in c("A", "B")) {
+        idx <- o[fdr[, g] <= 0.3 & lfc[, g] >= 0.2]
+        want <- archr_enrichment_ref(m, idx)
+        for (a in names(want)) {
+            expect_equal(unname(SummarizedExperiment::assay(got, a)[, g]),
+                         unname(as.numeric(want[[a]])), tolerance = 1e-12,
+                         info = paste(g, a))
+        }
+    }
+    # group C passes no peak: ArchR's NaN proportions and zero p-values
+    expect_true(all(is.nan(SummarizedExperiment::assay(got,
+                                                       "Enrichment")[, "C"])))
+    expect_true(all(SummarizedExperiment::assay(got, "mlog10p")[, "C"] == 0))
+    expect_identical(SummarizedExperiment::assay(got, "feature")[, "A"],
+                     stats::setNames(colnames(d$m), colnames(d$m)))
+    pos <- peakAnnoEnrichment(se, proj, peakAnnotation = "Motif",
+                              cutOff = cut, threads = 1)
+    expect_identical(pos, got)
+    expect_identical(peakAnnoEnrichment(seMarker = se, matches = matches,
+                                        cutOff = cut), got)
+    # the positional matrix form is unchanged
+    old <- peakAnnoEnrichment(se[, 1:2], matches, cutOff = cut)
+    expect_true("pvalue" %in% SummarizedExperiment::assayNames(old))
+    expect_equal(SummarizedExperiment::assay(old, "mlog10p"),
+                 SummarizedExperiment::assay(got, "mlog10p")[, 1:2])
+})
+
+test_that("ArchR's form rejects other matrices and missing inputs", {
+    se <- SummarizedExperiment::SummarizedExperiment(
+        list(FDR = matrix(0, 5, 1), Log2FC = matrix(1, 5, 1)))
+    S4Vectors::metadata(se)$Params <- list(useMatrix = "GeneScoreMatrix")
+    proj <- methods::new("EpioneProject")
+    expect_error(peakAnnoEnrichment(seMarker = se, ArchRProj = proj),
+                 class = "epione_error_input", regexp = "PeakMatrix")
+    S4Vectors::metadata(se)$Params$useMatrix <- "PeakMatrix"
+    expect_error(peakAnnoEnrichment(seMarker = se),
+                 class = "epione_error_input", regexp = "ArchRProj")
+    expect_error(peakAnnoEnrichment(seMarker = se, ArchRProj = proj),
+                 class = "epione_error_input", regexp = "addMotifAnnotations")
+    m <- Matrix::rsparsematrix(5, 2, 0.5) != 0
+    expect_error(peakAnnoEnrichment(seMarker = se, matches = m,
+                                    background = "bgdPeaks"),
+                 class = "epione_error_input", regexp = "getBackgroundPeaks")
+    expect_error(peakAnnoEnrichment(seMarker = 1:3, matches = m),
+                 class = "epione_error_input", regexp = "getMarkerFeatures")
+})

@@ -191,3 +191,102 @@ test_that("bad footprint input is a classed error naming the fix", {
     expect_error(getFootprints(noidx, d$positions),
                  class = "epione_error_file", regexp = "tabix")
 })
+
+# A project over the toy fragments: one Arrow file, cells grouped in
+# cellColData$Clusters as d$groups groups the barcodes.
+toy_project <- function(d, dir) {
+    f <- write_fragments(d$frags, file.path(dir, "toy.tsv.gz"))
+    ga <- createGeneAnnotation(GenomicRanges::GRanges("chrA",
+        IRanges::IRanges(1000, 3000), strand = "+", symbol = "G1"))
+    gen <- createGenomeAnnotation(c(chrA = 30000, chrB = 20000))
+    a <- createArrowFiles(f, "S", file.path(dir, "S"), ga, gen, minTSS = 0,
+        minFrags = 1, addTileMatrix = FALSE, addGeneScoreMatrix = FALSE,
+        QCDir = NULL, threads = 1, verbose = FALSE, force = TRUE)
+    proj <- ArchRProject(a, file.path(dir, "proj"), geneAnnotation = ga,
+                         genomeAnnotation = gen)
+    bc <- sub("^S#", "", rownames(proj@cellColData))
+    proj@cellColData$Clusters <- unname(d$groups[bc])
+    proj
+}
+
+test_that("getFootprints on a project counts its Arrow fragments per group", {
+    d <- toy_data()
+    dir <- withr::local_tempdir()
+    proj <- toy_project(d, dir)
+    flank <- 60
+    run <- function(t) getFootprints(proj, d$positions, groupBy = "Clusters",
+        minCells = 1, flank = flank, threads = t, genome = d$genome)
+    fp <- run(1L)
+    expect_identical(run(2L), fp)
+    expect_identical(SummarizedExperiment::assayNames(fp), c("M1", "M2"))
+    expect_identical(colnames(fp), c("g1", "g2", "g3"))
+    expect_identical(fp$nCells, c(3L, 3L, 3L))
+    rd <- SummarizedExperiment::rowData(fp)
+    expect_identical(rd$x, rep(seq(-flank, flank), 2))
+    for (m in c("M1", "M2")) for (g in c("g1", "g2", "g3")) {
+        fr <- d$frags[d$groups[d$frags$barcode] == g, ]
+        a <- SummarizedExperiment::assay(fp, m)[, g]
+        expect_equal(unname(a[rd$type == "footprint"]),
+                     ref_footprint(fr, d$positions[[m]], flank))
+        expect_equal(unname(a[rd$type == "bias"]),
+                     ref_bias(d$genome, fr, d$positions[[m]], flank, 6),
+                     tolerance = 1e-12)
+    }
+    one <- getFootprints(proj, d$positions, useGroups = c("g2", "g3"),
+        groupBy = "Clusters", minCells = 1, flank = flank, genome = d$genome,
+        threads = 1)
+    expect_identical(colnames(one), c("g2", "g3"))
+    expect_equal(SummarizedExperiment::assay(one, "M1")[1:121, ],
+                 SummarizedExperiment::assay(fp, "M1")[1:121, 2:3])
+    # nTop keeps the best-scoring sites
+    pos <- d$positions
+    pos$M1$score <- seq_along(pos$M1)
+    top <- getFootprints(proj, pos["M1"], groupBy = "Clusters", minCells = 1,
+                         flank = flank, nTop = 5, threads = 1)
+    fr <- d$frags[d$groups[d$frags$barcode] == "g1", ]
+    best <- pos$M1[order(-pos$M1$score)[1:5]]
+    expect_equal(unname(SummarizedExperiment::assay(top)[1:121, "g1"]),
+                 ref_footprint(fr, best, flank))
+    expect_error(getFootprints(proj, d$positions, groupBy = "Clusters"),
+                 class = "epione_error_input", regexp = "minCells")
+    expect_error(getFootprints(proj, d$positions, groupBy = "Nope"),
+                 class = "epione_error_input", regexp = "cellColData")
+    expect_error(getFootprints(proj, d$positions, minCells = 1, nTop = 3),
+                 class = "epione_error_input", regexp = "score")
+})
+
+test_that("footprints from ArchR's own PBSmall Arrow match its fragments", {
+    ref <- shared_path("data", "ref", "archr", "pbsmall")
+    skip_if_not(file.exists(file.path(ref, "PBSmall.arrow.gz")),
+                "shared ArchR reference absent")
+    dir <- withr::local_tempdir()
+    arrow <- file.path(dir, "PBSmall.arrow")
+    R.utils_gunzip <- function(from, to) {
+        con <- gzfile(from, "rb"); on.exit(close(con))
+        writeBin(readBin(con, "raw", 5e7), to)
+    }
+    R.utils_gunzip(file.path(ref, "PBSmall.arrow.gz"), arrow)
+    anno <- exampleAnnotation()
+    proj <- ArchRProject(arrow, file.path(dir, "proj"), copyArrows = FALSE,
+                         genomeAnnotation = anno$genomeAnnotation)
+    cl <- utils::read.delim(file.path(ref, "clusters_umap.tsv.gz"))
+    proj@cellColData$Clusters <- cl$Clusters[match(rownames(proj@cellColData),
+                                                   cl$cellNames)]
+    fr <- utils::read.delim(file.path(ref, "arrow_fragments.tsv.gz"))
+    withr::local_seed(7)
+    pick <- sample(nrow(fr), 80)
+    pos <- GenomicRanges::GRanges(fr$chr[pick], IRanges::IRanges(
+        fr$end[pick] - 3L, width = 8), strand = sample(c("+", "-"), 80, TRUE))
+    fp <- getFootprints(proj, list(sites = pos), groupBy = "Clusters",
+                        minCells = 10, flank = 250, threads = 2)
+    rd <- SummarizedExperiment::rowData(fp)
+    grp <- stats::setNames(cl$Clusters, cl$cellNames)
+    for (g in colnames(fp)) {
+        sub <- fr[grp[fr$cell] %in% g, ]
+        sub$start0 <- sub$start - 1L
+        expect_equal(unname(SummarizedExperiment::assay(fp)[
+            rd$type == "footprint", g]), ref_footprint(sub, pos, 250),
+            info = g)
+    }
+    expect_equal(sum(fp$nCells), sum(table(grp)[colnames(fp)]))
+})

@@ -162,24 +162,5 @@ void points_in(Span<const int> qchr, Span<const int> qpos, const Sorted& m,
     });
 }
 
-// Enrichment counts: out(c, j) = sum of w(r, j) over the rows r where
-// annotation column c matches (a stored, non-zero entry), so that
-// foreground and background counts are one pass over the matches.
-template <class T, class P, class Par>
-void match_weight_sums(const CscView<T, P>& a, const DenseView<const double>& w,
-                       Par& par, DenseView<double> out) {
-    require(w.nrow == a.nrow, "weights must have one row per peak");
-    require(out.nrow == a.ncol && out.ncol == w.ncol,
-            "output must be annotations x weight columns");
-    par.run(a.ncol, [&](index_t c) {
-        for (index_t j = 0; j < w.ncol; ++j) {
-            double s = 0.0;
-            for (index_t k = a.col_begin(c); k < a.col_end(c); ++k)
-                if (a.value(k) != T(0)) s += w(a.i[k], j);
-            out(c, j) = s;
-        }
-    });
-}
-
 }  // namespace annotation
 }  // namespace epione

@@ -18,6 +18,7 @@
 #include <vector>
 #include "error.hpp"
 #include "span.hpp"
+#include "threads.hpp"
 
 namespace epione {
 namespace footprints {
@@ -138,6 +139,12 @@ struct ChromCounter {
             profile[j + window * (g + static_cast<index_t>(n_groups) * sites.motif[s])] += 1;
         }
     }
+    // A fragment whose cell's group is already known (0-based; < 0 skips).
+    void fragment_in_group(long s0, long e, int g) {
+        if (g < 0) return;
+        insertion(s0 + 1, g);
+        insertion(e, g);
+    }
     void fragment(long s0, long e, const std::string& barcode) {
         int g = all_group;
         if (g < 0) {
@@ -149,6 +156,50 @@ struct ChromCounter {
         insertion(e, g);
     }
 };
+
+// Fragments held in memory (e.g. read from an Arrow file) for one
+// chromosome: `start0`, `end` and 0-based `group` (< 0 = cell not used).
+// Blocks of fragments are counted in parallel into their own buffers and
+// added in block order; the counts are whole numbers, so the result does
+// not depend on the number of threads.
+struct FragmentTable {
+    Span<const int> start0, end, group;
+};
+template <class Par>
+void count_fragments(const Sites& sites, const Options& opt,
+                     Span<const char> seq, const FragmentTable& frags,
+                     int n_groups, int n_motifs, Par& par,
+                     Span<double> profile, Span<double> observed,
+                     Span<double> insertions) {
+    const index_t n = frags.start0.size();
+    if (frags.end.size() != n || frags.group.size() != n)
+        throw input_error("fragment start0, end and group differ in length");
+    // blocks of >= 200k fragments, each buffer set kept under ~160 MB total
+    const index_t cells = profile.size() + observed.size() + 1;
+    const index_t nb = std::max<index_t>(1, std::min<index_t>(
+        {16, n / 200000, 20000000 / cells}));
+    struct Part { std::vector<double> p, o, i; };
+    std::vector<Part> part(nb);
+    const std::unordered_map<std::string, int> none;
+    par.run(nb, [&](index_t b) {
+        Part& q = part[b];
+        q.p.assign(profile.size(), 0.0);
+        q.o.assign(observed.size(), 0.0);
+        q.i.assign(insertions.size(), 0.0);
+        ChromCounter c{sites, opt, seq, none, -1, n_groups, n_motifs,
+                       Span<double>(q.p.data(), static_cast<index_t>(q.p.size())),
+                       Span<double>(q.o.data(), static_cast<index_t>(q.o.size())),
+                       Span<double>(q.i.data(), static_cast<index_t>(q.i.size()))};
+        const auto r = block_range(n, nb, b);
+        for (index_t f = r.begin; f < r.end; ++f)
+            c.fragment_in_group(frags.start0[f], frags.end[f], frags.group[f]);
+    });
+    for (const Part& q : part) {
+        for (std::size_t j = 0; j < q.p.size(); ++j) profile[j] += q.p[j];
+        for (std::size_t j = 0; j < q.o.size(); ++j) observed[j] += q.o[j];
+        for (std::size_t j = 0; j < q.i.size(); ++j) insertions[j] += q.i[j];
+    }
+}
 
 // Expected k-mers: every k-mer of the chromosome's plus strand
 // (Biostrings::oligonucleotideFrequency, which skips k-mers with non-ACGT).

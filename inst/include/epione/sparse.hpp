@@ -93,16 +93,22 @@ Csc<T> transpose(const CscView<T, P>& a) {
 
 // out (ncol(a) x k) = t(a) %*% b, with b dense nrow(a) x k. Each output row
 // is one task, so the result does not depend on the number of threads.
+// `binary = true` reads `a` as an indicator: each stored non-zero counts as
+// 1 and a stored zero as 0 (e.g. motif matches kept with their scores), so
+// out(c, j) sums b(r, j) over the rows r that column c matches.
 template <class T, class P, class Par>
 void crossprod_dense(const CscView<T, P>& a, const DenseView<const double>& b,
-                     Par& par, DenseView<double> out) {
+                     Par& par, DenseView<double> out, bool binary = false) {
     require(b.nrow == a.nrow, "crossprod_dense: nrow(b) must equal nrow(a)");
     require(out.nrow == a.ncol && out.ncol == b.ncol,
             "crossprod_dense: output must be ncol(a) x ncol(b)");
     par.run(a.ncol, [&](index_t c) {
         for (index_t j = 0; j < b.ncol; ++j) {
             double s = 0.0;
-            a.for_col(c, [&](int r, T v) { s += static_cast<double>(v) * b(r, j); });
+            if (binary)
+                a.for_col(c, [&](int r, T v) { if (v != T(0)) s += b(r, j); });
+            else
+                a.for_col(c, [&](int r, T v) { s += static_cast<double>(v) * b(r, j); });
             out(c, j) = s;
         }
     });
