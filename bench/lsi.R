@@ -78,7 +78,13 @@ timed <- function(label, expr) {
     val
 }
 
-cat(sprintf("cells %d, tiles %d, threads %d\n", n_cells, n_tiles, threads))
+load_avg <- function() {
+    f <- "/proc/loadavg"
+    if (file.exists(f)) paste(strsplit(readLines(f), " ")[[1]][1:3],
+                              collapse = " ") else NA
+}
+cat(sprintf("cells %d, tiles %d, threads %d, load average %s\n", n_cells,
+            n_tiles, threads, load_avg()))
 sim <- timed("simulate matrix", simulate_tiles(n_cells, n_tiles))
 cat(sprintf("nnz %.1f M\n", length(sim$m@x) / 1e6))
 sce <- SingleCellExperiment::SingleCellExperiment(list(TileMatrix = sim$m))
@@ -96,6 +102,8 @@ cat(sprintf("ARI(clusters, simulated types) = %.3f\n",
                                       sim$type[match(colnames(e_cl),
                                                      colnames(sim$m))])))
 e_total <- attr(e_lsi, "sec") + attr(e_cl, "sec") + attr(e_um, "sec")
+
+cat("load average after epione:", load_avg(), "\n")
 
 if (have_archr) {
     p <- md$params
@@ -140,6 +148,7 @@ if (have_archr) {
     cat(sprintf("  clusters: epione %.1f s vs ArchR %.1f s (%.2fx)\n",
                 attr(e_cl, "sec"), attr(a_cl, "sec"),
                 attr(a_cl, "sec") / attr(e_cl, "sec")))
+    cat("load average at the end:", load_avg(), "\n")
 } else {
     cat("\nArchR not installed (R_LIBS=/work/reflib:.lib): epione only,",
         sprintf("total %.1f s\n", e_total))
