@@ -571,7 +571,9 @@ setMethod("iterativeLSI", "SummarizedExperiment", function(x,
 #' @param name Name of the reduction in `ArchRProj@reducedDims`.
 #' @param depthCol Column of `cellColData` with the depth (fragments).
 #' @param force Replace an existing reduction called `name`.
-#' @param ... Unused; for methods.
+#' @param ... ArchR arguments that do not apply here (`saveIterations`,
+#'   `UMAPParams`, `nPlot`, `outDir`, `logFile`) are accepted and ignored;
+#'   any other name is an error.
 #' @return The project with `ArchRProj@reducedDims[[name]]`: a `SimpleList`
 #'   in ArchR's shape, `matSVD` (cells x dims, unscaled, LSI1..n) first,
 #'   then `rowSm`, `nCol`, `exclude`, `idx`, `svd`, `binarize`, `scaleTo`,
@@ -590,8 +592,8 @@ setMethod("iterativeLSI", "SummarizedExperiment", function(x,
 #'     addGeneScoreMatrix = FALSE, QCDir = NULL, threads = 1,
 #'     verbose = FALSE, force = TRUE)
 #' proj <- ArchRProject(arrow, file.path(tempdir(), "projLSI"))
-#' proj <- addIterativeLSI(proj, varFeatures = 1000, dimsToUse = 1:5,
-#'                         threads = 1, verbose = FALSE)
+#' proj <- addIterativeLSI(proj, iterations = 1, varFeatures = 1000,
+#'                         dimsToUse = 1:5, threads = 1, verbose = FALSE)
 #' dim(proj@reducedDims$IterativeLSI$matSVD)
 #' @export
 setGeneric("addIterativeLSI", function(ArchRProj, ...)
@@ -612,6 +614,8 @@ setMethod("addIterativeLSI", "EpioneProject", function(ArchRProj,
         keep0lsi = FALSE, seed = 1, threads = getOption("epione.threads", 2L),
         verbose = TRUE, force = FALSE, ...) {
     args <- as.list(environment())
+    .ignore_archr_args(list(...), c("saveIterations", "UMAPParams", "nPlot",
+                                    "outDir", "logFile"))
     .check_string(name, "name")
     .check_flag(force, "force")
     if (name %in% names(ArchRProj@reducedDims) && !force)
@@ -632,6 +636,13 @@ setMethod("addIterativeLSI", "EpioneProject", function(ArchRProj,
         useMatrix, ArchRProj)
     ArchRProj
 })
+
+.ignore_archr_args <- function(dots, ok) {
+    bad <- setdiff(names(dots), ok)
+    if (length(bad) || (length(dots) && is.null(names(dots))))
+        .abort("unknown argument(s) ", paste(bad, collapse = ", "),
+               "; see ?addIterativeLSI for the arguments", kind = "input")
+}
 
 # Errors early (classed) when the Arrow files lack the matrix or store it
 # log-transformed (ArchR refuses log units for LSI).

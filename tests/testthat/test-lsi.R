@@ -415,6 +415,8 @@ test_that("addIterativeLSI on a project: classed errors", {
     expect_error(addIterativeLSI(proj, useMatrix = "PeakMatrix",
                                  varFeatures = 1000, dimsToUse = 1:5),
                  class = "epione_error_input", regexp = "addTileMatrix")
+    expect_error(addIterativeLSI(proj, varFeatures = 1000, bogus = 1),
+                 class = "epione_error_input", regexp = "unknown argument")
     expect_error(addIterativeLSI(proj, depthCol = "depth",
                                  varFeatures = 1000, dimsToUse = 1:5),
                  class = "epione_error_input", regexp = "depthCol")
