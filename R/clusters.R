@@ -119,6 +119,14 @@ setMethod("addClusters", "EpioneProject", function(input,
     input
 })
 
+#' @rdname addClusters
+#' @param ArchRProj The project, when passed by ArchR's alternative
+#'   argument name (`addClusters(ArchRProj = proj)`).
+#' @export
+setMethod("addClusters", "missing", function(input, ArchRProj, ...) {
+    addClusters(ArchRProj, ...)
+})
+
 .cluster_matrix <- function(input, sampleCells = NULL, seed = 1,
         method = "Seurat", knnAssign = 10, nOutlier = 5, maxClusters = 25,
         testBias = TRUE, filterBias = FALSE, biasClusters = 0.01,

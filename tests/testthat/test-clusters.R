@@ -144,6 +144,9 @@ test_that("project methods equal the matrix methods on ArchR's inputs", {
     want <- addClusters(m[, -1], biasVals = proj@cellColData$nFrags,
                         verbose = FALSE)
     expect_identical(proj@cellColData$Clusters, want)
+    again <- addClusters(ArchRProj = proj, reducedDims = "LSI", name = "C2",
+                         verbose = FALSE)
+    expect_identical(again@cellColData$C2, want)
     expect_error(addClusters(proj, reducedDims = "LSI"),
                  class = "epione_error_input", regexp = "force = TRUE")
     proj <- addUMAP(ArchRProj = proj, reducedDims = "LSI", verbose = FALSE,
