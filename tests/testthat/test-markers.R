@@ -173,7 +173,8 @@ test_that("heatmap matrix equals ArchR's steps written plainly", {
     x <- log2(sweep(mean, 2, colSums(mean), "/") * 1e4 + 1)
     x <- t(apply(x, 1, function(r) (r - mean(r)) / stats::sd(r)))
     x <- pmin(pmax(x, -2), 2)
-    keep <- which(rowSums(pass, na.rm = TRUE) > 0 & apply(x, 1, stats::var) != 0)
+    keep <- which(rowSums(pass, na.rm = TRUE) > 0 &
+                  apply(x, 1, stats::var) != 0)
     x <- x[keep, , drop = FALSE]
     p <- pass[keep, , drop = FALSE]
     colord <- stats::hclust(stats::dist(t(x)))$order
