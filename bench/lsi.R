@@ -18,6 +18,13 @@
 #   19.5 s + var features 0.6 s + iteration-1 clustering ~7.4 s = ~27.5 s
 #   (1.4x); addClusters 1.6 s vs ArchR/Seurat 7.4 s (4.6x); UMAP equal
 #   (same uwot call). irlba is ~70 % of epione's LSI time. Peak ~1.7 GB.
+#
+# Measured 2026-11-29, the issue's 50 000 cells x 500 000 tiles (145 M nnz),
+# epione only (R_LIBS=.lib, 2 threads, load average 7.7 -> 12.5):
+#   simulate 290 s wall / 51 s cpu (peak 8.3 GB, the generator);
+#   iterativeLSI (2 it.) 249 s wall / 94 s cpu, peak 6.1 GB;
+#   addClusters 90 s wall / 31 s cpu, peak 4.5 GB; addUMAP 173 s wall /
+#   69 s cpu, peak 4.9 GB; ARI(clusters, simulated types) 0.963.
 
 suppressPackageStartupMessages({
     library(Matrix)
