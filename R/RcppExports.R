@@ -293,6 +293,10 @@ epi_markers_wilcoxon <- function(xt, g1, g2, f1, f2, threads) {
     .Call(`_epione_epi_markers_wilcoxon`, xt, g1, g2, f1, f2, threads)
 }
 
+epi_markers_moments <- function(xt, g1, g2, f1, f2, threads) {
+    .Call(`_epione_epi_markers_moments`, xt, g1, g2, f1, f2, threads)
+}
+
 epi_motifs_convert <- function(mats, kind, prior, bg, pseudocount) {
     .Call(`_epione_epi_motifs_convert`, mats, kind, prior, bg, pseudocount)
 }

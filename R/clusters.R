@@ -5,6 +5,9 @@
 # singletons grouped, small clusters reassigned by kNN vote, clusters merged
 # to maxClusters and named C1..Cn in hclust order of their centroids.
 
+#' @include project.R lsi.R
+NULL
+
 #' Cluster cells (ArchR's addClusters)
 #'
 #' Shared-nearest-neighbour graph plus Louvain modularity clustering with
@@ -12,10 +15,12 @@
 #' algorithm reproduce Seurat's `FindNeighbors()` / `FindClusters()` (as
 #' ArchR calls them) without needing Seurat.
 #'
-#' @param input A cells x dimensions numeric matrix, or a
-#'   `SingleCellExperiment` with the reduced dimensions `reducedDims`.
-#' @param reducedDims Name of the `reducedDim` (SingleCellExperiment).
-#' @param name colData column for the clusters (SingleCellExperiment).
+#' @param input A cells x dimensions numeric matrix, a
+#'   `SingleCellExperiment` with the reduced dimensions `reducedDims`, or an
+#'   [EpioneProject-class] (ArchR's `addClusters(input = proj)`).
+#' @param reducedDims Name of the `reducedDim` (SingleCellExperiment) or of
+#'   the project's reduction.
+#' @param name colData / cellColData column for the clusters.
 #' @param sampleCells Cluster this many sampled cells and assign the others
 #'   by a `knnAssign` nearest-neighbour vote (`NULL`: all cells).
 #' @param seed Seed (R's RNG state is restored afterwards).
@@ -39,7 +44,10 @@
 #' @param ... For the SingleCellExperiment method: passed on to the matrix
 #'   method.
 #' @return For a matrix, a character vector of cluster labels (one per
-#'   row); for a SingleCellExperiment, the object with `colData(, name)`.
+#'   row); for a SingleCellExperiment, the object with `colData(, name)`;
+#'   for a project, the project with `cellColData[[name]]` (`NA` for cells
+#'   absent from the reduction).
+#' @seealso [ArchR::addClusters()]
 #' @examples
 #' set.seed(1)
 #' m <- rbind(matrix(rnorm(300, 0), 100), matrix(rnorm(300, 4), 100))
@@ -81,6 +89,42 @@ setMethod("addClusters", "SingleCellExperiment", function(input,
     SummarizedExperiment::colData(input)[[name]] <-
         do.call(addClusters, c(list(m), args))
     input
+})
+
+#' @rdname addClusters
+#' @export
+setMethod("addClusters", "EpioneProject", function(input,
+        reducedDims = "IterativeLSI", name = "Clusters", dimsToUse = NULL,
+        scaleDims = NULL, corCutOff = 0.75, biasCol = "nFrags",
+        force = FALSE, ...) {
+    cc <- input@cellColData
+    if (name %in% names(cc) && !force)
+        .abort("cellColData column '", name, "' exists; set force = TRUE ",
+               "or choose another name", kind = "input")
+    m <- getReducedDims(input, reducedDims = reducedDims,
+                        dimsToUse = dimsToUse, scaleDims = scaleDims,
+                        corCutOff = corCutOff)
+    args <- list(...)
+    if (is.null(args$biasVals) && !isFALSE(args$testBias)) {
+        if (!biasCol %in% names(cc))
+            .abort("cellColData has no biasCol '", biasCol, "'; set biasCol ",
+                   "to a column of getCellColData(proj) or testBias = FALSE",
+                   kind = "input")
+        args$biasVals <- cc[rownames(m), biasCol]
+    }
+    cl <- do.call(addClusters, c(list(m), args))
+    out <- rep(NA_character_, nrow(cc))
+    out[match(rownames(m), rownames(cc))] <- cl
+    input@cellColData[[name]] <- out
+    input
+})
+
+#' @rdname addClusters
+#' @param ArchRProj The project, when passed by ArchR's alternative
+#'   argument name (`addClusters(ArchRProj = proj)`).
+#' @export
+setMethod("addClusters", "missing", function(input, ArchRProj, ...) {
+    addClusters(ArchRProj, ...)
 })
 
 .cluster_matrix <- function(input, sampleCells = NULL, seed = 1,
@@ -284,8 +328,8 @@ setMethod("addClusters", "SingleCellExperiment", function(input,
 #' Row-wise z-scored (when `scaleDims`) LSI coordinates without the
 #' dimensions whose |correlation| to log10(depth + 1) exceeds `corCutOff`.
 #'
-#' @param ArchRProj A `SingleCellExperiment` from [iterativeLSI()] (an ArchR
-#'   project wrapper can add a method).
+#' @param ArchRProj A `SingleCellExperiment` from [iterativeLSI()] or an
+#'   [EpioneProject-class] after [addIterativeLSI()].
 #' @param reducedDims Name of the reduced dimensions.
 #' @param returnMatrix Return the matrix (`TRUE`) or a list with it and
 #'   the kept dimensions.
@@ -293,7 +337,10 @@ setMethod("addClusters", "SingleCellExperiment", function(input,
 #' @param scaleDims Scale per cell; `NULL` uses the LSI's setting.
 #' @param corCutOff Depth-correlation cut-off.
 #' @param ... Arguments of the methods (above).
-#' @return A cells x dimensions matrix (or a list, see `returnMatrix`).
+#' @return A cells x dimensions matrix (or a list, see `returnMatrix`: for a
+#'   SingleCellExperiment `matDR` and `dimsKept`; for a project ArchR's
+#'   reduction list with the matrix first and `dimsKept` added).
+#' @seealso [ArchR::getReducedDims()]
 #' @examples
 #' x <- Matrix::rsparsematrix(3000, 300, 0.05)
 #' x@x[] <- 1
@@ -315,9 +362,50 @@ setMethod("getReducedDims", "SingleCellExperiment", function(ArchRProj,
                reducedDimNames(ArchRProj), collapse = ", "), kind = "input")
     m <- SingleCellExperiment::reducedDim(ArchRProj, reducedDims)
     info <- S4Vectors::metadata(ArchRProj)[[reducedDims]]
-    if (is.null(scaleDims)) scaleDims <- isTRUE(info$scaleDims)
-    cor_d <- if (is.null(info$corToDepth)) rep(0, ncol(m))
-        else if (scaleDims) info$corToDepth$scaled else info$corToDepth$none
+    s <- .select_dims(m, info, dimsToUse, scaleDims, corCutOff)
+    if (returnMatrix) return(s$mat[, s$kept, drop = FALSE])
+    list(matDR = s$mat[, s$kept, drop = FALSE], dimsKept = s$kept)
+})
+
+#' @rdname getReducedDims
+#' @export
+setMethod("getReducedDims", "EpioneProject", function(ArchRProj,
+        reducedDims = "IterativeLSI", returnMatrix = TRUE, dimsToUse = NULL,
+        scaleDims = NULL, corCutOff = 0.75) {
+    info <- .project_reduction(ArchRProj, reducedDims)
+    s <- .select_dims(info[[1L]], info, dimsToUse, scaleDims, corCutOff)
+    cells <- rownames(s$mat) %in% rownames(ArchRProj@cellColData)
+    mat <- s$mat[cells, s$kept, drop = FALSE]
+    if (returnMatrix) return(mat)
+    info$dimsKept <- s$kept
+    info[[1L]] <- mat
+    info
+})
+
+.project_reduction <- function(proj, reducedDims) {
+    .check_project(proj)
+    .check_string(reducedDims, "reducedDims")
+    if (!reducedDims %in% names(proj@reducedDims))
+        .abort("no reducedDims '", reducedDims, "' in the project; run ",
+               "addIterativeLSI() first or pick one of: ",
+               paste(names(proj@reducedDims), collapse = ", "),
+               kind = "input")
+    proj@reducedDims[[reducedDims]]
+}
+
+# ArchR getReducedDims on one reduction (matrix + its stored scaleDims and
+# corToDepth): the (row-scaled) matrix and the dimensions kept.
+.select_dims <- function(m, info, dimsToUse, scaleDims, corCutOff) {
+    stored <- info$scaleDims
+    if (length(stored) && is.na(stored[1L])) scaleDims <- FALSE
+    if (is.null(scaleDims)) scaleDims <- isTRUE(stored)
+    miss <- setdiff(dimsToUse, seq_len(ncol(m)))
+    if (length(miss))
+        message("Not all requested dimsToUse are available; ignoring: ",
+                paste(miss, collapse = ", "))
+    cd <- info$corToDepth
+    cor_d <- if (is.null(cd) || (is.atomic(cd) && is.na(cd[1L])))
+        rep(0, ncol(m)) else if (scaleDims) cd$scaled else cd$none
     if (scaleDims) m <- .scale_dims(m)
     use <- if (is.null(dimsToUse)) seq_along(cor_d)
         else intersect(dimsToUse, seq_along(cor_d))
@@ -325,9 +413,8 @@ setMethod("getReducedDims", "SingleCellExperiment", function(ArchRProj,
     if (length(kept) != length(use))
         message("Filtering ", length(use) - length(kept), " dims correlated > ",
                 corCutOff, " to log10(depth + 1)")
-    if (returnMatrix) return(m[, kept, drop = FALSE])
-    list(matDR = m[, kept, drop = FALSE], dimsKept = kept)
-})
+    list(mat = m, kept = kept)
+}
 
 #' UMAP embedding (ArchR's addUMAP)
 #'
@@ -335,10 +422,12 @@ setMethod("getReducedDims", "SingleCellExperiment", function(ArchRProj,
 #' (`n_neighbors = 40`, `min_dist = 0.4`, `metric = "cosine"`) on the
 #' reduced dimensions as [getReducedDims()] returns them.
 #'
-#' @param input A cells x dimensions matrix or a `SingleCellExperiment`.
+#' @param input A cells x dimensions matrix, a `SingleCellExperiment` or an
+#'   [EpioneProject-class]. ArchR's `addUMAP(ArchRProj = proj)` also works.
+#' @param ArchRProj The project, when passed by ArchR's argument name.
 #' @param reducedDims,dimsToUse,scaleDims,corCutOff Which reduced
-#'   dimensions (SingleCellExperiment).
-#' @param name Name of the `reducedDim` to add.
+#'   dimensions (SingleCellExperiment, project).
+#' @param name Name of the `reducedDim` (or project embedding) to add.
 #' @param nNeighbors,minDist,metric uwot's `n_neighbors`, `min_dist`,
 #'   `metric`.
 #' @param saveModel Keep the uwot model (as ArchR; `ret_model = TRUE`).
@@ -350,7 +439,13 @@ setMethod("getReducedDims", "SingleCellExperiment", function(ArchRProj,
 #' @param ... Further arguments to `uwot::umap()`.
 #' @return For a matrix, a cells x 2 matrix (with attribute `model` when
 #'   `saveModel`); for a SingleCellExperiment, the object with
-#'   `reducedDim(, name)`.
+#'   `reducedDim(, name)`; for a project, the project with
+#'   `embeddings[[name]]`, a `SimpleList` with `df` (data.frame, cells x 2,
+#'   columns `<reducedDims>#UMAP_Dimension_1/2` as ArchR) and `params`
+#'   (uwot arguments, `dimsToUse`, `scaleDims`, `corCutOff`, `nr`, `nc`,
+#'   `uwotModel`: the file written by `uwot::save_uwot()` under
+#'   `outputDirectory/Embeddings` or `NA`).
+#' @seealso [ArchR::addUMAP()]
 #' @examples
 #' set.seed(1)
 #' m <- matrix(rnorm(1000), 100)
@@ -398,13 +493,74 @@ setMethod("addUMAP", "SingleCellExperiment", function(input,
     input
 })
 
+#' @rdname addUMAP
+#' @export
+setMethod("addUMAP", "EpioneProject", function(input,
+        reducedDims = "IterativeLSI", name = "UMAP", nNeighbors = 40,
+        minDist = 0.4, metric = "cosine", dimsToUse = NULL, scaleDims = NULL,
+        corCutOff = 0.75, saveModel = TRUE, verbose = TRUE, seed = 1,
+        force = FALSE, threads = NULL, ...) {
+    .check_project(input)
+    if (name %in% names(input@embeddings) && !force)
+        .abort("embedding '", name, "' exists; set force = TRUE or choose ",
+               "another name", kind = "input")
+    m <- getReducedDims(input, reducedDims = reducedDims,
+                        dimsToUse = dimsToUse, scaleDims = scaleDims,
+                        corCutOff = corCutOff)
+    emb <- addUMAP(m, nNeighbors = nNeighbors, minDist = minDist,
+                   metric = metric, saveModel = saveModel, seed = seed,
+                   threads = threads, verbose = verbose, ...)
+    file <- if (saveModel) .save_umap_model(attr(emb, "model"), input,
+                                            reducedDims) else NA
+    df <- data.frame(emb[, 1L], emb[, 2L], row.names = rownames(m))
+    colnames(df) <- paste0(reducedDims, "#UMAP_Dimension_", 1:2)
+    params <- c(list(n_neighbors = nNeighbors, min_dist = minDist,
+                     metric = metric, verbose = verbose), list(...),
+                list(dimsToUse = dimsToUse, scaleDims = scaleDims,
+                     corCutOff = corCutOff, nr = nrow(m), nc = ncol(m),
+                     uwotModel = file, estimateUMAP = FALSE))
+    input@embeddings[[name]] <- S4Vectors::SimpleList(df = df,
+                                                      params = params)
+    input
+})
+
+#' @rdname addUMAP
+#' @export
+setMethod("addUMAP", "missing", function(input, ArchRProj, ...) {
+    addUMAP(ArchRProj, ...)
+})
+
+# ArchR keeps the uwot model in outputDirectory/Embeddings (a tar written
+# by uwot's saver); NA when it cannot be written.
+.save_umap_model <- function(model, proj, reducedDims) {
+    dir <- file.path(proj@projectMetadata$outputDirectory, "Embeddings")
+    if (is.null(model) || !length(dir)) return(NA)
+    dir.create(dir, recursive = TRUE, showWarnings = FALSE)
+    file <- tempfile(paste0("Save-Uwot-UMAP-Params-", reducedDims, "-"),
+                     tmpdir = dir, fileext = ".tar")
+    ok <- tryCatch({
+        uwot::save_uwot(model, file)
+        file.exists(file)
+    }, error = function(e) FALSE)
+    if (!ok) {
+        .warn("the UMAP model could not be saved to '", dir, "'; ",
+              "continuing without it", kind = "file")
+        return(NA)
+    }
+    file
+}
+
 #' Embedding coordinates (ArchR's getEmbedding)
 #'
-#' @param ArchRProj A `SingleCellExperiment` with the embedding.
-#' @param embedding Name of the `reducedDim`.
-#' @param returnDF Return a data.frame (else a matrix).
+#' @param ArchRProj A `SingleCellExperiment` or an [EpioneProject-class]
+#'   with the embedding.
+#' @param embedding Name of the `reducedDim` / project embedding.
+#' @param returnDF Return the coordinates as a data.frame; `FALSE` gives a
+#'   matrix (SingleCellExperiment) or, as ArchR, the whole embedding list
+#'   with `df` and `params` (project).
 #' @param ... Arguments of the methods (above).
-#' @return The coordinates, one row per cell.
+#' @return The coordinates, one row per cell (see `returnDF`).
+#' @seealso [ArchR::getEmbedding()]
 #' @examples
 #' sce <- SingleCellExperiment::SingleCellExperiment(list(
 #'     counts = matrix(0, 2, 3, dimnames = list(NULL, c("a", "b", "c")))))
@@ -425,6 +581,20 @@ setMethod("getEmbedding", "SingleCellExperiment", function(ArchRProj,
     if (returnDF) as.data.frame(e) else e
 })
 
+#' @rdname getEmbedding
+#' @export
+setMethod("getEmbedding", "EpioneProject", function(ArchRProj,
+        embedding = "UMAP", returnDF = TRUE) {
+    .check_project(ArchRProj)
+    if (!embedding %in% names(ArchRProj@embeddings))
+        .abort("no embedding '", embedding, "' in the project; run ",
+               "addUMAP() first or pick one of: ",
+               paste(names(ArchRProj@embeddings), collapse = ", "),
+               kind = "input")
+    e <- ArchRProj@embeddings[[embedding]]
+    if (returnDF) e[[1L]] else e
+})
+
 .palette_discrete <- function(values) {
     lev <- sort(unique(as.character(values)))
     lev <- lev[order(nchar(lev), lev)]
@@ -435,14 +605,29 @@ setMethod("getEmbedding", "SingleCellExperiment", function(ArchRProj,
 
 #' Plot an embedding coloured by a cell annotation (ArchR's plotEmbedding)
 #'
-#' @param ArchRProj A `SingleCellExperiment`.
-#' @param colorBy Only `"cellColData"` (a colData column).
-#' @param name colData column to colour by (discrete: stallion palette;
-#'   numeric: a continuous scale).
-#' @param embedding Name of the 2-d `reducedDim`.
+#' Discrete values use ArchR's stallion palette (labelled at their
+#' medians), continuous values solarExtra after ArchR's quantile cut.
+#'
+#' @param ArchRProj A `SingleCellExperiment` or an [EpioneProject-class].
+#' @param colorBy `"cellColData"` (or `"colData"`): colour by a cell
+#'   column; for a project also the name of a matrix in its Arrow files
+#'   (e.g. `"GeneScoreMatrix"`), then `name` are features.
+#' @param name Column(s) of colData / cellColData, or feature names; one
+#'   plot per name.
+#' @param embedding Name of the 2-d embedding.
 #' @param size Point size.
-#' @param labelMeans Label discrete groups at their centres.
-#' @return A ggplot object.
+#' @param labelMeans Label discrete groups at their medians.
+#' @param log2Norm Plot `log2(x + 1)` of matrix values (`NULL`: `TRUE` for
+#'   GeneScoreMatrix, as ArchR).
+#' @param pal Optional colours (named by group for discrete values).
+#' @param sampleCells Plot this many randomly chosen cells (`NULL`: all).
+#' @param quantCut Quantiles to which continuous values are clipped.
+#' @param randomize Draw points in random order (as ArchR's ggPoint).
+#' @param keepAxis Keep axis text and ticks.
+#' @param baseSize Base font size.
+#' @param ... Arguments of the methods (above).
+#' @return A ggplot object, or a named list of them for several `name`.
+#' @seealso [ArchR::plotEmbedding()]
 #' @examples
 #' sce <- SingleCellExperiment::SingleCellExperiment(list(
 #'     counts = matrix(0, 2, 4, dimnames = list(NULL, letters[1:4]))))
@@ -450,23 +635,109 @@ setMethod("getEmbedding", "SingleCellExperiment", function(ArchRProj,
 #' sce$Clusters <- c("C1", "C1", "C2", "C2")
 #' plotEmbedding(sce)
 #' @export
-plotEmbedding <- function(ArchRProj, colorBy = "cellColData",
-                          name = "Clusters", embedding = "UMAP", size = 0.5,
-                          labelMeans = TRUE) {
+setGeneric("plotEmbedding", function(ArchRProj, ...)
+    standardGeneric("plotEmbedding"))
+
+#' @rdname plotEmbedding
+#' @export
+setMethod("plotEmbedding", "SingleCellExperiment", function(ArchRProj,
+        colorBy = "cellColData", name = "Clusters", embedding = "UMAP",
+        size = 0.5, labelMeans = TRUE) {
     e <- getEmbedding(ArchRProj, embedding, returnDF = FALSE)
     cd <- SummarizedExperiment::colData(ArchRProj)
     if (!name %in% colnames(cd))
         .abort("no colData column '", name, "' to colour by", kind = "input")
-    df <- data.frame(x = e[, 1L], y = e[, 2L], color = cd[[name]])
+    .embedding_plot(e[, 1L], e[, 2L], cd[[name]], name,
+                    xlab = paste(embedding, "Dimension 1"),
+                    ylab = paste(embedding, "Dimension 2"), size = size,
+                    labelMeans = labelMeans, quantCut = NULL)
+})
+
+#' @rdname plotEmbedding
+#' @export
+setMethod("plotEmbedding", "EpioneProject", function(ArchRProj,
+        embedding = "UMAP", colorBy = "cellColData", name = "Sample",
+        log2Norm = NULL, pal = NULL, size = 0.1, sampleCells = NULL,
+        quantCut = c(0.01, 0.99), randomize = TRUE, keepAxis = FALSE,
+        baseSize = 10, labelMeans = TRUE) {
+    df <- getEmbedding(ArchRProj, embedding, returnDF = TRUE)
+    if (!is.null(sampleCells) && sampleCells < nrow(df))
+        df <- df[sort(sample(seq_len(nrow(df)), sampleCells)), , drop = FALSE]
+    vals <- .embedding_values(ArchRProj, colorBy, name, rownames(df),
+                              log2Norm)
+    lab <- strsplit(colnames(df)[1:2], "#", fixed = TRUE)
+    xy <- vapply(lab, function(l) gsub("_", " ", l[length(l)]), "")
+    plots <- lapply(names(vals), function(nm) .embedding_plot(df[, 1L],
+        df[, 2L], vals[[nm]], nm, xlab = xy[1L], ylab = xy[2L], size = size,
+        labelMeans = labelMeans, quantCut = quantCut, pal = pal,
+        randomize = randomize, keepAxis = keepAxis, baseSize = baseSize,
+        title = paste0(embedding, " of ", lab[[1L]][1L], " coloured by ",
+                       nm)))
+    names(plots) <- names(vals)
+    if (length(plots) == 1L) plots[[1L]] else plots
+})
+
+# Values to colour by, one vector per name, in the embedding's cell order.
+.embedding_values <- function(proj, colorBy, name, cells, log2Norm) {
+    .check_string(colorBy, "colorBy")
+    cc <- proj@cellColData
+    if (!all(cells %in% rownames(cc)))
+        .abort("not all cells of the embedding are in the project",
+               kind = "input")
+    if (tolower(colorBy) %in% c("coldata", "cellcoldata")) {
+        miss <- setdiff(name, names(cc))
+        if (length(miss))
+            .abort("cellColData has no column(s) ", paste(miss,
+                   collapse = ", "), "; pick from: ",
+                   paste(names(cc), collapse = ", "), kind = "input")
+        return(stats::setNames(lapply(name, function(n) cc[cells, n]), name))
+    }
+    .check_project_matrix(proj, colorBy, "the matching add*Matrix()")
+    se <- getMatrixFromProject(proj, colorBy, verbose = FALSE)
+    rn <- SummarizedExperiment::rowRanges(se)$name
+    if (is.null(rn)) rn <- rownames(se)
+    miss <- setdiff(name, rn)
+    if (length(miss))
+        .abort("features not in ", colorBy, ": ", paste(miss,
+               collapse = ", "), kind = "input")
+    mat <- SummarizedExperiment::assay(se)[match(name, rn), cells,
+                                           drop = FALSE]
+    if (is.null(log2Norm)) log2Norm <- tolower(colorBy) == "genescorematrix"
+    stats::setNames(lapply(seq_along(name), function(i) {
+        v <- as.numeric(mat[i, ])
+        if (log2Norm) log2(v + 1) else v
+    }), name)
+}
+
+# ArchR's .quantileCut: clip to the lower / upper quantiles.
+.quantile_cut <- function(x, lo, hi) {
+    q <- stats::quantile(x, c(lo, hi), na.rm = TRUE)
+    pmin(pmax(x, q[[1L]]), q[[2L]])
+}
+
+.embedding_plot <- function(x, y, color, name, xlab, ylab, size,
+                            labelMeans, quantCut, pal = NULL,
+                            randomize = FALSE, keepAxis = TRUE,
+                            baseSize = 11, title = NULL) {
+    discrete <- !is.numeric(color)
+    if (discrete) color <- as.character(color)
+    else if (!is.null(quantCut))
+        color <- .quantile_cut(color, min(quantCut), max(quantCut))
+    df <- data.frame(x = x, y = y, color = color)
+    if (randomize) df <- df[sample(seq_len(nrow(df))), , drop = FALSE]
     p <- ggplot2::ggplot(df, ggplot2::aes(.data$x, .data$y,
                                           color = .data$color)) +
         ggplot2::geom_point(size = size) +
-        ggplot2::labs(x = paste(embedding, "Dimension 1"),
-                      y = paste(embedding, "Dimension 2"), color = name) +
-        ggplot2::theme_classic()
-    if (is.numeric(df$color))
-        return(p + ggplot2::scale_color_viridis_c())
-    p <- p + ggplot2::scale_color_manual(values = .palette_discrete(df$color))
+        ggplot2::labs(x = xlab, y = ylab, color = name, title = title) +
+        ggplot2::theme_classic(base_size = baseSize)
+    if (!keepAxis)
+        p <- p + ggplot2::theme(axis.text = ggplot2::element_blank(),
+                                axis.ticks = ggplot2::element_blank())
+    if (!discrete)
+        return(p + ggplot2::scale_color_gradientn(colours =
+            if (is.null(pal)) .solar_extra else pal))
+    p <- p + ggplot2::scale_color_manual(values =
+        if (is.null(pal)) .palette_discrete(df$color) else pal)
     if (labelMeans) {
         ctr <- stats::aggregate(cbind(x, y) ~ color, df, stats::median)
         p <- p + ggplot2::geom_text(data = ctr, ggplot2::aes(label =

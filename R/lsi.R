@@ -4,6 +4,7 @@
 # projection run in C++ (inst/include/epione/lsi.hpp), the truncated SVD is
 # irlba::irlba(X, nDims, nDims) after set.seed(seed), exactly as ArchR.
 
+#' @include project.R
 #' @importFrom methods setGeneric setMethod new as
 #' @importClassesFrom SummarizedExperiment SummarizedExperiment
 #' @importClassesFrom SingleCellExperiment SingleCellExperiment
@@ -551,4 +552,136 @@ setMethod("iterativeLSI", "SummarizedExperiment", function(x,
     fit$params <- out$params
     S4Vectors::metadata(sce)[[p$name]] <- fit
     sce
+}
+
+# ---------------------------------------------------------------------------
+# Project wrapper (ArchR addIterativeLSI on an ArchRProject).
+
+#' Iterative LSI of a project's tile matrix (ArchR's addIterativeLSI)
+#'
+#' Reads `useMatrix` of all project cells from the Arrow files (sparse, in
+#' ArchR's row order: chromosomes sorted, tiles by index), takes the depth
+#' from `cellColData[[depthCol]]` and runs [iterativeLSI()]. Arguments and
+#' defaults are ArchR 1.0.3's; the result is stored where ArchR stores it.
+#'
+#' @inheritParams iterativeLSI
+#' @param ArchRProj An [EpioneProject-class].
+#' @param useMatrix Matrix in the Arrow files (see
+#'   [getAvailableMatrices()]), normally `"TileMatrix"`.
+#' @param name Name of the reduction in `ArchRProj@reducedDims`.
+#' @param depthCol Column of `cellColData` with the depth (fragments).
+#' @param force Replace an existing reduction called `name`.
+#' @param ... ArchR arguments that do not apply here (`saveIterations`,
+#'   `UMAPParams`, `nPlot`, `outDir`, `logFile`) are accepted and ignored;
+#'   any other name is an error.
+#' @return The project with `ArchRProj@reducedDims[[name]]`: a `SimpleList`
+#'   in ArchR's shape, `matSVD` (cells x dims, unscaled, LSI1..n) first,
+#'   then `rowSm`, `nCol`, `exclude`, `idx`, `svd`, `binarize`, `scaleTo`,
+#'   `nDimensions`, `LSIMethod`, `keep0lsi`, `outliers`, `date`, `seed`,
+#'   `LSIFeatures` (DataFrame `seqnames`, `idx`, `start`, `rowSums`),
+#'   `corToDepth` (`scaled`, `none`), `scaleDims`, `useMatrix`, `tileSize`,
+#'   and the per-iteration record `iterations` and `params`.
+#' @seealso [ArchR::addIterativeLSI()], [getReducedDims()], [addClusters()]
+#' @examples
+#' frags <- system.file("extdata", "PBSmall.tsv.gz", package = "epione")
+#' anno <- exampleAnnotation()
+#' arrow <- createArrowFiles(frags, "PBSmall",
+#'     outputNames = file.path(tempdir(), "PBSmallLSI"),
+#'     geneAnnotation = anno$geneAnnotation,
+#'     genomeAnnotation = anno$genomeAnnotation, minFrags = 100,
+#'     addGeneScoreMatrix = FALSE, QCDir = NULL, threads = 1,
+#'     verbose = FALSE, force = TRUE)
+#' proj <- ArchRProject(arrow, file.path(tempdir(), "projLSI"))
+#' proj <- addIterativeLSI(proj, iterations = 1, varFeatures = 1000,
+#'                         dimsToUse = 1:5, threads = 1, verbose = FALSE)
+#' dim(proj@reducedDims$IterativeLSI$matSVD)
+#' @export
+setGeneric("addIterativeLSI", function(ArchRProj, ...)
+    standardGeneric("addIterativeLSI"))
+
+#' @rdname addIterativeLSI
+#' @export
+setMethod("addIterativeLSI", "EpioneProject", function(ArchRProj,
+        useMatrix = "TileMatrix", name = "IterativeLSI", iterations = 2,
+        clusterParams = list(resolution = 2, sampleCells = 10000,
+                             maxClusters = 6, n.start = 10),
+        firstSelection = "top", depthCol = "nFrags", varFeatures = 25000,
+        dimsToUse = 1:30, LSIMethod = 2, scaleDims = TRUE, corCutOff = 0.75,
+        binarize = TRUE, outlierQuantiles = c(0.02, 0.98), filterBias = TRUE,
+        sampleCellsPre = 10000, projectCellsPre = FALSE,
+        sampleCellsFinal = NULL, selectionMethod = "var", scaleTo = 10000,
+        totalFeatures = 500000, filterQuantile = 0.995, excludeChr = c(),
+        keep0lsi = FALSE, seed = 1, threads = getOption("epione.threads", 2L),
+        verbose = TRUE, force = FALSE, ...) {
+    args <- as.list(environment())
+    .ignore_archr_args(list(...), c("saveIterations", "UMAPParams", "nPlot",
+                                    "outDir", "logFile"))
+    .check_string(name, "name")
+    .check_flag(force, "force")
+    if (name %in% names(ArchRProj@reducedDims) && !force)
+        .abort("reducedDims '", name, "' exists; set force = TRUE or pick ",
+               "another name", kind = "input")
+    .check_project_matrix(ArchRProj, useMatrix, "addTileMatrix()")
+    if (!depthCol %in% names(ArchRProj@cellColData))
+        .abort("cellColData has no depth column '", depthCol, "'; set ",
+               "depthCol to a column of getCellColData(proj) (ArchR: ",
+               "\"nFrags\")", kind = "input")
+    se <- getMatrixFromProject(ArchRProj, useMatrix, excludeChr = excludeChr,
+                               verbose = FALSE)
+    sce <- methods::as(se, "SingleCellExperiment")
+    args[c("ArchRProj", "useMatrix", "force")] <- NULL
+    args$excludeChr <- NULL   # already dropped by the reader
+    sce <- do.call(iterativeLSI, c(list(x = sce), args))
+    ArchRProj@reducedDims[[name]] <- .lsi_project_entry(sce, se, name,
+        useMatrix, ArchRProj)
+    ArchRProj
+})
+
+.ignore_archr_args <- function(dots, ok) {
+    bad <- setdiff(names(dots), ok)
+    if (length(bad) || (length(dots) && is.null(names(dots))))
+        .abort("unknown argument(s) ", paste(bad, collapse = ", "),
+               "; see ?addIterativeLSI for the arguments", kind = "input")
+}
+
+# Errors early (classed) when the Arrow files lack the matrix or store it
+# log-transformed (ArchR refuses log units for LSI).
+.check_project_matrix <- function(proj, useMatrix, hint) {
+    .check_project(proj)
+    .check_string(useMatrix, "useMatrix")
+    avail <- getAvailableMatrices(proj)
+    if (!useMatrix %in% avail)
+        .abort("matrix '", useMatrix, "' is not in the project's Arrow ",
+               "files (available: ", paste(avail, collapse = ", "), "); ",
+               "add it with ", hint, kind = "input")
+    invisible(useMatrix)
+}
+
+# ArchR's reducedDims entry: matSVD first (getReducedDims reads [[1]]), then
+# the model as .computeLSI returns it, and LSIFeatures as a DataFrame.
+.lsi_project_entry <- function(sce, se, name, useMatrix, proj) {
+    fit <- S4Vectors::metadata(sce)[[name]]
+    rr <- SummarizedExperiment::rowRanges(se)[fit$LSIFeatures]
+    mat <- SummarizedExperiment::assay(se)
+    feat <- S4Vectors::DataFrame(
+        seqnames = as.character(GenomicRanges::seqnames(rr)),
+        idx = if (is.null(rr$idx)) fit$LSIFeatures else rr$idx,
+        start = GenomicRanges::start(rr),
+        rowSums = Matrix::rowSums(mat[fit$LSIFeatures, , drop = FALSE]))
+    tile <- if (useMatrix == "TileMatrix") .tile_size(proj) else NA
+    keep <- c("rowSm", "nCol", "exclude", "idx", "svd", "binarize",
+              "scaleTo", "nDimensions", "LSIMethod", "keep0lsi", "outliers")
+    S4Vectors::SimpleList(c(
+        list(matSVD = SingleCellExperiment::reducedDim(sce, name)),
+        fit[keep], list(date = Sys.Date(), seed = fit$params$seed,
+                        LSIFeatures = feat, corToDepth = fit$corToDepth,
+                        scaleDims = fit$scaleDims, useMatrix = useMatrix,
+                        tileSize = tile, iterations = fit$iterations,
+                        params = fit$params)))
+}
+
+.tile_size <- function(proj) {
+    f <- getArrowFiles(proj)[1L]
+    tryCatch(.h5read(f, "TileMatrix/Info/Params")$tileSize[1L],
+             epione_error = function(e) NA)
 }

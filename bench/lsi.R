@@ -18,6 +18,13 @@
 #   19.5 s + var features 0.6 s + iteration-1 clustering ~7.4 s = ~27.5 s
 #   (1.4x); addClusters 1.6 s vs ArchR/Seurat 7.4 s (4.6x); UMAP equal
 #   (same uwot call). irlba is ~70 % of epione's LSI time. Peak ~1.7 GB.
+#
+# Measured 2026-11-29, the issue's 50 000 cells x 500 000 tiles (145 M nnz),
+# epione only (R_LIBS=.lib, 2 threads, load average 7.7 -> 12.5):
+#   simulate 290 s wall / 51 s cpu (peak 8.3 GB, the generator);
+#   iterativeLSI (2 it.) 249 s wall / 94 s cpu, peak 6.1 GB;
+#   addClusters 90 s wall / 31 s cpu, peak 4.5 GB; addUMAP 173 s wall /
+#   69 s cpu, peak 4.9 GB; ARI(clusters, simulated types) 0.963.
 
 suppressPackageStartupMessages({
     library(Matrix)
@@ -78,7 +85,13 @@ timed <- function(label, expr) {
     val
 }
 
-cat(sprintf("cells %d, tiles %d, threads %d\n", n_cells, n_tiles, threads))
+load_avg <- function() {
+    f <- "/proc/loadavg"
+    if (file.exists(f)) paste(strsplit(readLines(f), " ")[[1]][1:3],
+                              collapse = " ") else NA
+}
+cat(sprintf("cells %d, tiles %d, threads %d, load average %s\n", n_cells,
+            n_tiles, threads, load_avg()))
 sim <- timed("simulate matrix", simulate_tiles(n_cells, n_tiles))
 cat(sprintf("nnz %.1f M\n", length(sim$m@x) / 1e6))
 sce <- SingleCellExperiment::SingleCellExperiment(list(TileMatrix = sim$m))
@@ -96,6 +109,8 @@ cat(sprintf("ARI(clusters, simulated types) = %.3f\n",
                                       sim$type[match(colnames(e_cl),
                                                      colnames(sim$m))])))
 e_total <- attr(e_lsi, "sec") + attr(e_cl, "sec") + attr(e_um, "sec")
+
+cat("load average after epione:", load_avg(), "\n")
 
 if (have_archr) {
     p <- md$params
@@ -140,6 +155,7 @@ if (have_archr) {
     cat(sprintf("  clusters: epione %.1f s vs ArchR %.1f s (%.2fx)\n",
                 attr(e_cl, "sec"), attr(a_cl, "sec"),
                 attr(a_cl, "sec") / attr(e_cl, "sec")))
+    cat("load average at the end:", load_avg(), "\n")
 } else {
     cat("\nArchR not installed (R_LIBS=/work/reflib:.lib): epione only,",
         sprintf("total %.1f s\n", e_total))

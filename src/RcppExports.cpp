@@ -1021,6 +1021,21 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// epi_markers_moments
+Rcpp::List epi_markers_moments(Rcpp::S4 xt, Rcpp::IntegerVector g1, Rcpp::IntegerVector g2, Rcpp::NumericVector f1, Rcpp::NumericVector f2, int threads);
+RcppExport SEXP _epione_epi_markers_moments(SEXP xtSEXP, SEXP g1SEXP, SEXP g2SEXP, SEXP f1SEXP, SEXP f2SEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::S4 >::type xt(xtSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type g1(g1SEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type g2(g2SEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type f1(f1SEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type f2(f2SEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_markers_moments(xt, g1, g2, f1, f2, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
 // epi_motifs_convert
 Rcpp::List epi_motifs_convert(Rcpp::List mats, Rcpp::CharacterVector kind, Rcpp::NumericMatrix prior, Rcpp::NumericVector bg, double pseudocount);
 RcppExport SEXP _epione_epi_motifs_convert(SEXP matsSEXP, SEXP kindSEXP, SEXP priorSEXP, SEXP bgSEXP, SEXP pseudocountSEXP) {
@@ -1315,6 +1330,7 @@ static const R_CallMethodDef CallEntries[] = {
     {"_epione_epi_lsi_project", (DL_FUNC) &_epione_epi_lsi_project, 11},
     {"_epione_epi_lsi_group_sums", (DL_FUNC) &_epione_epi_lsi_group_sums, 6},
     {"_epione_epi_markers_wilcoxon", (DL_FUNC) &_epione_epi_markers_wilcoxon, 6},
+    {"_epione_epi_markers_moments", (DL_FUNC) &_epione_epi_markers_moments, 6},
     {"_epione_epi_motifs_convert", (DL_FUNC) &_epione_epi_motifs_convert, 5},
     {"_epione_epi_motifs_thresholds", (DL_FUNC) &_epione_epi_motifs_thresholds, 4},
     {"_epione_epi_motifs_count_strings", (DL_FUNC) &_epione_epi_motifs_count_strings, 2},

@@ -106,3 +106,77 @@ test_that("bad clustering input gives classed errors", {
     expect_error(addUMAP(m, nNeighbors = 40), class = "epione_error_input",
                  regexp = "lower nNeighbors")
 })
+
+# A project holding only cell data and a reduction (no Arrow file needed for
+# clustering, UMAP and plotting).
+blob_project <- function() {
+    b <- blobs()
+    cells <- rownames(b$m)
+    proj <- methods::new("EpioneProject",
+        projectMetadata = S4Vectors::SimpleList(outputDirectory =
+                                                    tempfile("blobproj")),
+        cellColData = S4Vectors::DataFrame(Sample = rep("S", length(cells)),
+            nFrags = seq_along(cells) * 10, row.names = cells),
+        sampleColData = S4Vectors::DataFrame(ArrowFiles = NA_character_,
+                                             row.names = "S"))
+    m <- b$m
+    colnames(m) <- paste0("LSI", seq_len(ncol(m)))
+    proj@reducedDims$LSI <- S4Vectors::SimpleList(matSVD = m,
+        scaleDims = FALSE, corToDepth = list(scaled = rep(0, 5),
+                                             none = c(0.9, rep(0, 4))))
+    list(proj = proj, b = b)
+}
+
+test_that("project methods equal the matrix methods on ArchR's inputs", {
+    x <- blob_project()
+    proj <- x$proj
+    m <- x$b$m
+    colnames(m) <- paste0("LSI", 1:5)
+    # corToDepth$none 0.9 > corCutOff drops LSI1, as ArchR
+    expect_identical(unname(getReducedDims(proj, "LSI")), unname(m[, -1]))
+    expect_equal(getReducedDims(proj, "LSI", scaleDims = TRUE,
+                                dimsToUse = 1:3),
+                 ((m - rowMeans(m)) / apply(m, 1, stats::sd))[, 1:3],
+                 tolerance = 1e-14)
+    rd <- getReducedDims(proj, "LSI", returnMatrix = FALSE)
+    expect_identical(rd$dimsKept, 2:5)
+    proj <- addClusters(proj, reducedDims = "LSI", verbose = FALSE)
+    want <- addClusters(m[, -1], biasVals = proj@cellColData$nFrags,
+                        verbose = FALSE)
+    expect_identical(proj@cellColData$Clusters, want)
+    again <- addClusters(ArchRProj = proj, reducedDims = "LSI", name = "C2",
+                         verbose = FALSE)
+    expect_identical(again@cellColData$C2, want)
+    expect_error(addClusters(proj, reducedDims = "LSI"),
+                 class = "epione_error_input", regexp = "force = TRUE")
+    proj <- addUMAP(ArchRProj = proj, reducedDims = "LSI", verbose = FALSE,
+                    threads = 1, saveModel = FALSE)
+    u <- getEmbedding(proj)
+    um <- addUMAP(m[, -1], verbose = FALSE, threads = 1, saveModel = FALSE)
+    expect_equal(unname(as.matrix(u)), unname(um), ignore_attr = TRUE)
+    expect_identical(rownames(u), rownames(m))
+    expect_identical(colnames(u), paste0("LSI#UMAP_Dimension_", 1:2))
+    expect_true(is.na(getEmbedding(proj, returnDF = FALSE)$params$uwotModel))
+    expect_s3_class(plotEmbedding(proj, name = "Clusters"), "ggplot")
+    pl <- plotEmbedding(proj, name = c("Clusters", "nFrags"))
+    expect_identical(names(pl), c("Clusters", "nFrags"))
+    expect_error(plotEmbedding(proj, name = "nope"),
+                 class = "epione_error_input", regexp = "cellColData")
+    expect_error(getEmbedding(proj, "TSNE"), class = "epione_error_input",
+                 regexp = "addUMAP")
+    expect_error(addClusters(proj, reducedDims = "LSI", name = "C2",
+                             biasCol = "depth"),
+                 class = "epione_error_input", regexp = "testBias = FALSE")
+})
+
+test_that("project addClusters / addUMAP: threads 1 and 2 identical", {
+    proj <- blob_project()$proj
+    run <- function(t) {
+        p <- addClusters(proj, reducedDims = "LSI", sampleCells = 150,
+                         threads = t, verbose = FALSE)
+        p <- addUMAP(p, reducedDims = "LSI", threads = t, verbose = FALSE,
+                     saveModel = FALSE)
+        list(p@cellColData$Clusters, getEmbedding(p))
+    }
+    expect_identical(run(1L), run(2L))
+})

@@ -313,3 +313,121 @@ test_that("multiome: full run matches ArchR once irlba's LSI3 sign does", {
         "multiome", "lsi_features_final_iteration.tsv.gz")))
     expect_identical(rownames(m)[v], paste(ff$seqnames, ff$idx))
 })
+
+# ---------------------------------------------------------------------------
+# The ArchR-project path: Arrow file from the bundled PBSmall fragments (the
+# same fragments ArchR used), tile matrix read from the Arrow file.
+pb_project <- local({
+    cache <- NULL
+    function() {
+        if (is.null(cache)) {
+            d <- tempfile("lsi-proj")
+            dir.create(d)
+            anno <- exampleAnnotation()
+            arrow <- createArrowFiles(
+                system.file("extdata", "PBSmall.tsv.gz", package = "epione"),
+                "PBSmall", file.path(d, "PBSmall"),
+                geneAnnotation = anno$geneAnnotation,
+                genomeAnnotation = anno$genomeAnnotation, minFrags = 100,
+                addGeneScoreMatrix = FALSE, QCDir = NULL, threads = 1,
+                verbose = FALSE, force = TRUE)
+            cache <<- ArchRProject(arrow, file.path(d, "proj"))
+        }
+        cache
+    }
+})
+
+run_proj <- local({
+    cache <- list()
+    function(threads = 2L) {
+        key <- as.character(threads)
+        if (is.null(cache[[key]]))
+            cache[[key]] <<- suppressWarnings(addIterativeLSI(pb_project(),
+                varFeatures = 1000, dimsToUse = 1:5, seed = 1,
+                threads = threads, verbose = FALSE))
+        cache[[key]]
+    }
+})
+
+test_that("addIterativeLSI on a project equals ArchR (features, d, LSI)", {
+    skip_if_not(has_shared(), "shared data not available")
+    lsi <- run_proj()@reducedDims$IterativeLSI
+    expect_s4_class(lsi, "SimpleList")
+    expect_identical(names(lsi)[1], "matSVD")
+    ref_f <- read_ref("lsi_features_final_iteration.tsv.gz")
+    expect_identical(paste(lsi$LSIFeatures$seqnames, lsi$LSIFeatures$idx),
+                     paste(ref_f$seqnames, ref_f$idx))
+    expect_equal(as.numeric(lsi$LSIFeatures$start),
+                 (lsi$LSIFeatures$idx - 1) * 500)
+    dd <- read_ref("lsi_svd_d_corToDepth.tsv.gz")
+    expect_lt(max(abs(lsi$svd$d - dd$d) / dd$d), 1e-10)
+    expect_equal(unname(lsi$corToDepth$scaled), dd$corToDepth_scaled,
+                 tolerance = 1e-10)
+    expect_setequal(lsi$outliers, c("PBSmall#B.43", "PBSmall#T.13"))
+    ref <- read_ref("lsi_matSVD.tsv.gz")
+    e <- lsi$matSVD
+    expect_setequal(rownames(e), ref$cellNames)
+    b <- as.matrix(ref[match(rownames(e), ref$cellNames), -1])
+    expect_lt(max(abs(e - b)), 1e-8)
+    expect_identical(lsi$useMatrix, "TileMatrix")
+    expect_identical(lsi$tileSize, 500)
+    expect_true(lsi$scaleDims)
+})
+
+test_that("project clusters and UMAP equal ArchR's saved ones", {
+    skip_if_not(has_shared(), "shared data not available")
+    proj <- addClusters(run_proj(), dimsToUse = 1:5, seed = 1,
+                        verbose = FALSE)
+    proj <- addUMAP(proj, dimsToUse = 1:5, seed = 1, verbose = FALSE,
+                    threads = 1)
+    ref <- read_ref("clusters_umap.tsv.gz")
+    cc <- proj@cellColData
+    expect_identical(cc$Clusters, ref$Clusters[match(rownames(cc),
+                                                     ref$cellNames)])
+    u <- getEmbedding(proj)
+    expect_identical(colnames(u), paste0("IterativeLSI#UMAP_Dimension_", 1:2))
+    want <- as.matrix(ref[match(rownames(u), ref$cellNames),
+                          c("UMAP1", "UMAP2")])
+    expect_lt(max(abs(as.matrix(u) - want)), 1e-6)
+    emb <- getEmbedding(proj, returnDF = FALSE)
+    expect_true(file.exists(emb$params$uwotModel))
+    # ArchR's scaled, corCutOff-filtered dims (written plainly here)
+    m <- proj@reducedDims$IterativeLSI$matSVD
+    z <- (m - rowMeans(m)) / apply(m, 1, stats::sd)
+    expect_equal(getReducedDims(proj, dimsToUse = 1:5), z)
+    expect_s3_class(plotEmbedding(proj, name = "Clusters"), "ggplot")
+})
+
+test_that("addIterativeLSI on a project: threads 1 and 2 identical", {
+    a <- run_proj(1L)@reducedDims$IterativeLSI
+    b <- run_proj(2L)@reducedDims$IterativeLSI
+    a$date <- b$date <- NULL
+    a$params$threads <- b$params$threads <- NULL
+    for (it in seq_along(a$iterations)) {
+        a$iterations[[it]]$clusters$params$threads <- NULL
+        b$iterations[[it]]$clusters$params$threads <- NULL
+    }
+    expect_identical(a, b)
+})
+
+test_that("addIterativeLSI on a project: classed errors", {
+    proj <- pb_project()
+    expect_error(addIterativeLSI(proj, useMatrix = "PeakMatrix",
+                                 varFeatures = 1000, dimsToUse = 1:5),
+                 class = "epione_error_input", regexp = "addTileMatrix")
+    expect_error(addIterativeLSI(proj, varFeatures = 1000, bogus = 1),
+                 class = "epione_error_input", regexp = "unknown argument")
+    expect_error(addIterativeLSI(proj, depthCol = "depth",
+                                 varFeatures = 1000, dimsToUse = 1:5),
+                 class = "epione_error_input", regexp = "depthCol")
+    expect_error(addIterativeLSI(proj, varFeatures = 1000,
+                                 dimsToUse = 1:200, verbose = FALSE),
+                 class = "epione_error_input", regexp = "fewer dimsToUse")
+    done <- run_proj()
+    expect_error(addIterativeLSI(done, varFeatures = 1000, dimsToUse = 1:5),
+                 class = "epione_error_input", regexp = "force = TRUE")
+    expect_error(getReducedDims(done, reducedDims = "Harmony"),
+                 class = "epione_error_input", regexp = "addIterativeLSI")
+    expect_error(addClusters(done, reducedDims = "LSI2"),
+                 class = "epione_error_input", regexp = "addIterativeLSI")
+})

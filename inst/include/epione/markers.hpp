@@ -60,6 +60,32 @@ inline RankSum wilcoxon_row(std::vector<std::pair<double, bool>>& nz,
     return {u / n1n2, p};
 }
 
+// Which group each cell is in (0 none, 1 foreground, 2 background) and its
+// normalisation factor.
+struct GroupMap {
+    std::vector<int> which;
+    std::vector<double> scale;
+};
+
+inline GroupMap group_map(index_t n_cells, const Span<const int>& g1,
+                          const Span<const int>& g2, const Span<const double>& f1,
+                          const Span<const double>& f2) {
+    require(g1.size() > 0 && g2.size() > 0, "both groups need cells");
+    require(f1.size() == g1.size() && f2.size() == g2.size(),
+            "one normalisation factor per cell");
+    GroupMap m{std::vector<int>(n_cells, 0), std::vector<double>(n_cells, 0.0)};
+    for (index_t k = 0; k < g1.size(); ++k) {
+        m.which[g1[k]] = 1;
+        m.scale[g1[k]] = f1[k];
+    }
+    for (index_t k = 0; k < g2.size(); ++k) {
+        require(m.which[g2[k]] == 0, "a cell is in both groups");
+        m.which[g2[k]] = 2;
+        m.scale[g2[k]] = f2[k];
+    }
+    return m;
+}
+
 // Test every row: columns `g1` versus `g2` (0-based), each column scaled by
 // its factor. `t` is the transpose (cells x features) so rows are columns.
 template <class Par>
@@ -67,23 +93,50 @@ void wilcoxon(const CscView<double>& t, const Span<const int>& g1,
               const Span<const int>& g2, const Span<const double>& f1,
               const Span<const double>& f2, Par& par, Span<double> auc,
               Span<double> pval) {
-    require(g1.size() > 0 && g2.size() > 0, "both groups need cells");
-    std::vector<int> which(t.nrow, 0);     // 1: group 1, 2: group 2
-    std::vector<double> scale(t.nrow, 0.0);
-    for (index_t k = 0; k < g1.size(); ++k) { which[g1[k]] = 1; scale[g1[k]] = f1[k]; }
-    for (index_t k = 0; k < g2.size(); ++k) {
-        require(which[g2[k]] == 0, "a cell is in both groups");
-        which[g2[k]] = 2;
-        scale[g2[k]] = f2[k];
-    }
+    const GroupMap gm = group_map(t.nrow, g1, g2, f1, f2);
     par.run(t.ncol, [&](index_t r) {
         std::vector<std::pair<double, bool>> nz;
         t.for_col(r, [&](int c, double v) {
-            if (which[c] != 0 && v != 0) nz.emplace_back(v * scale[c], which[c] == 1);
+            if (gm.which[c] != 0 && v != 0)
+                nz.emplace_back(v * gm.scale[c], gm.which[c] == 1);
         });
         const RankSum s = wilcoxon_row(nz, g1.size(), g2.size());
         auc[r] = s.auc;
         pval[r] = s.pval;
+    });
+}
+
+// Per-row means and sample variances of the scaled values of both groups,
+// zeros included: ArchR's .sparseMatTTest (Matrix::rowMeans and its C++
+// computeSparseRowVariances: sum over non-zeros of (x - m)^2 plus
+// (n - nnz) m^2, divided by n - 1). The t statistic is formed in R.
+template <class Par>
+void row_moments(const CscView<double>& t, const Span<const int>& g1,
+                 const Span<const int>& g2, const Span<const double>& f1,
+                 const Span<const double>& f2, Par& par, Span<double> mean1,
+                 Span<double> mean2, Span<double> var1, Span<double> var2) {
+    const GroupMap gm = group_map(t.nrow, g1, g2, f1, f2);
+    const double n[2] = {static_cast<double>(g1.size()),
+                         static_cast<double>(g2.size())};
+    par.run(t.ncol, [&](index_t r) {
+        double sum[2] = {0.0, 0.0};
+        double nnz[2] = {0.0, 0.0};
+        t.for_col(r, [&](int c, double v) {
+            if (gm.which[c] == 0) return;
+            sum[gm.which[c] - 1] += v * gm.scale[c];
+            nnz[gm.which[c] - 1] += 1.0;
+        });
+        const double m[2] = {sum[0] / n[0], sum[1] / n[1]};
+        double ss[2] = {0.0, 0.0};
+        t.for_col(r, [&](int c, double v) {
+            if (gm.which[c] == 0) return;
+            const double d = v * gm.scale[c] - m[gm.which[c] - 1];
+            ss[gm.which[c] - 1] += d * d;
+        });
+        mean1[r] = m[0];
+        mean2[r] = m[1];
+        var1[r] = (ss[0] + (n[0] - nnz[0]) * m[0] * m[0]) / (n[0] - 1);
+        var2[r] = (ss[1] + (n[1] - nnz[1]) * m[1] * m[1]) / (n[1] - 1);
     });
 }
 
