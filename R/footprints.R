@@ -89,7 +89,9 @@ getFootprints <- function(ArchRProj = NULL, positions = NULL,
     threads <- .check_threads(threads)
     positions <- .top_sites(.as_position_list(positions), nTop)
     if (methods::is(ArchRProj, "EpioneProject")) {
-        src <- .project_genome(ArchRProj, genome)
+        # No genome: footprints without the Tn5 bias rows (NA).
+        src <- .project_genome(ArchRProj, genome, required = FALSE)
+        if (!is.null(src)) src <- .as_genome(src)
         grp <- .project_groups(ArchRProj, if (is.null(groupBy)) "Clusters"
                                else groupBy, useGroups, minCells)
         lens <- if (!is.null(src)) src$lengths else
@@ -197,20 +199,6 @@ getFootprints <- function(ArchRProj = NULL, positions = NULL,
         }
         p[utils::head(order(sc, decreasing = TRUE), nTop)]
     })
-}
-
-# The project's genome for the bias: 'genome' if given, else
-# genomeAnnotation$genome when it is a sequence source or an installed
-# BSgenome package name; NULL (no bias) otherwise.
-.project_genome <- function(proj, genome) {
-    if (!is.null(genome)) return(.as_genome(genome))
-    g <- proj@genomeAnnotation$genome
-    if (is.character(g) && length(g) == 1L && !file.exists(g)) {
-        if (!requireNamespace(g, quietly = TRUE)) return(NULL)
-        g <- getExportedValue(g, g)
-    }
-    if (is.null(g)) return(NULL)
-    .as_genome(g)
 }
 
 .project_chrom_lengths <- function(proj) {

@@ -388,3 +388,38 @@ getPositions <- function(ArchRProj, name = NULL, annoName = NULL) {
         Positions = pfile), extra)
     ArchRProj
 }
+
+#' Per-cell columns of a project with `$` (as on an ArchRProject)
+#'
+#' @param x An [EpioneProject-class].
+#' @param name A column of `cellColData`.
+#' @param value A vector with one value per cell (in cellColData order).
+#' @return `$`: the column; `$<-`: the project with the column set.
+#' @examples
+#' proj <- methods::new("EpioneProject",
+#'     cellColData = S4Vectors::DataFrame(Sample = c("A", "A"),
+#'                                        row.names = c("A#1", "A#2")),
+#'     sampleColData = S4Vectors::DataFrame(ArrowFiles = "A.arrow",
+#'                                          row.names = "A"))
+#' proj$Clusters <- c("C1", "C2")
+#' proj$Clusters
+#' @name project-dollar
+#' @aliases $,EpioneProject-method $<-,EpioneProject-method
+NULL
+
+#' @rdname project-dollar
+#' @export
+setMethod("$", "EpioneProject", function(x, name) {
+    x@cellColData[[name]]
+})
+
+#' @rdname project-dollar
+#' @export
+setReplaceMethod("$", "EpioneProject", function(x, name, value) {
+    if (!is.null(value) && length(value) != nrow(x@cellColData)) {
+        .abort("'", name, "' needs one value per cell (",
+               nrow(x@cellColData), "), not ", length(value), ".")
+    }
+    x@cellColData[[name]] <- value
+    x
+})

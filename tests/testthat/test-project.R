@@ -108,3 +108,18 @@ test_that("peak annotations are stored and read back as ArchR keeps them", {
     expect_error(epione:::.add_peak_annotation(proj, "Motif", se),
                  class = "epione_error_input", regexp = "force = TRUE")
 })
+
+test_that("$ reads and sets cellColData columns, one value per cell", {
+    proj <- methods::new("EpioneProject",
+        cellColData = S4Vectors::DataFrame(Sample = c("A", "A", "A"),
+                                           row.names = paste0("A#", 1:3)),
+        sampleColData = S4Vectors::DataFrame(ArrowFiles = "A.arrow",
+                                             row.names = "A"))
+    proj$Clusters <- c("C1", "C2", "C1")
+    expect_identical(proj$Clusters, c("C1", "C2", "C1"))
+    expect_identical(getCellColData(proj, "Clusters", drop = TRUE),
+                     c("C1", "C2", "C1"))
+    expect_identical(proj$Sample, rep("A", 3))
+    expect_error(proj$Bad <- 1:2, class = "epione_error_input",
+                 regexp = "one value per cell")
+})
