@@ -93,6 +93,7 @@ struct BackgroundOptions {
     int niterations = 50;  // background peaks per peak
     double w = 0.1;        // Gaussian kernel width on the whitened grid
     int bs = 50;           // grid points per axis (bs^2 bins)
+    bool kernel = true;    // fill BinModel::bin_p (only the sampler needs it)
 };
 
 // The sampling model behind getBackgroundPeaks: every peak falls in one
@@ -213,6 +214,7 @@ BinModel bin_model(Span<const double> fpp, Span<const double> bias,
     // Kernel between grid points (chromVAR: dnorm(euc_dist(bin_data), 0, w));
     // only pairs of occupied bins are ever read, so only those are filled.
     // grid point b = a * bs + c is (bins1[a], bins2[c]).
+    if (!opt.kernel) return mdl;
     std::vector<index_t> used;
     for (index_t b = 0; b < nb; ++b)
         if (mdl.density[b] > 0) used.push_back(b);
@@ -648,17 +650,59 @@ void deviations_sample(const CscView<double>& x, const Csc<double>& anno_rows,
 // of per-bin moments. The deviation S/E - 1 is expanded to second order
 // (delta method) around (E[S], E[E]).
 
-struct BinMoments {
-    // Over the used bins (nu of them): per-bin expectations of e and e^2,
-    // and the weight matrix W (nu x nu, row = drawing bin, col = peer bin)
-    // with W[b, b'] = sum of q_b over the peaks of bin b'.
-    std::vector<int> used;            // bin id of each used bin
-    std::vector<int> slot;            // bin id -> used index, or -1
-    std::vector<double> W;            // nu x nu column-major
-    std::vector<double> e1, e2;       // nu: E_q[e], E_q[e^2]
+// The kernel is a Gaussian in the whitened plane, so it factorises over the
+// two grid axes: K(b, b') = k1(a, a') k2(c, c') for grid points
+// b = a * bs + c. Applying it to a grid vector is two bs x bs products
+// (K1 M K2 on the bs x bs reshaped vector) instead of one bs^2 x bs^2
+// product; constant factors cancel in the normalisation.
+struct SeparableKernel {
+    int bs = 0;
+    arma::mat k1, k2;  // bs x bs, symmetric
 };
 
-inline BinMoments bin_moments(const BinModel& m, Span<const double> e) {
+inline SeparableKernel separable_kernel(const BinModel& m, double w) {
+    SeparableKernel k;
+    k.bs = m.bs;
+    auto axis = [&](const std::vector<double>& g) {
+        arma::mat a(m.bs, m.bs);
+        for (int i = 0; i < m.bs; ++i)
+            for (int j = 0; j < m.bs; ++j) {
+                const double x = (g[i] - g[j]) / w;
+                a(i, j) = std::exp(-0.5 * x * x);
+            }
+        return a;
+    };
+    k.k1 = axis(m.bins1);
+    k.k2 = axis(m.bins2);
+    return k;
+}
+
+// Y = K X for the columns of X (bs^2 x ncol, grid order b = a * bs + c).
+// Column-major, one column is the bs x bs matrix Mt(c, a), and
+// K X is Mt -> k2 Mt k1 (both symmetric).
+inline void apply_kernel(const SeparableKernel& k, arma::mat& x) {
+    const arma::uword bs = static_cast<arma::uword>(k.bs), nc = x.n_cols;
+    arma::mat left(x.memptr(), bs, bs * nc, false, true);
+    left = k.k2 * left;  // all columns at once
+    arma::mat slab(bs, bs);
+    for (arma::uword c = 0; c < nc; ++c) {
+        arma::mat mt(x.colptr(c), bs, bs, false, true);
+        slab = mt * k.k1;
+        mt = slab;
+    }
+}
+
+// Per used bin (nu of them): the normaliser z_i = sum_j K(i, j) over used
+// bins, E_q[e] and E_q[e^2] of one background draw of a peak in bin i.
+struct BinMoments {
+    std::vector<int> used;      // grid id of each used bin
+    std::vector<int> slot;      // grid id -> used index, or -1
+    std::vector<double> inv_z;  // nu: 1 / z_i
+    std::vector<double> e1, e2;
+};
+
+inline BinMoments bin_moments(const BinModel& m, const SeparableKernel& k,
+                              Span<const double> e) {
     BinMoments bm;
     const index_t nb = static_cast<index_t>(m.bs) * m.bs;
     bm.slot.assign(nb, -1);
@@ -668,92 +712,132 @@ inline BinMoments bin_moments(const BinModel& m, Span<const double> e) {
             bm.used.push_back(static_cast<int>(b));
         }
     const index_t nu = static_cast<index_t>(bm.used.size());
-    // Within-bin sums of e and e^2.
-    std::vector<double> se(nu, 0.0), se2(nu, 0.0);
-    for (index_t k = 0; k < static_cast<index_t>(m.membership.size()); ++k) {
-        const int s = bm.slot[m.membership[k]];
-        se[s] += e[k];
-        se2[s] += e[k] * e[k];
+    // Grid columns: used indicator, mean e and mean e^2 within each bin.
+    arma::mat g(nb, 3, arma::fill::zeros);
+    for (index_t k2 = 0; k2 < static_cast<index_t>(m.membership.size()); ++k2) {
+        const index_t b = m.membership[k2];
+        g(b, 1) += e[k2];
+        g(b, 2) += e[k2] * e[k2];
     }
-    bm.W.assign(nu * nu, 0.0);
-    bm.e1.assign(nu, 0.0);
-    bm.e2.assign(nu, 0.0);
-    for (index_t i = 0; i < nu; ++i) {
-        const index_t bi = bm.used[i];
-        double z = 0.0;
-        for (index_t j = 0; j < nu; ++j) {
-            const index_t bj = bm.used[j];
-            const double per_peak = m.bin_p[bj + bi * nb] / m.density[bj];
-            bm.W[i + j * nu] = per_peak;  // weight of one peak of bin j
-            z += per_peak * m.density[bj];
+    for (index_t b = 0; b < nb; ++b)
+        if (m.density[b] > 0) {
+            g(b, 0) = 1.0;
+            g(b, 1) /= m.density[b];
+            g(b, 2) /= m.density[b];
         }
-        for (index_t j = 0; j < nu; ++j) {
-            bm.W[i + j * nu] /= z;
-            bm.e1[i] += bm.W[i + j * nu] * se[j];
-            bm.e2[i] += bm.W[i + j * nu] * se2[j];
-        }
+    apply_kernel(k, g);
+    bm.inv_z.resize(nu);
+    bm.e1.resize(nu);
+    bm.e2.resize(nu);
+    for (index_t u = 0; u < nu; ++u) {
+        const index_t b = bm.used[u];
+        bm.inv_z[u] = 1.0 / g(b, 0);
+        bm.e1[u] = g(b, 1) * bm.inv_z[u];
+        bm.e2[u] = g(b, 2) * bm.inv_z[u];
     }
     return bm;
 }
 
-
 // Analytical deviations. `cols`: counts (peaks x cells CSC); `anno_rows`:
 // annotation sets transposed (cells of the CSC = peaks; rows = annotations).
-// Cells are processed in blocks; the two dense products per block go to
-// BLAS, the sparse parts run as one task per cell.
+// Cells are processed in blocks: per block the bin sums of x, x^2 and x*e
+// (sparse pass), the kernel (separable, cheap) and one dense product with
+// the annotations' peaks-per-bin matrix N (BLAS), the dominant cost.
 struct AnalyticalOptions {
     index_t block = 512;  // cells per block (bounds memory: 3 x bins x block)
 };
 
+// Per annotation: peaks per used bin (N, na x nu) and the constants of the
+// expectation sum.
+struct AnnotationBins {
+    arma::mat N;
+    std::vector<double> e_sum, n_e1, n_ve;
+};
+
+inline AnnotationBins annotation_bins(const std::vector<std::vector<int>>& sets,
+                                      const std::vector<int>& peak_slot, const BinMoments& bm,
+                                      Span<const double> e, index_t np,
+                                      const DeviationsOutput& out) {
+    const index_t na = static_cast<index_t>(sets.size());
+    const index_t nu = static_cast<index_t>(bm.used.size());
+    AnnotationBins ab;
+    ab.N.zeros(na, nu);
+    ab.e_sum.assign(na, 0.0);
+    ab.n_e1.assign(na, 0.0);
+    ab.n_ve.assign(na, 0.0);
+    for (index_t a = 0; a < na; ++a) {
+        out.matches[a] = static_cast<double>(sets[a].size()) / static_cast<double>(np);
+        out.overlap[a] = na_real();
+        for (int k : sets[a]) {
+            ab.N(a, peak_slot[k]) += 1.0;
+            ab.e_sum[a] += e[k];
+        }
+        for (index_t u = 0; u < nu; ++u) {
+            ab.n_e1[a] += ab.N(a, u) * bm.e1[u];
+            ab.n_ve[a] += ab.N(a, u) * (bm.e2[u] - bm.e1[u] * bm.e1[u]);
+        }
+    }
+    return ab;
+}
+
+// Moments of one background draw per (used bin, cell) for a block of
+// cells: columns [mean x | var x | cov(x, e)], nu x 3nb.
+template <class Par>
+arma::mat draw_moments(const CscView<double>& cols, index_t c0, index_t nb,
+                       const BinModel& m, const SeparableKernel& k, const BinMoments& bm,
+                       Span<const double> e, Par& par) {
+    const index_t grid = static_cast<index_t>(m.bs) * m.bs;
+    const index_t nu = static_cast<index_t>(bm.used.size());
+    arma::mat T(grid, 3 * nb, arma::fill::zeros);  // per grid bin sums
+    par.run(nb, [&](index_t cc) {
+        double* t1 = T.colptr(cc);
+        double* t2 = T.colptr(nb + cc);
+        double* t3 = T.colptr(2 * nb + cc);
+        cols.for_col(c0 + cc, [&](int j, double x) {
+            const index_t b = m.membership[j];
+            t1[b] += x;
+            t2[b] += x * x;
+            t3[b] += x * e[j];
+        });
+    });
+    // Per-peak weights are kernel / density: scale the rows once.
+    for (index_t b = 0; b < grid; ++b)
+        if (m.density[b] > 0) T.row(b) /= m.density[b];
+    apply_kernel(k, T);
+    arma::mat Q(nu, 3 * nb);
+    for (index_t c = 0; c < 3 * nb; ++c) {
+        const double* t = T.colptr(c);
+        double* q = Q.colptr(c);
+        for (index_t u = 0; u < nu; ++u) q[u] = t[bm.used[u]] * bm.inv_z[u];
+    }
+    for (index_t cc = 0; cc < nb; ++cc)
+        for (index_t u = 0; u < nu; ++u) {
+            const double mu = Q(u, cc);
+            Q(u, nb + cc) -= mu * mu;            // variance of one draw
+            Q(u, 2 * nb + cc) -= bm.e1[u] * mu;  // covariance with e
+        }
+    return Q;
+}
+
 template <class Par, class Progress>
 void deviations_analytical(const CscView<double>& cols, const std::vector<std::vector<int>>& sets,
-                           const Csc<double>& anno_rows, const BinModel& m,
+                           const Csc<double>& anno_rows, const BinModel& m, double w,
                            Span<const double> e, Span<const double> fps,
                            const AnalyticalOptions& opt, Par& par, Progress& progress,
                            const DeviationsOutput& out) {
     const index_t np = cols.nrow, nc = cols.ncol, na = static_cast<index_t>(sets.size());
     require(static_cast<index_t>(m.membership.size()) == np,
             "bias model and counts have different numbers of peaks");
-    const BinMoments bm = bin_moments(m, e);
-    const index_t nu = static_cast<index_t>(bm.used.size());
-    arma::mat W(const_cast<double*>(bm.W.data()), nu, nu, false, true);
-    // Per annotation: peaks per bin, and constants of the expectation sum.
-    arma::mat N(na, nu, arma::fill::zeros);
-    std::vector<double> e_sum(na, 0.0), n_e1(na, 0.0), n_ve(na, 0.0);
+    const SeparableKernel k = separable_kernel(m, w);
+    const BinMoments bm = bin_moments(m, k, e);
     std::vector<int> peak_slot(np);
-    for (index_t k = 0; k < np; ++k) peak_slot[k] = bm.slot[m.membership[k]];
-    for (index_t a = 0; a < na; ++a) {
-        out.matches[a] = static_cast<double>(sets[a].size()) / static_cast<double>(np);
-        out.overlap[a] = na_real();
-        for (int k : sets[a]) {
-            N(a, peak_slot[k]) += 1.0;
-            e_sum[a] += e[k];
-        }
-        for (index_t u = 0; u < nu; ++u) {
-            n_e1[a] += N(a, u) * bm.e1[u];
-            n_ve[a] += N(a, u) * (bm.e2[u] - bm.e1[u] * bm.e1[u]);
-        }
-    }
+    for (index_t j = 0; j < np; ++j) peak_slot[j] = bm.slot[m.membership[j]];
+    const AnnotationBins ab = annotation_bins(sets, peak_slot, bm, e, np, out);
     const index_t B = std::max<index_t>(1, opt.block);
     for (index_t c0 = 0; c0 < nc; c0 += B) {
         const index_t nb = std::min(B, nc - c0);
-        arma::mat T(nu, 3 * nb, arma::fill::zeros);  // [sum X | sum X^2 | sum X e]
-        par.run(nb, [&](index_t cc) {
-            cols.for_col(c0 + cc, [&](int j, double x) {
-                const index_t u = peak_slot[j];
-                T(u, cc) += x;
-                T(u, nb + cc) += x * x;
-                T(u, 2 * nb + cc) += x * e[j];
-            });
-        });
-        arma::mat Q = W * T;  // per-bin peer moments
-        for (index_t cc = 0; cc < nb; ++cc)
-            for (index_t u = 0; u < nu; ++u) {
-                const double mu = Q(u, cc);
-                Q(u, nb + cc) -= mu * mu;              // variance of one draw
-                Q(u, 2 * nb + cc) -= bm.e1[u] * mu;    // covariance with e
-            }
-        const arma::mat G = N * Q;  // na x 3nb
+        const arma::mat Q = draw_moments(cols, c0, nb, m, k, bm, e, par);
+        const arma::mat G = ab.N * Q;  // na x 3nb
         par.run(nb, [&](index_t cc) {
             const index_t c = c0 + cc;
             std::vector<double> obs(na, 0.0);
@@ -762,14 +846,14 @@ void deviations_analytical(const CscView<double>& cols, const std::vector<std::v
                     obs[anno_rows.i[q]] += x;
             });
             for (index_t a = 0; a < na; ++a) {
-                const double expected = e_sum[a] * fps[c];
+                const double expected = ab.e_sum[a] * fps[c];
                 if (sets[a].empty() || !(expected >= 1)) {
                     out.dev(a, c) = out.z(a, c) = na_real();
                     continue;
                 }
                 const double obs_dev = (obs[a] - expected) / expected;
                 const double es = G(a, cc), vs = G(a, nb + cc), cv = fps[c] * G(a, 2 * nb + cc);
-                const double ee = fps[c] * n_e1[a], ve = fps[c] * fps[c] * n_ve[a];
+                const double ee = fps[c] * ab.n_e1[a], ve = fps[c] * fps[c] * ab.n_ve[a];
                 const double r = es / ee;
                 const double mean = r - 1 - cv / (ee * ee) + r * ve / (ee * ee);
                 const double var = (vs - 2 * r * cv + r * r * ve) / (ee * ee);
