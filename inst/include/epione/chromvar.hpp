@@ -139,12 +139,14 @@ BinModel bin_model(Span<const double> fpp, Span<const double> bias,
     require_size(bias, n, "bias");
     require(n >= 2, "getBackgroundPeaks needs at least 2 peaks");
     require(opt.bs >= 3, "'bs' must be at least 3");
-    for (index_t k = 0; k < n; ++k) {
-        require(fpp[k] > 0, "All peaks must have at least one fragment in one sample; "
-                            "remove empty peaks first (e.g. filterPeaks()).");
-        require(std::isfinite(bias[k]),
-                "'bias' has a missing or non-finite value at peak " + std::to_string(k + 1) +
-                    "; recompute it with addGCBias() or drop that peak.");
+    for (index_t k = 0; k < n; ++k) {  // messages are built only on failure
+        if (!(fpp[k] > 0))
+            require(false, "All peaks must have at least one fragment in one sample; "
+                           "remove empty peaks first (e.g. filterPeaks()).");
+        if (!std::isfinite(bias[k]))
+            require(false, "'bias' has a missing or non-finite value at peak " +
+                               std::to_string(k + 1) +
+                               "; recompute it with addGCBias() or drop that peak.");
     }
     std::vector<double> y1(n);
     for (index_t k = 0; k < n; ++k) y1[k] = std::log10(fpp[k]);
@@ -506,20 +508,36 @@ inline void sample_tables_one(const std::vector<int>& set, const DenseView<const
     double e_sum = 0.0;
     for (int k : set) e_sum += e[k];
     t.e_sum[a] = e_sum;
-    std::vector<int> picks(sz);
+    // Drawn peaks of one iteration in ascending order with multiplicities:
+    // a sort for small sets, a count over all peaks for large ones.
+    const index_t np = bg.nrow;
+    const bool dense = sz * 16 > np;
+    std::vector<unsigned char> in_set(np, 0);
+    for (int k : set) in_set[k] = 1;
+    std::vector<int> picks(dense ? 0 : sz), count(dense ? np : 0, 0);
     std::vector<ldouble> hits_r(niter);
     ldouble hits_sum = 0;
     for (index_t r = 0; r < niter; ++r) {
-        for (index_t q = 0; q < sz; ++q) picks[q] = bg(set[q], r) - 1;
-        std::sort(picks.begin(), picks.end());
         double s = 0.0;
         index_t hits = 0;
-        for (index_t q = 0; q < sz;) {
-            index_t q2 = q;
-            while (q2 < sz && picks[q2] == picks[q]) ++q2;
-            s += static_cast<double>(q2 - q) * e[picks[q]];
-            if (std::binary_search(set.begin(), set.end(), picks[q])) hits += q2 - q;
-            q = q2;
+        if (dense) {
+            for (index_t q = 0; q < sz; ++q) ++count[bg(set[q], r) - 1];
+            for (index_t j = 0; j < np; ++j) {
+                if (!count[j]) continue;
+                s += static_cast<double>(count[j]) * e[j];
+                if (in_set[j]) hits += count[j];
+                count[j] = 0;
+            }
+        } else {
+            for (index_t q = 0; q < sz; ++q) picks[q] = bg(set[q], r) - 1;
+            std::sort(picks.begin(), picks.end());
+            for (index_t q = 0; q < sz;) {
+                index_t q2 = q;
+                while (q2 < sz && picks[q2] == picks[q]) ++q2;
+                s += static_cast<double>(q2 - q) * e[picks[q]];
+                if (in_set[picks[q]]) hits += q2 - q;
+                q = q2;
+            }
         }
         t.samp_exp[a * niter + r] = s;
         hits_r[r] = static_cast<ldouble>(hits);
@@ -564,38 +582,106 @@ inline void finish_cell(double observed, double expected, const double* sampled,
 struct SampleOptions {
     index_t max_entries = index_t(1) << 27;  // background entries per pass
     index_t cells_per_task = 32;
+    int block = 64;                  // cells sharing one read of the index
+    index_t chunk_slots = 1024;      // accumulator slots per chunk (x block)
 };
 
-// Sampled-null deviations (chromVAR's method) for all annotations, cell by
-// cell: the background draws are indexed by peak (peak j -> the
-// (annotation, iteration) slots it was drawn into), so one sweep over a
-// cell's non-zero counts fills all sampled sums of that cell. Annotations
-// are processed in groups that bound that index to `max_entries`.
-template <class Par, class Progress>
-void deviations_sample(const CscView<double>& x, const Csc<double>& anno_rows,
-                       const std::vector<std::vector<int>>& sets,
-                       const DenseView<const int>& bg, Span<const double> e,
-                       Span<const double> fps, const SampleOptions& opt, Par& par,
-                       Progress& progress, const DeviationsOutput& out) {
-    const index_t np = x.nrow, nc = x.ncol, na = static_cast<index_t>(sets.size());
-    const index_t niter = bg.ncol;
-    require(bg.nrow == np, "'background_peaks' must have one row per peak");
-    for (index_t q = 0; q < bg.nrow * bg.ncol; ++q)
-        require(bg.ptr[q] >= 1 && bg.ptr[q] <= np,
-                "'background_peaks' holds an index outside 1..nrow(object); "
-                "recompute it with getBackgroundPeaks(object).");
-    SampleTables t;
-    t.samp_exp.assign(na * niter, 0.0);
-    t.e_sum.assign(na, 0.0);
-    par.run(na, [&](index_t a) { sample_tables_one(sets[a], bg, e, a, t, out); });
-    index_t a0 = 0;
-    while (a0 < na) {
-        index_t a1 = a0, entries = 0;
-        do {
-            entries += niter * static_cast<index_t>(sets[a1].size());
-            ++a1;
-        } while (a1 < na && entries + niter * static_cast<index_t>(sets[a1].size()) <=
-                                opt.max_entries);
+// The drawn-peak index of one annotation group for the blocked integer
+// sweep: slots are cut into chunks of whole annotations (so a chunk holds
+// every iteration of its annotations), and per chunk a CSR over peaks lists
+// the chunk-local slots (16-bit) each peak was drawn into.
+struct SlotIndex {
+    index_t np = 0, n_chunks = 0;
+    std::vector<index_t> chunk_first;   // first annotation (group-local)
+    std::vector<index_t> ptr;           // n_chunks * np + 1 offsets
+    std::vector<std::uint16_t> slot;    // chunk-local slot of each entry
+};
+
+inline SlotIndex slot_index(const std::vector<std::vector<int>>& sets, const DenseView<const int>& bg,
+                            index_t a0, index_t a1, index_t chunk_slots) {
+    SlotIndex ix;
+    const index_t np = bg.nrow, niter = bg.ncol;
+    ix.np = np;
+    const index_t per = std::max<index_t>(1, std::min<index_t>(chunk_slots, 65536) / niter);
+    for (index_t a = a0; a < a1; a += per) ix.chunk_first.push_back(a - a0);
+    ix.n_chunks = static_cast<index_t>(ix.chunk_first.size());
+    ix.chunk_first.push_back(a1 - a0);
+    ix.ptr.assign(ix.n_chunks * np + 1, 0);
+    for (index_t a = a0; a < a1; ++a) {
+        const index_t base = ((a - a0) / per) * np + 1;
+        for (index_t r = 0; r < niter; ++r)
+            for (int k : sets[a]) ++ix.ptr[base + bg(k, r) - 1];
+    }
+    for (index_t q = 0; q + 1 < static_cast<index_t>(ix.ptr.size()); ++q) ix.ptr[q + 1] += ix.ptr[q];
+    ix.slot.resize(ix.ptr.back());
+    std::vector<index_t> next(ix.ptr.begin(), ix.ptr.end() - 1);
+    for (index_t a = a0; a < a1; ++a) {
+        const index_t h = (a - a0) / per, base = h * np;
+        const index_t local = (a - a0 - h * per) * niter;
+        for (index_t r = 0; r < niter; ++r)
+            for (int k : sets[a])
+                ix.slot[next[base + bg(k, r) - 1]++] = static_cast<std::uint16_t>(local + r);
+    }
+    return ix;
+}
+
+// Non-zero counts of a block of cells merged by peak: peaks ascending,
+// each with its (cell in block, count) pairs.
+struct BlockRows {
+    std::vector<int> peak;
+    std::vector<index_t> ptr;
+    std::vector<int> cell;
+    std::vector<std::int32_t> value;
+};
+
+inline void block_rows(const CscView<double>& x, index_t c0, int nb, BlockRows& br) {
+    br.peak.clear();
+    br.ptr.assign(1, 0);
+    br.cell.clear();
+    br.value.clear();
+    index_t pos[128], end[128];
+    for (int b = 0; b < nb; ++b) {
+        pos[b] = x.col_begin(c0 + b);
+        end[b] = x.col_end(c0 + b);
+    }
+    for (;;) {
+        int j = std::numeric_limits<int>::max();
+        for (int b = 0; b < nb; ++b)
+            if (pos[b] < end[b] && x.i[pos[b]] < j) j = x.i[pos[b]];
+        if (j == std::numeric_limits<int>::max()) break;
+        for (int b = 0; b < nb; ++b)
+            if (pos[b] < end[b] && x.i[pos[b]] == j) {
+                br.cell.push_back(b);
+                br.value.push_back(static_cast<std::int32_t>(x.value(pos[b])));
+                ++pos[b];
+            }
+        br.peak.push_back(j);
+        br.ptr.push_back(static_cast<index_t>(br.cell.size()));
+    }
+}
+
+// Counts are whole numbers and every sampled sum fits in 32 bits: the
+// integer sweep then gives exactly the double sums.
+inline bool integer_counts(const CscView<double>& x, const std::vector<std::vector<int>>& sets) {
+    double max_x = 0;
+    for (index_t q = 0; q < x.nnz(); ++q) {
+        const double v = x.value(q);
+        if (v != std::floor(v)) return false;
+        max_x = std::max(max_x, v);
+    }
+    std::size_t max_sz = 0;
+    for (const auto& st : sets) max_sz = std::max(max_sz, st.size());
+    return max_x * static_cast<double>(max_sz) < 2147483647.0;
+}
+
+// One annotation group, cell by cell (any counts): peak -> slots index,
+// then one sweep over each cell's non-zero counts.
+template <class Par>
+void sweep_cells(const CscView<double>& x, const Csc<double>& anno_rows,
+                 const std::vector<std::vector<int>>& sets, const DenseView<const int>& bg,
+                 Span<const double> fps, const SampleTables& t, index_t a0, index_t a1,
+                 const SampleOptions& opt, Par& par, const DeviationsOutput& out) {
+    const index_t np = x.nrow, nc = x.ncol, niter = bg.ncol;
         const index_t ga = a1 - a0, slots = ga * niter;
         // Peak -> slots index (CSR over peaks), filled in a fixed order.
         std::vector<index_t> wp(np + 1, 0);
@@ -637,6 +723,113 @@ void deviations_sample(const CscView<double>& x, const Csc<double>& anno_rows,
                 }
             }
         });
+}
+
+// One annotation group for whole-number counts: blocks of cells share
+// each read of the (16-bit) slot index, and the sampled sums of a chunk
+// of annotations accumulate in 32-bit integers (block x chunk fits in
+// cache). Integer sums are exact, so the result equals sweep_cells'.
+template <class Par>
+void sweep_blocked(const CscView<double>& x, const Csc<double>& anno_rows,
+                   const std::vector<std::vector<int>>& sets, const DenseView<const int>& bg,
+                   Span<const double> fps, const SampleTables& t, index_t a0, index_t a1,
+                   const SampleOptions& opt, Par& par, const DeviationsOutput& out) {
+    const index_t np = x.nrow, nc = x.ncol, niter = bg.ncol, ga = a1 - a0;
+    const SlotIndex ix = slot_index(sets, bg, a0, a1, opt.chunk_slots);
+    const int B = std::max(1, std::min(opt.block, 128));
+    const index_t n_tasks = (nc + B - 1) / B;
+    par.run(n_tasks, [&](index_t task) {
+        const index_t c0 = task * B;
+        const int nb = static_cast<int>(std::min<index_t>(B, nc - c0));
+        BlockRows br;
+        block_rows(x, c0, nb, br);
+        std::vector<double> observed(ga * nb, 0.0), sampled(niter), dev_buf(niter);
+        for (index_t u = 0; u < static_cast<index_t>(br.peak.size()); ++u)
+            for (index_t q = br.ptr[u]; q < br.ptr[u + 1]; ++q) {
+                const int j = br.peak[u];
+                for (index_t g = anno_rows.p[j]; g < anno_rows.p[j + 1]; ++g) {
+                    const index_t a = anno_rows.i[g];
+                    if (a >= a0 && a < a1) observed[(a - a0) * nb + br.cell[q]] += br.value[q];
+                }
+            }
+        std::vector<std::int32_t> acc;
+        for (index_t h = 0; h < ix.n_chunks; ++h) {
+            const index_t fa = ix.chunk_first[h], la = ix.chunk_first[h + 1];
+            acc.assign((la - fa) * niter * B, 0);
+            const index_t* ptr = ix.ptr.data() + h * np;
+            for (index_t u = 0; u < static_cast<index_t>(br.peak.size()); ++u) {
+                const int j = br.peak[u];
+                const std::uint16_t* sl = ix.slot.data() + ptr[j];
+                const index_t len = ptr[j + 1] - ptr[j];
+                const index_t q0 = br.ptr[u], q1 = br.ptr[u + 1];
+                if (q1 - q0 == 1) {
+                    std::int32_t* a = acc.data() + br.cell[q0];
+                    const std::int32_t v = br.value[q0];
+                    for (index_t e2 = 0; e2 < len; ++e2) a[static_cast<index_t>(sl[e2]) * B] += v;
+                } else {
+                    for (index_t e2 = 0; e2 < len; ++e2) {
+                        std::int32_t* a = acc.data() + static_cast<index_t>(sl[e2]) * B;
+                        for (index_t q = q0; q < q1; ++q) a[br.cell[q]] += br.value[q];
+                    }
+                }
+            }
+            for (index_t la2 = fa; la2 < la; ++la2) {
+                const index_t a = a0 + la2;
+                for (int b = 0; b < nb; ++b) {
+                    const index_t c = c0 + b;
+                    if (sets[a].empty()) {
+                        out.dev(a, c) = out.z(a, c) = na_real();
+                        continue;
+                    }
+                    const std::int32_t* col = acc.data() + (la2 - fa) * niter * B + b;
+                    for (index_t r = 0; r < niter; ++r) sampled[r] = col[r * B];
+                    finish_cell(observed[la2 * nb + b], t.e_sum[a] * fps[c], sampled.data(),
+                                t.samp_exp.data() + a * niter, fps[c], niter, dev_buf.data(),
+                                out.dev(a, c), out.z(a, c));
+                }
+            }
+        }
+    });
+}
+
+// Sampled-null deviations (chromVAR's method) for all annotations, cell by
+// cell: the background draws are indexed by peak (peak j -> the
+// (annotation, iteration) slots it was drawn into), so one sweep over a
+// cell's non-zero counts fills all sampled sums of that cell. Annotations
+// are processed in groups that bound that index to `max_entries`.
+template <class Par, class Progress>
+void deviations_sample(const CscView<double>& x, const Csc<double>& anno_rows,
+                       const std::vector<std::vector<int>>& sets,
+                       const DenseView<const int>& bg, Span<const double> e,
+                       Span<const double> fps, const SampleOptions& opt, Par& par,
+                       Progress& progress, const DeviationsOutput& out) {
+    const index_t np = x.nrow, nc = x.ncol, na = static_cast<index_t>(sets.size());
+    const index_t niter = bg.ncol;
+    require(bg.nrow == np, "'background_peaks' must have one row per peak");
+    // (one pass without building the message per entry)
+    const auto bad = std::find_if(bg.ptr, bg.ptr + bg.nrow * bg.ncol,
+                                  [&](int v) { return v < 1 || v > np; });
+    require(bad == bg.ptr + bg.nrow * bg.ncol,
+            "'background_peaks' holds an index outside 1..nrow(object); "
+            "recompute it with getBackgroundPeaks(object).");
+    SampleTables t;
+    t.samp_exp.assign(na * niter, 0.0);
+    t.e_sum.assign(na, 0.0);
+    par.run(na, [&](index_t a) { sample_tables_one(sets[a], bg, e, a, t, out); });
+    const bool integer = integer_counts(x, sets);
+    index_t a0 = 0;
+    while (a0 < na) {
+        index_t a1 = a0, entries = 0;
+        do {
+            entries += niter * static_cast<index_t>(sets[a1].size());
+            ++a1;
+        } while (a1 < na && entries + niter * static_cast<index_t>(sets[a1].size()) <=
+                                opt.max_entries);
+        const index_t ga = a1 - a0;
+        if (integer)
+            sweep_blocked(x, anno_rows, sets, bg, fps, t, a0, a1, opt, par, out);
+        else
+            sweep_cells(x, anno_rows, sets, bg, fps, t, a0, a1, opt, par, out);
         progress.tick(ga);
         a0 = a1;
     }
