@@ -508,39 +508,38 @@ inline void sample_tables_one(const std::vector<int>& set, const DenseView<const
     double e_sum = 0.0;
     for (int k : set) e_sum += e[k];
     t.e_sum[a] = e_sum;
-    // Drawn peaks of one iteration in ascending order with multiplicities:
-    // a sort for small sets, a count over all peaks for large ones.
+    // Every iteration's drawn peaks in ascending order with multiplicities:
+    // one counting sort of all (peak, iteration) draws of the set by peak,
+    // stable in the iteration, so each sum runs over ascending peaks.
     const index_t np = bg.nrow;
-    const bool dense = sz * 16 > np;
     std::vector<unsigned char> in_set(np, 0);
     for (int k : set) in_set[k] = 1;
-    std::vector<int> picks(dense ? 0 : sz), count(dense ? np : 0, 0);
+    std::vector<index_t> start(np + 1, 0);
+    for (index_t r = 0; r < niter; ++r)
+        for (index_t q = 0; q < sz; ++q) ++start[bg(set[q], r)];
+    for (index_t j = 0; j < np; ++j) start[j + 1] += start[j];
+    std::vector<int> iter(niter * sz);
+    {
+        std::vector<index_t> next(start.begin(), start.end() - 1);
+        for (index_t r = 0; r < niter; ++r)
+            for (index_t q = 0; q < sz; ++q) iter[next[bg(set[q], r) - 1]++] = static_cast<int>(r);
+    }
+    std::vector<double> sums(niter, 0.0);
+    std::vector<index_t> hits(niter, 0);
+    for (index_t j = 0; j < np; ++j)
+        for (index_t q = start[j]; q < start[j + 1];) {
+            const int r = iter[q];
+            index_t q2 = q + 1;
+            while (q2 < start[j + 1] && iter[q2] == r) ++q2;
+            sums[r] += static_cast<double>(q2 - q) * e[j];
+            if (in_set[j]) hits[r] += q2 - q;
+            q = q2;
+        }
     std::vector<ldouble> hits_r(niter);
     ldouble hits_sum = 0;
     for (index_t r = 0; r < niter; ++r) {
-        double s = 0.0;
-        index_t hits = 0;
-        if (dense) {
-            for (index_t q = 0; q < sz; ++q) ++count[bg(set[q], r) - 1];
-            for (index_t j = 0; j < np; ++j) {
-                if (!count[j]) continue;
-                s += static_cast<double>(count[j]) * e[j];
-                if (in_set[j]) hits += count[j];
-                count[j] = 0;
-            }
-        } else {
-            for (index_t q = 0; q < sz; ++q) picks[q] = bg(set[q], r) - 1;
-            std::sort(picks.begin(), picks.end());
-            for (index_t q = 0; q < sz;) {
-                index_t q2 = q;
-                while (q2 < sz && picks[q2] == picks[q]) ++q2;
-                s += static_cast<double>(q2 - q) * e[picks[q]];
-                if (in_set[picks[q]]) hits += q2 - q;
-                q = q2;
-            }
-        }
-        t.samp_exp[a * niter + r] = s;
-        hits_r[r] = static_cast<ldouble>(hits);
+        t.samp_exp[a * niter + r] = sums[r];
+        hits_r[r] = static_cast<ldouble>(hits[r]);
         hits_sum += hits_r[r];
     }
     if (sz == 1) {
