@@ -277,13 +277,15 @@ struct AliasTable {
     }
     std::vector<std::uint64_t> large_bits;  // bitmap of large peaks
     std::vector<int> large_below;           // larges before each 64-block
-    std::vector<int> small_alias;           // alias by small rank (< smalls_done)
     int alias(int kk) const {
         if (v[memb[kk]] >= 1.0) return large_alias[large_pos(kk)];
         const index_t w = kk >> 6;
         const std::uint64_t below = large_bits[w] & ((std::uint64_t(1) << (kk & 63)) - 1);
         const index_t rank = kk - large_below[w] - __builtin_popcountll(below);
-        return rank < smalls_done ? small_alias[rank] : 0;
+        if (rank >= smalls_done) return 0;
+        // the segment holding this rank: the last start <= rank
+        const auto it = std::upper_bound(seg_start.begin(), seg_start.end(), rank);
+        return seg_jj[(it - seg_start.begin()) - 1];
     }
 };
 
@@ -364,7 +366,6 @@ inline void build_alias(const BinModel& m, const std::vector<std::vector<index_t
     t.seg_start.assign(1, 0);
     t.seg_jj.assign(1, n_large ? t.large[0] : 0);
     t.smalls_done = 0;
-    t.small_alias.clear();
     if (H == 0 || n_large == 0) return;
     index_t L = 0;     // HL[H + L] is the current large
     index_t rank = 0;  // next small rank (= HL position while < H)
@@ -408,13 +409,6 @@ inline void build_alias(const BinModel& m, const std::vector<std::vector<index_t
     }
     if (!done) zero_run(H - rank);
     t.smalls_done = rank;
-    t.small_alias.resize(rank);
-    for (std::size_t g = 0; g < t.seg_start.size(); ++g) {
-        const index_t from = std::min<index_t>(t.seg_start[g], rank);
-        const index_t to = g + 1 < t.seg_start.size() ? std::min<index_t>(t.seg_start[g + 1], rank)
-                                                      : rank;
-        std::fill(t.small_alias.begin() + from, t.small_alias.begin() + to, t.seg_jj[g]);
-    }
     // Past the small part: the larges themselves, in HL order.
     for (index_t q = 0; !done && q < n_large; ++q) {
         t.large_alias[q] = t.large[L];
@@ -443,6 +437,7 @@ void background_peaks(const BinModel& m, int niterations, Unif& unif, Par& par,
     std::vector<AliasTable> tables(chunk);
     std::vector<double> sums(chunk);
     const double dn = static_cast<double>(static_cast<int>(n));
+    std::vector<int> draws(n * niterations);  // peak-major
     for (index_t start = 0; start < static_cast<index_t>(used.size()); start += chunk) {
         const index_t len = std::min<index_t>(chunk, used.size() - start);
         par.run((len + 7) / 8, [&](index_t g) {
@@ -455,16 +450,25 @@ void background_peaks(const BinModel& m, int niterations, Unif& unif, Par& par,
         for (index_t t = 0; t < len; ++t) {
             const auto& tab = tables[t];
             for (index_t k : members[used[start + t]]) {
+                int* row = draws.data() + k * niterations;
                 for (int r = 0; r < niterations; ++r) {
                     const double rU = unif() * dn;
                     const int kk = static_cast<int>(rU);
                     const int pick =
                         (rU < tab.prob(kk) + static_cast<double>(kk)) ? kk : tab.alias(kk);
-                    out(k, r) = pick + 1;
+                    row[r] = pick + 1;
                 }
             }
         }
     }
+    // Peak-major draws into the column-major output, in tiles that stay
+    // in cache (writing the output directly misses on every draw).
+    constexpr index_t tile = 64;
+    par.run((n + tile - 1) / tile, [&](index_t b) {
+        const index_t k1 = std::min(n, (b + 1) * tile);
+        for (int r = 0; r < niterations; ++r)
+            for (index_t k = b * tile; k < k1; ++k) out(k, r) = draws[k * niterations + r];
+    });
 }
 
 // ---------------------------------------------------------------------
