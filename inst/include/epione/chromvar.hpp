@@ -600,7 +600,8 @@ struct SlotIndex {
     std::vector<std::uint16_t> slot;    // chunk-local slot of each entry
 };
 
-inline SlotIndex slot_index(const std::vector<std::vector<int>>& sets, const DenseView<const int>& bg,
+inline SlotIndex slot_index(const std::vector<std::vector<int>>& sets,
+                            const DenseView<const int>& bg,
                             index_t a0, index_t a1, index_t chunk_slots) {
     SlotIndex ix;
     const index_t np = bg.nrow, niter = bg.ncol;
@@ -615,7 +616,8 @@ inline SlotIndex slot_index(const std::vector<std::vector<int>>& sets, const Den
         for (index_t r = 0; r < niter; ++r)
             for (int k : sets[a]) ++ix.ptr[base + bg(k, r) - 1];
     }
-    for (index_t q = 0; q + 1 < static_cast<index_t>(ix.ptr.size()); ++q) ix.ptr[q + 1] += ix.ptr[q];
+    for (index_t q = 0; q + 1 < static_cast<index_t>(ix.ptr.size()); ++q)
+        ix.ptr[q + 1] += ix.ptr[q];
     ix.slot.resize(ix.ptr.back());
     std::vector<index_t> next(ix.ptr.begin(), ix.ptr.end() - 1);
     for (index_t a = a0; a < a1; ++a) {
