@@ -25,18 +25,25 @@ vm_hwm <- function() {
     l <- grep("^VmHWM", readLines("/proc/self/status"), value = TRUE)
     as.numeric(gsub("[^0-9]", "", l)) / 1024^2   # GiB
 }
+# CPU = user + sys of this process and its children (the machine is
+# shared, so elapsed time depends on the load printed with each row).
 timed <- function(expr) {
     gc()
     t <- system.time(v <- force(expr))
     list(value = v, elapsed = t[["elapsed"]],
-         user = t[["user.self"]] + t[["user.child"]])
+         user = t[["user.self"]] + t[["user.child"]] + t[["sys.self"]] +
+             t[["sys.child"]])
+}
+load_avg <- function() {
+    scan("/proc/loadavg", what = "", n = 1L, quiet = TRUE)
 }
 row <- function(task, ref_t, epi_t, same) {
-    cat(sprintf(paste("%-34s chromVAR %7.2f s (user %7.2f) | epione %6.2f s",
-                      "(user %6.2f) | ratio elapsed %6.1fx user %6.1fx |",
-                      "agree: %s\n"),
+    cat(sprintf(paste("%-34s chromVAR %7.2f s (CPU %7.2f) | epione %6.2f s",
+                      "(CPU %6.2f) | ratio elapsed %6.1fx CPU %6.1fx |",
+                      "agree: %s | load %s\n"),
         task, ref_t$elapsed, ref_t$user, epi_t$elapsed, epi_t$user,
-        ref_t$elapsed / epi_t$elapsed, ref_t$user / epi_t$user, same))
+        ref_t$elapsed / epi_t$elapsed, ref_t$user / epi_t$user, same,
+        load_avg()))
 }
 
 source(file.path(ref, "scripts", "05_synthetic_scaled.R"))
@@ -65,8 +72,8 @@ e_all <- timed(epione::computeDeviations(se, sc$anno, e_bg$value,
 e_ana <- timed(epione::computeDeviations(se, sc$anno, method = "analytical",
                                  threads = threads))
 hwm <- vm_hwm()
-cat(sprintf(paste("epione all %d annotations: sample %.2f s (user %.2f),",
-                  "analytical %.2f s (user %.2f); peak memory (VmHWM)",
+cat(sprintf(paste("epione all %d annotations: sample %.2f s (CPU %.2f),",
+                  "analytical %.2f s (CPU %.2f); peak memory (VmHWM)",
                   "%.2f GiB\n"),
             ncol(sc$anno), e_all$elapsed, e_all$user, e_ana$elapsed,
             e_ana$user, hwm))

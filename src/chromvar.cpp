@@ -8,25 +8,42 @@ namespace cv = epione::chromvar;
 namespace {
 
 cv::BinModel model_from(Rcpp::NumericVector fpp, Rcpp::NumericVector bias, double w, int bs,
-                        int threads = 1) {
+                        int threads = 1, bool kernel = true) {
     cv::BackgroundOptions opt;
     opt.w = w;
     opt.bs = bs;
+    opt.kernel = kernel;
     glue::TbbPar par(threads);
     return cv::bin_model({REAL(fpp), XLENGTH(fpp)}, {REAL(bias), XLENGTH(bias)}, opt, par);
 }
 
-cv::DeviationsOutput make_output(Rcpp::NumericMatrix dev, Rcpp::NumericMatrix z,
-                                 Rcpp::NumericVector matches, Rcpp::NumericVector overlap) {
-    return {glue::dense(dev), glue::dense(z), glue::span(matches), glue::span(overlap)};
-}
+// What both deviation methods share: views of counts and annotations,
+// the annotations' peak sets (and transposed), cell totals and the R
+// outputs (annotations x cells) the core writes into.
+struct DeviationsSetup {
+    glue::CscHolder hx, ha;
+    epione::CscView<double> x, m;
+    std::vector<std::vector<int>> sets;
+    epione::Csc<double> anno_rows;
+    std::vector<double> fps;
+    Rcpp::NumericMatrix dev, z;
+    Rcpp::NumericVector matches, overlap;
 
-Rcpp::List wrap_output(Rcpp::NumericMatrix dev, Rcpp::NumericMatrix z,
-                       Rcpp::NumericVector matches, Rcpp::NumericVector overlap) {
-    return Rcpp::List::create(Rcpp::Named("deviations") = dev, Rcpp::Named("z") = z,
-                              Rcpp::Named("fractionMatches") = matches,
-                              Rcpp::Named("fractionBackgroundOverlap") = overlap);
-}
+    DeviationsSetup(Rcpp::S4 counts, Rcpp::S4 anno)
+        : x(glue::csc_view(counts, hx)), m(glue::csc_view(anno, ha)), sets(cv::peak_sets(m)),
+          anno_rows(epione::transpose(m)), fps(epione::col_sums(x)), dev(m.ncol, x.ncol),
+          z(m.ncol, x.ncol), matches(m.ncol), overlap(m.ncol) {}
+
+    epione::Span<const double> cell_totals() const { return {fps.data(), x.ncol}; }
+    cv::DeviationsOutput output() {
+        return {glue::dense(dev), glue::dense(z), glue::span(matches), glue::span(overlap)};
+    }
+    Rcpp::List result() const {
+        return Rcpp::List::create(Rcpp::Named("deviations") = dev, Rcpp::Named("z") = z,
+                                  Rcpp::Named("fractionMatches") = matches,
+                                  Rcpp::Named("fractionBackgroundOverlap") = overlap);
+    }
+};
 
 }  // namespace
 
@@ -62,21 +79,13 @@ Rcpp::IntegerMatrix epi_chromvar_background(Rcpp::NumericVector fpp, Rcpp::Numer
 // [[Rcpp::export(rng = false)]]
 Rcpp::List epi_chromvar_sample(Rcpp::S4 counts, Rcpp::S4 anno, Rcpp::IntegerMatrix bg,
                                Rcpp::NumericVector expectation, int threads, bool verbose) {
-    glue::CscHolder hx, ha;
-    const auto x = glue::csc_view(counts, hx);
-    const auto m = glue::csc_view(anno, ha);
-    const auto sets = cv::peak_sets(m);
-    const auto anno_rows = epione::transpose(m);
-    const auto fps = epione::col_sums(x);
-    Rcpp::NumericMatrix dev(m.ncol, x.ncol), z(m.ncol, x.ncol);
-    Rcpp::NumericVector matches(m.ncol), overlap(m.ncol);
+    DeviationsSetup d(counts, anno);
     glue::TbbPar par(threads);
-    glue::Progress progress(m.ncol, verbose);
-    cv::deviations_sample(x, anno_rows, sets, {INTEGER(bg), bg.nrow(), bg.ncol()},
-                          {REAL(expectation), XLENGTH(expectation)}, {fps.data(), x.ncol},
-                          cv::SampleOptions{}, par, progress,
-                          make_output(dev, z, matches, overlap));
-    return wrap_output(dev, z, matches, overlap);
+    glue::Progress progress(d.m.ncol, verbose);
+    cv::deviations_sample(d.x, d.anno_rows, d.sets, {INTEGER(bg), bg.nrow(), bg.ncol()},
+                          {REAL(expectation), XLENGTH(expectation)}, d.cell_totals(),
+                          cv::SampleOptions{}, par, progress, d.output());
+    return d.result();
 }
 
 // Deviations with the closed-form (niterations -> Inf) null of the same
@@ -85,23 +94,16 @@ Rcpp::List epi_chromvar_sample(Rcpp::S4 counts, Rcpp::S4 anno, Rcpp::IntegerMatr
 Rcpp::List epi_chromvar_analytical(Rcpp::S4 counts, Rcpp::S4 anno, Rcpp::NumericVector fpp,
                                    Rcpp::NumericVector bias, Rcpp::NumericVector expectation,
                                    double w, int bs, int block, int threads, bool verbose) {
-    glue::CscHolder hx, ha;
-    const auto x = glue::csc_view(counts, hx);
-    const auto m = glue::csc_view(anno, ha);
-    const auto sets = cv::peak_sets(m);
-    const auto anno_rows = epione::transpose(m);
-    const auto fps = epione::col_sums(x);
-    const auto model = model_from(fpp, bias, w, bs, threads);
-    Rcpp::NumericMatrix dev(m.ncol, x.ncol), z(m.ncol, x.ncol);
-    Rcpp::NumericVector matches(m.ncol), overlap(m.ncol);
+    DeviationsSetup d(counts, anno);
+    const auto model = model_from(fpp, bias, w, bs, threads, false);
     glue::TbbPar par(threads);
-    glue::Progress progress(x.ncol, verbose);
+    glue::Progress progress(d.x.ncol, verbose);
     cv::AnalyticalOptions opt;
     opt.block = block;
-    cv::deviations_analytical(x, sets, anno_rows, model, {REAL(expectation), XLENGTH(expectation)},
-                              {fps.data(), x.ncol}, opt, par, progress,
-                              make_output(dev, z, matches, overlap));
-    return wrap_output(dev, z, matches, overlap);
+    cv::deviations_analytical(d.x, d.sets, d.anno_rows, model, w,
+                              {REAL(expectation), XLENGTH(expectation)}, d.cell_totals(), opt,
+                              par, progress, d.output());
+    return d.result();
 }
 
 // computeVariability: row sds of z and `n_boot` bootstrap replicates

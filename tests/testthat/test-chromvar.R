@@ -151,6 +151,31 @@ test_that("computeDeviations(method = 'sample') matches chromVAR", {
     expect_identical(unname(deviations(alt2)), unname(deviations(got)))
 })
 
+test_that("sample deviations do not depend on the counts' scale", {
+    # Whole counts take the blocked integer sweep, others the general one;
+    # deviations and z are invariant under scaling the counts (cells whose
+    # expected count crosses 1 change their NA status, so compare the rest).
+    skip_if_not(has_ref(), "shared chromVAR reference absent")
+    d <- mini()
+    want_z <- ref_matrix("deviations/mini_bgseed2017_z.tsv.gz")
+    x <- SummarizedExperiment::assay(d$se, "counts") * 2.5
+    got <- deviationScores(computeDeviations(x, d$ix, d$bg,
+                                             method = "sample"))
+    expect_true(all(is.na(want_z)[is.na(got)]))
+    expect_lt(rel_err(unname(got), unname(want_z)), 1e-12)
+    # several cell blocks and annotation chunks
+    sc <- synthetic(n_cells = 300L, n_peaks = 2000L, n_annot = 45L)
+    set.seed(5)
+    bg <- getBackgroundPeaks(sc$counts, bias = sc$bias, niterations = 50)
+    z1 <- deviationScores(computeDeviations(sc$counts, sc$anno, bg,
+                                            method = "sample"))
+    z2 <- deviationScores(computeDeviations(sc$counts * 1.5, sc$anno, bg,
+                                            method = "sample"))
+    ok <- !is.na(z1) & !is.na(z2)
+    expect_gt(mean(ok), 0.9)
+    expect_lt(max(abs(z1[ok] - z2[ok]) / pmax(abs(z1[ok]), 1e-8)), 1e-10)
+})
+
 test_that("computeVariability matches chromVAR", {
     skip_if_not(has_ref(), "shared chromVAR reference absent")
     d <- mini()

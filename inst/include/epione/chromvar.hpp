@@ -93,6 +93,7 @@ struct BackgroundOptions {
     int niterations = 50;  // background peaks per peak
     double w = 0.1;        // Gaussian kernel width on the whitened grid
     int bs = 50;           // grid points per axis (bs^2 bins)
+    bool kernel = true;    // fill BinModel::bin_p (only the sampler needs it)
 };
 
 // The sampling model behind getBackgroundPeaks: every peak falls in one
@@ -138,12 +139,14 @@ BinModel bin_model(Span<const double> fpp, Span<const double> bias,
     require_size(bias, n, "bias");
     require(n >= 2, "getBackgroundPeaks needs at least 2 peaks");
     require(opt.bs >= 3, "'bs' must be at least 3");
-    for (index_t k = 0; k < n; ++k) {
-        require(fpp[k] > 0, "All peaks must have at least one fragment in one sample; "
-                            "remove empty peaks first (e.g. filterPeaks()).");
-        require(std::isfinite(bias[k]),
-                "'bias' has a missing or non-finite value at peak " + std::to_string(k + 1) +
-                    "; recompute it with addGCBias() or drop that peak.");
+    for (index_t k = 0; k < n; ++k) {  // messages are built only on failure
+        if (!(fpp[k] > 0))
+            require(false, "All peaks must have at least one fragment in one sample; "
+                           "remove empty peaks first (e.g. filterPeaks()).");
+        if (!std::isfinite(bias[k]))
+            require(false, "'bias' has a missing or non-finite value at peak " +
+                               std::to_string(k + 1) +
+                               "; recompute it with addGCBias() or drop that peak.");
     }
     std::vector<double> y1(n);
     for (index_t k = 0; k < n; ++k) y1[k] = std::log10(fpp[k]);
@@ -213,6 +216,7 @@ BinModel bin_model(Span<const double> fpp, Span<const double> bias,
     // Kernel between grid points (chromVAR: dnorm(euc_dist(bin_data), 0, w));
     // only pairs of occupied bins are ever read, so only those are filled.
     // grid point b = a * bs + c is (bins1[a], bins2[c]).
+    if (!opt.kernel) return mdl;
     std::vector<index_t> used;
     for (index_t b = 0; b < nb; ++b)
         if (mdl.density[b] > 0) used.push_back(b);
@@ -273,13 +277,15 @@ struct AliasTable {
     }
     std::vector<std::uint64_t> large_bits;  // bitmap of large peaks
     std::vector<int> large_below;           // larges before each 64-block
-    std::vector<int> small_alias;           // alias by small rank (< smalls_done)
     int alias(int kk) const {
         if (v[memb[kk]] >= 1.0) return large_alias[large_pos(kk)];
         const index_t w = kk >> 6;
         const std::uint64_t below = large_bits[w] & ((std::uint64_t(1) << (kk & 63)) - 1);
         const index_t rank = kk - large_below[w] - __builtin_popcountll(below);
-        return rank < smalls_done ? small_alias[rank] : 0;
+        if (rank >= smalls_done) return 0;
+        // the segment holding this rank: the last start <= rank
+        const auto it = std::upper_bound(seg_start.begin(), seg_start.end(), rank);
+        return seg_jj[(it - seg_start.begin()) - 1];
     }
 };
 
@@ -360,7 +366,6 @@ inline void build_alias(const BinModel& m, const std::vector<std::vector<index_t
     t.seg_start.assign(1, 0);
     t.seg_jj.assign(1, n_large ? t.large[0] : 0);
     t.smalls_done = 0;
-    t.small_alias.clear();
     if (H == 0 || n_large == 0) return;
     index_t L = 0;     // HL[H + L] is the current large
     index_t rank = 0;  // next small rank (= HL position while < H)
@@ -404,13 +409,6 @@ inline void build_alias(const BinModel& m, const std::vector<std::vector<index_t
     }
     if (!done) zero_run(H - rank);
     t.smalls_done = rank;
-    t.small_alias.resize(rank);
-    for (std::size_t g = 0; g < t.seg_start.size(); ++g) {
-        const index_t from = std::min<index_t>(t.seg_start[g], rank);
-        const index_t to = g + 1 < t.seg_start.size() ? std::min<index_t>(t.seg_start[g + 1], rank)
-                                                      : rank;
-        std::fill(t.small_alias.begin() + from, t.small_alias.begin() + to, t.seg_jj[g]);
-    }
     // Past the small part: the larges themselves, in HL order.
     for (index_t q = 0; !done && q < n_large; ++q) {
         t.large_alias[q] = t.large[L];
@@ -439,6 +437,7 @@ void background_peaks(const BinModel& m, int niterations, Unif& unif, Par& par,
     std::vector<AliasTable> tables(chunk);
     std::vector<double> sums(chunk);
     const double dn = static_cast<double>(static_cast<int>(n));
+    std::vector<int> draws(n * niterations);  // peak-major
     for (index_t start = 0; start < static_cast<index_t>(used.size()); start += chunk) {
         const index_t len = std::min<index_t>(chunk, used.size() - start);
         par.run((len + 7) / 8, [&](index_t g) {
@@ -451,16 +450,25 @@ void background_peaks(const BinModel& m, int niterations, Unif& unif, Par& par,
         for (index_t t = 0; t < len; ++t) {
             const auto& tab = tables[t];
             for (index_t k : members[used[start + t]]) {
+                int* row = draws.data() + k * niterations;
                 for (int r = 0; r < niterations; ++r) {
                     const double rU = unif() * dn;
                     const int kk = static_cast<int>(rU);
                     const int pick =
                         (rU < tab.prob(kk) + static_cast<double>(kk)) ? kk : tab.alias(kk);
-                    out(k, r) = pick + 1;
+                    row[r] = pick + 1;
                 }
             }
         }
     }
+    // Peak-major draws into the column-major output, in tiles that stay
+    // in cache (writing the output directly misses on every draw).
+    constexpr index_t tile = 64;
+    par.run((n + tile - 1) / tile, [&](index_t b) {
+        const index_t k1 = std::min(n, (b + 1) * tile);
+        for (int r = 0; r < niterations; ++r)
+            for (index_t k = b * tile; k < k1; ++k) out(k, r) = draws[k * niterations + r];
+    });
 }
 
 // ---------------------------------------------------------------------
@@ -504,23 +512,38 @@ inline void sample_tables_one(const std::vector<int>& set, const DenseView<const
     double e_sum = 0.0;
     for (int k : set) e_sum += e[k];
     t.e_sum[a] = e_sum;
-    std::vector<int> picks(sz);
+    // Every iteration's drawn peaks in ascending order with multiplicities:
+    // one counting sort of all (peak, iteration) draws of the set by peak,
+    // stable in the iteration, so each sum runs over ascending peaks.
+    const index_t np = bg.nrow;
+    std::vector<unsigned char> in_set(np, 0);
+    for (int k : set) in_set[k] = 1;
+    std::vector<index_t> start(np + 1, 0);
+    for (index_t r = 0; r < niter; ++r)
+        for (index_t q = 0; q < sz; ++q) ++start[bg(set[q], r)];
+    for (index_t j = 0; j < np; ++j) start[j + 1] += start[j];
+    std::vector<int> iter(niter * sz);
+    {
+        std::vector<index_t> next(start.begin(), start.end() - 1);
+        for (index_t r = 0; r < niter; ++r)
+            for (index_t q = 0; q < sz; ++q) iter[next[bg(set[q], r) - 1]++] = static_cast<int>(r);
+    }
+    std::vector<double> sums(niter, 0.0);
+    std::vector<index_t> hits(niter, 0);
+    for (index_t j = 0; j < np; ++j)
+        for (index_t q = start[j]; q < start[j + 1];) {
+            const int r = iter[q];
+            index_t q2 = q + 1;
+            while (q2 < start[j + 1] && iter[q2] == r) ++q2;
+            sums[r] += static_cast<double>(q2 - q) * e[j];
+            if (in_set[j]) hits[r] += q2 - q;
+            q = q2;
+        }
     std::vector<ldouble> hits_r(niter);
     ldouble hits_sum = 0;
     for (index_t r = 0; r < niter; ++r) {
-        for (index_t q = 0; q < sz; ++q) picks[q] = bg(set[q], r) - 1;
-        std::sort(picks.begin(), picks.end());
-        double s = 0.0;
-        index_t hits = 0;
-        for (index_t q = 0; q < sz;) {
-            index_t q2 = q;
-            while (q2 < sz && picks[q2] == picks[q]) ++q2;
-            s += static_cast<double>(q2 - q) * e[picks[q]];
-            if (std::binary_search(set.begin(), set.end(), picks[q])) hits += q2 - q;
-            q = q2;
-        }
-        t.samp_exp[a * niter + r] = s;
-        hits_r[r] = static_cast<ldouble>(hits);
+        t.samp_exp[a * niter + r] = sums[r];
+        hits_r[r] = static_cast<ldouble>(hits[r]);
         hits_sum += hits_r[r];
     }
     if (sz == 1) {
@@ -562,38 +585,108 @@ inline void finish_cell(double observed, double expected, const double* sampled,
 struct SampleOptions {
     index_t max_entries = index_t(1) << 27;  // background entries per pass
     index_t cells_per_task = 32;
+    int block = 64;                  // cells sharing one read of the index
+    index_t chunk_slots = 1024;      // accumulator slots per chunk (x block)
 };
 
-// Sampled-null deviations (chromVAR's method) for all annotations, cell by
-// cell: the background draws are indexed by peak (peak j -> the
-// (annotation, iteration) slots it was drawn into), so one sweep over a
-// cell's non-zero counts fills all sampled sums of that cell. Annotations
-// are processed in groups that bound that index to `max_entries`.
-template <class Par, class Progress>
-void deviations_sample(const CscView<double>& x, const Csc<double>& anno_rows,
-                       const std::vector<std::vector<int>>& sets,
-                       const DenseView<const int>& bg, Span<const double> e,
-                       Span<const double> fps, const SampleOptions& opt, Par& par,
-                       Progress& progress, const DeviationsOutput& out) {
-    const index_t np = x.nrow, nc = x.ncol, na = static_cast<index_t>(sets.size());
-    const index_t niter = bg.ncol;
-    require(bg.nrow == np, "'background_peaks' must have one row per peak");
-    for (index_t q = 0; q < bg.nrow * bg.ncol; ++q)
-        require(bg.ptr[q] >= 1 && bg.ptr[q] <= np,
-                "'background_peaks' holds an index outside 1..nrow(object); "
-                "recompute it with getBackgroundPeaks(object).");
-    SampleTables t;
-    t.samp_exp.assign(na * niter, 0.0);
-    t.e_sum.assign(na, 0.0);
-    par.run(na, [&](index_t a) { sample_tables_one(sets[a], bg, e, a, t, out); });
-    index_t a0 = 0;
-    while (a0 < na) {
-        index_t a1 = a0, entries = 0;
-        do {
-            entries += niter * static_cast<index_t>(sets[a1].size());
-            ++a1;
-        } while (a1 < na && entries + niter * static_cast<index_t>(sets[a1].size()) <=
-                                opt.max_entries);
+// The drawn-peak index of one annotation group for the blocked integer
+// sweep: slots are cut into chunks of whole annotations (so a chunk holds
+// every iteration of its annotations), and per chunk a CSR over peaks lists
+// the chunk-local slots (16-bit) each peak was drawn into.
+struct SlotIndex {
+    index_t np = 0, n_chunks = 0;
+    std::vector<index_t> chunk_first;   // first annotation (group-local)
+    std::vector<index_t> ptr;           // n_chunks * np + 1 offsets
+    std::vector<std::uint16_t> slot;    // chunk-local slot of each entry
+};
+
+inline SlotIndex slot_index(const std::vector<std::vector<int>>& sets,
+                            const DenseView<const int>& bg,
+                            index_t a0, index_t a1, index_t chunk_slots) {
+    SlotIndex ix;
+    const index_t np = bg.nrow, niter = bg.ncol;
+    ix.np = np;
+    const index_t per = std::max<index_t>(1, std::min<index_t>(chunk_slots, 65536) / niter);
+    for (index_t a = a0; a < a1; a += per) ix.chunk_first.push_back(a - a0);
+    ix.n_chunks = static_cast<index_t>(ix.chunk_first.size());
+    ix.chunk_first.push_back(a1 - a0);
+    ix.ptr.assign(ix.n_chunks * np + 1, 0);
+    for (index_t a = a0; a < a1; ++a) {
+        const index_t base = ((a - a0) / per) * np + 1;
+        for (index_t r = 0; r < niter; ++r)
+            for (int k : sets[a]) ++ix.ptr[base + bg(k, r) - 1];
+    }
+    for (index_t q = 0; q + 1 < static_cast<index_t>(ix.ptr.size()); ++q)
+        ix.ptr[q + 1] += ix.ptr[q];
+    ix.slot.resize(ix.ptr.back());
+    std::vector<index_t> next(ix.ptr.begin(), ix.ptr.end() - 1);
+    for (index_t a = a0; a < a1; ++a) {
+        const index_t h = (a - a0) / per, base = h * np;
+        const index_t local = (a - a0 - h * per) * niter;
+        for (index_t r = 0; r < niter; ++r)
+            for (int k : sets[a])
+                ix.slot[next[base + bg(k, r) - 1]++] = static_cast<std::uint16_t>(local + r);
+    }
+    return ix;
+}
+
+// Non-zero counts of a block of cells merged by peak: peaks ascending,
+// each with its (cell in block, count) pairs.
+struct BlockRows {
+    std::vector<int> peak;
+    std::vector<index_t> ptr;
+    std::vector<int> cell;
+    std::vector<std::int32_t> value;
+};
+
+inline void block_rows(const CscView<double>& x, index_t c0, int nb, BlockRows& br) {
+    br.peak.clear();
+    br.ptr.assign(1, 0);
+    br.cell.clear();
+    br.value.clear();
+    index_t pos[128], end[128];
+    for (int b = 0; b < nb; ++b) {
+        pos[b] = x.col_begin(c0 + b);
+        end[b] = x.col_end(c0 + b);
+    }
+    for (;;) {
+        int j = std::numeric_limits<int>::max();
+        for (int b = 0; b < nb; ++b)
+            if (pos[b] < end[b] && x.i[pos[b]] < j) j = x.i[pos[b]];
+        if (j == std::numeric_limits<int>::max()) break;
+        for (int b = 0; b < nb; ++b)
+            if (pos[b] < end[b] && x.i[pos[b]] == j) {
+                br.cell.push_back(b);
+                br.value.push_back(static_cast<std::int32_t>(x.value(pos[b])));
+                ++pos[b];
+            }
+        br.peak.push_back(j);
+        br.ptr.push_back(static_cast<index_t>(br.cell.size()));
+    }
+}
+
+// Counts are whole numbers and every sampled sum fits in 32 bits: the
+// integer sweep then gives exactly the double sums.
+inline bool integer_counts(const CscView<double>& x, const std::vector<std::vector<int>>& sets) {
+    double max_x = 0;
+    for (index_t q = 0; q < x.nnz(); ++q) {
+        const double v = x.value(q);
+        if (v != std::floor(v)) return false;
+        max_x = std::max(max_x, v);
+    }
+    std::size_t max_sz = 0;
+    for (const auto& st : sets) max_sz = std::max(max_sz, st.size());
+    return max_x * static_cast<double>(max_sz) < 2147483647.0;
+}
+
+// One annotation group, cell by cell (any counts): peak -> slots index,
+// then one sweep over each cell's non-zero counts.
+template <class Par>
+void sweep_cells(const CscView<double>& x, const Csc<double>& anno_rows,
+                 const std::vector<std::vector<int>>& sets, const DenseView<const int>& bg,
+                 Span<const double> fps, const SampleTables& t, index_t a0, index_t a1,
+                 const SampleOptions& opt, Par& par, const DeviationsOutput& out) {
+    const index_t np = x.nrow, nc = x.ncol, niter = bg.ncol;
         const index_t ga = a1 - a0, slots = ga * niter;
         // Peak -> slots index (CSR over peaks), filled in a fixed order.
         std::vector<index_t> wp(np + 1, 0);
@@ -635,6 +728,113 @@ void deviations_sample(const CscView<double>& x, const Csc<double>& anno_rows,
                 }
             }
         });
+}
+
+// One annotation group for whole-number counts: blocks of cells share
+// each read of the (16-bit) slot index, and the sampled sums of a chunk
+// of annotations accumulate in 32-bit integers (block x chunk fits in
+// cache). Integer sums are exact, so the result equals sweep_cells'.
+template <class Par>
+void sweep_blocked(const CscView<double>& x, const Csc<double>& anno_rows,
+                   const std::vector<std::vector<int>>& sets, const DenseView<const int>& bg,
+                   Span<const double> fps, const SampleTables& t, index_t a0, index_t a1,
+                   const SampleOptions& opt, Par& par, const DeviationsOutput& out) {
+    const index_t np = x.nrow, nc = x.ncol, niter = bg.ncol, ga = a1 - a0;
+    const SlotIndex ix = slot_index(sets, bg, a0, a1, opt.chunk_slots);
+    const int B = std::max(1, std::min(opt.block, 128));
+    const index_t n_tasks = (nc + B - 1) / B;
+    par.run(n_tasks, [&](index_t task) {
+        const index_t c0 = task * B;
+        const int nb = static_cast<int>(std::min<index_t>(B, nc - c0));
+        BlockRows br;
+        block_rows(x, c0, nb, br);
+        std::vector<double> observed(ga * nb, 0.0), sampled(niter), dev_buf(niter);
+        for (index_t u = 0; u < static_cast<index_t>(br.peak.size()); ++u)
+            for (index_t q = br.ptr[u]; q < br.ptr[u + 1]; ++q) {
+                const int j = br.peak[u];
+                for (index_t g = anno_rows.p[j]; g < anno_rows.p[j + 1]; ++g) {
+                    const index_t a = anno_rows.i[g];
+                    if (a >= a0 && a < a1) observed[(a - a0) * nb + br.cell[q]] += br.value[q];
+                }
+            }
+        std::vector<std::int32_t> acc;
+        for (index_t h = 0; h < ix.n_chunks; ++h) {
+            const index_t fa = ix.chunk_first[h], la = ix.chunk_first[h + 1];
+            acc.assign((la - fa) * niter * B, 0);
+            const index_t* ptr = ix.ptr.data() + h * np;
+            for (index_t u = 0; u < static_cast<index_t>(br.peak.size()); ++u) {
+                const int j = br.peak[u];
+                const std::uint16_t* sl = ix.slot.data() + ptr[j];
+                const index_t len = ptr[j + 1] - ptr[j];
+                const index_t q0 = br.ptr[u], q1 = br.ptr[u + 1];
+                if (q1 - q0 == 1) {
+                    std::int32_t* a = acc.data() + br.cell[q0];
+                    const std::int32_t v = br.value[q0];
+                    for (index_t e2 = 0; e2 < len; ++e2) a[static_cast<index_t>(sl[e2]) * B] += v;
+                } else {
+                    for (index_t e2 = 0; e2 < len; ++e2) {
+                        std::int32_t* a = acc.data() + static_cast<index_t>(sl[e2]) * B;
+                        for (index_t q = q0; q < q1; ++q) a[br.cell[q]] += br.value[q];
+                    }
+                }
+            }
+            for (index_t la2 = fa; la2 < la; ++la2) {
+                const index_t a = a0 + la2;
+                for (int b = 0; b < nb; ++b) {
+                    const index_t c = c0 + b;
+                    if (sets[a].empty()) {
+                        out.dev(a, c) = out.z(a, c) = na_real();
+                        continue;
+                    }
+                    const std::int32_t* col = acc.data() + (la2 - fa) * niter * B + b;
+                    for (index_t r = 0; r < niter; ++r) sampled[r] = col[r * B];
+                    finish_cell(observed[la2 * nb + b], t.e_sum[a] * fps[c], sampled.data(),
+                                t.samp_exp.data() + a * niter, fps[c], niter, dev_buf.data(),
+                                out.dev(a, c), out.z(a, c));
+                }
+            }
+        }
+    });
+}
+
+// Sampled-null deviations (chromVAR's method) for all annotations, cell by
+// cell: the background draws are indexed by peak (peak j -> the
+// (annotation, iteration) slots it was drawn into), so one sweep over a
+// cell's non-zero counts fills all sampled sums of that cell. Annotations
+// are processed in groups that bound that index to `max_entries`.
+template <class Par, class Progress>
+void deviations_sample(const CscView<double>& x, const Csc<double>& anno_rows,
+                       const std::vector<std::vector<int>>& sets,
+                       const DenseView<const int>& bg, Span<const double> e,
+                       Span<const double> fps, const SampleOptions& opt, Par& par,
+                       Progress& progress, const DeviationsOutput& out) {
+    const index_t np = x.nrow, nc = x.ncol, na = static_cast<index_t>(sets.size());
+    const index_t niter = bg.ncol;
+    require(bg.nrow == np, "'background_peaks' must have one row per peak");
+    // (one pass without building the message per entry)
+    const auto bad = std::find_if(bg.ptr, bg.ptr + bg.nrow * bg.ncol,
+                                  [&](int v) { return v < 1 || v > np; });
+    require(bad == bg.ptr + bg.nrow * bg.ncol,
+            "'background_peaks' holds an index outside 1..nrow(object); "
+            "recompute it with getBackgroundPeaks(object).");
+    SampleTables t;
+    t.samp_exp.assign(na * niter, 0.0);
+    t.e_sum.assign(na, 0.0);
+    par.run(na, [&](index_t a) { sample_tables_one(sets[a], bg, e, a, t, out); });
+    const bool integer = integer_counts(x, sets);
+    index_t a0 = 0;
+    while (a0 < na) {
+        index_t a1 = a0, entries = 0;
+        do {
+            entries += niter * static_cast<index_t>(sets[a1].size());
+            ++a1;
+        } while (a1 < na && entries + niter * static_cast<index_t>(sets[a1].size()) <=
+                                opt.max_entries);
+        const index_t ga = a1 - a0;
+        if (integer)
+            sweep_blocked(x, anno_rows, sets, bg, fps, t, a0, a1, opt, par, out);
+        else
+            sweep_cells(x, anno_rows, sets, bg, fps, t, a0, a1, opt, par, out);
         progress.tick(ga);
         a0 = a1;
     }
@@ -648,17 +848,59 @@ void deviations_sample(const CscView<double>& x, const Csc<double>& anno_rows,
 // of per-bin moments. The deviation S/E - 1 is expanded to second order
 // (delta method) around (E[S], E[E]).
 
-struct BinMoments {
-    // Over the used bins (nu of them): per-bin expectations of e and e^2,
-    // and the weight matrix W (nu x nu, row = drawing bin, col = peer bin)
-    // with W[b, b'] = sum of q_b over the peaks of bin b'.
-    std::vector<int> used;            // bin id of each used bin
-    std::vector<int> slot;            // bin id -> used index, or -1
-    std::vector<double> W;            // nu x nu column-major
-    std::vector<double> e1, e2;       // nu: E_q[e], E_q[e^2]
+// The kernel is a Gaussian in the whitened plane, so it factorises over the
+// two grid axes: K(b, b') = k1(a, a') k2(c, c') for grid points
+// b = a * bs + c. Applying it to a grid vector is two bs x bs products
+// (K1 M K2 on the bs x bs reshaped vector) instead of one bs^2 x bs^2
+// product; constant factors cancel in the normalisation.
+struct SeparableKernel {
+    int bs = 0;
+    arma::mat k1, k2;  // bs x bs, symmetric
 };
 
-inline BinMoments bin_moments(const BinModel& m, Span<const double> e) {
+inline SeparableKernel separable_kernel(const BinModel& m, double w) {
+    SeparableKernel k;
+    k.bs = m.bs;
+    auto axis = [&](const std::vector<double>& g) {
+        arma::mat a(m.bs, m.bs);
+        for (int i = 0; i < m.bs; ++i)
+            for (int j = 0; j < m.bs; ++j) {
+                const double x = (g[i] - g[j]) / w;
+                a(i, j) = std::exp(-0.5 * x * x);
+            }
+        return a;
+    };
+    k.k1 = axis(m.bins1);
+    k.k2 = axis(m.bins2);
+    return k;
+}
+
+// Y = K X for the columns of X (bs^2 x ncol, grid order b = a * bs + c).
+// Column-major, one column is the bs x bs matrix Mt(c, a), and
+// K X is Mt -> k2 Mt k1 (both symmetric).
+inline void apply_kernel(const SeparableKernel& k, arma::mat& x) {
+    const arma::uword bs = static_cast<arma::uword>(k.bs), nc = x.n_cols;
+    arma::mat left(x.memptr(), bs, bs * nc, false, true);
+    left = k.k2 * left;  // all columns at once
+    arma::mat slab(bs, bs);
+    for (arma::uword c = 0; c < nc; ++c) {
+        arma::mat mt(x.colptr(c), bs, bs, false, true);
+        slab = mt * k.k1;
+        mt = slab;
+    }
+}
+
+// Per used bin (nu of them): the normaliser z_i = sum_j K(i, j) over used
+// bins, E_q[e] and E_q[e^2] of one background draw of a peak in bin i.
+struct BinMoments {
+    std::vector<int> used;      // grid id of each used bin
+    std::vector<int> slot;      // grid id -> used index, or -1
+    std::vector<double> inv_z;  // nu: 1 / z_i
+    std::vector<double> e1, e2;
+};
+
+inline BinMoments bin_moments(const BinModel& m, const SeparableKernel& k,
+                              Span<const double> e) {
     BinMoments bm;
     const index_t nb = static_cast<index_t>(m.bs) * m.bs;
     bm.slot.assign(nb, -1);
@@ -668,92 +910,132 @@ inline BinMoments bin_moments(const BinModel& m, Span<const double> e) {
             bm.used.push_back(static_cast<int>(b));
         }
     const index_t nu = static_cast<index_t>(bm.used.size());
-    // Within-bin sums of e and e^2.
-    std::vector<double> se(nu, 0.0), se2(nu, 0.0);
-    for (index_t k = 0; k < static_cast<index_t>(m.membership.size()); ++k) {
-        const int s = bm.slot[m.membership[k]];
-        se[s] += e[k];
-        se2[s] += e[k] * e[k];
+    // Grid columns: used indicator, mean e and mean e^2 within each bin.
+    arma::mat g(nb, 3, arma::fill::zeros);
+    for (index_t k2 = 0; k2 < static_cast<index_t>(m.membership.size()); ++k2) {
+        const index_t b = m.membership[k2];
+        g(b, 1) += e[k2];
+        g(b, 2) += e[k2] * e[k2];
     }
-    bm.W.assign(nu * nu, 0.0);
-    bm.e1.assign(nu, 0.0);
-    bm.e2.assign(nu, 0.0);
-    for (index_t i = 0; i < nu; ++i) {
-        const index_t bi = bm.used[i];
-        double z = 0.0;
-        for (index_t j = 0; j < nu; ++j) {
-            const index_t bj = bm.used[j];
-            const double per_peak = m.bin_p[bj + bi * nb] / m.density[bj];
-            bm.W[i + j * nu] = per_peak;  // weight of one peak of bin j
-            z += per_peak * m.density[bj];
+    for (index_t b = 0; b < nb; ++b)
+        if (m.density[b] > 0) {
+            g(b, 0) = 1.0;
+            g(b, 1) /= m.density[b];
+            g(b, 2) /= m.density[b];
         }
-        for (index_t j = 0; j < nu; ++j) {
-            bm.W[i + j * nu] /= z;
-            bm.e1[i] += bm.W[i + j * nu] * se[j];
-            bm.e2[i] += bm.W[i + j * nu] * se2[j];
-        }
+    apply_kernel(k, g);
+    bm.inv_z.resize(nu);
+    bm.e1.resize(nu);
+    bm.e2.resize(nu);
+    for (index_t u = 0; u < nu; ++u) {
+        const index_t b = bm.used[u];
+        bm.inv_z[u] = 1.0 / g(b, 0);
+        bm.e1[u] = g(b, 1) * bm.inv_z[u];
+        bm.e2[u] = g(b, 2) * bm.inv_z[u];
     }
     return bm;
 }
 
-
 // Analytical deviations. `cols`: counts (peaks x cells CSC); `anno_rows`:
 // annotation sets transposed (cells of the CSC = peaks; rows = annotations).
-// Cells are processed in blocks; the two dense products per block go to
-// BLAS, the sparse parts run as one task per cell.
+// Cells are processed in blocks: per block the bin sums of x, x^2 and x*e
+// (sparse pass), the kernel (separable, cheap) and one dense product with
+// the annotations' peaks-per-bin matrix N (BLAS), the dominant cost.
 struct AnalyticalOptions {
     index_t block = 512;  // cells per block (bounds memory: 3 x bins x block)
 };
 
+// Per annotation: peaks per used bin (N, na x nu) and the constants of the
+// expectation sum.
+struct AnnotationBins {
+    arma::mat N;
+    std::vector<double> e_sum, n_e1, n_ve;
+};
+
+inline AnnotationBins annotation_bins(const std::vector<std::vector<int>>& sets,
+                                      const std::vector<int>& peak_slot, const BinMoments& bm,
+                                      Span<const double> e, index_t np,
+                                      const DeviationsOutput& out) {
+    const index_t na = static_cast<index_t>(sets.size());
+    const index_t nu = static_cast<index_t>(bm.used.size());
+    AnnotationBins ab;
+    ab.N.zeros(na, nu);
+    ab.e_sum.assign(na, 0.0);
+    ab.n_e1.assign(na, 0.0);
+    ab.n_ve.assign(na, 0.0);
+    for (index_t a = 0; a < na; ++a) {
+        out.matches[a] = static_cast<double>(sets[a].size()) / static_cast<double>(np);
+        out.overlap[a] = na_real();
+        for (int k : sets[a]) {
+            ab.N(a, peak_slot[k]) += 1.0;
+            ab.e_sum[a] += e[k];
+        }
+        for (index_t u = 0; u < nu; ++u) {
+            ab.n_e1[a] += ab.N(a, u) * bm.e1[u];
+            ab.n_ve[a] += ab.N(a, u) * (bm.e2[u] - bm.e1[u] * bm.e1[u]);
+        }
+    }
+    return ab;
+}
+
+// Moments of one background draw per (used bin, cell) for a block of
+// cells: columns [mean x | var x | cov(x, e)], nu x 3nb.
+template <class Par>
+arma::mat draw_moments(const CscView<double>& cols, index_t c0, index_t nb,
+                       const BinModel& m, const SeparableKernel& k, const BinMoments& bm,
+                       Span<const double> e, Par& par) {
+    const index_t grid = static_cast<index_t>(m.bs) * m.bs;
+    const index_t nu = static_cast<index_t>(bm.used.size());
+    arma::mat T(grid, 3 * nb, arma::fill::zeros);  // per grid bin sums
+    par.run(nb, [&](index_t cc) {
+        double* t1 = T.colptr(cc);
+        double* t2 = T.colptr(nb + cc);
+        double* t3 = T.colptr(2 * nb + cc);
+        cols.for_col(c0 + cc, [&](int j, double x) {
+            const index_t b = m.membership[j];
+            t1[b] += x;
+            t2[b] += x * x;
+            t3[b] += x * e[j];
+        });
+    });
+    // Per-peak weights are kernel / density: scale the rows once.
+    for (index_t b = 0; b < grid; ++b)
+        if (m.density[b] > 0) T.row(b) /= m.density[b];
+    apply_kernel(k, T);
+    arma::mat Q(nu, 3 * nb);
+    for (index_t c = 0; c < 3 * nb; ++c) {
+        const double* t = T.colptr(c);
+        double* q = Q.colptr(c);
+        for (index_t u = 0; u < nu; ++u) q[u] = t[bm.used[u]] * bm.inv_z[u];
+    }
+    for (index_t cc = 0; cc < nb; ++cc)
+        for (index_t u = 0; u < nu; ++u) {
+            const double mu = Q(u, cc);
+            Q(u, nb + cc) -= mu * mu;            // variance of one draw
+            Q(u, 2 * nb + cc) -= bm.e1[u] * mu;  // covariance with e
+        }
+    return Q;
+}
+
 template <class Par, class Progress>
 void deviations_analytical(const CscView<double>& cols, const std::vector<std::vector<int>>& sets,
-                           const Csc<double>& anno_rows, const BinModel& m,
+                           const Csc<double>& anno_rows, const BinModel& m, double w,
                            Span<const double> e, Span<const double> fps,
                            const AnalyticalOptions& opt, Par& par, Progress& progress,
                            const DeviationsOutput& out) {
     const index_t np = cols.nrow, nc = cols.ncol, na = static_cast<index_t>(sets.size());
     require(static_cast<index_t>(m.membership.size()) == np,
             "bias model and counts have different numbers of peaks");
-    const BinMoments bm = bin_moments(m, e);
-    const index_t nu = static_cast<index_t>(bm.used.size());
-    arma::mat W(const_cast<double*>(bm.W.data()), nu, nu, false, true);
-    // Per annotation: peaks per bin, and constants of the expectation sum.
-    arma::mat N(na, nu, arma::fill::zeros);
-    std::vector<double> e_sum(na, 0.0), n_e1(na, 0.0), n_ve(na, 0.0);
+    const SeparableKernel k = separable_kernel(m, w);
+    const BinMoments bm = bin_moments(m, k, e);
     std::vector<int> peak_slot(np);
-    for (index_t k = 0; k < np; ++k) peak_slot[k] = bm.slot[m.membership[k]];
-    for (index_t a = 0; a < na; ++a) {
-        out.matches[a] = static_cast<double>(sets[a].size()) / static_cast<double>(np);
-        out.overlap[a] = na_real();
-        for (int k : sets[a]) {
-            N(a, peak_slot[k]) += 1.0;
-            e_sum[a] += e[k];
-        }
-        for (index_t u = 0; u < nu; ++u) {
-            n_e1[a] += N(a, u) * bm.e1[u];
-            n_ve[a] += N(a, u) * (bm.e2[u] - bm.e1[u] * bm.e1[u]);
-        }
-    }
+    for (index_t j = 0; j < np; ++j) peak_slot[j] = bm.slot[m.membership[j]];
+    const AnnotationBins ab = annotation_bins(sets, peak_slot, bm, e, np, out);
     const index_t B = std::max<index_t>(1, opt.block);
     for (index_t c0 = 0; c0 < nc; c0 += B) {
         const index_t nb = std::min(B, nc - c0);
-        arma::mat T(nu, 3 * nb, arma::fill::zeros);  // [sum X | sum X^2 | sum X e]
-        par.run(nb, [&](index_t cc) {
-            cols.for_col(c0 + cc, [&](int j, double x) {
-                const index_t u = peak_slot[j];
-                T(u, cc) += x;
-                T(u, nb + cc) += x * x;
-                T(u, 2 * nb + cc) += x * e[j];
-            });
-        });
-        arma::mat Q = W * T;  // per-bin peer moments
-        for (index_t cc = 0; cc < nb; ++cc)
-            for (index_t u = 0; u < nu; ++u) {
-                const double mu = Q(u, cc);
-                Q(u, nb + cc) -= mu * mu;              // variance of one draw
-                Q(u, 2 * nb + cc) -= bm.e1[u] * mu;    // covariance with e
-            }
-        const arma::mat G = N * Q;  // na x 3nb
+        const arma::mat Q = draw_moments(cols, c0, nb, m, k, bm, e, par);
+        const arma::mat G = ab.N * Q;  // na x 3nb
         par.run(nb, [&](index_t cc) {
             const index_t c = c0 + cc;
             std::vector<double> obs(na, 0.0);
@@ -762,14 +1044,14 @@ void deviations_analytical(const CscView<double>& cols, const std::vector<std::v
                     obs[anno_rows.i[q]] += x;
             });
             for (index_t a = 0; a < na; ++a) {
-                const double expected = e_sum[a] * fps[c];
+                const double expected = ab.e_sum[a] * fps[c];
                 if (sets[a].empty() || !(expected >= 1)) {
                     out.dev(a, c) = out.z(a, c) = na_real();
                     continue;
                 }
                 const double obs_dev = (obs[a] - expected) / expected;
                 const double es = G(a, cc), vs = G(a, nb + cc), cv = fps[c] * G(a, 2 * nb + cc);
-                const double ee = fps[c] * n_e1[a], ve = fps[c] * fps[c] * n_ve[a];
+                const double ee = fps[c] * ab.n_e1[a], ve = fps[c] * fps[c] * ab.n_ve[a];
                 const double r = es / ee;
                 const double mean = r - 1 - cv / (ee * ee) + r * ve / (ee * ee);
                 const double var = (vs - 2 * r * cv + r * r * ve) / (ee * ee);
