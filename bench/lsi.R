@@ -75,7 +75,37 @@ timed <- function(label, expr) {
     cat(sprintf("%-42s %8.2f s wall %8.2f s cpu   peak %6.2f GB\n", label,
                 t, st[["user.self"]] + st[["sys.self"]], peak_gb()))
     attr(val, "sec") <- t
+    attr(val, "cpu") <- st[["user.self"]] + st[["sys.self"]]
     val
+}
+
+# irlba's two code paths on iteration 1's TF-IDF matrix (rebuilt in plain
+# R, LSIMethod 2): the C fast path ArchR uses, and the R path that any user
+# matrix class or `mult` hook (e.g. a multi-threaded mat-vec) would take.
+# `prod cpu` is the part of the R path spent in the products themselves:
+# the rest is a floor no faster product can remove.
+svd_paths <- function(m, fit) {
+    cells <- setdiff(rownames(fit$matSVD), fit$outliers)
+    x <- m[fit$rows, cells]
+    x@x <- x@x / rep(Matrix::colSums(x), diff(x@p))
+    rs <- Matrix::rowSums(m[fit$rows, cells])
+    x@x <- log(x@x * (length(cells) / rs[x@i + 1L]) * 1e4 + 1)
+    set.seed(1)
+    a <- timed("irlba fast C path (ArchR's)", irlba::irlba(x, 30, 30))
+    prod <- 0
+    mult <- function(a, b) {
+        t0 <- sum(proc.time()[1:2])
+        r <- a %*% b
+        prod <<- prod + sum(proc.time()[1:2]) - t0
+        r
+    }
+    set.seed(1)
+    b <- timed("irlba R path (mult hook)",
+               suppressWarnings(irlba::irlba(x, 30, 30, mult = mult)))
+    cat(sprintf(paste0("  R path: %.2f s cpu, of which products %.2f s;",
+                       " fast path %.2f s cpu; max rel diff d %.1e\n"),
+                attr(b, "cpu"), prod, attr(a, "cpu"),
+                max(abs(a$d - b$d) / a$d)))
 }
 
 cat(sprintf("cells %d, tiles %d, threads %d\n", n_cells, n_tiles, threads))
@@ -96,6 +126,7 @@ cat(sprintf("ARI(clusters, simulated types) = %.3f\n",
                                       sim$type[match(colnames(e_cl),
                                                      colnames(sim$m))])))
 e_total <- attr(e_lsi, "sec") + attr(e_cl, "sec") + attr(e_um, "sec")
+svd_paths(sim$m, md$iterations[[1]]$lsi)
 
 if (have_archr) {
     p <- md$params
@@ -103,6 +134,7 @@ if (have_archr) {
     cells <- colnames(sim$m)
     # ArchR .computeLSI on the same features and cells as each iteration
     a_lsi <- 0
+    a_lsi_cpu <- 0
     for (j in seq_along(it)) {
         cols <- if (j < length(it)) rownames(it[[j]]$lsi$matSVD) else cells
         mat <- sim$m[it[[j]]$features, cols]
@@ -112,6 +144,7 @@ if (have_archr) {
                                 outlierQuantiles = p$outlierQuantiles,
                                 keep0lsi = FALSE, seed = 1))
         a_lsi <- a_lsi + attr(r, "sec")
+        a_lsi_cpu <- a_lsi_cpu + attr(r, "cpu")
     }
     inp <- epione::getReducedDims(e_lsi, dimsToUse = 1:30)
     a_cl <- timed("ArchR addClusters(matrix, Seurat)",
@@ -140,6 +173,10 @@ if (have_archr) {
     cat(sprintf("  clusters: epione %.1f s vs ArchR %.1f s (%.2fx)\n",
                 attr(e_cl, "sec"), attr(a_cl, "sec"),
                 attr(a_cl, "sec") / attr(e_cl, "sec")))
+    cpu <- function(...) sum(vapply(list(...), attr, 0, "cpu"))
+    cat(sprintf("  cpu: LSI+var epione %.1f s vs ArchR %.1f s (%.2fx)\n",
+                cpu(e_lsi), a_lsi_cpu + cpu(a_var),
+                (a_lsi_cpu + cpu(a_var)) / cpu(e_lsi)))
 } else {
     cat("\nArchR not installed (R_LIBS=/work/reflib:.lib): epione only,",
         sprintf("total %.1f s\n", e_total))
