@@ -20,9 +20,9 @@
 #   (addClusters proxy) 7.2 s = 25.0 s cpu: 1.43x. addClusters 1.9 vs
 #   7.2 s cpu (3.8x); UMAP 9.8 vs 10.8 s (same uwot call).
 #   irlba (ArchR's exact call, C fast path) is ~80 % of epione's LSI cpu
-#   (8.3 s on iteration 1 alone; estimate for both). Its R path, which any user class or `mult` hook
-#   (a multi-threaded mat-vec) takes, cost 20.5 s cpu, 6.4 s of it outside
-#   the products, and moves d by 1.5e-6 rel (different restarts, not
+#   (8.3 s on iteration 1 alone; estimate for both). Its R path, which
+#   any user class or `mult` hook (a multi-threaded mat-vec) takes, cost
+#   20.5 s cpu, 6.4 s of it outside the products, and moves d by 1.5e-6 rel (different restarts, not
 #   rounding). With a 2-thread C++ mat-vec the R path took 8.2 s cpu vs the
 #   fast path's 5.7 on another TF-IDF matrix, so the fast path stays: the
 #   3x goal needs a faster SVD than ArchR's irlba call, i.e. leaving exact
