@@ -23,10 +23,11 @@
 #   (8.3 s on iteration 1 alone; estimate for both). Its R path, which
 #   any user class or `mult` hook (a multi-threaded mat-vec) takes, cost
 #   20.5 s cpu, 6.4 s of it outside the products, and moves d by 1.5e-6
-#   rel (different restarts, not rounding). With a 2-thread C++ mat-vec the R path took 8.2 s cpu vs the
-#   fast path's 5.7 on another TF-IDF matrix, so the fast path stays: the
-#   3x goal needs a faster SVD than ArchR's irlba call, i.e. leaving exact
-#   parity (issue 8 allows 1e-4 rel on d).
+#   rel (different restarts, not rounding). With a 2-thread C++ mat-vec
+#   the R path took 8.2 s cpu vs the fast path's 5.7 on another TF-IDF
+#   matrix, so the fast path stays: the 3x goal needs a faster SVD than
+#   ArchR's irlba call, i.e. leaving exact parity (issue 8 allows 1e-4
+#   rel on d).
 
 suppressPackageStartupMessages({
     library(Matrix)
