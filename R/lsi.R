@@ -184,11 +184,13 @@ setMethod("iterativeLSI", "SummarizedExperiment", function(x,
 }
 
 .check_lsi_input <- function(mat, p) {
-    if (anyNA(mat@x) || any(!is.finite(mat@x)))
+    # min/max instead of elementwise tests: no nnz-long logical copies.
+    r <- if (length(mat@x)) range(mat@x) else c(1, 1)
+    if (anyNA(r) || any(!is.finite(r)))
         .abort("the matrix contains NA or infinite values; replace them ",
                "(e.g. x[is.na(x)] <- 0) before iterativeLSI()",
                kind = "input")
-    if (any(mat@x < 0))
+    if (r[1L] < 0)
         .abort("the matrix has negative values; iterativeLSI() needs ",
                "counts (not log or scaled values)", kind = "input")
     if (ncol(mat) <= max(p$dimsToUse))
@@ -198,7 +200,7 @@ setMethod("iterativeLSI", "SummarizedExperiment", function(x,
     if (anyDuplicated(colnames(mat)))
         .abort("cells (columns) need unique names; fix colnames(x)",
                kind = "input")
-    if (!p$binarize && p$firstSelection == "top" && any(mat@x != 1))
+    if (!p$binarize && p$firstSelection == "top" && any(r != 1))
         .abort("firstSelection = \"top\" needs binary data; set ",
                "binarize = TRUE", kind = "input")
     if (p$binarize && p$firstSelection != "top")
@@ -544,7 +546,10 @@ setMethod("iterativeLSI", "SummarizedExperiment", function(x,
 .lsi_to_sce <- function(x, out, p) {
     sce <- methods::as(x, "SingleCellExperiment")
     fit <- out$lsi
-    sce <- sce[, rownames(fit$matSVD)]
+    # Subsetting copies the whole features x cells assay; skip it when every
+    # cell is kept in order (the usual case).
+    if (!identical(rownames(fit$matSVD), colnames(sce)))
+        sce <- sce[, rownames(fit$matSVD)]
     SingleCellExperiment::reducedDim(sce, p$name) <- fit$matSVD
     fit$matSVD <- NULL
     fit$scaleDims <- p$scaleDims

@@ -431,3 +431,33 @@ test_that("addIterativeLSI on a project: classed errors", {
     expect_error(addClusters(done, reducedDims = "LSI2"),
                  class = "epione_error_input", regexp = "addIterativeLSI")
 })
+
+test_that("value checks (min/max based) catch Inf, NaN, negatives, counts", {
+    m <- Matrix::rsparsematrix(2000, 50, 0.05)
+    m@x[] <- 1
+    colnames(m) <- paste0("c", 1:50)
+    bad <- function(v) { b <- m; b@x[7] <- v; b }
+    for (v in c(Inf, -Inf, NaN))
+        expect_error(iterativeLSI(bad(v), varFeatures = 1000,
+                                  dimsToUse = 1:5),
+                     class = "epione_error_input", regexp = "infinite")
+    expect_error(iterativeLSI(bad(-1), varFeatures = 1000, dimsToUse = 1:5),
+                 class = "epione_error_input", regexp = "counts")
+    expect_error(iterativeLSI(bad(3), varFeatures = 1000, dimsToUse = 1:5,
+                              binarize = FALSE),
+                 class = "epione_error_input", regexp = "binarize = TRUE")
+})
+
+test_that("the assay is kept as is when every cell stays", {
+    set.seed(3)
+    m <- Matrix::rsparsematrix(3000, 120, 0.05)
+    m@x[] <- 1
+    colnames(m) <- paste0("c", 1:120)
+    out <- iterativeLSI(m, iterations = 1, varFeatures = 1000,
+                        dimsToUse = 1:4, totalFeatures = 20000,
+                        verbose = FALSE)
+    expect_identical(colnames(out), colnames(m))
+    expect_identical(SummarizedExperiment::assay(out), m)
+    e <- SingleCellExperiment::reducedDim(out, "IterativeLSI")
+    expect_identical(rownames(e), colnames(m))
+})
