@@ -229,6 +229,10 @@ epi_footprints_count <- function(path, chrom, seq, fp_start, minus, motif, n_mot
     .Call(`_epione_epi_footprints_count`, path, chrom, seq, fp_start, minus, motif, n_motifs, barcodes, groups, all_group, n_groups, flank, k)
 }
 
+epi_footprints_seqnames <- function(path) {
+    .Call(`_epione_epi_footprints_seqnames`, path)
+}
+
 epi_footprints_kmers <- function(seq, k) {
     .Call(`_epione_epi_footprints_kmers`, seq, k)
 }

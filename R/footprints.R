@@ -21,9 +21,13 @@
 #' they are read through HTSlib's tabix index.
 #'
 #' @param ArchRProj An [EpioneProject-class], or the path(s) of tabix-indexed
-#'   fragment files (`chrom start0 end barcode ...`). Several files without
-#'   `groupBy`: one group per file (bulk samples), named by `names()` or the
-#'   file names.
+#'   fragment files (`chrom start0 end barcode ...`) or indexed BAM files of
+#'   paired reads (bulk ATAC-seq). Several files without `groupBy`: one
+#'   group per file (bulk samples), named by `names()` or the file names.
+#'   A BAM is read as Tn5 fragments the way 10x and sinto make them: one per
+#'   properly paired, primary, non-duplicate pair with MAPQ >= 30, from the
+#'   leftmost mate, start0 = its start + 4, end = start0 - 4 + TLEN - 5;
+#'   the barcode (for `groupBy`) is the `CB` tag.
 #' @param positions Motif sites: a named `GRangesList` or list of `GRanges`
 #'   (as [getPositions()] / `motifmatchr::matchMotifs(out = "positions")`),
 #'   or one `GRanges`.
@@ -104,7 +108,8 @@ getFootprints <- function(ArchRProj = NULL, positions = NULL,
         grp <- .footprint_groups(files, groupBy)
         src <- if (!is.null(genome)) .as_genome(genome)
         sites <- .footprint_sites(positions, flank, k, src$lengths)
-        chroms <- unique(unlist(lapply(files, tabixSeqnames)))
+        chroms <- unique(unlist(lapply(files, function(f)
+            .core(epi_footprints_seqnames(f)))))
         if (!is.null(src)) chroms <- intersect(chroms, names(src$lengths))
         counts <- .count_footprints(files, grp, sites, chroms, src, flank, k,
                                     length(positions), verbose)

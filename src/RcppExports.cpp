@@ -802,6 +802,16 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// epi_footprints_seqnames
+Rcpp::CharacterVector epi_footprints_seqnames(std::string path);
+RcppExport SEXP _epione_epi_footprints_seqnames(SEXP pathSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< std::string >::type path(pathSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_footprints_seqnames(path));
+    return rcpp_result_gen;
+END_RCPP
+}
 // epi_footprints_kmers
 Rcpp::NumericVector epi_footprints_kmers(Rcpp::CharacterVector seq, int k);
 RcppExport SEXP _epione_epi_footprints_kmers(SEXP seqSEXP, SEXP kSEXP) {
@@ -1314,6 +1324,7 @@ static const R_CallMethodDef CallEntries[] = {
     {"_epione_epi_fasta_fetch", (DL_FUNC) &_epione_epi_fasta_fetch, 4},
     {"_epione_epi_fasta_base_counts", (DL_FUNC) &_epione_epi_fasta_base_counts, 2},
     {"_epione_epi_footprints_count", (DL_FUNC) &_epione_epi_footprints_count, 13},
+    {"_epione_epi_footprints_seqnames", (DL_FUNC) &_epione_epi_footprints_seqnames, 1},
     {"_epione_epi_footprints_kmers", (DL_FUNC) &_epione_epi_footprints_kmers, 2},
     {"_epione_epi_footprints_bias", (DL_FUNC) &_epione_epi_footprints_bias, 8},
     {"_epione_epi_footprints_count_table", (DL_FUNC) &_epione_epi_footprints_count_table, 12},

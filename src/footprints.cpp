@@ -54,6 +54,12 @@ Rcpp::List epi_footprints_count(std::string path, std::string chrom,
         Rcpp::Named("insertions") = inserts);
 }
 
+// Sequence names of a fragment file (tabix) or BAM.
+// [[Rcpp::export(rng = false)]]
+Rcpp::CharacterVector epi_footprints_seqnames(std::string path) {
+    return Rcpp::wrap(epione::footprints::fragment_seqnames(path));
+}
+
 // Plus-strand k-mer counts of a sequence (4^k, ACGT order).
 // [[Rcpp::export(rng = false)]]
 Rcpp::NumericVector epi_footprints_kmers(Rcpp::CharacterVector seq, int k) {

@@ -290,3 +290,42 @@ test_that("footprints from ArchR's own PBSmall Arrow match its fragments", {
     }
     expect_equal(sum(fp$nCells), sum(table(grp)[colnames(fp)]))
 })
+
+test_that("a paired-end BAM gives the footprints of its Tn5 fragments", {
+    skip_if_not_installed("Rsamtools")
+    set.seed(7)
+    n <- 400
+    pos <- sort(sample(1000:9000, n, replace = TRUE))   # leftmost mate, 1-based
+    tlen <- sample(60:400, n, replace = TRUE)
+    keep <- rep(c(TRUE, TRUE, TRUE, FALSE), length.out = n)  # 1 in 4 is a dup
+    flag1 <- ifelse(keep, 99L, 99L + 1024L)                  # paired, proper
+    mate <- pos + tlen - 50                                  # 50-bp reads
+    rd <- function(i, flag, p, pn, t, mq = 60) paste("r" %s% i, flag, "chr1",
+        p, mq, "50M", "=", pn, t, strrep("A", 50), strrep("I", 50), sep = "\t")
+    `%s%` <- function(a, b) paste0(a, b)
+    lines <- c(sprintf("@SQ\tSN:chr1\tLN:%d", 20000L),
+        rd(seq_len(n), flag1, pos, mate, tlen),
+        rd(seq_len(n), ifelse(keep, 147L, 147L + 1024L), mate, pos, -tlen),
+        rd("low", 99L, 5000L, 5100L, 150L, mq = 5),          # MAPQ < 30
+        rd("low", 147L, 5100L, 5000L, -150L, mq = 5))
+    sam <- tempfile(fileext = ".sam")
+    writeLines(lines, sam)
+    bam <- suppressWarnings(Rsamtools::asBam(sam, tempfile(), indexDestination = TRUE))
+    # The same fragments written plainly: start0 = pos - 1 + 4,
+    # end = pos - 1 + tlen - 5, duplicates and the low-MAPQ pair left out.
+    s0 <- pos[keep] - 1L + 4L
+    tsv <- tempfile(fileext = ".tsv")
+    o <- order(s0)
+    utils::write.table(data.frame("chr1", s0[o], (pos[keep] - 1L + tlen[keep] -
+        5L)[o], "bulk", 1L), tsv, sep = "\t", quote = FALSE,
+        row.names = FALSE, col.names = FALSE)
+    frag <- indexFragments(tsv, paste0(tsv, ".gz"))
+    sites <- list(m = GenomicRanges::GRanges("chr1", IRanges::IRanges(
+        c(3000, 5000, 7000), width = 8), strand = c("+", "-", "+")))
+    a <- getFootprints(c(S = bam), sites, flank = 60)
+    b <- getFootprints(c(S = frag), sites, flank = 60)
+    expect_identical(SummarizedExperiment::assay(a), SummarizedExperiment::assay(b))
+    expect_identical(a$nInsertions, 2 * sum(keep))
+    fp <- SummarizedExperiment::rowData(a)$type == "footprint"
+    expect_gt(sum(SummarizedExperiment::assay(a)[fp, ]), 0)
+})

@@ -20,6 +20,11 @@ struct format_error : error {
     using error::error;
     const char* kind() const noexcept override { return "format"; }
 };
+// Missing or unusable files: no index, cannot open.
+struct file_error : error {
+    using error::error;
+    const char* kind() const noexcept override { return "file"; }
+};
 // Numerical failure: singular matrix, non-convergence that cannot be handled.
 struct numeric_error : error {
     using error::error;

@@ -4,10 +4,13 @@
 // (ArchR 1.0.3 getFootprints / .addKmerBiasToCoverage). Coordinates are
 // 1-based; a fragment `chrom start0 end barcode` inserts at start0 + 1 and
 // at end (ArchR's Arrow convention). Self-contained: the only dependency is
-// HTSlib's tabix reader.
+// HTSlib's tabix and BAM readers. A bulk BAM of paired reads is read as
+// fragments the way 10x/sinto make them: start0 = leftmost mate + 4,
+// end = start0 - 4 + TLEN - 5 (the Tn5 shift).
 #pragma once
 #include <htslib/hts.h>
 #include <htslib/kstring.h>
+#include <htslib/sam.h>
 #include <htslib/tbx.h>
 #include <algorithm>
 #include <cstdint>
@@ -63,12 +66,59 @@ inline int reverse_complement_code(int code, int k) {
     return out;
 }
 
-// Streams the fragments of `chrom`, calling fn(start0, end, barcode).
+// Read pairs of a BAM file as Tn5 fragments: one per properly paired,
+// primary, non-duplicate pair with mapping quality >= min_mapq (sinto's
+// default 30), taken from the leftmost mate (TLEN > 0); the barcode is the
+// CB tag when present.
+constexpr int kMinMapq = 30;
+template <class F>
+void for_each_bam_fragment(htsFile* fp, const std::string& path,
+                           const std::string& chrom, F&& fn) {
+    sam_hdr_t* hdr = sam_hdr_read(fp);
+    hts_idx_t* idx = hdr ? sam_index_load(fp, path.c_str()) : nullptr;
+    if (!idx) {
+        if (hdr) sam_hdr_destroy(hdr);
+        hts_close(fp);
+        throw file_error("BAM file '" + path + "' has no index; create it "
+                         "with Rsamtools::indexBam() or samtools index");
+    }
+    hts_itr_t* itr = sam_itr_querys(idx, hdr, chrom.c_str());
+    bam1_t* b = bam_init1();
+    const uint16_t skip = BAM_FUNMAP | BAM_FMUNMAP | BAM_FSECONDARY |
+                          BAM_FQCFAIL | BAM_FDUP | BAM_FSUPPLEMENTARY;
+    int ret = -1;
+    while (itr && (ret = sam_itr_next(fp, itr, b)) >= 0) {
+        const bam1_core_t& c = b->core;
+        if ((c.flag & skip) || !(c.flag & BAM_FPROPER_PAIR)) continue;
+        if (c.qual < kMinMapq || c.isize <= 0) continue;
+        const long s0 = static_cast<long>(c.pos) + 4;
+        const long e = static_cast<long>(c.pos) + static_cast<long>(c.isize) - 5;
+        if (e <= s0) continue;
+        const uint8_t* cb = bam_aux_get(b, "CB");
+        const char* bc = cb ? bam_aux2Z(cb) : nullptr;
+        fn(s0, e, bc ? std::string(bc) : std::string());
+    }
+    bam_destroy1(b);
+    if (itr) hts_itr_destroy(itr);
+    hts_idx_destroy(idx);
+    sam_hdr_destroy(hdr);
+    hts_close(fp);
+    if (ret < -1)
+        throw format_error("BAM file '" + path + "' is truncated or corrupt "
+                           "(read failed on " + chrom + ")");
+}
+
+// Streams the fragments of `chrom` from a tabix-indexed fragment file or an
+// indexed BAM, calling fn(start0, end, barcode).
 template <class F>
 void for_each_fragment(const std::string& path, const std::string& chrom,
                        F&& fn) {
     htsFile* fp = hts_open(path.c_str(), "r");
     if (!fp) throw input_error("cannot open fragment file '" + path + "'");
+    if (hts_get_format(fp)->format == bam) {
+        for_each_bam_fragment(fp, path, chrom, fn);
+        return;
+    }
     tbx_t* idx = tbx_index_load(path.c_str());
     if (!idx) {
         hts_close(fp);
@@ -103,6 +153,32 @@ void for_each_fragment(const std::string& path, const std::string& chrom,
         throw format_error("fragment file '" + path + "' has " + err +
                            " on " + chrom + "; expected chrom, start, end, "
                            "barcode (10x fragments.tsv.gz)");
+}
+
+// Sequence names of a BAM header or a tabix index.
+inline std::vector<std::string> fragment_seqnames(const std::string& path) {
+    htsFile* fp = hts_open(path.c_str(), "r");
+    if (!fp) throw input_error("cannot open fragment file '" + path + "'");
+    std::vector<std::string> out;
+    if (hts_get_format(fp)->format == bam) {
+        sam_hdr_t* hdr = sam_hdr_read(fp);
+        for (int i = 0; hdr && i < sam_hdr_nref(hdr); ++i)
+            out.emplace_back(sam_hdr_tid2name(hdr, i));
+        if (hdr) sam_hdr_destroy(hdr);
+        hts_close(fp);
+        return out;
+    }
+    hts_close(fp);
+    tbx_t* idx = tbx_index_load(path.c_str());
+    if (!idx)
+        throw file_error("fragment file '" + path + "' has no tabix index; "
+                         "create it with indexFragments() or tabix -p bed");
+    int n = 0;
+    const char** nm = tbx_seqnames(idx, &n);
+    out.assign(nm, nm + n);
+    std::free(nm);
+    tbx_destroy(idx);
+    return out;
 }
 
 // Accumulates, for one chromosome, the insertion profile of every motif
