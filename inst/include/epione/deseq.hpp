@@ -153,19 +153,35 @@ void gene_init(const DenseView<const double>& y, Span<const double> sf,
     });
 }
 
+// Calls fn(k, f) for each listed row k with the dispersion objective f set
+// to that row's counts and means (mu row k); one objective, with its
+// scratch, per block of rows.
+template <class Par, class F>
+void for_rows_disp(const DenseView<const double>& y, const Design& d,
+                   Span<const int> rows, const DenseView<const double>& mu,
+                   const DispOptions& opt, Par& par, F&& fn) {
+    const index_t n = rows.size(), n_blocks = (n + kBlock - 1) / kBlock;
+    par.run(n_blocks, [&](index_t b) {
+        std::vector<double> yr(d.m), mr(d.m);
+        nb::DispObjective f(d);
+        f.use_cr = opt.use_cr;
+        const index_t end = std::min(n, (b + 1) * kBlock);
+        for (index_t k = b * kBlock; k < end; ++k) {
+            read_row(y, rows[k], yr.data());
+            read_row(mu, k, mr.data());
+            f.reset(yr.data(), mr.data());
+            fn(k, f);
+        }
+    });
+}
+
 // Gene-wise dispersion (estimateDispersionsGeneEst with niter = 1).
 template <class Par>
 void gene_dispersion(const DenseView<const double>& y, const Design& d,
                      Span<const int> rows, const DenseView<const double>& mu,
                      Span<const double> alpha_init, const DispOptions& opt,
                      Par& par, Span<double> est, Span<int> iter) {
-    const int m = d.m;
-    for_rows(par, rows.size(), [&](index_t k) {
-        std::vector<double> yr(m), mr(m);
-        read_row(y, rows[k], yr.data());
-        read_row(mu, k, mr.data());
-        nb::DispObjective f(d, yr.data(), mr.data());
-        f.use_cr = opt.use_cr;
+    for_rows_disp(y, d, rows, mu, opt, par, [&](index_t k, nb::DispObjective& f) {
         const auto r = nb::line_search(f, std::log(alpha_init[k]),
                                        std::log(opt.min_disp / 10), opt.kappa_0,
                                        opt.disp_tol, opt.maxit);
@@ -186,14 +202,8 @@ void map_dispersion(const DenseView<const double>& y, const Design& d,
                     double prior_var, double var_log_disp, const DispOptions& opt,
                     Par& par, Span<double> map, Span<int> iter,
                     Span<int> outlier, Span<double> disp) {
-    const int m = d.m;
     const double sd_log = std::sqrt(var_log_disp);
-    for_rows(par, rows.size(), [&](index_t k) {
-        std::vector<double> yr(m), mr(m);
-        read_row(y, rows[k], yr.data());
-        read_row(mu, k, mr.data());
-        nb::DispObjective f(d, yr.data(), mr.data());
-        f.use_cr = opt.use_cr;
+    for_rows_disp(y, d, rows, mu, opt, par, [&](index_t k, nb::DispObjective& f) {
         f.use_prior = true;
         f.prior_mean = std::log(fit[k]);
         f.prior_var = prior_var;
@@ -213,19 +223,20 @@ void map_dispersion(const DenseView<const double>& y, const Design& d,
 
 // Householder QR least squares of the (m + p) x p system [sqrt(w) X; sqrt(L)]
 // against [sqrt(w) z; 0], as DESeq2's fitBeta (useQR = TRUE) solves it.
+// `v` is scratch of at least `rows` values.
 inline void qr_solve(std::vector<double>& a, int rows, int p,
-                     std::vector<double>& b, double* beta) {
+                     std::vector<double>& b, std::vector<double>& v, double* beta) {
     for (int c = 0; c < p; ++c) {
         double norm = 0.0;
         for (int r = c; r < rows; ++r) norm += a[r + c * rows] * a[r + c * rows];
         norm = std::sqrt(norm);
         if (norm == 0.0) continue;
         const double alpha = a[c + c * rows] > 0 ? -norm : norm;
-        std::vector<double> v(rows - c);
+        const int len = rows - c;
         for (int r = c; r < rows; ++r) v[r - c] = a[r + c * rows];
         v[0] -= alpha;
         double vv = 0.0;
-        for (double e : v) vv += e * e;
+        for (int r = 0; r < len; ++r) vv += v[r] * v[r];
         if (vv == 0.0) continue;
         auto reflect = [&](double* col) {
             double s = 0.0;
@@ -253,47 +264,68 @@ struct GlmOut {
     Span<double> log_like;       // full NB log-likelihood at unclamped mu
 };
 
+// Scratch of fit_row, allocated once per block of rows.
+struct GlmScratch {
+    std::vector<double> mu, w, a, b, eta, nb, v, lgc, xtx, ridge, inv;
+    GlmScratch(int m, int p)
+        : mu(m), w(m), a(static_cast<size_t>(m + p) * p), b(m + p), eta(m), nb(p),
+          v(m + p), lgc(m), xtx(p * p), ridge(p * p), inv(p * p) {}
+};
+
 // IRLS per row (DESeq2 fitBeta with useQR = TRUE), started from the least
-// squares fit of log(y/s + 0.1) (`start`, rows x p, natural log).
+// squares fit of log(y/s + 0.1) (`start`, rows x p, natural log). The
+// deviance is the NB log-likelihood split into its mu-free constant
+// (computed once per row) and the mu part (per iteration).
 inline void fit_row(const double* yr, const double* nf, const Design& d,
                     double alpha, const std::vector<double>& lambda,
-                    const double* start, const GlmOptions& opt, double* beta,
-                    double* beta_var, double* mu_out, double* hat_out, int& iter,
-                    double& log_like) {
+                    const double* start, const GlmOptions& opt, GlmScratch& s,
+                    double* beta, double* beta_var, double* mu_out, double* hat_out,
+                    int& iter, double& log_like) {
     const int m = d.m, p = d.p, rows = m + p;
-    std::vector<double> mu(m), w(m), a(static_cast<size_t>(rows) * p), b(rows), eta(m);
+    auto& mu = s.mu;
+    auto& w = s.w;
+    auto& eta = s.eta;
     std::copy(start, start + p, beta);
     auto linpred = [&]() {
         for (int j = 0; j < m; ++j) {
-            double s = 0.0;
-            for (int k = 0; k < p; ++k) s += d(j, k) * beta[k];
-            eta[j] = s;
+            double t = 0.0;
+            for (int k = 0; k < p; ++k) t += d(j, k) * beta[k];
+            eta[j] = t;
         }
+    };
+    const double size = 1.0 / alpha;
+    double ll_const = 0.0;
+    for (int j = 0; j < m; ++j) ll_const += nb::nb_const(yr[j], size);
+    auto loglik = [&](const double* mm) {
+        double ll = ll_const;
+        for (int j = 0; j < m; ++j) ll += nb::nb_mu_part(yr[j], size, mm[j]);
+        return ll;
     };
     linpred();
     for (int j = 0; j < m; ++j) mu[j] = std::max(nf[j] * std::exp(eta[j]), opt.minmu);
     double dev = 0.0, dev_old = 0.0;
     iter = 0;
-    std::vector<double> nb(p);
     for (int t = 0; t < opt.maxit; ++t) {
         iter++;
-        std::fill(a.begin(), a.end(), 0.0);
+        std::fill(s.a.begin(), s.a.end(), 0.0);
         for (int j = 0; j < m; ++j) {
             w[j] = mu[j] / (1.0 + alpha * mu[j]);
             const double sw = std::sqrt(w[j]);
-            for (int k = 0; k < p; ++k) a[j + k * rows] = d(j, k) * sw;
-            b[j] = (std::log(mu[j] / nf[j]) + (yr[j] - mu[j]) / mu[j]) * sw;
+            for (int k = 0; k < p; ++k) s.a[j + k * rows] = d(j, k) * sw;
+            s.b[j] = (std::log(mu[j] / nf[j]) + (yr[j] - mu[j]) / mu[j]) * sw;
         }
-        for (int k = 0; k < p; ++k) { a[m + k + k * rows] = std::sqrt(lambda[k]); b[m + k] = 0.0; }
-        qr_solve(a, rows, p, b, nb.data());
-        std::copy(nb.begin(), nb.end(), beta);
+        for (int k = 0; k < p; ++k) {
+            s.a[m + k + k * rows] = std::sqrt(lambda[k]);
+            s.b[m + k] = 0.0;
+        }
+        qr_solve(s.a, rows, p, s.b, s.v, s.nb.data());
+        std::copy(s.nb.begin(), s.nb.end(), beta);
         bool large = false;
         for (int k = 0; k < p; ++k) large |= std::fabs(beta[k]) > opt.large;
         if (large) { iter = opt.maxit; break; }
         linpred();
         for (int j = 0; j < m; ++j) mu[j] = std::max(nf[j] * std::exp(eta[j]), opt.minmu);
-        dev = 0.0;
-        for (int j = 0; j < m; ++j) dev += -2.0 * nb::ldnbinom_mu(yr[j], 1.0 / alpha, mu[j]);
+        dev = -2.0 * loglik(mu.data());
         const double conv = std::fabs(dev - dev_old) / (std::fabs(dev) + 0.1);
         if (std::isnan(conv)) { iter = opt.maxit; break; }
         if (t > 0 && conv < opt.beta_tol) break;
@@ -301,31 +333,28 @@ inline void fit_row(const double* yr, const double* nf, const Design& d,
     }
     // Covariance and hat values at the final (clamped) mu, as fitBeta does.
     for (int j = 0; j < m; ++j) w[j] = mu[j] / (1.0 + alpha * mu[j]);
-    std::vector<double> xtx(p * p), inv;
-    nb::xtwx(d, w.data(), xtx.data());
-    std::vector<double> ridge = xtx;
-    for (int k = 0; k < p; ++k) ridge[k + k * p] += lambda[k];
+    nb::xtwx(d, w.data(), s.xtx.data());
+    s.ridge = s.xtx;
+    for (int k = 0; k < p; ++k) s.ridge[k + k * p] += lambda[k];
     double det;
-    nb::invert(ridge, p, inv, det);
+    nb::invert(s.ridge, p, s.inv, det);
+    const auto& inv = s.inv;
     for (int k = 0; k < p; ++k) {  // diag(inv * xtx * inv)
-        double s = 0.0;
+        double v = 0.0;
         for (int l = 0; l < p; ++l)
-            for (int q = 0; q < p; ++q) s += inv[k + l * p] * xtx[l + q * p] * inv[q + k * p];
-        beta_var[k] = s;
+            for (int q = 0; q < p; ++q) v += inv[k + l * p] * s.xtx[l + q * p] * inv[q + k * p];
+        beta_var[k] = v;
     }
     if (hat_out)
         for (int j = 0; j < m; ++j) {
-            double s = 0.0;
+            double v = 0.0;
             for (int k = 0; k < p; ++k)
-                for (int l = 0; l < p; ++l) s += d(j, k) * inv[l + k * p] * d(j, l);
-            hat_out[j] = s * w[j];
+                for (int l = 0; l < p; ++l) v += d(j, k) * inv[l + k * p] * d(j, l);
+            hat_out[j] = v * w[j];
         }
     linpred();
-    log_like = 0.0;
-    for (int j = 0; j < m; ++j) {
-        mu_out[j] = nf[j] * std::exp(eta[j]);
-        log_like += nb::ldnbinom_mu(yr[j], 1.0 / alpha, mu_out[j]);
-    }
+    for (int j = 0; j < m; ++j) mu_out[j] = nf[j] * std::exp(eta[j]);
+    log_like = loglik(mu_out);
 }
 
 // NB GLM for the given rows with dispersions `alpha` (one per listed row).
@@ -338,22 +367,31 @@ void fit_glm(const DenseView<const double>& y, Span<const double> sf,
              const std::vector<double>& lambda, const DenseView<const double>& ls_op,
              const GlmOptions& opt, Par& par, GlmOut out) {
     const int m = d.m, p = d.p;
-    for_rows(par, rows.size(), [&](index_t k) {
-        std::vector<double> yr(m), b0(p, 0.0), beta(p), bv(p), mu(m), h(m);
-        read_row(y, rows[k], yr.data());
-        for (int j = 0; j < m; ++j) {
-            const double lz = std::log(yr[j] / sf[j] + 0.1);
-            for (int c = 0; c < p; ++c) b0[c] += ls_op(c, j) * lz;
+    const index_t n = rows.size(), n_blocks = (n + kBlock - 1) / kBlock;
+    par.run(n_blocks, [&](index_t blk) {
+        GlmScratch s(m, p);
+        std::vector<double> yr(m), b0(p), beta(p), bv(p), mu(m), h(m);
+        const index_t end = std::min(n, (blk + 1) * kBlock);
+        for (index_t k = blk * kBlock; k < end; ++k) {
+            read_row(y, rows[k], yr.data());
+            std::fill(b0.begin(), b0.end(), 0.0);
+            for (int j = 0; j < m; ++j) {
+                const double lz = std::log(yr[j] / sf[j] + 0.1);
+                for (int c = 0; c < p; ++c) b0[c] += ls_op(c, j) * lz;
+            }
+            int iter;
+            double ll;
+            fit_row(yr.data(), sf.ptr, d, alpha[k], lambda, b0.data(), opt, s, beta.data(),
+                    bv.data(), mu.data(), out.hat.ptr ? h.data() : nullptr, iter, ll);
+            for (int c = 0; c < p; ++c) {
+                out.beta(k, c) = beta[c];
+                out.beta_var(k, c) = bv[c];
+            }
+            for (int j = 0; j < m; ++j) out.mu(k, j) = mu[j];
+            if (out.hat.ptr) for (int j = 0; j < m; ++j) out.hat(k, j) = h[j];
+            out.iter[k] = iter;
+            out.log_like[k] = ll;
         }
-        int iter;
-        double ll;
-        fit_row(yr.data(), sf.ptr, d, alpha[k], lambda, b0.data(), opt, beta.data(),
-                bv.data(), mu.data(), out.hat.ptr ? h.data() : nullptr, iter, ll);
-        for (int c = 0; c < p; ++c) { out.beta(k, c) = beta[c]; out.beta_var(k, c) = bv[c]; }
-        for (int j = 0; j < m; ++j) out.mu(k, j) = mu[j];
-        if (out.hat.ptr) for (int j = 0; j < m; ++j) out.hat(k, j) = h[j];
-        out.iter[k] = iter;
-        out.log_like[k] = ll;
     });
 }
 
