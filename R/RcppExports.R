@@ -213,6 +213,10 @@ epi_deseq_row_max <- function(x, use) {
     .Call(`_epione_epi_deseq_row_max`, x, use)
 }
 
+epi_deseq_num_rej <- function(p, filter, cutoffs, alpha) {
+    .Call(`_epione_epi_deseq_num_rej`, p, filter, cutoffs, alpha)
+}
+
 epi_fasta_lengths <- function(path, build_index) {
     .Call(`_epione_epi_fasta_lengths`, path, build_index)
 }

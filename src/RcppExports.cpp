@@ -745,6 +745,19 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// epi_deseq_num_rej
+Rcpp::NumericVector epi_deseq_num_rej(Rcpp::NumericVector p, Rcpp::NumericVector filter, Rcpp::NumericVector cutoffs, double alpha);
+RcppExport SEXP _epione_epi_deseq_num_rej(SEXP pSEXP, SEXP filterSEXP, SEXP cutoffsSEXP, SEXP alphaSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type p(pSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type filter(filterSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type cutoffs(cutoffsSEXP);
+    Rcpp::traits::input_parameter< double >::type alpha(alphaSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_deseq_num_rej(p, filter, cutoffs, alpha));
+    return rcpp_result_gen;
+END_RCPP
+}
 // epi_fasta_lengths
 Rcpp::NumericVector epi_fasta_lengths(std::string path, bool build_index);
 RcppExport SEXP _epione_epi_fasta_lengths(SEXP pathSEXP, SEXP build_indexSEXP) {
@@ -1272,6 +1285,7 @@ static const R_CallMethodDef CallEntries[] = {
     {"_epione_epi_deseq_trimmed_mean", (DL_FUNC) &_epione_epi_deseq_trimmed_mean, 5},
     {"_epione_epi_deseq_count_issues", (DL_FUNC) &_epione_epi_deseq_count_issues, 1},
     {"_epione_epi_deseq_row_max", (DL_FUNC) &_epione_epi_deseq_row_max, 2},
+    {"_epione_epi_deseq_num_rej", (DL_FUNC) &_epione_epi_deseq_num_rej, 4},
     {"_epione_epi_fasta_lengths", (DL_FUNC) &_epione_epi_fasta_lengths, 2},
     {"_epione_epi_fasta_fetch", (DL_FUNC) &_epione_epi_fasta_fetch, 4},
     {"_epione_epi_fasta_base_counts", (DL_FUNC) &_epione_epi_fasta_base_counts, 2},

@@ -182,3 +182,28 @@ Rcpp::NumericVector epi_deseq_row_max(Rcpp::NumericMatrix x, Rcpp::LogicalVector
     }
     return out;
 }
+
+// Rejections of p.adjust(p, "BH") < alpha on the subset filter >= cutoff,
+// for each cutoff; `p` is sorted decreasing and `filter` follows it. The
+// adjusted values are cummin(n / (n:1) * p), so the count is n - i + 1 for
+// the first i whose n / (n - i + 1) * p_i is below alpha (same arithmetic).
+// [[Rcpp::export(rng = false)]]
+Rcpp::NumericVector epi_deseq_num_rej(Rcpp::NumericVector p, Rcpp::NumericVector filter,
+                                      Rcpp::NumericVector cutoffs, double alpha) {
+    const R_xlen_t n_all = p.size();
+    Rcpp::NumericVector out(cutoffs.size());
+    for (R_xlen_t c = 0; c < cutoffs.size(); ++c) {
+        R_xlen_t n = 0;
+        for (R_xlen_t i = 0; i < n_all; ++i) n += filter[i] >= cutoffs[c];
+        R_xlen_t k = 0;
+        double rej = 0;
+        for (R_xlen_t i = 0; i < n_all; ++i) {
+            if (!(filter[i] >= cutoffs[c])) continue;
+            ++k;
+            const double v = static_cast<double>(n) / static_cast<double>(n - k + 1) * p[i];
+            if (v < alpha) { rej = static_cast<double>(n - k + 1); break; }
+        }
+        out[c] = rej;
+    }
+    return out;
+}
