@@ -193,8 +193,8 @@ epi_deseq_map <- function(counts, x, rows, mu, gene_est, fit, prior_var, var_log
     .Call(`_epione_epi_deseq_map`, counts, x, rows, mu, gene_est, fit, prior_var, var_log_disp, opt, threads)
 }
 
-epi_deseq_fit_glm <- function(counts, sf, x, rows, alpha, lambda, ls_op, want_hat, beta_tol, maxit, minmu, threads) {
-    .Call(`_epione_epi_deseq_fit_glm`, counts, sf, x, rows, alpha, lambda, ls_op, want_hat, beta_tol, maxit, minmu, threads)
+epi_deseq_fit_glm <- function(counts, sf, x, rows, alpha, lambda, ls_op, want_hat, beta_tol, maxit, minmu, threads, want_mu = TRUE, cooks_cell = integerVector()) {
+    .Call(`_epione_epi_deseq_fit_glm`, counts, sf, x, rows, alpha, lambda, ls_op, want_hat, beta_tol, maxit, minmu, threads, want_mu, cooks_cell)
 }
 
 epi_deseq_cooks <- function(counts, sf, rows, cell, p, mu, hat, threads) {

@@ -788,25 +788,35 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
 # (log2 scale), as fitNbinomGLMs: IRLS in C++, the closed form for an
 # intercept-only design, and optim() for the rows IRLS could not fit.
 .deseq_glm <- function(y, X, sf, rows, alpha, lambda, want_hat, threads,
-                       minmu = 0.5) {
+                       minmu = 0.5, cells = NULL, want_mu = TRUE) {
     p <- ncol(X)
     if (p == 1L && all(X == 1) && all(lambda <= 1e-6)) {
         return(.deseq_glm_intercept(y, sf, rows, alpha))
     }
     qx <- qr(X)
     ls_op <- backsolve(qr.R(qx), t(qr.Q(qx)))
+    # with `cells`, Cook's distances are computed inside the fit, so the
+    # rows x samples mu and hat matrices need not exist (memory)
     f <- .core(epi_deseq_fit_glm(y, sf, X, rows - 1L, alpha,
-        lambda / log(2)^2, ls_op, want_hat, 1e-8, 100L, minmu, threads))
+        lambda / log(2)^2, ls_op, want_hat, 1e-8, 100L, minmu, threads,
+        want_mu, if (is.null(cells)) integer() else cells))
     out <- list(beta = f$beta * log2(exp(1)),
                 se = log2(exp(1)) * sqrt(pmax(f$beta_var, 0)),
-                conv = f$iter < 100L, iter = f$iter, mu = f$mu,
-                hat = if (want_hat) f$hat, logLike = f$logLike)
+                conv = f$iter < 100L, iter = f$iter,
+                mu = if (want_mu) f$mu, hat = if (want_hat) f$hat,
+                logLike = f$logLike, cooks = if (!is.null(cells)) f$cooks)
     stable <- rowSums(is.na(f$beta)) == 0
     varpos <- rowSums(f$beta_var <= 0) == 0
     redo <- which(!out$conv | !stable | !varpos)
     for (k in redo) {
         out <- .deseq_optim_row(out, k, y[rows[k], ], sf, X, alpha[k], lambda,
                                 stable[k], ls_op, minmu)
+        if (is.null(cells)) next
+        # Cook's from the optim mean and the IRLS hat, as in the unfused path
+        h <- .core(epi_deseq_fit_glm(y, sf, X, rows[k] - 1L, alpha[k],
+            lambda / log(2)^2, ls_op, TRUE, 1e-8, 100L, minmu, 1L, FALSE))$hat
+        out$cooks[k, ] <- .core(epi_deseq_cooks(y, sf, rows[k] - 1L, cells,
+            ncol(X), matrix(out$last_mu, 1L), h, 1L))
     }
     out
 }
@@ -829,7 +839,8 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
     if (o$convergence == 0) out$conv[k] <- TRUE
     out$beta[k, ] <- o$par
     mu <- as.numeric(sf * 2^(X %*% o$par))
-    out$mu[k, ] <- mu
+    if (!is.null(out$mu)) out$mu[k, ] <- mu
+    out$last_mu <- mu
     mu[mu < minmu] <- minmu
     w <- (mu^-1 + alpha)^-1
     xtwx <- crossprod(X, X * w)
@@ -856,12 +867,15 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
 }
 
 # Wald or LRT fit of `rows` with final dispersions `disp`.
-.deseq_test <- function(y, X, sf, rows, disp, test, Xr, threads) {
-    full <- .deseq_glm(y, X, sf, rows, disp, rep(1e-6, ncol(X)), TRUE,
-                       threads)
+# `cooks`: compute Cook's distances inside the fit; `keep`: return mu and
+# hat (needed when they are not fused away or kept as assays).
+.deseq_test <- function(y, X, sf, rows, disp, test, Xr, threads,
+                        cooks = FALSE, keep = TRUE) {
+    full <- .deseq_glm(y, X, sf, rows, disp, rep(1e-6, ncol(X)), keep,
+                       threads, cells = if (cooks) .cells(X), want_mu = keep)
     if (test == "LRT") {
         red <- .deseq_glm(y, Xr, sf, rows, disp, rep(1e-6, ncol(Xr)), FALSE,
-                          threads)
+                          threads, want_mu = FALSE)
         full$LRTStatistic <- 2 * (full$logLike - red$logLike)
         full$LRTPvalue <- stats::pchisq(full$LRTStatistic,
                                         df = ncol(X) - ncol(Xr),
@@ -880,7 +894,7 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
 
 # One pass of the pipeline on `rows` of y, given the trend (NULL: fit it).
 .deseq_pass <- function(y, X, sf, rows, fitType, test, Xr, threads, verbose,
-                        trend = NULL) {
+                        trend = NULL, keep = FALSE) {
     st <- .core(epi_deseq_base_stats(y, sf, rows - 1L, threads))
     opt <- .deseq_opt(ncol(y))
     if (is.null(trend)) {
@@ -893,9 +907,15 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
         d <- list(gene = g, dispFit = dispFit, trend = trend,
                   map = .deseq_map(y, X, rows, g, dispFit, trend, opt, threads))
     }
-    fit <- .deseq_test(y, X, sf, rows, d$map$dispersion, test, Xr, threads)
-    cooks <- .core(epi_deseq_cooks(y, sf, rows - 1L, .cells(X), ncol(X),
-                                   fit$mu, fit$hat, threads))
+    fused <- test == "Wald"
+    fit <- .deseq_test(y, X, sf, rows, d$map$dispersion, test, Xr, threads,
+                       cooks = fused, keep = keep || !fused)
+    cooks <- fit$cooks
+    if (is.null(cooks)) {  # LRT, or the closed form of ~ 1
+        cooks <- .core(epi_deseq_cooks(y, sf, rows - 1L, .cells(X), ncol(X),
+                                       fit$mu, fit$hat, threads))
+    }
+    fit$cooks <- NULL
     list(stats = st, disp = d, fit = fit, cooks = cooks)
 }
 
@@ -913,7 +933,8 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
                "given.", kind = "input")
     }
     if (verbose) message("estimating dispersions and fitting the model")
-    pass <- .deseq_pass(y, X, sf, nz, fitType, test, Xr, threads, verbose)
+    pass <- .deseq_pass(y, X, sf, nz, fitType, test, Xr, threads, verbose,
+                        keep = keep_assays)
     if (test == "LRT") {  # nbinomLRT computes Cook's with the dispersion mu
         pass$cooks <- .core(epi_deseq_cooks(y, sf, nz - 1L, .cells(X),
             ncol(X), pass$disp$gene$mu, pass$fit$hat, threads))
@@ -934,6 +955,7 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
 }
 
 .fill_rows <- function(x, n, rows) {
+    if (length(rows) == n) return(x)  # no all-zero rows: no copy
     out <- matrix(NA_real_, n, ncol(x))
     out[rows, ] <- x
     out
@@ -1204,7 +1226,7 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
     }, numeric(1))
     bpv[nm == "Intercept"] <- 1e6
     g <- .deseq_glm(y, fit$X, fit$sizeFactors, nz, tab$dispersion[nz],
-                    1 / bpv, FALSE, threads)
+                    1 / bpv, FALSE, threads, want_mu = FALSE)
     k <- match(coef, nm)
     lfc <- se <- rep(NA_real_, nrow(tab))
     lfc[nz] <- g$beta[, k]

@@ -673,8 +673,8 @@ BEGIN_RCPP
 END_RCPP
 }
 // epi_deseq_fit_glm
-Rcpp::List epi_deseq_fit_glm(Rcpp::NumericMatrix counts, Rcpp::NumericVector sf, Rcpp::NumericMatrix x, Rcpp::IntegerVector rows, Rcpp::NumericVector alpha, Rcpp::NumericVector lambda, Rcpp::NumericMatrix ls_op, bool want_hat, double beta_tol, int maxit, double minmu, int threads);
-RcppExport SEXP _epione_epi_deseq_fit_glm(SEXP countsSEXP, SEXP sfSEXP, SEXP xSEXP, SEXP rowsSEXP, SEXP alphaSEXP, SEXP lambdaSEXP, SEXP ls_opSEXP, SEXP want_hatSEXP, SEXP beta_tolSEXP, SEXP maxitSEXP, SEXP minmuSEXP, SEXP threadsSEXP) {
+Rcpp::List epi_deseq_fit_glm(Rcpp::NumericMatrix counts, Rcpp::NumericVector sf, Rcpp::NumericMatrix x, Rcpp::IntegerVector rows, Rcpp::NumericVector alpha, Rcpp::NumericVector lambda, Rcpp::NumericMatrix ls_op, bool want_hat, double beta_tol, int maxit, double minmu, int threads, bool want_mu, Rcpp::IntegerVector cooks_cell);
+RcppExport SEXP _epione_epi_deseq_fit_glm(SEXP countsSEXP, SEXP sfSEXP, SEXP xSEXP, SEXP rowsSEXP, SEXP alphaSEXP, SEXP lambdaSEXP, SEXP ls_opSEXP, SEXP want_hatSEXP, SEXP beta_tolSEXP, SEXP maxitSEXP, SEXP minmuSEXP, SEXP threadsSEXP, SEXP want_muSEXP, SEXP cooks_cellSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
     Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type counts(countsSEXP);
@@ -689,7 +689,9 @@ BEGIN_RCPP
     Rcpp::traits::input_parameter< int >::type maxit(maxitSEXP);
     Rcpp::traits::input_parameter< double >::type minmu(minmuSEXP);
     Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
-    rcpp_result_gen = Rcpp::wrap(epi_deseq_fit_glm(counts, sf, x, rows, alpha, lambda, ls_op, want_hat, beta_tol, maxit, minmu, threads));
+    Rcpp::traits::input_parameter< bool >::type want_mu(want_muSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type cooks_cell(cooks_cellSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_deseq_fit_glm(counts, sf, x, rows, alpha, lambda, ls_op, want_hat, beta_tol, maxit, minmu, threads, want_mu, cooks_cell));
     return rcpp_result_gen;
 END_RCPP
 }
@@ -1280,7 +1282,7 @@ static const R_CallMethodDef CallEntries[] = {
     {"_epione_epi_deseq_gene_init", (DL_FUNC) &_epione_epi_deseq_gene_init, 9},
     {"_epione_epi_deseq_gene_disp", (DL_FUNC) &_epione_epi_deseq_gene_disp, 7},
     {"_epione_epi_deseq_map", (DL_FUNC) &_epione_epi_deseq_map, 10},
-    {"_epione_epi_deseq_fit_glm", (DL_FUNC) &_epione_epi_deseq_fit_glm, 12},
+    {"_epione_epi_deseq_fit_glm", (DL_FUNC) &_epione_epi_deseq_fit_glm, 14},
     {"_epione_epi_deseq_cooks", (DL_FUNC) &_epione_epi_deseq_cooks, 8},
     {"_epione_epi_deseq_trimmed_mean", (DL_FUNC) &_epione_epi_deseq_trimmed_mean, 5},
     {"_epione_epi_deseq_count_issues", (DL_FUNC) &_epione_epi_deseq_count_issues, 1},

@@ -107,27 +107,36 @@ Rcpp::List epi_deseq_fit_glm(Rcpp::NumericMatrix counts, Rcpp::NumericVector sf,
                              Rcpp::NumericMatrix x, Rcpp::IntegerVector rows,
                              Rcpp::NumericVector alpha, Rcpp::NumericVector lambda,
                              Rcpp::NumericMatrix ls_op, bool want_hat, double beta_tol,
-                             int maxit, double minmu, int threads) {
+                             int maxit, double minmu, int threads, bool want_mu = true,
+                             Rcpp::IntegerVector cooks_cell = Rcpp::IntegerVector()) {
     const auto d = design_of(x);
     const int n = rows.size();
-    Rcpp::NumericMatrix beta(n, d.p), beta_var(n, d.p), mu(n, d.m);
+    const bool want_cooks = cooks_cell.size() > 0;
+    Rcpp::NumericMatrix beta(n, d.p), beta_var(n, d.p);
+    Rcpp::NumericMatrix mu(want_mu ? n : 0, want_mu ? d.m : 0);
     Rcpp::NumericMatrix hat(want_hat ? n : 0, want_hat ? d.m : 0);
+    Rcpp::NumericMatrix cooks(want_cooks ? n : 0, want_cooks ? d.m : 0);
+    epione::deseq::CooksDesign cd;
+    if (want_cooks) cd = {std::vector<int>(cooks_cell.begin(), cooks_cell.end()), d.p};
     Rcpp::IntegerVector iter(n);
     Rcpp::NumericVector ll(n);
     epione::deseq::GlmOptions opt;
     opt.beta_tol = beta_tol;
     opt.maxit = maxit;
     opt.minmu = minmu;
-    epione::deseq::GlmOut out{glue::dense(beta), glue::dense(beta_var), glue::dense(mu),
+    epione::deseq::GlmOut out{glue::dense(beta), glue::dense(beta_var),
+                              want_mu ? glue::dense(mu) : DenseView<double>{},
                               want_hat ? glue::dense(hat) : DenseView<double>{},
-                              glue::span(iter), glue::span(ll)};
+                              glue::span(iter), glue::span(ll),
+                              want_cooks ? glue::dense(cooks) : DenseView<double>{}, &cd};
     glue::TbbPar par(threads);
     std::vector<double> lam(lambda.begin(), lambda.end());
     epione::deseq::fit_glm(glue::cdense(counts), cspan(sf), d, cspan(rows), cspan(alpha),
                            lam, glue::cdense(ls_op), opt, par, out);
     return Rcpp::List::create(Rcpp::Named("beta") = beta, Rcpp::Named("beta_var") = beta_var,
                               Rcpp::Named("mu") = mu, Rcpp::Named("hat") = hat,
-                              Rcpp::Named("iter") = iter, Rcpp::Named("logLike") = ll);
+                              Rcpp::Named("iter") = iter, Rcpp::Named("logLike") = ll,
+                              Rcpp::Named("cooks") = cooks);
 }
 
 // [[Rcpp::export(rng = false)]]
@@ -136,9 +145,9 @@ Rcpp::NumericMatrix epi_deseq_cooks(Rcpp::NumericMatrix counts, Rcpp::NumericVec
                                     int p, Rcpp::NumericMatrix mu, Rcpp::NumericMatrix hat,
                                     int threads) {
     Rcpp::NumericMatrix cooks(rows.size(), counts.ncol());
-    std::vector<int> cl(cell.begin(), cell.end());
+    const epione::deseq::CooksDesign cl(std::vector<int>(cell.begin(), cell.end()), p);
     glue::TbbPar par(threads);
-    epione::deseq::cooks_distance(glue::cdense(counts), cspan(sf), cspan(rows), cl, p,
+    epione::deseq::cooks_distance(glue::cdense(counts), cspan(sf), cspan(rows), cl,
                                   glue::cdense(mu), glue::cdense(hat), par,
                                   glue::dense(cooks));
     return cooks;

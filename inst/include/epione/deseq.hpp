@@ -221,6 +221,64 @@ void map_dispersion(const DenseView<const double>& y, const Design& d,
     });
 }
 
+// Cook's distances (calculateCooksDistance with robustMethodOfMomentsDisp).
+// `cell` gives each sample's distinct-design-row index.
+struct CooksDesign {
+    std::vector<int> cell, size;
+    int n_cell = 0, p = 0;
+    bool any3 = false;
+    CooksDesign() = default;
+    CooksDesign(std::vector<int> c, int n_coef) : cell(std::move(c)), p(n_coef) {
+        n_cell = *std::max_element(cell.begin(), cell.end()) + 1;
+        size.assign(n_cell, 0);
+        for (int k : cell) size[k]++;
+        for (int k : size) any3 |= k >= 3;
+    }
+};
+
+// Robust method-of-moments dispersion of one row (counts yr, size factors
+// sf): trimmed cell variances when a cell has >= 3 samples, else one
+// trimmed variance over all samples.
+inline double robust_disp(const double* yr, const double* sf, const CooksDesign& c) {
+    const int m = static_cast<int>(c.cell.size());
+    auto bin = [](int n) { return n <= 3.5 ? 0 : (n <= 23.5 ? 1 : 2); };
+    const double trim[3] = {1.0 / 3, 1.0 / 4, 1.0 / 8}, scale[3] = {2.04, 1.86, 1.51};
+    std::vector<double> z(m);
+    long double s = 0.0;
+    for (int j = 0; j < m; ++j) { z[j] = yr[j] / sf[j]; s += z[j]; }
+    const double mean = static_cast<double>(s / m);
+    double v = -INFINITY;
+    if (c.any3) {
+        for (int k = 0; k < c.n_cell; ++k) {
+            if (c.size[k] < 3) continue;
+            std::vector<double> zc;
+            for (int j = 0; j < m; ++j) if (c.cell[j] == k) zc.push_back(z[j]);
+            const int b = bin(c.size[k]);
+            const double cm = trimmed_mean(zc, trim[b]);
+            for (double& e : zc) e = (e - cm) * (e - cm);
+            v = std::max(v, scale[b] * trimmed_mean(zc, trim[b]));
+        }
+    } else {
+        const double cm = trimmed_mean(z, 1.0 / 8);
+        std::vector<double> sq(m);
+        for (int j = 0; j < m; ++j) sq[j] = (z[j] - cm) * (z[j] - cm);
+        v = 1.51 * trimmed_mean(sq, 1.0 / 8);
+    }
+    return std::max((v - mean) / (mean * mean), 0.04);
+}
+
+// Cook's distances of one row from its fitted means and hat values.
+inline void cooks_row(const double* yr, const double* sf, const double* mu,
+                      const double* hat, const CooksDesign& c, double* out) {
+    const double arob = robust_disp(yr, sf, c);
+    for (size_t j = 0; j < c.cell.size(); ++j) {
+        const double u = mu[j], h = hat[j];
+        const double var = u + arob * u * u;
+        const double e = yr[j] - u;
+        out[j] = e * e / var / c.p * h / ((1 - h) * (1 - h));
+    }
+}
+
 // Householder QR least squares of the (m + p) x p system [sqrt(w) X; sqrt(L)]
 // against [sqrt(w) z; 0], as DESeq2's fitBeta (useQR = TRUE) solves it.
 // `v` is scratch of at least `rows` values.
@@ -258,10 +316,12 @@ inline void qr_solve(std::vector<double>& a, int rows, int p,
 struct GlmOut {
     DenseView<double> beta;      // rows x p
     DenseView<double> beta_var;  // rows x p, diag of the sandwich covariance
-    DenseView<double> mu;        // rows x m, unclamped nf * exp(X beta)
+    DenseView<double> mu;        // rows x m, unclamped nf * exp(X beta); may be empty
     DenseView<double> hat;       // rows x m, may be empty (ptr == nullptr)
     Span<int> iter;
     Span<double> log_like;       // full NB log-likelihood at unclamped mu
+    DenseView<double> cooks;     // rows x m Cook's distances, may be empty
+    const CooksDesign* cooks_design = nullptr;  // needed when cooks is set
 };
 
 // Scratch of fit_row, allocated once per block of rows.
@@ -370,7 +430,7 @@ void fit_glm(const DenseView<const double>& y, Span<const double> sf,
     const index_t n = rows.size(), n_blocks = (n + kBlock - 1) / kBlock;
     par.run(n_blocks, [&](index_t blk) {
         GlmScratch s(m, p);
-        std::vector<double> yr(m), b0(p), beta(p), bv(p), mu(m), h(m);
+        std::vector<double> yr(m), b0(p), beta(p), bv(p), mu(m), h(m), ck(m);
         const index_t end = std::min(n, (blk + 1) * kBlock);
         for (index_t k = blk * kBlock; k < end; ++k) {
             read_row(y, rows[k], yr.data());
@@ -381,65 +441,40 @@ void fit_glm(const DenseView<const double>& y, Span<const double> sf,
             }
             int iter;
             double ll;
+            const bool want_h = out.hat.ptr || out.cooks.ptr;
             fit_row(yr.data(), sf.ptr, d, alpha[k], lambda, b0.data(), opt, s, beta.data(),
-                    bv.data(), mu.data(), out.hat.ptr ? h.data() : nullptr, iter, ll);
+                    bv.data(), mu.data(), want_h ? h.data() : nullptr, iter, ll);
             for (int c = 0; c < p; ++c) {
                 out.beta(k, c) = beta[c];
                 out.beta_var(k, c) = bv[c];
             }
-            for (int j = 0; j < m; ++j) out.mu(k, j) = mu[j];
+            if (out.mu.ptr) for (int j = 0; j < m; ++j) out.mu(k, j) = mu[j];
             if (out.hat.ptr) for (int j = 0; j < m; ++j) out.hat(k, j) = h[j];
+            if (out.cooks.ptr) {  // fused: no rows x m mu/hat matrices needed
+                cooks_row(yr.data(), sf.ptr, mu.data(), h.data(), *out.cooks_design,
+                          ck.data());
+                for (int j = 0; j < m; ++j) out.cooks(k, j) = ck[j];
+            }
             out.iter[k] = iter;
             out.log_like[k] = ll;
         }
     });
 }
 
-// Cook's distances (calculateCooksDistance with robustMethodOfMomentsDisp).
-// `cell` gives each sample's distinct-design-row index; `cooks` is rows x m.
+// Cook's distances for listed rows from stored means and hat values.
 template <class Par>
 void cooks_distance(const DenseView<const double>& y, Span<const double> sf,
-                    Span<const int> rows, const std::vector<int>& cell, int p,
+                    Span<const int> rows, const CooksDesign& c,
                     const DenseView<const double>& mu, const DenseView<const double>& hat,
                     Par& par, DenseView<double> cooks) {
-    const int m = static_cast<int>(cell.size());
-    const int n_cell = *std::max_element(cell.begin(), cell.end()) + 1;
-    std::vector<int> size(n_cell, 0);
-    for (int c : cell) size[c]++;
-    bool any3 = false;
-    for (int s : size) any3 |= s >= 3;
-    auto bin = [](int n) { return n <= 3.5 ? 0 : (n <= 23.5 ? 1 : 2); };
-    const double trim[3] = {1.0 / 3, 1.0 / 4, 1.0 / 8}, scale[3] = {2.04, 1.86, 1.51};
+    const index_t m = y.ncol;
     for_rows(par, rows.size(), [&](index_t k) {
-        const index_t i = rows[k];
-        std::vector<double> z(m);
-        long double s = 0.0;
-        for (int j = 0; j < m; ++j) { z[j] = y(i, j) / sf[j]; s += z[j]; }
-        const double mean = static_cast<double>(s / m);
-        double v = -INFINITY;
-        if (any3) {
-            for (int c = 0; c < n_cell; ++c) {
-                if (size[c] < 3) continue;
-                std::vector<double> zc;
-                for (int j = 0; j < m; ++j) if (cell[j] == c) zc.push_back(z[j]);
-                const int b = bin(size[c]);
-                const double cm = trimmed_mean(zc, trim[b]);
-                for (double& e : zc) e = (e - cm) * (e - cm);
-                v = std::max(v, scale[b] * trimmed_mean(zc, trim[b]));
-            }
-        } else {
-            const double cm = trimmed_mean(z, 1.0 / 8);
-            std::vector<double> sq(m);
-            for (int j = 0; j < m; ++j) sq[j] = (z[j] - cm) * (z[j] - cm);
-            v = 1.51 * trimmed_mean(sq, 1.0 / 8);
-        }
-        const double arob = std::max((v - mean) / (mean * mean), 0.04);
-        for (int j = 0; j < m; ++j) {
-            const double u = mu(k, j), h = hat(k, j);
-            const double var = u + arob * u * u;
-            const double e = y(i, j) - u;
-            cooks(k, j) = e * e / var / p * h / ((1 - h) * (1 - h));
-        }
+        std::vector<double> yr(m), mr(m), hr(m), out(m);
+        read_row(y, rows[k], yr.data());
+        read_row(mu, k, mr.data());
+        read_row(hat, k, hr.data());
+        cooks_row(yr.data(), sf.ptr, mr.data(), hr.data(), c, out.data());
+        for (index_t j = 0; j < m; ++j) cooks(k, j) = out[j];
     });
 }
 
