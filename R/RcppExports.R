@@ -181,8 +181,8 @@ epi_deseq_base_stats <- function(counts, sf, rows, threads) {
     .Call(`_epione_epi_deseq_base_stats`, counts, sf, rows, threads)
 }
 
-epi_deseq_gene_init <- function(counts, sf, x, hat, rows, mean, var, opt, threads) {
-    .Call(`_epione_epi_deseq_gene_init`, counts, sf, x, hat, rows, mean, var, opt, threads)
+epi_deseq_gene_init <- function(counts, sf, x, hat, rows, mean, var, opt, threads, q = matrix(0, 0)) {
+    .Call(`_epione_epi_deseq_gene_init`, counts, sf, x, hat, rows, mean, var, opt, threads, q)
 }
 
 epi_deseq_gene_disp <- function(counts, x, rows, mu, alpha_init, opt, threads) {

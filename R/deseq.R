@@ -604,9 +604,12 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
 # Gene-wise dispersions for `rows` (1-based) of y: rough start, the mean
 # used for the dispersion (linear shortcut or GLM), line search, grid.
 .deseq_gene_est <- function(y, X, sf, rows, bm, bv, opt, threads) {
-    hat <- tcrossprod(qr.Q(qr(X)))
+    Q <- qr.Q(qr(X))
+    hat <- tcrossprod(Q)
+    # beyond 24 samples the m x m product per row costs more than the
+    # factored Q Q' (DESeq2's own bits are kept for small designs)
     init <- .core(epi_deseq_gene_init(y, sf, X, hat, rows - 1L, bm, bv, opt,
-                                      threads))
+        threads, if (nrow(X) > 24L) Q else matrix(0, 0, 0)))
     mu <- init$mu
     if (nrow(unique(X)) != ncol(X)) {
         fit <- .deseq_glm(y, X, sf, rows, init$alpha_init, rep(1e-6, ncol(X)),

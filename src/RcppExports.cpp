@@ -620,8 +620,8 @@ BEGIN_RCPP
 END_RCPP
 }
 // epi_deseq_gene_init
-Rcpp::List epi_deseq_gene_init(Rcpp::NumericMatrix counts, Rcpp::NumericVector sf, Rcpp::NumericMatrix x, Rcpp::NumericVector hat, Rcpp::IntegerVector rows, Rcpp::NumericVector mean, Rcpp::NumericVector var, Rcpp::NumericVector opt, int threads);
-RcppExport SEXP _epione_epi_deseq_gene_init(SEXP countsSEXP, SEXP sfSEXP, SEXP xSEXP, SEXP hatSEXP, SEXP rowsSEXP, SEXP meanSEXP, SEXP varSEXP, SEXP optSEXP, SEXP threadsSEXP) {
+Rcpp::List epi_deseq_gene_init(Rcpp::NumericMatrix counts, Rcpp::NumericVector sf, Rcpp::NumericMatrix x, Rcpp::NumericVector hat, Rcpp::IntegerVector rows, Rcpp::NumericVector mean, Rcpp::NumericVector var, Rcpp::NumericVector opt, int threads, Rcpp::NumericMatrix q);
+RcppExport SEXP _epione_epi_deseq_gene_init(SEXP countsSEXP, SEXP sfSEXP, SEXP xSEXP, SEXP hatSEXP, SEXP rowsSEXP, SEXP meanSEXP, SEXP varSEXP, SEXP optSEXP, SEXP threadsSEXP, SEXP qSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
     Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type counts(countsSEXP);
@@ -633,7 +633,8 @@ BEGIN_RCPP
     Rcpp::traits::input_parameter< Rcpp::NumericVector >::type var(varSEXP);
     Rcpp::traits::input_parameter< Rcpp::NumericVector >::type opt(optSEXP);
     Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
-    rcpp_result_gen = Rcpp::wrap(epi_deseq_gene_init(counts, sf, x, hat, rows, mean, var, opt, threads));
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type q(qSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_deseq_gene_init(counts, sf, x, hat, rows, mean, var, opt, threads, q));
     return rcpp_result_gen;
 END_RCPP
 }
@@ -1279,7 +1280,7 @@ static const R_CallMethodDef CallEntries[] = {
     {"_epione_epi_coverage_groups", (DL_FUNC) &_epione_epi_coverage_groups, 7},
     {"_epione_epi_deseq_size_factors", (DL_FUNC) &_epione_epi_deseq_size_factors, 2},
     {"_epione_epi_deseq_base_stats", (DL_FUNC) &_epione_epi_deseq_base_stats, 4},
-    {"_epione_epi_deseq_gene_init", (DL_FUNC) &_epione_epi_deseq_gene_init, 9},
+    {"_epione_epi_deseq_gene_init", (DL_FUNC) &_epione_epi_deseq_gene_init, 10},
     {"_epione_epi_deseq_gene_disp", (DL_FUNC) &_epione_epi_deseq_gene_disp, 7},
     {"_epione_epi_deseq_map", (DL_FUNC) &_epione_epi_deseq_map, 10},
     {"_epione_epi_deseq_fit_glm", (DL_FUNC) &_epione_epi_deseq_fit_glm, 14},

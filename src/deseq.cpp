@@ -55,12 +55,15 @@ Rcpp::List epi_deseq_gene_init(Rcpp::NumericMatrix counts, Rcpp::NumericVector s
                                Rcpp::NumericMatrix x, Rcpp::NumericVector hat,
                                Rcpp::IntegerVector rows, Rcpp::NumericVector mean,
                                Rcpp::NumericVector var, Rcpp::NumericVector opt,
-                               int threads) {
+                               int threads,
+                               Rcpp::NumericMatrix q = Rcpp::NumericMatrix(0, 0)) {
     const auto d = design_of(x);
     Rcpp::NumericMatrix mu_out(rows.size(), counts.ncol());
     Rcpp::NumericVector init(rows.size());
     glue::TbbPar par(threads);
-    epione::deseq::gene_init(glue::cdense(counts), cspan(sf), d, cspan(hat), cspan(rows),
+    epione::deseq::gene_init(glue::cdense(counts), cspan(sf), d, cspan(hat),
+                             q.nrow() ? glue::cdense(q) : DenseView<const double>{},
+                             cspan(rows),
                              cspan(mean), cspan(var), true, disp_options(opt), par,
                              glue::dense(mu_out), glue::span(init));
     return Rcpp::List::create(Rcpp::Named("mu") = mu_out, Rcpp::Named("alpha_init") = init);

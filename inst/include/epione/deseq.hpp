@@ -121,9 +121,11 @@ void base_stats(const DenseView<const double>& y, Span<const double> sf,
 // roughDispEstimate, momentsDispEstimate, linearModelMuNormalized). `hat` is
 // X (X'X)^-1 X' (m x m); `mu` (rows x m) receives the clamped linear mean
 // when `linear_mu`, else it must already hold the GLM mean (clamped here).
+// When `q` (m x p, the Q of X's QR) is given, hat is applied as Q Q'.
 template <class Par>
 void gene_init(const DenseView<const double>& y, Span<const double> sf,
-               const Design& d, Span<const double> hat, Span<const int> rows,
+               const Design& d, Span<const double> hat,
+               const DenseView<const double>& q, Span<const int> rows,
                Span<const double> mean, Span<const double> var, bool linear_mu,
                const DispOptions& opt, Par& par, DenseView<double> mu,
                Span<double> alpha_init) {
@@ -135,8 +137,16 @@ void gene_init(const DenseView<const double>& y, Span<const double> sf,
         const index_t i = rows[k];
         std::vector<double> z(m), fit(m, 0.0);
         for (int j = 0; j < m; ++j) z[j] = y(i, j) / sf[j];
-        for (int j = 0; j < m; ++j)
-            for (int l = 0; l < m; ++l) fit[j] += z[l] * hat[l + j * m];
+        if (q.ptr) {  // hat = Q Q': O(m p) instead of O(m^2) for many samples
+            std::vector<double> c(p, 0.0);
+            for (int k = 0; k < p; ++k)
+                for (int j = 0; j < m; ++j) c[k] += q(j, k) * z[j];
+            for (int j = 0; j < m; ++j)
+                for (int k = 0; k < p; ++k) fit[j] += q(j, k) * c[k];
+        } else {  // DESeq2's hat-matrix product, for its bits
+            for (int j = 0; j < m; ++j)
+                for (int l = 0; l < m; ++l) fit[j] += z[l] * hat[l + j * m];
+        }
         double s = 0.0;
         for (int j = 0; j < m; ++j) {
             const double mt = std::max(1.0, fit[j]);

@@ -151,17 +151,33 @@ inline double lgam_fast(double x) {
     return ::lgamma_r(x, &sign);
 }
 
-// digamma for x > 0: recurrence up to x >= 10, then the asymptotic series
-// (Abramowitz & Stegun 6.3.18; the next term is below 5e-17 at x = 10).
-inline double digam_fast(double x) {
+// lgamma(x) given lx = log(x): Stirling's series for x >= 10 (the first
+// omitted term is below 3e-17 there), lgamma_r below.
+inline double lgam_log(double x, double lx) {
+    if (x < 10.0) return lgam_fast(x);
+    const double g = 1.0 / x, f = g * g;
+    const double s = g * (1.0 / 12 + f * (-1.0 / 360 + f * (1.0 / 1260 +
+        f * (-1.0 / 1680 + f * (1.0 / 1188 + f * (-691.0 / 360360 +
+        f * (1.0 / 156)))))));
+    return (x - 0.5) * lx - x + 0.91893853320467274178 + s;  // 0.5 log(2 pi)
+}
+
+// digamma for x > 0 given lx = log(x) (used when x >= 10): recurrence up to
+// x >= 10, then the asymptotic series (Abramowitz & Stegun 6.3.18; the next
+// term is below 5e-17 at x = 10).
+inline double digam_log(double x, double lx) {
     double r = 0.0;
-    while (x < 10.0) { r -= 1.0 / x; x += 1.0; }
+    if (x < 10.0) {
+        while (x < 10.0) { r -= 1.0 / x; x += 1.0; }
+        lx = std::log(x);
+    }
     const double f = 1.0 / (x * x);
     const double t = f * (-1.0 / 12 + f * (1.0 / 120 + f * (-1.0 / 252 +
         f * (1.0 / 240 + f * (-1.0 / 132 + f * (691.0 / 32760 +
         f * (-1.0 / 12)))))));
-    return r + std::log(x) - 0.5 / x + t;
+    return r + lx - 0.5 / x + t;
 }
+inline double digam_fast(double x) { return digam_log(x, x < 10.0 ? 0.0 : std::log(x)); }
 
 // The mu-dependent part of log dnbinom(y; size, mu): size log(size / (size
 // + mu)) + y log(mu / (size + mu)), written with log1p so that it stays
@@ -189,15 +205,18 @@ struct DispObjective {
     double prior_mean = 0.0, prior_var = 1.0;
     bool use_cr = true;
     std::vector<double> inv_mu;
-    mutable std::vector<double> w, dw, b, db, binv;
+    mutable std::vector<double> w, dw, b, db, binv, l1p, ly;
+    mutable double cached_a = NAN;
 
     explicit DispObjective(const Design& design)
         : d(design), inv_mu(design.m), w(design.m), dw(design.m),
-          b(design.p * design.p), db(design.p * design.p) {}
+          b(design.p * design.p), db(design.p * design.p), l1p(design.m),
+          ly(design.m) {}
 
     void reset(const double* yy, const double* mm) {
         y = yy;
         mu = mm;
+        cached_a = NAN;
         // pow(., -1) as DESeq2's Armadillo code writes it (bit parity on
         // flat log-posteriors near minDisp, where ties decide the grid)
         for (int j = 0; j < d.m; ++j) inv_mu[j] = std::pow(mu[j], -1.0);
@@ -230,15 +249,29 @@ struct DispObjective {
         return ll + prior(a) + cr;
     }
 
+    // log(1 + mu alpha) and log(y + 1/alpha) at log alpha = a, shared by
+    // lp(a) and the dlp(a) that follows it when the line search accepts a.
+    void fill_logs(double a) const {
+        if (a == cached_a) return;
+        const double alpha = std::exp(a), r = 1.0 / alpha;
+        for (int j = 0; j < d.m; ++j) {
+            l1p[j] = std::log1p(mu[j] * alpha);
+            ly[j] = y[j] != 0 ? std::log(y[j] + r) : 0.0;
+        }
+        cached_a = a;
+    }
+
+    // Uses log(mu + r) = log(r) + log(1 + mu alpha) = -a + log1p(mu alpha).
     double lp(double a) const {
         const double alpha = std::exp(a);
         const double cr = cox_reid(alpha, false);
         const double r = 1.0 / alpha;
-        const double lgr = lgam_fast(r);
+        fill_logs(a);
+        const double lgr = lgam_log(r, -a);
         double ll = 0.0;
         for (int j = 0; j < d.m; ++j) {
-            double t = -r * std::log(1.0 + mu[j] * alpha);
-            if (y[j] != 0) t += lgam_fast(y[j] + r) - lgr - y[j] * std::log(mu[j] + r);
+            double t = -r * l1p[j];
+            if (y[j] != 0) t += lgam_log(y[j] + r, ly[j]) - lgr - y[j] * (l1p[j] - a);
             ll += t;
         }
         return ll + prior(a) + cr;
@@ -258,12 +291,13 @@ struct DispObjective {
             cr = -0.5 * trace_inv_prod(b, db, d.p, binv);
         }
         const double r = 1.0 / alpha;
-        const double dgr = digam_fast(r);
+        fill_logs(a);
+        const double dgr = digam_log(r, -a);
         double s = 0.0;
         for (int j = 0; j < d.m; ++j) {
-            const double ma = mu[j] * alpha;
-            double t = std::log(1.0 + ma) - ma / (1.0 + ma);
-            if (y[j] != 0) t += dgr - digam_fast(y[j] + r) + y[j] / (mu[j] + r);
+            const double ma = mu[j] * alpha, q = 1.0 / (1.0 + ma);
+            double t = l1p[j] - ma * q;
+            if (y[j] != 0) t += dgr - digam_log(y[j] + r, ly[j]) + y[j] * alpha * q;
             s += t;
         }
         const double ll = r * r * s;
