@@ -194,7 +194,7 @@ void gene_dispersion(const DenseView<const double>& y, const Design& d,
     for_rows_disp(y, d, rows, mu, opt, par, [&](index_t k, nb::DispObjective& f) {
         const auto r = nb::line_search(f, std::log(alpha_init[k]),
                                        std::log(opt.min_disp / 10), opt.kappa_0,
-                                       opt.disp_tol, opt.maxit);
+                                       opt.disp_tol, opt.maxit, true);
         double a = std::min(std::exp(r.a), opt.max_disp);
         if (r.last_lp < r.initial_lp + std::fabs(r.initial_lp) / 1e6) a = alpha_init[k];
         const bool conv = r.iter < opt.maxit && r.iter != 1;

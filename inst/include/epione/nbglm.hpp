@@ -249,6 +249,38 @@ struct DispObjective {
         return ll + prior(a) + cr;
     }
 
+    // DESeq2's dlog_posterior with Rmath's digamma, bit for bit.
+    double dlp_exact(double a) const {
+        const double alpha = std::exp(a);
+        double cr = 0.0;
+        if (use_cr) {
+            for (int j = 0; j < d.m; ++j) {
+                const double v = inv_mu[j] + alpha;
+                w[j] = std::pow(v, -1.0);
+                dw[j] = -1.0 * std::pow(v, -2.0);
+            }
+            xtwx(d, w.data(), b.data());
+            xtwx(d, dw.data(), db.data());
+            double det;
+            invert(b, d.p, binv, det);
+            double tr = 0.0;  // trace(B^-1 dB)
+            for (int k = 0; k < d.p; ++k)
+                for (int l = 0; l < d.p; ++l) tr += binv[k + l * d.p] * db[l + k * d.p];
+            cr = -0.5 * (det * tr) / det;
+        }
+        const double r = 1.0 / alpha;
+        const double dgr = digam(r);
+        double s = 0.0;
+        for (int j = 0; j < d.m; ++j) {
+            const double ma = mu[j] * alpha;
+            s += dgr + std::log(1.0 + ma) - ma * std::pow(1.0 + ma, -1.0) -
+                 (y[j] == 0 ? dgr : digam(y[j] + r)) + y[j] * std::pow(mu[j] + r, -1.0);
+        }
+        const double ll = r * r * s;
+        const double pr = use_prior ? -(a - prior_mean) / prior_var : 0.0;
+        return (ll + cr) * alpha + pr;
+    }
+
     // log(1 + mu alpha) and log(y + 1/alpha) at log alpha = a, shared by
     // lp(a) and the dlp(a) that follows it when the line search accepts a.
     void fill_logs(double a) const {
@@ -314,12 +346,16 @@ struct LineSearchResult {
 
 // DESeq2's Armijo line search on log alpha (C++ fitDisp), quirks included:
 // rejected proposals count as iterations and the "log alpha -> -inf" exit
-// does not update lp.
+// does not update lp. With `exact_first`, the start and the first proposal
+// use DESeq2's exact arithmetic: whether the search stops after one
+// iteration (gene-wise: iter == 1 sends the row to the grid) then matches
+// DESeq2 even where the first decision is a near tie on a flat posterior.
 inline LineSearchResult line_search(const DispObjective& f, double a,
                                     double min_log_alpha, double kappa_0,
-                                    double tol, int maxit) {
+                                    double tol, int maxit, bool exact_first = false) {
     const double epsilon = 1.0e-4;
-    double lp = f.lp(a), dlp = f.dlp(a), kappa = kappa_0;
+    double lp = exact_first ? f.lp_exact(a) : f.lp(a);
+    double dlp = exact_first ? f.dlp_exact(a) : f.dlp(a), kappa = kappa_0;
     LineSearchResult res{a, 0, lp, lp};
     int iter_accept = 0;
     for (int t = 0; t < maxit; ++t) {
@@ -327,7 +363,8 @@ inline LineSearchResult line_search(const DispObjective& f, double a,
         const double a_propose = a + kappa * dlp;
         if (a_propose < -30.0) kappa = (-30.0 - a) / dlp;
         if (a_propose > 10.0) kappa = (10.0 - a) / dlp;
-        const double theta_kappa = -f.lp(a + kappa * dlp);
+        const double a_new = a + kappa * dlp;
+        const double theta_kappa = -(exact_first && t == 0 ? f.lp_exact(a_new) : f.lp(a_new));
         const double theta_hat_kappa = -lp - kappa * epsilon * dlp * dlp;
         if (theta_kappa <= theta_hat_kappa) {
             iter_accept++;
