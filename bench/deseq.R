@@ -3,8 +3,9 @@
 # shared/data/ref/deseq2 (regenerated here with its simulate.R; nothing is
 # written to the repository). Prints, per size, the elapsed and CPU
 # (user + system) seconds (median of EPIONE_BENCH_REPS runs, default 1 for
-# the references and 3 for epione), the ratios to epione (x_elaps on elapsed, x_cpu on
-# user + system CPU, which counts both epione threads), the load average
+# the references and 3 for epione), the ratios to epione (x_elaps on
+# elapsed, x_cpu on user + system CPU, which counts both epione threads),
+# the load average
 # before each size (the machine may be shared: compare CPU then), and
 # whether the padj < 0.1 calls agree with DESeq2; exits non-zero if not.
 # Usage: Rscript bench/deseq.R [p50k_s6 p200k_s12 p50k_s100]
