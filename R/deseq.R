@@ -37,6 +37,10 @@
 #'   "normal")`, replacing log2FoldChange and lfcSE).
 #' @param threads Number of C++ threads. Results do not depend on it.
 #' @param verbose Print the steps.
+#' @param normalizationFactors Optional peaks x samples matrix of positive
+#'   normalization factors replacing the size factors (DESeq2's
+#'   `normalizationFactors()`, e.g. for GC or length bias); a
+#'   `DESeqDataSet`'s own are used when present.
 #' @param ... Passed on to the method for `SummarizedExperiment`.
 #' @return A `SummarizedExperiment` (the input's, or one built around the
 #'   matrix) with `rowData` columns `baseMean`, `log2FoldChange`, `lfcSE`,
@@ -82,7 +86,7 @@ setMethod("differentialAccessibility", "SummarizedExperiment", function(
         sfType = "ratio", alpha = 0.1, lfcThreshold = 0, cooksCutoff = TRUE,
         minReplicatesForReplace = 7, independentFiltering = TRUE,
         shrink = c("none", "normal"), threads = getOption("epione.threads", 2L),
-        verbose = FALSE, assay.type = "counts") {
+        verbose = FALSE, assay.type = "counts", normalizationFactors = NULL) {
     if (missing(design) && methods::is(object, "DESeqDataSet")) {
         design <- DESeq2::design(object)
     }
@@ -93,7 +97,9 @@ setMethod("differentialAccessibility", "SummarizedExperiment", function(
     cd <- as.data.frame(SummarizedExperiment::colData(object))
     X <- .design_matrix(design, cd)
     spec <- .resolve_contrast(contrast, X, cd)  # fail before fitting
-    run <- .da_fit(y, cd, design, reduced, a, .existing_sf(object))
+    sf <- if (is.null(normalizationFactors)) .existing_sf(object) else
+        .check_nf(normalizationFactors, dim(y))
+    run <- .da_fit(y, cd, design, reduced, a, sf)
     .da_attach(object, run, y, cd, design, spec, a)
 })
 
@@ -125,9 +131,25 @@ setMethod("differentialAccessibility", "SummarizedExperiment", function(
          verbose = .check_flag(verbose, "verbose"))
 }
 
+# A DESeqDataSet's normalizationFactors, else its size factors, else NULL.
 .existing_sf <- function(object) {
-    sf <- SummarizedExperiment::colData(object)[["sizeFactor"]]
-    if (methods::is(object, "DESeqDataSet") && !is.null(sf)) sf else NULL
+    if (!methods::is(object, "DESeqDataSet")) return(NULL)
+    nf <- DESeq2::normalizationFactors(object)
+    if (!is.null(nf)) return(.check_nf(nf, dim(object)))
+    SummarizedExperiment::colData(object)[["sizeFactor"]]
+}
+
+.check_nf <- function(nf, d) {
+    nf <- as.matrix(nf)
+    if (!is.numeric(nf) || !identical(dim(nf), as.integer(d)) ||
+        anyNA(nf) || any(!is.finite(nf) | nf <= 0)) {
+        .abort("normalizationFactors must be a positive, finite numeric ",
+               "matrix with one value per count (", d[1], " x ", d[2],
+               "), like DESeq2's normalizationFactors().")
+    }
+    storage.mode(nf) <- "double"
+    dimnames(nf) <- NULL
+    nf
 }
 
 # Counts as a dense double matrix after DESeq2's input checks.
@@ -325,11 +347,12 @@ setMethod("differentialAccessibility", "SummarizedExperiment", function(
     new <- cbind(tab, fit$table[setdiff(names(fit$table), "baseMean")])
     SummarizedExperiment::rowData(object) <- .merge_columns(
         SummarizedExperiment::rowData(object), new)
-    object$sizeFactor <- fit$sizeFactors
+    if (!is.matrix(fit$sizeFactors)) object$sizeFactor <- fit$sizeFactors
     S4Vectors::metadata(object)$differentialAccessibility <- c(list(
         design = design, test = a$test, fitType = attr(fit$trend, "fitType"),
         contrast = spec, resultsNames = colnames(fit$X),
-        sizeFactors = fit$sizeFactors, dispersionFunction = fit$trend,
+        sizeFactors = if (!is.matrix(fit$sizeFactors)) fit$sizeFactors,
+        dispersionFunction = fit$trend,
         dispPriorVar = attr(fit$trend, "dispPriorVar"),
         varLogDispEsts = attr(fit$trend, "varLogDispEsts"),
         betaPriorVar = bpv, replaced = length(fit$replaced$rows)),
@@ -388,17 +411,13 @@ DESeqFast <- function(object, test = c("Wald", "LRT"), fitType = c(
                "DESeq2::DESeqDataSetFromMatrix()); for a matrix or ",
                "SummarizedExperiment use differentialAccessibility().")
     }
-    if (!is.null(DESeq2::normalizationFactors(object))) {
-        .abort("normalizationFactors are not supported yet; remove them or ",
-               "use DESeq2::DESeq().")
-    }
     a <- .da_args(test, fitType, sfType, "none", 0.1, 0, TRUE,
                   minReplicatesForReplace, TRUE, threads, !quiet)
     y <- .check_counts(DESeq2::counts(object))
     cd <- as.data.frame(SummarizedExperiment::colData(object))
     a$keep_assays <- TRUE  # mu and H only for the DESeqDataSet (memory)
     fit <- .da_fit(y, cd, DESeq2::design(object), reduced, a,
-                   DESeq2::sizeFactors(object))
+                   .existing_sf(object))
     fit$design_text <- vapply(c(list(DESeq2::design(object)), reduced),
         function(f) paste(as.character(f), collapse = " "), "")
     .as_dds(object, fit, y)
@@ -407,7 +426,11 @@ DESeqFast <- function(object, test = c("Wald", "LRT"), fitType = c(
 # Writes a fit where DESeq2 keeps it (nbinomWaldTest / nbinomLRT /
 # refitWithoutOutliers).
 .as_dds <- function(dds, fit, y) {
-    DESeq2::sizeFactors(dds) <- fit$sizeFactors
+    if (is.matrix(fit$sizeFactors)) {
+        DESeq2::normalizationFactors(dds) <- fit$sizeFactors
+    } else {
+        DESeq2::sizeFactors(dds) <- fit$sizeFactors
+    }
     tab <- fit$table
     inter <- match("dispMAP", names(tab))
     type <- ifelse(seq_along(tab) <= inter | names(tab) == "replace",
@@ -812,7 +835,8 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
     varpos <- rowSums(f$beta_var <= 0) == 0
     redo <- which(!out$conv | !stable | !varpos)
     for (k in redo) {
-        out <- .deseq_optim_row(out, k, y[rows[k], ], sf, X, alpha[k], lambda,
+        out <- .deseq_optim_row(out, k, y[rows[k], ], .sf_rows(sf, rows[k]), X,
+                                alpha[k], lambda,
                                 stable[k], ls_op, minmu)
         if (is.null(cells)) next
         # Cook's from the optim mean and the IRLS hat, as in the unfused path
@@ -856,9 +880,10 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
 
 # fitNbinomGLMs' closed form for ~ 1: beta = log2 of the mean normalized count.
 .deseq_glm_intercept <- function(y, sf, rows, alpha) {
-    z <- y[rows, , drop = FALSE] / rep(sf, each = length(rows))
+    nf <- .sf_rows(sf, rows)
+    z <- y[rows, , drop = FALSE] / nf
     beta <- log2(rowMeans(z))
-    mu <- outer(2^beta, sf)
+    mu <- 2^beta * nf
     w <- (mu^-1 + alpha)^-1
     xtwx <- rowSums(w)
     list(beta = matrix(beta, ncol = 1L),
@@ -957,6 +982,14 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
     out
 }
 
+# Size factors (vector) or normalization factors (matrix) of `rows`, as a
+# length(rows) x samples matrix (a vector for one row).
+.sf_rows <- function(sf, rows) {
+    if (is.matrix(sf)) return(sf[rows, , drop = length(rows) == 1L])
+    if (length(rows) == 1L) return(sf)
+    matrix(rep(sf, each = length(rows)), length(rows))
+}
+
 .fill_rows <- function(x, n, rows) {
     if (length(rows) == n) return(x)  # no all-zero rows: no copy
     out <- matrix(NA_real_, n, ncol(x))
@@ -1024,8 +1057,9 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
     ysub <- y[rows, , drop = FALSE]
     idx <- out$cooks[rows, , drop = FALSE] > cutoff &
         rep(out$replaceable, each = length(rows))
-    ysub[idx] <- as.integer(outer(tbm, sf))[idx]
+    ysub[idx] <- as.integer(tbm * .sf_rows(sf, rows))[idx]
     out$replaced <- list(rows = rows, counts = ysub)
+    if (is.matrix(sf)) sf <- sf[rows, , drop = FALSE]
     st <- .core(epi_deseq_base_stats(ysub, sf, seq_along(rows) - 1L, threads))
     newZero <- rowSums(ysub) == 0
     out$table$baseMean[rows] <- st$baseMean
@@ -1091,8 +1125,8 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
     X <- fit$X
     lam <- rep(1e-6, ncol(X)) / log(2)^2
     beta <- as.matrix(fit$table[colnames(X)])
-    mu <- pmax(2^(beta %*% t(X)) * rep(fit$sizeFactors, each = nrow(beta)),
-               0.5)
+    mu <- pmax(2^(beta %*% t(X)) * .sf_rows(fit$sizeFactors,
+                                             seq_len(nrow(beta))), 0.5)
     w <- mu / (1 + fit$table$dispersion * mu)
     vapply(seq_len(nrow(w)), function(i) {
         if (anyNA(w[i, ])) return(NA_real_)

@@ -17,6 +17,17 @@ epione::nb::Design design_of(Rcpp::NumericMatrix x) {
     return d;
 }
 Span<const double> cspan(Rcpp::NumericVector v) { return {REAL(v), XLENGTH(v)}; }
+
+// Size factors (a vector) or normalization factors (a matrix like counts).
+epione::deseq::Norm norm_of(Rcpp::NumericVector sf) {
+    epione::deseq::Norm n;
+    if (Rf_isMatrix(sf)) {
+        n.nf = glue::cdense(Rcpp::NumericMatrix(sf));
+    } else {
+        n.sf = REAL(sf);
+    }
+    return n;
+}
 Span<const int> cspan(Rcpp::IntegerVector v) { return {INTEGER(v), XLENGTH(v)}; }
 
 epione::deseq::DispOptions disp_options(Rcpp::NumericVector o) {
@@ -45,7 +56,7 @@ Rcpp::List epi_deseq_base_stats(Rcpp::NumericMatrix counts, Rcpp::NumericVector 
                                 Rcpp::IntegerVector rows, int threads) {
     Rcpp::NumericVector mean(rows.size()), var(rows.size());
     glue::TbbPar par(threads);
-    epione::deseq::base_stats(glue::cdense(counts), cspan(sf), cspan(rows), par,
+    epione::deseq::base_stats(glue::cdense(counts), norm_of(sf), cspan(rows), par,
                               glue::span(mean), glue::span(var));
     return Rcpp::List::create(Rcpp::Named("baseMean") = mean, Rcpp::Named("baseVar") = var);
 }
@@ -61,7 +72,7 @@ Rcpp::List epi_deseq_gene_init(Rcpp::NumericMatrix counts, Rcpp::NumericVector s
     Rcpp::NumericMatrix mu_out(rows.size(), counts.ncol());
     Rcpp::NumericVector init(rows.size());
     glue::TbbPar par(threads);
-    epione::deseq::gene_init(glue::cdense(counts), cspan(sf), d, cspan(hat),
+    epione::deseq::gene_init(glue::cdense(counts), norm_of(sf), d, cspan(hat),
                              q.nrow() ? glue::cdense(q) : DenseView<const double>{},
                              cspan(rows),
                              cspan(mean), cspan(var), true, disp_options(opt), par,
@@ -134,7 +145,7 @@ Rcpp::List epi_deseq_fit_glm(Rcpp::NumericMatrix counts, Rcpp::NumericVector sf,
                               want_cooks ? glue::dense(cooks) : DenseView<double>{}, &cd};
     glue::TbbPar par(threads);
     std::vector<double> lam(lambda.begin(), lambda.end());
-    epione::deseq::fit_glm(glue::cdense(counts), cspan(sf), d, cspan(rows), cspan(alpha),
+    epione::deseq::fit_glm(glue::cdense(counts), norm_of(sf), d, cspan(rows), cspan(alpha),
                            lam, glue::cdense(ls_op), opt, par, out);
     return Rcpp::List::create(Rcpp::Named("beta") = beta, Rcpp::Named("beta_var") = beta_var,
                               Rcpp::Named("mu") = mu, Rcpp::Named("hat") = hat,
@@ -150,7 +161,7 @@ Rcpp::NumericMatrix epi_deseq_cooks(Rcpp::NumericMatrix counts, Rcpp::NumericVec
     Rcpp::NumericMatrix cooks(rows.size(), counts.ncol());
     const epione::deseq::CooksDesign cl(std::vector<int>(cell.begin(), cell.end()), p);
     glue::TbbPar par(threads);
-    epione::deseq::cooks_distance(glue::cdense(counts), cspan(sf), cspan(rows), cl,
+    epione::deseq::cooks_distance(glue::cdense(counts), norm_of(sf), cspan(rows), cl,
                                   glue::cdense(mu), glue::cdense(hat), par,
                                   glue::dense(cooks));
     return cooks;
@@ -162,7 +173,7 @@ Rcpp::NumericVector epi_deseq_trimmed_mean(Rcpp::NumericMatrix counts, Rcpp::Num
                                            int threads) {
     Rcpp::NumericVector out(rows.size());
     glue::TbbPar par(threads);
-    epione::deseq::trimmed_base_mean(glue::cdense(counts), cspan(sf), cspan(rows), trim,
+    epione::deseq::trimmed_base_mean(glue::cdense(counts), norm_of(sf), cspan(rows), trim,
                                      par, glue::span(out));
     return out;
 }

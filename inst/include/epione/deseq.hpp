@@ -51,6 +51,21 @@ inline void read_row(const DenseView<const double>& y, index_t i, double* out) {
     for (index_t j = 0; j < y.ncol; ++j) out[j] = y(i, j);
 }
 
+// Normalization of the counts: size factors (one per sample) or, as
+// DESeq2's normalizationFactors, a factor per count (rows as in the
+// counts). row() gathers row i's factors into `out` (m values).
+struct Norm {
+    const double* sf = nullptr;
+    DenseView<const double> nf;
+    void row(index_t i, index_t m, double* out) const {
+        if (nf.ptr) {
+            for (index_t j = 0; j < m; ++j) out[j] = nf(i, j);
+        } else {
+            std::copy(sf, sf + m, out);
+        }
+    }
+};
+
 // R's median (mean of the two middle values when the count is even).
 inline double median(std::vector<double>& v) {
     const size_t n = v.size(), h = n / 2;
@@ -99,11 +114,13 @@ void size_factors(const DenseView<const double>& y, Par& par, Span<double> sf) {
 
 // Per-row baseMean, baseVar (of normalized counts) for the given rows.
 template <class Par>
-void base_stats(const DenseView<const double>& y, Span<const double> sf,
+void base_stats(const DenseView<const double>& y, const Norm& norm,
                 Span<const int> rows, Par& par, Span<double> mean, Span<double> var) {
     const index_t m = y.ncol;
     for_rows(par, rows.size(), [&](index_t k) {
         const index_t i = rows[k];
+        std::vector<double> sf(m);
+        norm.row(i, m, sf.data());
         long double s = 0.0;
         for (index_t j = 0; j < m; ++j) s += y(i, j) / sf[j];
         const double mu = static_cast<double>(s / m);
@@ -123,7 +140,7 @@ void base_stats(const DenseView<const double>& y, Span<const double> sf,
 // when `linear_mu`, else it must already hold the GLM mean (clamped here).
 // When `q` (m x p, the Q of X's QR) is given, hat is applied as Q Q'.
 template <class Par>
-void gene_init(const DenseView<const double>& y, Span<const double> sf,
+void gene_init(const DenseView<const double>& y, const Norm& norm,
                const Design& d, Span<const double> hat,
                const DenseView<const double>& q, Span<const int> rows,
                Span<const double> mean, Span<const double> var, bool linear_mu,
@@ -131,11 +148,20 @@ void gene_init(const DenseView<const double>& y, Span<const double> sf,
                Span<double> alpha_init) {
     const int m = d.m, p = d.p;
     double xim = 0.0;
-    for (int j = 0; j < m; ++j) xim += 1.0 / sf[j];
+    if (norm.nf.ptr) {  // DESeq2: mean(1 / colMeans(normalizationFactors))
+        for (int j = 0; j < m; ++j) {
+            long double c = 0.0;
+            for (index_t k = 0; k < rows.size(); ++k) c += norm.nf(rows[k], j);
+            xim += 1.0 / static_cast<double>(c / rows.size());
+        }
+    } else {
+        for (int j = 0; j < m; ++j) xim += 1.0 / norm.sf[j];
+    }
     xim /= m;
     for_rows(par, rows.size(), [&](index_t k) {
         const index_t i = rows[k];
-        std::vector<double> z(m), fit(m, 0.0);
+        std::vector<double> z(m), fit(m, 0.0), sf(m);
+        norm.row(i, m, sf.data());
         for (int j = 0; j < m; ++j) z[j] = y(i, j) / sf[j];
         if (q.ptr) {  // hat = Q Q': O(m p) instead of O(m^2) for many samples
             std::vector<double> c(p, 0.0);
@@ -432,7 +458,7 @@ inline void fit_row(const double* yr, const double* nf, const Design& d,
 // least-squares fit of log(y/s + 0.1): `ls_op` (p x m) is R^-1 Q' of the QR
 // of X, so start = ls_op * log(z + 0.1).
 template <class Par>
-void fit_glm(const DenseView<const double>& y, Span<const double> sf,
+void fit_glm(const DenseView<const double>& y, const Norm& norm,
              const Design& d, Span<const int> rows, Span<const double> alpha,
              const std::vector<double>& lambda, const DenseView<const double>& ls_op,
              const GlmOptions& opt, Par& par, GlmOut out) {
@@ -440,10 +466,11 @@ void fit_glm(const DenseView<const double>& y, Span<const double> sf,
     const index_t n = rows.size(), n_blocks = (n + kBlock - 1) / kBlock;
     par.run(n_blocks, [&](index_t blk) {
         GlmScratch s(m, p);
-        std::vector<double> yr(m), b0(p), beta(p), bv(p), mu(m), h(m), ck(m);
+        std::vector<double> yr(m), b0(p), beta(p), bv(p), mu(m), h(m), ck(m), sf(m);
         const index_t end = std::min(n, (blk + 1) * kBlock);
         for (index_t k = blk * kBlock; k < end; ++k) {
             read_row(y, rows[k], yr.data());
+            norm.row(rows[k], m, sf.data());
             std::fill(b0.begin(), b0.end(), 0.0);
             for (int j = 0; j < m; ++j) {
                 const double lz = std::log(yr[j] / sf[j] + 0.1);
@@ -452,7 +479,7 @@ void fit_glm(const DenseView<const double>& y, Span<const double> sf,
             int iter;
             double ll;
             const bool want_h = out.hat.ptr || out.cooks.ptr;
-            fit_row(yr.data(), sf.ptr, d, alpha[k], lambda, b0.data(), opt, s, beta.data(),
+            fit_row(yr.data(), sf.data(), d, alpha[k], lambda, b0.data(), opt, s, beta.data(),
                     bv.data(), mu.data(), want_h ? h.data() : nullptr, iter, ll);
             for (int c = 0; c < p; ++c) {
                 out.beta(k, c) = beta[c];
@@ -461,7 +488,7 @@ void fit_glm(const DenseView<const double>& y, Span<const double> sf,
             if (out.mu.ptr) for (int j = 0; j < m; ++j) out.mu(k, j) = mu[j];
             if (out.hat.ptr) for (int j = 0; j < m; ++j) out.hat(k, j) = h[j];
             if (out.cooks.ptr) {  // fused: no rows x m mu/hat matrices needed
-                cooks_row(yr.data(), sf.ptr, mu.data(), h.data(), *out.cooks_design,
+                cooks_row(yr.data(), sf.data(), mu.data(), h.data(), *out.cooks_design,
                           ck.data());
                 for (int j = 0; j < m; ++j) out.cooks(k, j) = ck[j];
             }
@@ -473,17 +500,18 @@ void fit_glm(const DenseView<const double>& y, Span<const double> sf,
 
 // Cook's distances for listed rows from stored means and hat values.
 template <class Par>
-void cooks_distance(const DenseView<const double>& y, Span<const double> sf,
+void cooks_distance(const DenseView<const double>& y, const Norm& norm,
                     Span<const int> rows, const CooksDesign& c,
                     const DenseView<const double>& mu, const DenseView<const double>& hat,
                     Par& par, DenseView<double> cooks) {
     const index_t m = y.ncol;
     for_rows(par, rows.size(), [&](index_t k) {
-        std::vector<double> yr(m), mr(m), hr(m), out(m);
+        std::vector<double> yr(m), mr(m), hr(m), out(m), sf(m);
         read_row(y, rows[k], yr.data());
+        norm.row(rows[k], m, sf.data());
         read_row(mu, k, mr.data());
         read_row(hat, k, hr.data());
-        cooks_row(yr.data(), sf.ptr, mr.data(), hr.data(), c, out.data());
+        cooks_row(yr.data(), sf.data(), mr.data(), hr.data(), c, out.data());
         for (index_t j = 0; j < m; ++j) cooks(k, j) = out[j];
     });
 }
@@ -491,11 +519,12 @@ void cooks_distance(const DenseView<const double>& y, Span<const double> sf,
 // Trimmed (0.2) mean of the normalized counts per listed row, the base of
 // DESeq2's outlier replacement counts.
 template <class Par>
-void trimmed_base_mean(const DenseView<const double>& y, Span<const double> sf,
+void trimmed_base_mean(const DenseView<const double>& y, const Norm& norm,
                        Span<const int> rows, double trim, Par& par, Span<double> out) {
     const index_t m = y.ncol;
     for_rows(par, rows.size(), [&](index_t k) {
-        std::vector<double> z(m);
+        std::vector<double> z(m), sf(m);
+        norm.row(rows[k], m, sf.data());
         for (index_t j = 0; j < m; ++j) z[j] = y(rows[k], j) / sf[j];
         out[k] = trimmed_mean(z, trim);
     });
