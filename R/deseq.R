@@ -1028,7 +1028,9 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
     cols <- c(cols, beta, se, tests,
               list(deviance = -2 * f$logLike,
                    maxCooks = .max_cooks(pass$cooks, X)))
+    full <- length(nz) == n  # no all-zero rows: use the columns as they are
     tab <- as.data.frame(lapply(cols, function(v) {
+        if (full) return(v)
         out <- rep(v[1][NA], n)
         out[nz] <- v
         out
