@@ -217,6 +217,10 @@ epi_deseq_num_rej <- function(p, filter, cutoffs, alpha) {
     .Call(`_epione_epi_deseq_num_rej`, p, filter, cutoffs, alpha)
 }
 
+epi_deseq_gamma_step <- function(y, x, coef) {
+    .Call(`_epione_epi_deseq_gamma_step`, y, x, coef)
+}
+
 epi_fasta_lengths <- function(path, build_index) {
     .Call(`_epione_epi_fasta_lengths`, path, build_index)
 }

@@ -668,34 +668,23 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
 }
 
 # glm(y ~ x, family = Gamma(link = "identity"), start = start) without the
-# model-frame overhead: glm.fit's IRLS step for step (weights 1/mu^2, QR
-# least squares, deviance rule 1e-8, 25 iterations, step halving).
+# model-frame overhead: glm.fit's IRLS step for step (weights 1/mu^2,
+# weighted least squares, deviance rule 1e-8, 25 iterations, step halving);
+# each step and deviance in one C++ pass (epi_deseq_gamma_step).
 .gamma_identity_glm <- function(y, x, start) {
-    X <- cbind(1, x)
-    dev_fn <- function(mu) {  # glm's Gamma()$dev.resids, without ifelse
-        r <- y / mu
-        r[y == 0] <- 1
-        sum(-2 * (log(r) - (y - mu) / mu))
-    }
+    step <- function(coef) epi_deseq_gamma_step(y, x, coef)
     coefold <- start
-    eta <- drop(X %*% start)
-    mu <- eta
-    devold <- dev_fn(mu)
+    devold <- step(start)[3]
     conv <- FALSE
     for (iter in seq_len(25L)) {
-        z <- eta + (y - mu) / 1
-        w <- sqrt(1 / mu^2)
-        start <- stats::lm.fit(X * w, z * w)$coefficients
+        start <- step(start)[1:2]
         if (any(!is.finite(start))) break
-        eta <- drop(X %*% start)
-        mu <- eta
-        dev <- dev_fn(mu)
-        while (!is.finite(dev) || !all(is.finite(mu) & mu > 0)) {
+        s <- step(start)
+        while (!is.finite(s[3]) || s[4] == 0) {
             start <- (start + coefold) / 2
-            eta <- drop(X %*% start)
-            mu <- eta
-            dev <- dev_fn(mu)
+            s <- step(start)
         }
+        dev <- s[3]
         if (abs(dev - devold) / (abs(dev) + 0.1) < 1e-8) {
             conv <- TRUE
             break

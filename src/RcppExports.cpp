@@ -761,6 +761,18 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// epi_deseq_gamma_step
+Rcpp::NumericVector epi_deseq_gamma_step(Rcpp::NumericVector y, Rcpp::NumericVector x, Rcpp::NumericVector coef);
+RcppExport SEXP _epione_epi_deseq_gamma_step(SEXP ySEXP, SEXP xSEXP, SEXP coefSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type y(ySEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type x(xSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type coef(coefSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_deseq_gamma_step(y, x, coef));
+    return rcpp_result_gen;
+END_RCPP
+}
 // epi_fasta_lengths
 Rcpp::NumericVector epi_fasta_lengths(std::string path, bool build_index);
 RcppExport SEXP _epione_epi_fasta_lengths(SEXP pathSEXP, SEXP build_indexSEXP) {
@@ -1289,6 +1301,7 @@ static const R_CallMethodDef CallEntries[] = {
     {"_epione_epi_deseq_count_issues", (DL_FUNC) &_epione_epi_deseq_count_issues, 1},
     {"_epione_epi_deseq_row_max", (DL_FUNC) &_epione_epi_deseq_row_max, 2},
     {"_epione_epi_deseq_num_rej", (DL_FUNC) &_epione_epi_deseq_num_rej, 4},
+    {"_epione_epi_deseq_gamma_step", (DL_FUNC) &_epione_epi_deseq_gamma_step, 3},
     {"_epione_epi_fasta_lengths", (DL_FUNC) &_epione_epi_fasta_lengths, 2},
     {"_epione_epi_fasta_fetch", (DL_FUNC) &_epione_epi_fasta_fetch, 4},
     {"_epione_epi_fasta_base_counts", (DL_FUNC) &_epione_epi_fasta_base_counts, 2},
