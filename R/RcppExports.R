@@ -181,8 +181,8 @@ epi_deseq_base_stats <- function(counts, sf, rows, threads) {
     .Call(`_epione_epi_deseq_base_stats`, counts, sf, rows, threads)
 }
 
-epi_deseq_gene_init <- function(counts, sf, x, hat, rows, mean, var, opt, threads) {
-    .Call(`_epione_epi_deseq_gene_init`, counts, sf, x, hat, rows, mean, var, opt, threads)
+epi_deseq_gene_init <- function(counts, sf, x, hat, rows, mean, var, opt, threads, q = matrix(0, 0)) {
+    .Call(`_epione_epi_deseq_gene_init`, counts, sf, x, hat, rows, mean, var, opt, threads, q)
 }
 
 epi_deseq_gene_disp <- function(counts, x, rows, mu, alpha_init, opt, threads) {
@@ -193,8 +193,8 @@ epi_deseq_map <- function(counts, x, rows, mu, gene_est, fit, prior_var, var_log
     .Call(`_epione_epi_deseq_map`, counts, x, rows, mu, gene_est, fit, prior_var, var_log_disp, opt, threads)
 }
 
-epi_deseq_fit_glm <- function(counts, sf, x, rows, alpha, lambda, ls_op, want_hat, beta_tol, maxit, minmu, threads) {
-    .Call(`_epione_epi_deseq_fit_glm`, counts, sf, x, rows, alpha, lambda, ls_op, want_hat, beta_tol, maxit, minmu, threads)
+epi_deseq_fit_glm <- function(counts, sf, x, rows, alpha, lambda, ls_op, want_hat, beta_tol, maxit, minmu, threads, want_mu = TRUE, cooks_cell = integerVector()) {
+    .Call(`_epione_epi_deseq_fit_glm`, counts, sf, x, rows, alpha, lambda, ls_op, want_hat, beta_tol, maxit, minmu, threads, want_mu, cooks_cell)
 }
 
 epi_deseq_cooks <- function(counts, sf, rows, cell, p, mu, hat, threads) {
@@ -211,6 +211,14 @@ epi_deseq_count_issues <- function(counts) {
 
 epi_deseq_row_max <- function(x, use) {
     .Call(`_epione_epi_deseq_row_max`, x, use)
+}
+
+epi_deseq_num_rej <- function(p, filter, cutoffs, alpha) {
+    .Call(`_epione_epi_deseq_num_rej`, p, filter, cutoffs, alpha)
+}
+
+epi_deseq_gamma_step <- function(y, x, coef) {
+    .Call(`_epione_epi_deseq_gamma_step`, y, x, coef)
 }
 
 epi_fasta_lengths <- function(path, build_index) {

@@ -37,6 +37,10 @@
 #'   "normal")`, replacing log2FoldChange and lfcSE).
 #' @param threads Number of C++ threads. Results do not depend on it.
 #' @param verbose Print the steps.
+#' @param normalizationFactors Optional peaks x samples matrix of positive
+#'   normalization factors replacing the size factors (DESeq2's
+#'   `normalizationFactors()`, e.g. for GC or length bias); a
+#'   `DESeqDataSet`'s own are used when present.
 #' @param ... Passed on to the method for `SummarizedExperiment`.
 #' @return A `SummarizedExperiment` (the input's, or one built around the
 #'   matrix) with `rowData` columns `baseMean`, `log2FoldChange`, `lfcSE`,
@@ -82,7 +86,7 @@ setMethod("differentialAccessibility", "SummarizedExperiment", function(
         sfType = "ratio", alpha = 0.1, lfcThreshold = 0, cooksCutoff = TRUE,
         minReplicatesForReplace = 7, independentFiltering = TRUE,
         shrink = c("none", "normal"), threads = getOption("epione.threads", 2L),
-        verbose = FALSE, assay.type = "counts") {
+        verbose = FALSE, assay.type = "counts", normalizationFactors = NULL) {
     if (missing(design) && methods::is(object, "DESeqDataSet")) {
         design <- DESeq2::design(object)
     }
@@ -93,7 +97,9 @@ setMethod("differentialAccessibility", "SummarizedExperiment", function(
     cd <- as.data.frame(SummarizedExperiment::colData(object))
     X <- .design_matrix(design, cd)
     spec <- .resolve_contrast(contrast, X, cd)  # fail before fitting
-    run <- .da_fit(y, cd, design, reduced, a, .existing_sf(object))
+    sf <- if (is.null(normalizationFactors)) .existing_sf(object) else
+        .check_nf(normalizationFactors, dim(y))
+    run <- .da_fit(y, cd, design, reduced, a, sf)
     .da_attach(object, run, y, cd, design, spec, a)
 })
 
@@ -125,9 +131,25 @@ setMethod("differentialAccessibility", "SummarizedExperiment", function(
          verbose = .check_flag(verbose, "verbose"))
 }
 
+# A DESeqDataSet's normalizationFactors, else its size factors, else NULL.
 .existing_sf <- function(object) {
-    sf <- SummarizedExperiment::colData(object)[["sizeFactor"]]
-    if (methods::is(object, "DESeqDataSet") && !is.null(sf)) sf else NULL
+    if (!methods::is(object, "DESeqDataSet")) return(NULL)
+    nf <- DESeq2::normalizationFactors(object)
+    if (!is.null(nf)) return(.check_nf(nf, dim(object)))
+    SummarizedExperiment::colData(object)[["sizeFactor"]]
+}
+
+.check_nf <- function(nf, d) {
+    nf <- as.matrix(nf)
+    if (!is.numeric(nf) || !identical(dim(nf), as.integer(d)) ||
+        anyNA(nf) || any(!is.finite(nf) | nf <= 0)) {
+        .abort("normalizationFactors must be a positive, finite numeric ",
+               "matrix with one value per count (", d[1], " x ", d[2],
+               "), like DESeq2's normalizationFactors().")
+    }
+    storage.mode(nf) <- "double"
+    dimnames(nf) <- NULL
+    nf
 }
 
 # Counts as a dense double matrix after DESeq2's input checks.
@@ -322,20 +344,36 @@ setMethod("differentialAccessibility", "SummarizedExperiment", function(
         tab$lfcSE <- s$se
         bpv <- s$betaPriorVar
     }
-    rd <- SummarizedExperiment::rowData(object)
     new <- cbind(tab, fit$table[setdiff(names(fit$table), "baseMean")])
-    for (nm in names(new)) rd[[nm]] <- new[[nm]]
-    SummarizedExperiment::rowData(object) <- rd
-    object$sizeFactor <- fit$sizeFactors
+    SummarizedExperiment::rowData(object) <- .merge_columns(
+        SummarizedExperiment::rowData(object), new)
+    if (!is.matrix(fit$sizeFactors)) object$sizeFactor <- fit$sizeFactors
     S4Vectors::metadata(object)$differentialAccessibility <- c(list(
         design = design, test = a$test, fitType = attr(fit$trend, "fitType"),
         contrast = spec, resultsNames = colnames(fit$X),
-        sizeFactors = fit$sizeFactors, dispersionFunction = fit$trend,
+        sizeFactors = if (!is.matrix(fit$sizeFactors)) fit$sizeFactors,
+        dispersionFunction = fit$trend,
         dispPriorVar = attr(fit$trend, "dispPriorVar"),
         varLogDispEsts = attr(fit$trend, "varLogDispEsts"),
         betaPriorVar = bpv, replaced = length(fit$replaced$rows)),
         res$metadata)
     object
+}
+
+# rd with the columns of `new` (a data.frame): existing ones replaced in
+# place, the others appended in one cbind (a DataFrame `[[<-` per column
+# costs ~1 ms each at 200k rows).
+.merge_columns <- function(rd, new) {
+    old <- intersect(names(new), names(rd))
+    for (nm in old) rd[[nm]] <- new[[nm]]
+    add <- new[setdiff(names(new), old)]
+    if (!length(add)) return(rd)
+    add <- S4Vectors::DataFrame(add, check.names = FALSE)
+    if (ncol(rd) == 0L) {
+        rownames(add) <- rownames(rd)
+        return(add)
+    }
+    cbind(rd, add)
 }
 
 #' DESeq() computed by epione, returned as a DESeqDataSet
@@ -373,17 +411,13 @@ DESeqFast <- function(object, test = c("Wald", "LRT"), fitType = c(
                "DESeq2::DESeqDataSetFromMatrix()); for a matrix or ",
                "SummarizedExperiment use differentialAccessibility().")
     }
-    if (!is.null(DESeq2::normalizationFactors(object))) {
-        .abort("normalizationFactors are not supported yet; remove them or ",
-               "use DESeq2::DESeq().")
-    }
     a <- .da_args(test, fitType, sfType, "none", 0.1, 0, TRUE,
                   minReplicatesForReplace, TRUE, threads, !quiet)
     y <- .check_counts(DESeq2::counts(object))
     cd <- as.data.frame(SummarizedExperiment::colData(object))
     a$keep_assays <- TRUE  # mu and H only for the DESeqDataSet (memory)
     fit <- .da_fit(y, cd, DESeq2::design(object), reduced, a,
-                   DESeq2::sizeFactors(object))
+                   .existing_sf(object))
     fit$design_text <- vapply(c(list(DESeq2::design(object)), reduced),
         function(f) paste(as.character(f), collapse = " "), "")
     .as_dds(object, fit, y)
@@ -392,7 +426,11 @@ DESeqFast <- function(object, test = c("Wald", "LRT"), fitType = c(
 # Writes a fit where DESeq2 keeps it (nbinomWaldTest / nbinomLRT /
 # refitWithoutOutliers).
 .as_dds <- function(dds, fit, y) {
-    DESeq2::sizeFactors(dds) <- fit$sizeFactors
+    if (is.matrix(fit$sizeFactors)) {
+        DESeq2::normalizationFactors(dds) <- fit$sizeFactors
+    } else {
+        DESeq2::sizeFactors(dds) <- fit$sizeFactors
+    }
     tab <- fit$table
     inter <- match("dispMAP", names(tab))
     type <- ifelse(seq_along(tab) <= inter | names(tab) == "replace",
@@ -589,9 +627,12 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
 # Gene-wise dispersions for `rows` (1-based) of y: rough start, the mean
 # used for the dispersion (linear shortcut or GLM), line search, grid.
 .deseq_gene_est <- function(y, X, sf, rows, bm, bv, opt, threads) {
-    hat <- tcrossprod(qr.Q(qr(X)))
+    Q <- qr.Q(qr(X))
+    hat <- tcrossprod(Q)
+    # beyond 24 samples the m x m product per row costs more than the
+    # factored Q Q' (DESeq2's own bits are kept for small designs)
     init <- .core(epi_deseq_gene_init(y, sf, X, hat, rows - 1L, bm, bv, opt,
-                                      threads))
+        threads, if (nrow(X) > 24L) Q else matrix(0, 0, 0)))
     mu <- init$mu
     if (nrow(unique(X)) != ncol(X)) {
         fit <- .deseq_glm(y, X, sf, rows, init$alpha_init, rep(1e-6, ncol(X)),
@@ -627,31 +668,23 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
 }
 
 # glm(y ~ x, family = Gamma(link = "identity"), start = start) without the
-# model-frame overhead: glm.fit's IRLS step for step (weights 1/mu^2, QR
-# least squares, deviance rule 1e-8, 25 iterations, step halving).
+# model-frame overhead: glm.fit's IRLS step for step (weights 1/mu^2,
+# weighted least squares, deviance rule 1e-8, 25 iterations, step halving);
+# each step and deviance in one C++ pass (epi_deseq_gamma_step).
 .gamma_identity_glm <- function(y, x, start) {
-    X <- cbind(1, x)
-    dev_fn <- function(mu) sum(-2 * (log(ifelse(y == 0, 1, y / mu)) -
-                                          (y - mu) / mu))
+    step <- function(coef) epi_deseq_gamma_step(y, x, coef)
     coefold <- start
-    eta <- drop(X %*% start)
-    mu <- eta
-    devold <- dev_fn(mu)
+    devold <- step(start)[3]
     conv <- FALSE
     for (iter in seq_len(25L)) {
-        z <- eta + (y - mu) / 1
-        w <- sqrt(1 / mu^2)
-        start <- stats::lm.fit(X * w, z * w)$coefficients
+        start <- step(start)[1:2]
         if (any(!is.finite(start))) break
-        eta <- drop(X %*% start)
-        mu <- eta
-        dev <- dev_fn(mu)
-        while (!is.finite(dev) || !all(is.finite(mu) & mu > 0)) {
+        s <- step(start)
+        while (!is.finite(s[3]) || s[4] == 0) {
             start <- (start + coefold) / 2
-            eta <- drop(X %*% start)
-            mu <- eta
-            dev <- dev_fn(mu)
+            s <- step(start)
         }
+        dev <- s[3]
         if (abs(dev - devold) / (abs(dev) + 0.1) < 1e-8) {
             conv <- TRUE
             break
@@ -770,25 +803,36 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
 # (log2 scale), as fitNbinomGLMs: IRLS in C++, the closed form for an
 # intercept-only design, and optim() for the rows IRLS could not fit.
 .deseq_glm <- function(y, X, sf, rows, alpha, lambda, want_hat, threads,
-                       minmu = 0.5) {
+                       minmu = 0.5, cells = NULL, want_mu = TRUE) {
     p <- ncol(X)
     if (p == 1L && all(X == 1) && all(lambda <= 1e-6)) {
         return(.deseq_glm_intercept(y, sf, rows, alpha))
     }
     qx <- qr(X)
     ls_op <- backsolve(qr.R(qx), t(qr.Q(qx)))
+    # with `cells`, Cook's distances are computed inside the fit, so the
+    # rows x samples mu and hat matrices need not exist (memory)
     f <- .core(epi_deseq_fit_glm(y, sf, X, rows - 1L, alpha,
-        lambda / log(2)^2, ls_op, want_hat, 1e-8, 100L, minmu, threads))
+        lambda / log(2)^2, ls_op, want_hat, 1e-8, 100L, minmu, threads,
+        want_mu, if (is.null(cells)) integer() else cells))
     out <- list(beta = f$beta * log2(exp(1)),
                 se = log2(exp(1)) * sqrt(pmax(f$beta_var, 0)),
-                conv = f$iter < 100L, iter = f$iter, mu = f$mu,
-                hat = if (want_hat) f$hat, logLike = f$logLike)
+                conv = f$iter < 100L, iter = f$iter,
+                mu = if (want_mu) f$mu, hat = if (want_hat) f$hat,
+                logLike = f$logLike, cooks = if (!is.null(cells)) f$cooks)
     stable <- rowSums(is.na(f$beta)) == 0
     varpos <- rowSums(f$beta_var <= 0) == 0
     redo <- which(!out$conv | !stable | !varpos)
     for (k in redo) {
-        out <- .deseq_optim_row(out, k, y[rows[k], ], sf, X, alpha[k], lambda,
+        out <- .deseq_optim_row(out, k, y[rows[k], ], .sf_rows(sf, rows[k]), X,
+                                alpha[k], lambda,
                                 stable[k], ls_op, minmu)
+        if (is.null(cells)) next
+        # Cook's from the optim mean and the IRLS hat, as in the unfused path
+        h <- .core(epi_deseq_fit_glm(y, sf, X, rows[k] - 1L, alpha[k],
+            lambda / log(2)^2, ls_op, TRUE, 1e-8, 100L, minmu, 1L, FALSE))$hat
+        out$cooks[k, ] <- .core(epi_deseq_cooks(y, sf, rows[k] - 1L, cells,
+            ncol(X), matrix(out$last_mu, 1L), h, 1L))
     }
     out
 }
@@ -811,7 +855,8 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
     if (o$convergence == 0) out$conv[k] <- TRUE
     out$beta[k, ] <- o$par
     mu <- as.numeric(sf * 2^(X %*% o$par))
-    out$mu[k, ] <- mu
+    if (!is.null(out$mu)) out$mu[k, ] <- mu
+    out$last_mu <- mu
     mu[mu < minmu] <- minmu
     w <- (mu^-1 + alpha)^-1
     xtwx <- crossprod(X, X * w)
@@ -824,9 +869,10 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
 
 # fitNbinomGLMs' closed form for ~ 1: beta = log2 of the mean normalized count.
 .deseq_glm_intercept <- function(y, sf, rows, alpha) {
-    z <- y[rows, , drop = FALSE] / rep(sf, each = length(rows))
+    nf <- .sf_rows(sf, rows)
+    z <- y[rows, , drop = FALSE] / nf
     beta <- log2(rowMeans(z))
-    mu <- outer(2^beta, sf)
+    mu <- 2^beta * nf
     w <- (mu^-1 + alpha)^-1
     xtwx <- rowSums(w)
     list(beta = matrix(beta, ncol = 1L),
@@ -838,12 +884,15 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
 }
 
 # Wald or LRT fit of `rows` with final dispersions `disp`.
-.deseq_test <- function(y, X, sf, rows, disp, test, Xr, threads) {
-    full <- .deseq_glm(y, X, sf, rows, disp, rep(1e-6, ncol(X)), TRUE,
-                       threads)
+# `cooks`: compute Cook's distances inside the fit; `keep`: return mu and
+# hat (needed when they are not fused away or kept as assays).
+.deseq_test <- function(y, X, sf, rows, disp, test, Xr, threads,
+                        cooks = FALSE, keep = TRUE) {
+    full <- .deseq_glm(y, X, sf, rows, disp, rep(1e-6, ncol(X)), keep,
+                       threads, cells = if (cooks) .cells(X), want_mu = keep)
     if (test == "LRT") {
         red <- .deseq_glm(y, Xr, sf, rows, disp, rep(1e-6, ncol(Xr)), FALSE,
-                          threads)
+                          threads, want_mu = FALSE)
         full$LRTStatistic <- 2 * (full$logLike - red$logLike)
         full$LRTPvalue <- stats::pchisq(full$LRTStatistic,
                                         df = ncol(X) - ncol(Xr),
@@ -862,7 +911,7 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
 
 # One pass of the pipeline on `rows` of y, given the trend (NULL: fit it).
 .deseq_pass <- function(y, X, sf, rows, fitType, test, Xr, threads, verbose,
-                        trend = NULL) {
+                        trend = NULL, keep = FALSE) {
     st <- .core(epi_deseq_base_stats(y, sf, rows - 1L, threads))
     opt <- .deseq_opt(ncol(y))
     if (is.null(trend)) {
@@ -875,9 +924,15 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
         d <- list(gene = g, dispFit = dispFit, trend = trend,
                   map = .deseq_map(y, X, rows, g, dispFit, trend, opt, threads))
     }
-    fit <- .deseq_test(y, X, sf, rows, d$map$dispersion, test, Xr, threads)
-    cooks <- .core(epi_deseq_cooks(y, sf, rows - 1L, .cells(X), ncol(X),
-                                   fit$mu, fit$hat, threads))
+    fused <- test == "Wald"
+    fit <- .deseq_test(y, X, sf, rows, d$map$dispersion, test, Xr, threads,
+                       cooks = fused, keep = keep || !fused)
+    cooks <- fit$cooks
+    if (is.null(cooks)) {  # LRT, or the closed form of ~ 1
+        cooks <- .core(epi_deseq_cooks(y, sf, rows - 1L, .cells(X), ncol(X),
+                                       fit$mu, fit$hat, threads))
+    }
+    fit$cooks <- NULL
     list(stats = st, disp = d, fit = fit, cooks = cooks)
 }
 
@@ -895,7 +950,8 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
                "given.", kind = "input")
     }
     if (verbose) message("estimating dispersions and fitting the model")
-    pass <- .deseq_pass(y, X, sf, nz, fitType, test, Xr, threads, verbose)
+    pass <- .deseq_pass(y, X, sf, nz, fitType, test, Xr, threads, verbose,
+                        keep = keep_assays)
     if (test == "LRT") {  # nbinomLRT computes Cook's with the dispersion mu
         pass$cooks <- .core(epi_deseq_cooks(y, sf, nz - 1L, .cells(X),
             ncol(X), pass$disp$gene$mu, pass$fit$hat, threads))
@@ -915,7 +971,16 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
     out
 }
 
+# Size factors (vector) or normalization factors (matrix) of `rows`, as a
+# length(rows) x samples matrix (a vector for one row).
+.sf_rows <- function(sf, rows) {
+    if (is.matrix(sf)) return(sf[rows, , drop = length(rows) == 1L])
+    if (length(rows) == 1L) return(sf)
+    matrix(rep(sf, each = length(rows)), length(rows))
+}
+
 .fill_rows <- function(x, n, rows) {
+    if (length(rows) == n) return(x)  # no all-zero rows: no copy
     out <- matrix(NA_real_, n, ncol(x))
     out[rows, ] <- x
     out
@@ -952,7 +1017,9 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
     cols <- c(cols, beta, se, tests,
               list(deviance = -2 * f$logLike,
                    maxCooks = .max_cooks(pass$cooks, X)))
+    full <- length(nz) == n  # no all-zero rows: use the columns as they are
     tab <- as.data.frame(lapply(cols, function(v) {
+        if (full) return(v)
         out <- rep(v[1][NA], n)
         out[nz] <- v
         out
@@ -981,8 +1048,9 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
     ysub <- y[rows, , drop = FALSE]
     idx <- out$cooks[rows, , drop = FALSE] > cutoff &
         rep(out$replaceable, each = length(rows))
-    ysub[idx] <- as.integer(outer(tbm, sf))[idx]
+    ysub[idx] <- as.integer(tbm * .sf_rows(sf, rows))[idx]
     out$replaced <- list(rows = rows, counts = ysub)
+    if (is.matrix(sf)) sf <- sf[rows, , drop = FALSE]
     st <- .core(epi_deseq_base_stats(ysub, sf, seq_along(rows) - 1L, threads))
     newZero <- rowSums(ysub) == 0
     out$table$baseMean[rows] <- st$baseMean
@@ -1048,8 +1116,8 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
     X <- fit$X
     lam <- rep(1e-6, ncol(X)) / log(2)^2
     beta <- as.matrix(fit$table[colnames(X)])
-    mu <- pmax(2^(beta %*% t(X)) * rep(fit$sizeFactors, each = nrow(beta)),
-               0.5)
+    mu <- pmax(2^(beta %*% t(X)) * .sf_rows(fit$sizeFactors,
+                                             seq_len(nrow(beta))), 0.5)
     w <- mu / (1 + fit$table$dispersion * mu)
     vapply(seq_len(nrow(w)), function(i) {
         if (anyNA(w[i, ])) return(NA_real_)
@@ -1091,19 +1159,12 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
     # a subset of a stable order is the subset's own stable order.
     ok <- which(!is.na(pvalue))
     o <- ok[order(pvalue[ok], decreasing = TRUE)]
-    bh <- function(cq) {
-        idx <- o[filter[o] >= cq]
-        n <- length(idx)
-        list(idx = idx, adj = pmin(1, cummin(n / (n:1) * pvalue[idx])))
-    }
-    numRej <- vapply(cutoffs, function(cq) {
-        b <- bh(cq)
-        if (length(b$idx)) sum(b$adj < alpha) else 0
-    }, numeric(1))
+    numRej <- .core(epi_deseq_num_rej(pvalue[o], filter[o], cutoffs, alpha))
     padj_of <- function(j) {
         r <- rep(NA_real_, length(pvalue))
-        b <- bh(cutoffs[j])
-        if (length(b$idx)) r[b$idx] <- b$adj
+        idx <- o[filter[o] >= cutoffs[j]]
+        n <- length(idx)
+        if (n) r[idx] <- pmin(1, cummin(n / (n:1) * pvalue[idx]))
         r
     }
     lo <- stats::lowess(numRej ~ theta, f = 1 / 5)
@@ -1193,7 +1254,7 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
     }, numeric(1))
     bpv[nm == "Intercept"] <- 1e6
     g <- .deseq_glm(y, fit$X, fit$sizeFactors, nz, tab$dispersion[nz],
-                    1 / bpv, FALSE, threads)
+                    1 / bpv, FALSE, threads, want_mu = FALSE)
     k <- match(coef, nm)
     lfc <- se <- rep(NA_real_, nrow(tab))
     lfc[nz] <- g$beta[, k]

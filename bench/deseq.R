@@ -1,11 +1,13 @@
 # Benchmark: epione::differentialAccessibility() against DESeq2::DESeq() +
 # results() and glmGamPoi::glm_gp() + test_de(), on the simulated sets of
 # shared/data/ref/deseq2 (regenerated here with its simulate.R; nothing is
-# written to the repository). Prints, per size, the elapsed and user-CPU
-# seconds (median of EPIONE_BENCH_REPS runs, default 1 for the references
-# and 3 for epione), the ratios to epione (x_elaps on elapsed, x_user on
-# user CPU, which counts both epione threads), and whether the padj < 0.1
-# calls agree with DESeq2; exits non-zero if they do not.
+# written to the repository). Prints, per size, the elapsed and CPU
+# (user + system) seconds (median of EPIONE_BENCH_REPS runs, default 1 for
+# the references and 3 for epione), the ratios to epione (x_elaps on
+# elapsed, x_cpu on user + system CPU, which counts both epione threads),
+# the load average
+# before each size (the machine may be shared: compare CPU then), and
+# whether the padj < 0.1 calls agree with DESeq2; exits non-zero if not.
 # Usage: Rscript bench/deseq.R [p50k_s6 p200k_s12 p50k_s100]
 suppressPackageStartupMessages({
     library(epione)
@@ -41,16 +43,22 @@ timed <- function(expr_fn, reps) {
         list(t = t, v = v)
     })
     el <- vapply(runs, function(r) r$t[["elapsed"]], 0)
-    us <- vapply(runs, function(r) r$t[["user.self"]], 0)
+    us <- vapply(runs, function(r) r$t[["user.self"]] + r$t[["sys.self"]], 0)
     list(elapsed = stats::median(el), user = stats::median(us),
          value = runs[[1]]$v)
 }
 
 ok_all <- TRUE
 cat(sprintf("%-10s %-12s %9s %9s %8s %8s  %s\n", "size", "tool", "elapsed",
-            "user", "x_elaps", "x_user", "notes"))
+            "cpu", "x_elaps", "x_cpu", "notes"))
+load_avg <- function() {
+    if (!file.exists("/proc/loadavg")) return("?")
+    paste(strsplit(readLines("/proc/loadavg"), " ")[[1]][1:3], collapse = " ")
+}
 for (size in sizes) {
     s <- load_set(size)
+    cat(sprintf("# %s: %d x %d, load average %s\n", size, nrow(s$y),
+                ncol(s$y), load_avg()))
     dds <- DESeqDataSetFromMatrix(s$y, s$cd, ~ condition)
     d2 <- timed(function() results(DESeq(dds, quiet = TRUE)), reps_ref)
     gp <- timed(function() {

@@ -620,8 +620,8 @@ BEGIN_RCPP
 END_RCPP
 }
 // epi_deseq_gene_init
-Rcpp::List epi_deseq_gene_init(Rcpp::NumericMatrix counts, Rcpp::NumericVector sf, Rcpp::NumericMatrix x, Rcpp::NumericVector hat, Rcpp::IntegerVector rows, Rcpp::NumericVector mean, Rcpp::NumericVector var, Rcpp::NumericVector opt, int threads);
-RcppExport SEXP _epione_epi_deseq_gene_init(SEXP countsSEXP, SEXP sfSEXP, SEXP xSEXP, SEXP hatSEXP, SEXP rowsSEXP, SEXP meanSEXP, SEXP varSEXP, SEXP optSEXP, SEXP threadsSEXP) {
+Rcpp::List epi_deseq_gene_init(Rcpp::NumericMatrix counts, Rcpp::NumericVector sf, Rcpp::NumericMatrix x, Rcpp::NumericVector hat, Rcpp::IntegerVector rows, Rcpp::NumericVector mean, Rcpp::NumericVector var, Rcpp::NumericVector opt, int threads, Rcpp::NumericMatrix q);
+RcppExport SEXP _epione_epi_deseq_gene_init(SEXP countsSEXP, SEXP sfSEXP, SEXP xSEXP, SEXP hatSEXP, SEXP rowsSEXP, SEXP meanSEXP, SEXP varSEXP, SEXP optSEXP, SEXP threadsSEXP, SEXP qSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
     Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type counts(countsSEXP);
@@ -633,7 +633,8 @@ BEGIN_RCPP
     Rcpp::traits::input_parameter< Rcpp::NumericVector >::type var(varSEXP);
     Rcpp::traits::input_parameter< Rcpp::NumericVector >::type opt(optSEXP);
     Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
-    rcpp_result_gen = Rcpp::wrap(epi_deseq_gene_init(counts, sf, x, hat, rows, mean, var, opt, threads));
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type q(qSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_deseq_gene_init(counts, sf, x, hat, rows, mean, var, opt, threads, q));
     return rcpp_result_gen;
 END_RCPP
 }
@@ -673,8 +674,8 @@ BEGIN_RCPP
 END_RCPP
 }
 // epi_deseq_fit_glm
-Rcpp::List epi_deseq_fit_glm(Rcpp::NumericMatrix counts, Rcpp::NumericVector sf, Rcpp::NumericMatrix x, Rcpp::IntegerVector rows, Rcpp::NumericVector alpha, Rcpp::NumericVector lambda, Rcpp::NumericMatrix ls_op, bool want_hat, double beta_tol, int maxit, double minmu, int threads);
-RcppExport SEXP _epione_epi_deseq_fit_glm(SEXP countsSEXP, SEXP sfSEXP, SEXP xSEXP, SEXP rowsSEXP, SEXP alphaSEXP, SEXP lambdaSEXP, SEXP ls_opSEXP, SEXP want_hatSEXP, SEXP beta_tolSEXP, SEXP maxitSEXP, SEXP minmuSEXP, SEXP threadsSEXP) {
+Rcpp::List epi_deseq_fit_glm(Rcpp::NumericMatrix counts, Rcpp::NumericVector sf, Rcpp::NumericMatrix x, Rcpp::IntegerVector rows, Rcpp::NumericVector alpha, Rcpp::NumericVector lambda, Rcpp::NumericMatrix ls_op, bool want_hat, double beta_tol, int maxit, double minmu, int threads, bool want_mu, Rcpp::IntegerVector cooks_cell);
+RcppExport SEXP _epione_epi_deseq_fit_glm(SEXP countsSEXP, SEXP sfSEXP, SEXP xSEXP, SEXP rowsSEXP, SEXP alphaSEXP, SEXP lambdaSEXP, SEXP ls_opSEXP, SEXP want_hatSEXP, SEXP beta_tolSEXP, SEXP maxitSEXP, SEXP minmuSEXP, SEXP threadsSEXP, SEXP want_muSEXP, SEXP cooks_cellSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
     Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type counts(countsSEXP);
@@ -689,7 +690,9 @@ BEGIN_RCPP
     Rcpp::traits::input_parameter< int >::type maxit(maxitSEXP);
     Rcpp::traits::input_parameter< double >::type minmu(minmuSEXP);
     Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
-    rcpp_result_gen = Rcpp::wrap(epi_deseq_fit_glm(counts, sf, x, rows, alpha, lambda, ls_op, want_hat, beta_tol, maxit, minmu, threads));
+    Rcpp::traits::input_parameter< bool >::type want_mu(want_muSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type cooks_cell(cooks_cellSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_deseq_fit_glm(counts, sf, x, rows, alpha, lambda, ls_op, want_hat, beta_tol, maxit, minmu, threads, want_mu, cooks_cell));
     return rcpp_result_gen;
 END_RCPP
 }
@@ -742,6 +745,31 @@ BEGIN_RCPP
     Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type x(xSEXP);
     Rcpp::traits::input_parameter< Rcpp::LogicalVector >::type use(useSEXP);
     rcpp_result_gen = Rcpp::wrap(epi_deseq_row_max(x, use));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_deseq_num_rej
+Rcpp::NumericVector epi_deseq_num_rej(Rcpp::NumericVector p, Rcpp::NumericVector filter, Rcpp::NumericVector cutoffs, double alpha);
+RcppExport SEXP _epione_epi_deseq_num_rej(SEXP pSEXP, SEXP filterSEXP, SEXP cutoffsSEXP, SEXP alphaSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type p(pSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type filter(filterSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type cutoffs(cutoffsSEXP);
+    Rcpp::traits::input_parameter< double >::type alpha(alphaSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_deseq_num_rej(p, filter, cutoffs, alpha));
+    return rcpp_result_gen;
+END_RCPP
+}
+// epi_deseq_gamma_step
+Rcpp::NumericVector epi_deseq_gamma_step(Rcpp::NumericVector y, Rcpp::NumericVector x, Rcpp::NumericVector coef);
+RcppExport SEXP _epione_epi_deseq_gamma_step(SEXP ySEXP, SEXP xSEXP, SEXP coefSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type y(ySEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type x(xSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type coef(coefSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_deseq_gamma_step(y, x, coef));
     return rcpp_result_gen;
 END_RCPP
 }
@@ -1312,14 +1340,16 @@ static const R_CallMethodDef CallEntries[] = {
     {"_epione_epi_coverage_groups", (DL_FUNC) &_epione_epi_coverage_groups, 7},
     {"_epione_epi_deseq_size_factors", (DL_FUNC) &_epione_epi_deseq_size_factors, 2},
     {"_epione_epi_deseq_base_stats", (DL_FUNC) &_epione_epi_deseq_base_stats, 4},
-    {"_epione_epi_deseq_gene_init", (DL_FUNC) &_epione_epi_deseq_gene_init, 9},
+    {"_epione_epi_deseq_gene_init", (DL_FUNC) &_epione_epi_deseq_gene_init, 10},
     {"_epione_epi_deseq_gene_disp", (DL_FUNC) &_epione_epi_deseq_gene_disp, 7},
     {"_epione_epi_deseq_map", (DL_FUNC) &_epione_epi_deseq_map, 10},
-    {"_epione_epi_deseq_fit_glm", (DL_FUNC) &_epione_epi_deseq_fit_glm, 12},
+    {"_epione_epi_deseq_fit_glm", (DL_FUNC) &_epione_epi_deseq_fit_glm, 14},
     {"_epione_epi_deseq_cooks", (DL_FUNC) &_epione_epi_deseq_cooks, 8},
     {"_epione_epi_deseq_trimmed_mean", (DL_FUNC) &_epione_epi_deseq_trimmed_mean, 5},
     {"_epione_epi_deseq_count_issues", (DL_FUNC) &_epione_epi_deseq_count_issues, 1},
     {"_epione_epi_deseq_row_max", (DL_FUNC) &_epione_epi_deseq_row_max, 2},
+    {"_epione_epi_deseq_num_rej", (DL_FUNC) &_epione_epi_deseq_num_rej, 4},
+    {"_epione_epi_deseq_gamma_step", (DL_FUNC) &_epione_epi_deseq_gamma_step, 3},
     {"_epione_epi_fasta_lengths", (DL_FUNC) &_epione_epi_fasta_lengths, 2},
     {"_epione_epi_fasta_fetch", (DL_FUNC) &_epione_epi_fasta_fetch, 4},
     {"_epione_epi_fasta_base_counts", (DL_FUNC) &_epione_epi_fasta_base_counts, 2},

@@ -232,3 +232,36 @@ test_that("volcano and MA plots label the top peaks", {
     expect_true(all(labs %in% paste0("peak", 1:15)))
     expect_s3_class(maPlot(res), "ggplot")
 })
+
+test_that("normalizationFactors match DESeq2 run on the same factors", {
+    # DESeq2 itself is the independent computation here (no saved output
+    # exists for per-count normalization factors).
+    skip_if_not(has_shared(), "shared DESeq2 reference absent")
+    skip_if_not_installed("DESeq2")
+    r <- deseq_ref("p2k_s6")
+    withr::local_seed(3)
+    n <- nrow(r$y)
+    m <- ncol(r$y)
+    nf <- exp(outer(rnorm(n, 0, 0.3), rnorm(m, 0, 0.2)))
+    nf <- nf * rep(exp(runif(m, -0.5, 0.5)), each = n)
+    nf <- nf / exp(rowMeans(log(nf)))
+    dds <- DESeq2::DESeqDataSetFromMatrix(r$y, r$cd, ~ condition)
+    DESeq2::normalizationFactors(dds) <- nf
+    ref <- suppressMessages(DESeq2::DESeq(dds, quiet = TRUE))
+    w <- DESeq2::results(ref)
+    mc <- S4Vectors::mcols(ref)
+    g <- SummarizedExperiment::rowData(da(r, normalizationFactors = nf,
+                                          threads = 2))
+    expect_rel(g$baseMean, mc$baseMean, 1e-10)
+    for (v in c("dispGeneEst", "dispersion")) expect_rel(g[[v]], mc[[v]], 1e-6)
+    expect_rel(g$log2FoldChange, w$log2FoldChange, 1e-6, abs_tol = 1e-6)
+    expect_rel(g$lfcSE, w$lfcSE, 1e-6)
+    expect_identical(which(g$padj < 0.1), which(w$padj < 0.1))
+    fast <- DESeqFast(dds, threads = 2, quiet = TRUE)
+    expect_equal(DESeq2::normalizationFactors(fast), nf,
+                 ignore_attr = TRUE)
+    expect_identical(which(DESeq2::results(fast)$padj < 0.1),
+                     which(w$padj < 0.1))
+    expect_error(da(r, normalizationFactors = nf[-1, ]),
+                 class = "epione_error_input", regexp = "one value per count")
+})

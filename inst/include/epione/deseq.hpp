@@ -51,6 +51,21 @@ inline void read_row(const DenseView<const double>& y, index_t i, double* out) {
     for (index_t j = 0; j < y.ncol; ++j) out[j] = y(i, j);
 }
 
+// Normalization of the counts: size factors (one per sample) or, as
+// DESeq2's normalizationFactors, a factor per count (rows as in the
+// counts). row() gathers row i's factors into `out` (m values).
+struct Norm {
+    const double* sf = nullptr;
+    DenseView<const double> nf;
+    void row(index_t i, index_t m, double* out) const {
+        if (nf.ptr) {
+            for (index_t j = 0; j < m; ++j) out[j] = nf(i, j);
+        } else {
+            std::copy(sf, sf + m, out);
+        }
+    }
+};
+
 // R's median (mean of the two middle values when the count is even).
 inline double median(std::vector<double>& v) {
     const size_t n = v.size(), h = n / 2;
@@ -99,11 +114,13 @@ void size_factors(const DenseView<const double>& y, Par& par, Span<double> sf) {
 
 // Per-row baseMean, baseVar (of normalized counts) for the given rows.
 template <class Par>
-void base_stats(const DenseView<const double>& y, Span<const double> sf,
+void base_stats(const DenseView<const double>& y, const Norm& norm,
                 Span<const int> rows, Par& par, Span<double> mean, Span<double> var) {
     const index_t m = y.ncol;
     for_rows(par, rows.size(), [&](index_t k) {
         const index_t i = rows[k];
+        std::vector<double> sf(m);
+        norm.row(i, m, sf.data());
         long double s = 0.0;
         for (index_t j = 0; j < m; ++j) s += y(i, j) / sf[j];
         const double mu = static_cast<double>(s / m);
@@ -121,22 +138,41 @@ void base_stats(const DenseView<const double>& y, Span<const double> sf,
 // roughDispEstimate, momentsDispEstimate, linearModelMuNormalized). `hat` is
 // X (X'X)^-1 X' (m x m); `mu` (rows x m) receives the clamped linear mean
 // when `linear_mu`, else it must already hold the GLM mean (clamped here).
+// When `q` (m x p, the Q of X's QR) is given, hat is applied as Q Q'.
 template <class Par>
-void gene_init(const DenseView<const double>& y, Span<const double> sf,
-               const Design& d, Span<const double> hat, Span<const int> rows,
+void gene_init(const DenseView<const double>& y, const Norm& norm,
+               const Design& d, Span<const double> hat,
+               const DenseView<const double>& q, Span<const int> rows,
                Span<const double> mean, Span<const double> var, bool linear_mu,
                const DispOptions& opt, Par& par, DenseView<double> mu,
                Span<double> alpha_init) {
     const int m = d.m, p = d.p;
     double xim = 0.0;
-    for (int j = 0; j < m; ++j) xim += 1.0 / sf[j];
+    if (norm.nf.ptr) {  // DESeq2: mean(1 / colMeans(normalizationFactors))
+        for (int j = 0; j < m; ++j) {
+            long double c = 0.0;
+            for (index_t k = 0; k < rows.size(); ++k) c += norm.nf(rows[k], j);
+            xim += 1.0 / static_cast<double>(c / rows.size());
+        }
+    } else {
+        for (int j = 0; j < m; ++j) xim += 1.0 / norm.sf[j];
+    }
     xim /= m;
     for_rows(par, rows.size(), [&](index_t k) {
         const index_t i = rows[k];
-        std::vector<double> z(m), fit(m, 0.0);
+        std::vector<double> z(m), fit(m, 0.0), sf(m);
+        norm.row(i, m, sf.data());
         for (int j = 0; j < m; ++j) z[j] = y(i, j) / sf[j];
-        for (int j = 0; j < m; ++j)
-            for (int l = 0; l < m; ++l) fit[j] += z[l] * hat[l + j * m];
+        if (q.ptr) {  // hat = Q Q': O(m p) instead of O(m^2) for many samples
+            std::vector<double> c(p, 0.0);
+            for (int k = 0; k < p; ++k)
+                for (int j = 0; j < m; ++j) c[k] += q(j, k) * z[j];
+            for (int j = 0; j < m; ++j)
+                for (int k = 0; k < p; ++k) fit[j] += q(j, k) * c[k];
+        } else {  // DESeq2's hat-matrix product, for its bits
+            for (int j = 0; j < m; ++j)
+                for (int l = 0; l < m; ++l) fit[j] += z[l] * hat[l + j * m];
+        }
         double s = 0.0;
         for (int j = 0; j < m; ++j) {
             const double mt = std::max(1.0, fit[j]);
@@ -153,22 +189,38 @@ void gene_init(const DenseView<const double>& y, Span<const double> sf,
     });
 }
 
+// Calls fn(k, f) for each listed row k with the dispersion objective f set
+// to that row's counts and means (mu row k); one objective, with its
+// scratch, per block of rows.
+template <class Par, class F>
+void for_rows_disp(const DenseView<const double>& y, const Design& d,
+                   Span<const int> rows, const DenseView<const double>& mu,
+                   const DispOptions& opt, Par& par, F&& fn) {
+    const index_t n = rows.size(), n_blocks = (n + kBlock - 1) / kBlock;
+    par.run(n_blocks, [&](index_t b) {
+        std::vector<double> yr(d.m), mr(d.m);
+        nb::DispObjective f(d);
+        f.use_cr = opt.use_cr;
+        const index_t end = std::min(n, (b + 1) * kBlock);
+        for (index_t k = b * kBlock; k < end; ++k) {
+            read_row(y, rows[k], yr.data());
+            read_row(mu, k, mr.data());
+            f.reset(yr.data(), mr.data());
+            fn(k, f);
+        }
+    });
+}
+
 // Gene-wise dispersion (estimateDispersionsGeneEst with niter = 1).
 template <class Par>
 void gene_dispersion(const DenseView<const double>& y, const Design& d,
                      Span<const int> rows, const DenseView<const double>& mu,
                      Span<const double> alpha_init, const DispOptions& opt,
                      Par& par, Span<double> est, Span<int> iter) {
-    const int m = d.m;
-    for_rows(par, rows.size(), [&](index_t k) {
-        std::vector<double> yr(m), mr(m);
-        read_row(y, rows[k], yr.data());
-        read_row(mu, k, mr.data());
-        nb::DispObjective f(d, yr.data(), mr.data());
-        f.use_cr = opt.use_cr;
+    for_rows_disp(y, d, rows, mu, opt, par, [&](index_t k, nb::DispObjective& f) {
         const auto r = nb::line_search(f, std::log(alpha_init[k]),
                                        std::log(opt.min_disp / 10), opt.kappa_0,
-                                       opt.disp_tol, opt.maxit);
+                                       opt.disp_tol, opt.maxit, true);
         double a = std::min(std::exp(r.a), opt.max_disp);
         if (r.last_lp < r.initial_lp + std::fabs(r.initial_lp) / 1e6) a = alpha_init[k];
         const bool conv = r.iter < opt.maxit && r.iter != 1;
@@ -186,14 +238,8 @@ void map_dispersion(const DenseView<const double>& y, const Design& d,
                     double prior_var, double var_log_disp, const DispOptions& opt,
                     Par& par, Span<double> map, Span<int> iter,
                     Span<int> outlier, Span<double> disp) {
-    const int m = d.m;
     const double sd_log = std::sqrt(var_log_disp);
-    for_rows(par, rows.size(), [&](index_t k) {
-        std::vector<double> yr(m), mr(m);
-        read_row(y, rows[k], yr.data());
-        read_row(mu, k, mr.data());
-        nb::DispObjective f(d, yr.data(), mr.data());
-        f.use_cr = opt.use_cr;
+    for_rows_disp(y, d, rows, mu, opt, par, [&](index_t k, nb::DispObjective& f) {
         f.use_prior = true;
         f.prior_mean = std::log(fit[k]);
         f.prior_var = prior_var;
@@ -211,21 +257,80 @@ void map_dispersion(const DenseView<const double>& y, const Design& d,
     });
 }
 
+// Cook's distances (calculateCooksDistance with robustMethodOfMomentsDisp).
+// `cell` gives each sample's distinct-design-row index.
+struct CooksDesign {
+    std::vector<int> cell, size;
+    int n_cell = 0, p = 0;
+    bool any3 = false;
+    CooksDesign() = default;
+    CooksDesign(std::vector<int> c, int n_coef) : cell(std::move(c)), p(n_coef) {
+        n_cell = *std::max_element(cell.begin(), cell.end()) + 1;
+        size.assign(n_cell, 0);
+        for (int k : cell) size[k]++;
+        for (int k : size) any3 |= k >= 3;
+    }
+};
+
+// Robust method-of-moments dispersion of one row (counts yr, size factors
+// sf): trimmed cell variances when a cell has >= 3 samples, else one
+// trimmed variance over all samples.
+inline double robust_disp(const double* yr, const double* sf, const CooksDesign& c) {
+    const int m = static_cast<int>(c.cell.size());
+    auto bin = [](int n) { return n <= 3.5 ? 0 : (n <= 23.5 ? 1 : 2); };
+    const double trim[3] = {1.0 / 3, 1.0 / 4, 1.0 / 8}, scale[3] = {2.04, 1.86, 1.51};
+    std::vector<double> z(m);
+    long double s = 0.0;
+    for (int j = 0; j < m; ++j) { z[j] = yr[j] / sf[j]; s += z[j]; }
+    const double mean = static_cast<double>(s / m);
+    double v = -INFINITY;
+    if (c.any3) {
+        for (int k = 0; k < c.n_cell; ++k) {
+            if (c.size[k] < 3) continue;
+            std::vector<double> zc;
+            for (int j = 0; j < m; ++j) if (c.cell[j] == k) zc.push_back(z[j]);
+            const int b = bin(c.size[k]);
+            const double cm = trimmed_mean(zc, trim[b]);
+            for (double& e : zc) e = (e - cm) * (e - cm);
+            v = std::max(v, scale[b] * trimmed_mean(zc, trim[b]));
+        }
+    } else {
+        const double cm = trimmed_mean(z, 1.0 / 8);
+        std::vector<double> sq(m);
+        for (int j = 0; j < m; ++j) sq[j] = (z[j] - cm) * (z[j] - cm);
+        v = 1.51 * trimmed_mean(sq, 1.0 / 8);
+    }
+    return std::max((v - mean) / (mean * mean), 0.04);
+}
+
+// Cook's distances of one row from its fitted means and hat values.
+inline void cooks_row(const double* yr, const double* sf, const double* mu,
+                      const double* hat, const CooksDesign& c, double* out) {
+    const double arob = robust_disp(yr, sf, c);
+    for (size_t j = 0; j < c.cell.size(); ++j) {
+        const double u = mu[j], h = hat[j];
+        const double var = u + arob * u * u;
+        const double e = yr[j] - u;
+        out[j] = e * e / var / c.p * h / ((1 - h) * (1 - h));
+    }
+}
+
 // Householder QR least squares of the (m + p) x p system [sqrt(w) X; sqrt(L)]
 // against [sqrt(w) z; 0], as DESeq2's fitBeta (useQR = TRUE) solves it.
+// `v` is scratch of at least `rows` values.
 inline void qr_solve(std::vector<double>& a, int rows, int p,
-                     std::vector<double>& b, double* beta) {
+                     std::vector<double>& b, std::vector<double>& v, double* beta) {
     for (int c = 0; c < p; ++c) {
         double norm = 0.0;
         for (int r = c; r < rows; ++r) norm += a[r + c * rows] * a[r + c * rows];
         norm = std::sqrt(norm);
         if (norm == 0.0) continue;
         const double alpha = a[c + c * rows] > 0 ? -norm : norm;
-        std::vector<double> v(rows - c);
+        const int len = rows - c;
         for (int r = c; r < rows; ++r) v[r - c] = a[r + c * rows];
         v[0] -= alpha;
         double vv = 0.0;
-        for (double e : v) vv += e * e;
+        for (int r = 0; r < len; ++r) vv += v[r] * v[r];
         if (vv == 0.0) continue;
         auto reflect = [&](double* col) {
             double s = 0.0;
@@ -247,53 +352,76 @@ inline void qr_solve(std::vector<double>& a, int rows, int p,
 struct GlmOut {
     DenseView<double> beta;      // rows x p
     DenseView<double> beta_var;  // rows x p, diag of the sandwich covariance
-    DenseView<double> mu;        // rows x m, unclamped nf * exp(X beta)
+    DenseView<double> mu;        // rows x m, unclamped nf * exp(X beta); may be empty
     DenseView<double> hat;       // rows x m, may be empty (ptr == nullptr)
     Span<int> iter;
     Span<double> log_like;       // full NB log-likelihood at unclamped mu
+    DenseView<double> cooks;     // rows x m Cook's distances, may be empty
+    const CooksDesign* cooks_design = nullptr;  // needed when cooks is set
+};
+
+// Scratch of fit_row, allocated once per block of rows.
+struct GlmScratch {
+    std::vector<double> mu, w, a, b, eta, nb, v, lgc, xtx, ridge, inv;
+    GlmScratch(int m, int p)
+        : mu(m), w(m), a(static_cast<size_t>(m + p) * p), b(m + p), eta(m), nb(p),
+          v(m + p), lgc(m), xtx(p * p), ridge(p * p), inv(p * p) {}
 };
 
 // IRLS per row (DESeq2 fitBeta with useQR = TRUE), started from the least
-// squares fit of log(y/s + 0.1) (`start`, rows x p, natural log).
+// squares fit of log(y/s + 0.1) (`start`, rows x p, natural log). The
+// deviance is the NB log-likelihood split into its mu-free constant
+// (computed once per row) and the mu part (per iteration).
 inline void fit_row(const double* yr, const double* nf, const Design& d,
                     double alpha, const std::vector<double>& lambda,
-                    const double* start, const GlmOptions& opt, double* beta,
-                    double* beta_var, double* mu_out, double* hat_out, int& iter,
-                    double& log_like) {
+                    const double* start, const GlmOptions& opt, GlmScratch& s,
+                    double* beta, double* beta_var, double* mu_out, double* hat_out,
+                    int& iter, double& log_like) {
     const int m = d.m, p = d.p, rows = m + p;
-    std::vector<double> mu(m), w(m), a(static_cast<size_t>(rows) * p), b(rows), eta(m);
+    auto& mu = s.mu;
+    auto& w = s.w;
+    auto& eta = s.eta;
     std::copy(start, start + p, beta);
     auto linpred = [&]() {
         for (int j = 0; j < m; ++j) {
-            double s = 0.0;
-            for (int k = 0; k < p; ++k) s += d(j, k) * beta[k];
-            eta[j] = s;
+            double t = 0.0;
+            for (int k = 0; k < p; ++k) t += d(j, k) * beta[k];
+            eta[j] = t;
         }
+    };
+    const double size = 1.0 / alpha;
+    double ll_const = 0.0;
+    for (int j = 0; j < m; ++j) ll_const += nb::nb_const(yr[j], size);
+    auto loglik = [&](const double* mm) {
+        double ll = ll_const;
+        for (int j = 0; j < m; ++j) ll += nb::nb_mu_part(yr[j], size, mm[j]);
+        return ll;
     };
     linpred();
     for (int j = 0; j < m; ++j) mu[j] = std::max(nf[j] * std::exp(eta[j]), opt.minmu);
     double dev = 0.0, dev_old = 0.0;
     iter = 0;
-    std::vector<double> nb(p);
     for (int t = 0; t < opt.maxit; ++t) {
         iter++;
-        std::fill(a.begin(), a.end(), 0.0);
+        std::fill(s.a.begin(), s.a.end(), 0.0);
         for (int j = 0; j < m; ++j) {
             w[j] = mu[j] / (1.0 + alpha * mu[j]);
             const double sw = std::sqrt(w[j]);
-            for (int k = 0; k < p; ++k) a[j + k * rows] = d(j, k) * sw;
-            b[j] = (std::log(mu[j] / nf[j]) + (yr[j] - mu[j]) / mu[j]) * sw;
+            for (int k = 0; k < p; ++k) s.a[j + k * rows] = d(j, k) * sw;
+            s.b[j] = (std::log(mu[j] / nf[j]) + (yr[j] - mu[j]) / mu[j]) * sw;
         }
-        for (int k = 0; k < p; ++k) { a[m + k + k * rows] = std::sqrt(lambda[k]); b[m + k] = 0.0; }
-        qr_solve(a, rows, p, b, nb.data());
-        std::copy(nb.begin(), nb.end(), beta);
+        for (int k = 0; k < p; ++k) {
+            s.a[m + k + k * rows] = std::sqrt(lambda[k]);
+            s.b[m + k] = 0.0;
+        }
+        qr_solve(s.a, rows, p, s.b, s.v, s.nb.data());
+        std::copy(s.nb.begin(), s.nb.end(), beta);
         bool large = false;
         for (int k = 0; k < p; ++k) large |= std::fabs(beta[k]) > opt.large;
         if (large) { iter = opt.maxit; break; }
         linpred();
         for (int j = 0; j < m; ++j) mu[j] = std::max(nf[j] * std::exp(eta[j]), opt.minmu);
-        dev = 0.0;
-        for (int j = 0; j < m; ++j) dev += -2.0 * nb::ldnbinom_mu(yr[j], 1.0 / alpha, mu[j]);
+        dev = -2.0 * loglik(mu.data());
         const double conv = std::fabs(dev - dev_old) / (std::fabs(dev) + 0.1);
         if (std::isnan(conv)) { iter = opt.maxit; break; }
         if (t > 0 && conv < opt.beta_tol) break;
@@ -301,31 +429,28 @@ inline void fit_row(const double* yr, const double* nf, const Design& d,
     }
     // Covariance and hat values at the final (clamped) mu, as fitBeta does.
     for (int j = 0; j < m; ++j) w[j] = mu[j] / (1.0 + alpha * mu[j]);
-    std::vector<double> xtx(p * p), inv;
-    nb::xtwx(d, w.data(), xtx.data());
-    std::vector<double> ridge = xtx;
-    for (int k = 0; k < p; ++k) ridge[k + k * p] += lambda[k];
+    nb::xtwx(d, w.data(), s.xtx.data());
+    s.ridge = s.xtx;
+    for (int k = 0; k < p; ++k) s.ridge[k + k * p] += lambda[k];
     double det;
-    nb::invert(ridge, p, inv, det);
+    nb::invert(s.ridge, p, s.inv, det);
+    const auto& inv = s.inv;
     for (int k = 0; k < p; ++k) {  // diag(inv * xtx * inv)
-        double s = 0.0;
+        double v = 0.0;
         for (int l = 0; l < p; ++l)
-            for (int q = 0; q < p; ++q) s += inv[k + l * p] * xtx[l + q * p] * inv[q + k * p];
-        beta_var[k] = s;
+            for (int q = 0; q < p; ++q) v += inv[k + l * p] * s.xtx[l + q * p] * inv[q + k * p];
+        beta_var[k] = v;
     }
     if (hat_out)
         for (int j = 0; j < m; ++j) {
-            double s = 0.0;
+            double v = 0.0;
             for (int k = 0; k < p; ++k)
-                for (int l = 0; l < p; ++l) s += d(j, k) * inv[l + k * p] * d(j, l);
-            hat_out[j] = s * w[j];
+                for (int l = 0; l < p; ++l) v += d(j, k) * inv[l + k * p] * d(j, l);
+            hat_out[j] = v * w[j];
         }
     linpred();
-    log_like = 0.0;
-    for (int j = 0; j < m; ++j) {
-        mu_out[j] = nf[j] * std::exp(eta[j]);
-        log_like += nb::ldnbinom_mu(yr[j], 1.0 / alpha, mu_out[j]);
-    }
+    for (int j = 0; j < m; ++j) mu_out[j] = nf[j] * std::exp(eta[j]);
+    log_like = loglik(mu_out);
 }
 
 // NB GLM for the given rows with dispersions `alpha` (one per listed row).
@@ -333,86 +458,73 @@ inline void fit_row(const double* yr, const double* nf, const Design& d,
 // least-squares fit of log(y/s + 0.1): `ls_op` (p x m) is R^-1 Q' of the QR
 // of X, so start = ls_op * log(z + 0.1).
 template <class Par>
-void fit_glm(const DenseView<const double>& y, Span<const double> sf,
+void fit_glm(const DenseView<const double>& y, const Norm& norm,
              const Design& d, Span<const int> rows, Span<const double> alpha,
              const std::vector<double>& lambda, const DenseView<const double>& ls_op,
              const GlmOptions& opt, Par& par, GlmOut out) {
     const int m = d.m, p = d.p;
-    for_rows(par, rows.size(), [&](index_t k) {
-        std::vector<double> yr(m), b0(p, 0.0), beta(p), bv(p), mu(m), h(m);
-        read_row(y, rows[k], yr.data());
-        for (int j = 0; j < m; ++j) {
-            const double lz = std::log(yr[j] / sf[j] + 0.1);
-            for (int c = 0; c < p; ++c) b0[c] += ls_op(c, j) * lz;
+    const index_t n = rows.size(), n_blocks = (n + kBlock - 1) / kBlock;
+    par.run(n_blocks, [&](index_t blk) {
+        GlmScratch s(m, p);
+        std::vector<double> yr(m), b0(p), beta(p), bv(p), mu(m), h(m), ck(m), sf(m);
+        const index_t end = std::min(n, (blk + 1) * kBlock);
+        for (index_t k = blk * kBlock; k < end; ++k) {
+            read_row(y, rows[k], yr.data());
+            norm.row(rows[k], m, sf.data());
+            std::fill(b0.begin(), b0.end(), 0.0);
+            for (int j = 0; j < m; ++j) {
+                const double lz = std::log(yr[j] / sf[j] + 0.1);
+                for (int c = 0; c < p; ++c) b0[c] += ls_op(c, j) * lz;
+            }
+            int iter;
+            double ll;
+            const bool want_h = out.hat.ptr || out.cooks.ptr;
+            fit_row(yr.data(), sf.data(), d, alpha[k], lambda, b0.data(), opt, s, beta.data(),
+                    bv.data(), mu.data(), want_h ? h.data() : nullptr, iter, ll);
+            for (int c = 0; c < p; ++c) {
+                out.beta(k, c) = beta[c];
+                out.beta_var(k, c) = bv[c];
+            }
+            if (out.mu.ptr) for (int j = 0; j < m; ++j) out.mu(k, j) = mu[j];
+            if (out.hat.ptr) for (int j = 0; j < m; ++j) out.hat(k, j) = h[j];
+            if (out.cooks.ptr) {  // fused: no rows x m mu/hat matrices needed
+                cooks_row(yr.data(), sf.data(), mu.data(), h.data(), *out.cooks_design,
+                          ck.data());
+                for (int j = 0; j < m; ++j) out.cooks(k, j) = ck[j];
+            }
+            out.iter[k] = iter;
+            out.log_like[k] = ll;
         }
-        int iter;
-        double ll;
-        fit_row(yr.data(), sf.ptr, d, alpha[k], lambda, b0.data(), opt, beta.data(),
-                bv.data(), mu.data(), out.hat.ptr ? h.data() : nullptr, iter, ll);
-        for (int c = 0; c < p; ++c) { out.beta(k, c) = beta[c]; out.beta_var(k, c) = bv[c]; }
-        for (int j = 0; j < m; ++j) out.mu(k, j) = mu[j];
-        if (out.hat.ptr) for (int j = 0; j < m; ++j) out.hat(k, j) = h[j];
-        out.iter[k] = iter;
-        out.log_like[k] = ll;
     });
 }
 
-// Cook's distances (calculateCooksDistance with robustMethodOfMomentsDisp).
-// `cell` gives each sample's distinct-design-row index; `cooks` is rows x m.
+// Cook's distances for listed rows from stored means and hat values.
 template <class Par>
-void cooks_distance(const DenseView<const double>& y, Span<const double> sf,
-                    Span<const int> rows, const std::vector<int>& cell, int p,
+void cooks_distance(const DenseView<const double>& y, const Norm& norm,
+                    Span<const int> rows, const CooksDesign& c,
                     const DenseView<const double>& mu, const DenseView<const double>& hat,
                     Par& par, DenseView<double> cooks) {
-    const int m = static_cast<int>(cell.size());
-    const int n_cell = *std::max_element(cell.begin(), cell.end()) + 1;
-    std::vector<int> size(n_cell, 0);
-    for (int c : cell) size[c]++;
-    bool any3 = false;
-    for (int s : size) any3 |= s >= 3;
-    auto bin = [](int n) { return n <= 3.5 ? 0 : (n <= 23.5 ? 1 : 2); };
-    const double trim[3] = {1.0 / 3, 1.0 / 4, 1.0 / 8}, scale[3] = {2.04, 1.86, 1.51};
+    const index_t m = y.ncol;
     for_rows(par, rows.size(), [&](index_t k) {
-        const index_t i = rows[k];
-        std::vector<double> z(m);
-        long double s = 0.0;
-        for (int j = 0; j < m; ++j) { z[j] = y(i, j) / sf[j]; s += z[j]; }
-        const double mean = static_cast<double>(s / m);
-        double v = -INFINITY;
-        if (any3) {
-            for (int c = 0; c < n_cell; ++c) {
-                if (size[c] < 3) continue;
-                std::vector<double> zc;
-                for (int j = 0; j < m; ++j) if (cell[j] == c) zc.push_back(z[j]);
-                const int b = bin(size[c]);
-                const double cm = trimmed_mean(zc, trim[b]);
-                for (double& e : zc) e = (e - cm) * (e - cm);
-                v = std::max(v, scale[b] * trimmed_mean(zc, trim[b]));
-            }
-        } else {
-            const double cm = trimmed_mean(z, 1.0 / 8);
-            std::vector<double> sq(m);
-            for (int j = 0; j < m; ++j) sq[j] = (z[j] - cm) * (z[j] - cm);
-            v = 1.51 * trimmed_mean(sq, 1.0 / 8);
-        }
-        const double arob = std::max((v - mean) / (mean * mean), 0.04);
-        for (int j = 0; j < m; ++j) {
-            const double u = mu(k, j), h = hat(k, j);
-            const double var = u + arob * u * u;
-            const double e = y(i, j) - u;
-            cooks(k, j) = e * e / var / p * h / ((1 - h) * (1 - h));
-        }
+        std::vector<double> yr(m), mr(m), hr(m), out(m), sf(m);
+        read_row(y, rows[k], yr.data());
+        norm.row(rows[k], m, sf.data());
+        read_row(mu, k, mr.data());
+        read_row(hat, k, hr.data());
+        cooks_row(yr.data(), sf.data(), mr.data(), hr.data(), c, out.data());
+        for (index_t j = 0; j < m; ++j) cooks(k, j) = out[j];
     });
 }
 
 // Trimmed (0.2) mean of the normalized counts per listed row, the base of
 // DESeq2's outlier replacement counts.
 template <class Par>
-void trimmed_base_mean(const DenseView<const double>& y, Span<const double> sf,
+void trimmed_base_mean(const DenseView<const double>& y, const Norm& norm,
                        Span<const int> rows, double trim, Par& par, Span<double> out) {
     const index_t m = y.ncol;
     for_rows(par, rows.size(), [&](index_t k) {
-        std::vector<double> z(m);
+        std::vector<double> z(m), sf(m);
+        norm.row(rows[k], m, sf.data());
         for (index_t j = 0; j < m; ++j) z[j] = y(rows[k], j) / sf[j];
         out[k] = trimmed_mean(z, trim);
     });

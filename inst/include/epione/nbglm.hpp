@@ -105,6 +105,22 @@ inline double det_small(const double* b, int p) {
     return d;
 }
 
+// trace(B^-1 dB) for symmetric p x p B (closed form for p <= 2).
+inline double trace_inv_prod(const std::vector<double>& b, const std::vector<double>& db,
+                             int p, std::vector<double>& binv) {
+    if (p == 1) return db[0] / b[0];
+    if (p == 2) {
+        const double det = b[0] * b[3] - b[1] * b[2];
+        return (b[3] * db[0] - b[2] * db[1] - b[1] * db[2] + b[0] * db[3]) / det;
+    }
+    double det;
+    invert(b, p, binv, det);
+    double tr = 0.0;
+    for (int k = 0; k < p; ++k)
+        for (int l = 0; l < p; ++l) tr += binv[k + l * p] * db[l + k * p];
+    return tr;
+}
+
 // Model matrix X (m x p, column-major) with its shape.
 struct Design {
     int m = 0, p = 0;
@@ -123,32 +139,106 @@ inline void xtwx(const Design& d, const double* w, double* b) {
         }
 }
 
+// ---- fast special functions ------------------------------------------------
+// Rmath's digamma (via dpsifn) and dnbinom cost 100-150 ns a call and
+// dominate the dispersion line search and IRLS. These versions agree with
+// Rmath to a few units in the last place; the line search only uses them to
+// pick its path, and the grid (where ties decide) keeps Rmath.
+
+// lgamma without the global `signgam` write of std::lgamma (thread safety).
+inline double lgam_fast(double x) {
+    int sign;
+    return ::lgamma_r(x, &sign);
+}
+
+// lgamma(x) given lx = log(x): Stirling's series for x >= 10 (the first
+// omitted term is below 3e-17 there), lgamma_r below.
+inline double lgam_log(double x, double lx) {
+    if (x < 10.0) return lgam_fast(x);
+    const double g = 1.0 / x, f = g * g;
+    const double s = g * (1.0 / 12 + f * (-1.0 / 360 + f * (1.0 / 1260 +
+        f * (-1.0 / 1680 + f * (1.0 / 1188 + f * (-691.0 / 360360 +
+        f * (1.0 / 156)))))));
+    return (x - 0.5) * lx - x + 0.91893853320467274178 + s;  // 0.5 log(2 pi)
+}
+
+// digamma for x > 0 given lx = log(x) (used when x >= 10): recurrence up to
+// x >= 10, then the asymptotic series (Abramowitz & Stegun 6.3.18; the next
+// term is below 5e-17 at x = 10).
+inline double digam_log(double x, double lx) {
+    double r = 0.0;
+    if (x < 10.0) {
+        while (x < 10.0) { r -= 1.0 / x; x += 1.0; }
+        lx = std::log(x);
+    }
+    const double f = 1.0 / (x * x);
+    const double t = f * (-1.0 / 12 + f * (1.0 / 120 + f * (-1.0 / 252 +
+        f * (1.0 / 240 + f * (-1.0 / 132 + f * (691.0 / 32760 +
+        f * (-1.0 / 12)))))));
+    return r + lx - 0.5 / x + t;
+}
+inline double digam_fast(double x) { return digam_log(x, x < 10.0 ? 0.0 : std::log(x)); }
+
+// The mu-dependent part of log dnbinom(y; size, mu): size log(size / (size
+// + mu)) + y log(mu / (size + mu)), written with log1p so that it stays
+// accurate for size -> inf (dispersion near minDisp). The rest,
+// lgamma(y + size) - lgamma(size) - lgamma(y + 1), is nb_const().
+inline double nb_mu_part(double y, double size, double mu) {
+    const double a = -size * std::log1p(mu / size);
+    return y == 0 ? a : a + y * std::log(mu / (size + mu));
+}
+inline double nb_const(double y, double size) {
+    return y == 0 ? 0.0 : lgam_fast(y + size) - lgam_fast(size) - lgam_fast(y + 1);
+}
+
 // ---- the dispersion objective (DESeq2's log_posterior / dlog_posterior) ----
 // Log posterior of log alpha for one row: NB log-likelihood without the
 // alpha-free terms, Cox-Reid adjustment, optional normal prior on log alpha.
+// One object serves a block of rows (reset() per row), so the scratch
+// vectors are allocated once per block. lp()/dlp() use the fast special
+// functions; lp_exact() is DESeq2's arithmetic with Rmath, bit for bit.
 struct DispObjective {
     const Design& d;
-    const double* y;
-    const double* mu;
+    const double* y = nullptr;
+    const double* mu = nullptr;
     bool use_prior = false;
     double prior_mean = 0.0, prior_var = 1.0;
     bool use_cr = true;
-    mutable std::vector<double> w, dw, b, db, binv;
+    std::vector<double> inv_mu;
+    mutable std::vector<double> w, dw, b, db, binv, l1p, ly;
+    mutable double cached_a = NAN;
 
-    DispObjective(const Design& design, const double* yy, const double* mm)
-        : d(design), y(yy), mu(mm), w(design.m), dw(design.m),
-          b(design.p * design.p), db(design.p * design.p) {}
+    explicit DispObjective(const Design& design)
+        : d(design), inv_mu(design.m), w(design.m), dw(design.m),
+          b(design.p * design.p), db(design.p * design.p), l1p(design.m),
+          ly(design.m) {}
 
-    double lp(double a) const {
+    void reset(const double* yy, const double* mm) {
+        y = yy;
+        mu = mm;
+        cached_a = NAN;
+        // pow(., -1) as DESeq2's Armadillo code writes it (bit parity on
+        // flat log-posteriors near minDisp, where ties decide the grid)
+        for (int j = 0; j < d.m; ++j) inv_mu[j] = std::pow(mu[j], -1.0);
+    }
+
+    double prior(double a) const {
+        return use_prior ? -0.5 * (a - prior_mean) * (a - prior_mean) / prior_var : 0.0;
+    }
+
+    // -0.5 log det(X' W X), W = diag(1 / (1 / mu + alpha)); `exact` takes
+    // the reciprocal as DESeq2 writes it, pow(., -1).
+    double cox_reid(double alpha, bool exact) const {
+        if (!use_cr) return 0.0;
+        for (int j = 0; j < d.m; ++j)
+            w[j] = exact ? std::pow(inv_mu[j] + alpha, -1.0) : 1.0 / (inv_mu[j] + alpha);
+        xtwx(d, w.data(), b.data());
+        return -0.5 * std::log(det_small(b.data(), d.p));
+    }
+
+    double lp_exact(double a) const {
         const double alpha = std::exp(a);
-        double cr = 0.0;
-        if (use_cr) {
-            // pow(., -1) as DESeq2's Armadillo code writes it (bit parity on
-            // flat log-posteriors near minDisp, where ties decide the grid)
-            for (int j = 0; j < d.m; ++j) w[j] = std::pow(std::pow(mu[j], -1.0) + alpha, -1.0);
-            xtwx(d, w.data(), b.data());
-            cr = -0.5 * std::log(det_small(b.data(), d.p));
-        }
+        const double cr = cox_reid(alpha, true);
         const double r = 1.0 / alpha;
         const double lgr = lgam(r);
         double ll = 0.0;
@@ -156,17 +246,16 @@ struct DispObjective {
         for (int j = 0; j < d.m; ++j)
             ll += (y[j] == 0 ? lgr : lgam(y[j] + r)) - lgr -
                   y[j] * std::log(mu[j] + r) - r * std::log(1.0 + mu[j] * alpha);
-        double prior = 0.0;
-        if (use_prior) prior = -0.5 * (a - prior_mean) * (a - prior_mean) / prior_var;
-        return ll + prior + cr;
+        return ll + prior(a) + cr;
     }
 
-    double dlp(double a) const {
+    // DESeq2's dlog_posterior with Rmath's digamma, bit for bit.
+    double dlp_exact(double a) const {
         const double alpha = std::exp(a);
         double cr = 0.0;
         if (use_cr) {
             for (int j = 0; j < d.m; ++j) {
-                const double v = std::pow(mu[j], -1.0) + alpha;
+                const double v = inv_mu[j] + alpha;
                 w[j] = std::pow(v, -1.0);
                 dw[j] = -1.0 * std::pow(v, -2.0);
             }
@@ -188,9 +277,64 @@ struct DispObjective {
                  (y[j] == 0 ? dgr : digam(y[j] + r)) + y[j] * std::pow(mu[j] + r, -1.0);
         }
         const double ll = r * r * s;
-        double prior = 0.0;
-        if (use_prior) prior = -(a - prior_mean) / prior_var;
-        return (ll + cr) * alpha + prior;
+        const double pr = use_prior ? -(a - prior_mean) / prior_var : 0.0;
+        return (ll + cr) * alpha + pr;
+    }
+
+    // log(1 + mu alpha) and log(y + 1/alpha) at log alpha = a, shared by
+    // lp(a) and the dlp(a) that follows it when the line search accepts a.
+    void fill_logs(double a) const {
+        if (a == cached_a) return;
+        const double alpha = std::exp(a), r = 1.0 / alpha;
+        for (int j = 0; j < d.m; ++j) {
+            l1p[j] = std::log1p(mu[j] * alpha);
+            ly[j] = y[j] != 0 ? std::log(y[j] + r) : 0.0;
+        }
+        cached_a = a;
+    }
+
+    // Uses log(mu + r) = log(r) + log(1 + mu alpha) = -a + log1p(mu alpha).
+    double lp(double a) const {
+        const double alpha = std::exp(a);
+        const double cr = cox_reid(alpha, false);
+        const double r = 1.0 / alpha;
+        fill_logs(a);
+        const double lgr = lgam_log(r, -a);
+        double ll = 0.0;
+        for (int j = 0; j < d.m; ++j) {
+            double t = -r * l1p[j];
+            if (y[j] != 0) t += lgam_log(y[j] + r, ly[j]) - lgr - y[j] * (l1p[j] - a);
+            ll += t;
+        }
+        return ll + prior(a) + cr;
+    }
+
+    double dlp(double a) const {
+        const double alpha = std::exp(a);
+        double cr = 0.0;
+        if (use_cr) {
+            for (int j = 0; j < d.m; ++j) {
+                const double v = 1.0 / (inv_mu[j] + alpha);
+                w[j] = v;
+                dw[j] = -v * v;
+            }
+            xtwx(d, w.data(), b.data());
+            xtwx(d, dw.data(), db.data());
+            cr = -0.5 * trace_inv_prod(b, db, d.p, binv);
+        }
+        const double r = 1.0 / alpha;
+        fill_logs(a);
+        const double dgr = digam_log(r, -a);
+        double s = 0.0;
+        for (int j = 0; j < d.m; ++j) {
+            const double ma = mu[j] * alpha, q = 1.0 / (1.0 + ma);
+            double t = l1p[j] - ma * q;
+            if (y[j] != 0) t += dgr - digam_log(y[j] + r, ly[j]) + y[j] * alpha * q;
+            s += t;
+        }
+        const double ll = r * r * s;
+        const double pr = use_prior ? -(a - prior_mean) / prior_var : 0.0;
+        return (ll + cr) * alpha + pr;
     }
 };
 
@@ -202,12 +346,16 @@ struct LineSearchResult {
 
 // DESeq2's Armijo line search on log alpha (C++ fitDisp), quirks included:
 // rejected proposals count as iterations and the "log alpha -> -inf" exit
-// does not update lp.
+// does not update lp. With `exact_first`, the start and the first proposal
+// use DESeq2's exact arithmetic: whether the search stops after one
+// iteration (gene-wise: iter == 1 sends the row to the grid) then matches
+// DESeq2 even where the first decision is a near tie on a flat posterior.
 inline LineSearchResult line_search(const DispObjective& f, double a,
                                     double min_log_alpha, double kappa_0,
-                                    double tol, int maxit) {
+                                    double tol, int maxit, bool exact_first = false) {
     const double epsilon = 1.0e-4;
-    double lp = f.lp(a), dlp = f.dlp(a), kappa = kappa_0;
+    double lp = exact_first ? f.lp_exact(a) : f.lp(a);
+    double dlp = exact_first ? f.dlp_exact(a) : f.dlp(a), kappa = kappa_0;
     LineSearchResult res{a, 0, lp, lp};
     int iter_accept = 0;
     for (int t = 0; t < maxit; ++t) {
@@ -215,7 +363,8 @@ inline LineSearchResult line_search(const DispObjective& f, double a,
         const double a_propose = a + kappa * dlp;
         if (a_propose < -30.0) kappa = (-30.0 - a) / dlp;
         if (a_propose > 10.0) kappa = (10.0 - a) / dlp;
-        const double theta_kappa = -f.lp(a + kappa * dlp);
+        const double a_new = a + kappa * dlp;
+        const double theta_kappa = -(exact_first && t == 0 ? f.lp_exact(a_new) : f.lp(a_new));
         const double theta_hat_kappa = -lp - kappa * epsilon * dlp * dlp;
         if (theta_kappa <= theta_hat_kappa) {
             iter_accept++;
@@ -240,7 +389,8 @@ inline LineSearchResult line_search(const DispObjective& f, double a,
 }
 
 // DESeq2's fitDispGrid: 20 points on [log 1e-8, log maxDisp], then 20 points
-// around the best one; the first maximum wins ties. Returns log alpha.
+// around the best one; the first maximum wins ties, so the grid evaluates
+// DESeq2's exact arithmetic (lp_exact). Returns log alpha.
 inline double grid_search(const DispObjective& f, double max_disp) {
     const int n = 20;
     const double lo = std::log(1e-8), hi = std::log(max_disp);
@@ -253,7 +403,7 @@ inline double grid_search(const DispObjective& f, double max_disp) {
         double best = -INFINITY, arg = from;
         for (int t = 0; t < n; ++t) {
             const double a = (t == n - 1) ? to : from + t * step;
-            const double v = f.lp(a);
+            const double v = f.lp_exact(a);
             if (t == 0 || v > best) { best = v; arg = a; }
         }
         return arg;
