@@ -199,7 +199,8 @@ run_real <- function() {
                   byrow = TRUE) + 4 * hits[, as.integer(group)]
     y <- Matrix::Matrix(matrix(runif(length(lin)) < plogis(lin), length(dna)) * 1,
                 sparse = TRUE)
-    sce <- scBasset(y, dna, profile = "cpu", epochs = 8, batchSize = 32,
+    epochs <- as.integer(Sys.getenv("SCB_EPOCHS", "8"))
+    sce <- scBasset(y, dna, profile = "cpu", epochs = epochs, batchSize = 32,
                     seed = 1, threads = threads, verbose = TRUE)
     evaluate_groups(sce, group, mats, "real DNA")
 }
