@@ -43,7 +43,8 @@ setMethod("show", "scBassetModel", function(object) {
     full <- list(seq_len = 1344L, stem_filters = 288L, stem_kernel = 17L,
         stem_pool = 3L, tower_start = 288L, tower_end = 512L,
         tower_repeat = 6L, tower_kernel = 5L, tower_pool = 2L,
-        conv1x1 = 256L, bottleneck = 32L, dropout = 0.2, chunk = 8L)
+        conv1x1 = 256L, bottleneck = 32L, dropout = 0.2, chunk = 8L,
+        augment_batch = 1L)
     cpu <- utils::modifyList(full, list(stem_filters = 64L, tower_start = 64L,
         tower_end = 128L, conv1x1 = 64L))
     if (is.list(profile)) {
@@ -253,8 +254,13 @@ setMethod("show", "scBassetModel", function(object) {
 #' use on a laptop. A named list overrides single sizes of the cpu profile
 #' (`seq_len`, `stem_filters`, `stem_kernel`, `stem_pool`, `tower_start`,
 #' `tower_end`, `tower_repeat`, `tower_kernel`, `tower_pool`, `conv1x1`,
-#' `bottleneck`, `dropout`, `chunk`); `seq_len` must be divisible by
-#' `stem_pool * tower_pool^tower_repeat`.
+#' `bottleneck`, `dropout`, `chunk`, `augment_batch`); `seq_len` must be
+#' divisible by `stem_pool * tower_pool^tower_repeat`. Training augments
+#' sequences with a random shift of up to 3 bp and a random reverse
+#' complement; as in scBasset (basenji's StochasticShift and
+#' StochasticReverseComplement layers) one shift and one flip are drawn per
+#' minibatch (`augment_batch = 1`, the default); `augment_batch = 0` draws
+#' them per sequence.
 #'
 #' Results depend only on `seed`, not on `threads`: the batch is cut into
 #' fixed chunks of samples and partial sums are combined in chunk order.

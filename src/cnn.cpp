@@ -56,6 +56,7 @@ epione::cnn::Config config_from(Rcpp::List x) {
     geti("n_cells", c.n_cells);
     geti("n_batches", c.n_batches);
     geti("chunk", c.chunk);
+    geti("augment_batch", c.augment_batch);
     getd("dropout", c.dropout);
     getd("bn_momentum", c.bn_momentum);
     getd("bn_eps", c.bn_eps);

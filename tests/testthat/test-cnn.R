@@ -120,6 +120,12 @@ test_that("gradients and training do not depend on the thread count", {
     m1 <- run(1L); m2 <- run(2L)
     expect_identical(m1@theta, m2@theta)
     expect_identical(m1@history$loss, m2@history$loss)
+    # per-sequence augmentation is also thread-independent, and differs
+    # from scBasset's per-minibatch draws
+    prof$augment_batch <- 0L
+    s1 <- run(1L)
+    expect_identical(s1@theta, run(2L)@theta)
+    expect_false(identical(s1@theta, m1@theta))
 })
 
 test_that("scBasset returns embeddings, intercepts and a model that round-trips", {

@@ -35,6 +35,10 @@ struct Config {
     double dropout = 0.2, bn_momentum = 0.9, bn_eps = 1e-3;
     int n_cells = 1, n_batches = 0;  // n_batches 0: no batch term
     int chunk = 8;                   // samples per parallel task
+    // basenji's StochasticShift / StochasticReverseComplement (scBasset,
+    // scvi-tools) draw one shift and one flip per minibatch; 0 draws them
+    // per sequence instead.
+    int augment_batch = 1;
 };
 
 struct ConvSpec {
@@ -434,7 +438,8 @@ public:
             int shift = 0;
             bool rc = false;
             if (augment) {
-                auto g = rng::stream(seed, (step << 20) + std::uint64_t(s) + 1);
+                const std::uint64_t who = cfg.augment_batch ? 0 : std::uint64_t(s) + 1;
+                auto g = rng::stream(seed, (step << 20) + who);
                 shift = int(g.below(7)) - 3;  // StochasticShift(3)
                 rc = g.below(2) == 1;         // StochasticReverseComplement
             }
