@@ -12,13 +12,11 @@
 #    AUROC and whether motif injection recovers the driving motifs.
 #
 # 4. `useful`: the issue's CPU-profile promise, 2,000 cells x 30,000
-#    planted-motif peaks. Measured 2026-11-29 (3 epochs, 2 threads, run at
-#    nice 19 beside other jobs, so CPU time is the fair number): 363 s CPU
-#    for the 3 epochs (~2 min CPU each; epochs 2-3 took 209 and 188 s
-#    elapsed with the machine partly free), peak RSS 2.97 GB; val AUROC
-#    0.822 after epoch 1, test AUROC 0.831 after 3; k-means ARI of the
-#    cell embedding vs the 3 groups 1.000; motif injection puts each
-#    planted motif top in its own group (mean z 1.39-1.41 vs <= -0.60).
+#    planted-motif peaks. Measured 2026-11-29 on a quiet machine (3 epochs,
+#    2 threads, per-minibatch augmentation): 173 s elapsed / 325 s CPU,
+#    56.6 s per epoch, peak RSS 2.97 GB; val AUROC 0.72 after epoch 1,
+#    0.83 after 2; test AUROC 0.831; k-means ARI of the cell embedding vs
+#    the 3 groups 1.000; each planted motif top in its own group.
 #
 # Usage: R_LIBS=.lib Rscript bench/scbasset.R [timing|sim|real|all|useful] [threads]
 # Environment: EPIONE_SHARED (default ../shared), SCB_STEPS (default 5).
