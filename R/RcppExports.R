@@ -81,8 +81,8 @@ epi_chromvar_background <- function(fpp, bias, niterations, w, bs, threads) {
     .Call(`_epione_epi_chromvar_background`, fpp, bias, niterations, w, bs, threads)
 }
 
-epi_chromvar_sample <- function(counts, anno, bg, expectation, threads, verbose) {
-    .Call(`_epione_epi_chromvar_sample`, counts, anno, bg, expectation, threads, verbose)
+epi_chromvar_sample <- function(counts, anno, bg, expectation, min_expected, threads, verbose) {
+    .Call(`_epione_epi_chromvar_sample`, counts, anno, bg, expectation, min_expected, threads, verbose)
 }
 
 epi_chromvar_analytical <- function(counts, anno, fpp, bias, expectation, w, bs, block, threads, verbose) {

@@ -307,7 +307,7 @@ setMethod("computeExpectations", "ANY", function(object, norm = FALSE,
     res <- if (method == "sample") {
         bg <- .as_background(background_peaks, nrow(counts))
         .core(epi_chromvar_sample(counts, an$matches, bg,
-            as.numeric(expectation), threads, verbose))
+            as.numeric(expectation), 1, threads, verbose))
     } else {
         bias <- .check_bias(bias, nrow(counts))
         .check_number(w, "w", min = .Machine$double.xmin)
@@ -1148,11 +1148,9 @@ addDeviationsMatrix <- function(ArchRProj, peakAnnotation = NULL,
         if (verbose) message("chromVAR deviations: ", a$sample)
         counts <- .peak_counts(a, ps, binarize)
         # ArchR keeps cells whose expected count is below chromVAR's
-        # threshold of 1: scaling all counts by 2^40 lifts them above it and
-        # leaves every ratio (deviations, z) bit-identical.
-        counts@x <- counts@x * 2^40
+        # threshold of 1, so no threshold here (min_expected = 0).
         res <- .core(epi_chromvar_sample(counts, an$matches, bg, rs / sum(rs),
-                                         threads, verbose))
+                                         0, threads, verbose))
         # ArchR turns NaN (e.g. 0 / 0 when no background peak has a count)
         # into NA.
         for (k in c("deviations", "z")) res[[k]][is.nan(res[[k]])] <- NA

@@ -289,17 +289,18 @@ BEGIN_RCPP
 END_RCPP
 }
 // epi_chromvar_sample
-Rcpp::List epi_chromvar_sample(Rcpp::S4 counts, Rcpp::S4 anno, Rcpp::IntegerMatrix bg, Rcpp::NumericVector expectation, int threads, bool verbose);
-RcppExport SEXP _epione_epi_chromvar_sample(SEXP countsSEXP, SEXP annoSEXP, SEXP bgSEXP, SEXP expectationSEXP, SEXP threadsSEXP, SEXP verboseSEXP) {
+Rcpp::List epi_chromvar_sample(Rcpp::S4 counts, Rcpp::S4 anno, Rcpp::IntegerMatrix bg, Rcpp::NumericVector expectation, double min_expected, int threads, bool verbose);
+RcppExport SEXP _epione_epi_chromvar_sample(SEXP countsSEXP, SEXP annoSEXP, SEXP bgSEXP, SEXP expectationSEXP, SEXP min_expectedSEXP, SEXP threadsSEXP, SEXP verboseSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
     Rcpp::traits::input_parameter< Rcpp::S4 >::type counts(countsSEXP);
     Rcpp::traits::input_parameter< Rcpp::S4 >::type anno(annoSEXP);
     Rcpp::traits::input_parameter< Rcpp::IntegerMatrix >::type bg(bgSEXP);
     Rcpp::traits::input_parameter< Rcpp::NumericVector >::type expectation(expectationSEXP);
+    Rcpp::traits::input_parameter< double >::type min_expected(min_expectedSEXP);
     Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
     Rcpp::traits::input_parameter< bool >::type verbose(verboseSEXP);
-    rcpp_result_gen = Rcpp::wrap(epi_chromvar_sample(counts, anno, bg, expectation, threads, verbose));
+    rcpp_result_gen = Rcpp::wrap(epi_chromvar_sample(counts, anno, bg, expectation, min_expected, threads, verbose));
     return rcpp_result_gen;
 END_RCPP
 }
@@ -1315,7 +1316,7 @@ static const R_CallMethodDef CallEntries[] = {
     {"_epione_epi_arrow_features_from_arrow", (DL_FUNC) &_epione_epi_arrow_features_from_arrow, 6},
     {"_epione_epi_chromvar_bin_model", (DL_FUNC) &_epione_epi_chromvar_bin_model, 4},
     {"_epione_epi_chromvar_background", (DL_FUNC) &_epione_epi_chromvar_background, 6},
-    {"_epione_epi_chromvar_sample", (DL_FUNC) &_epione_epi_chromvar_sample, 6},
+    {"_epione_epi_chromvar_sample", (DL_FUNC) &_epione_epi_chromvar_sample, 7},
     {"_epione_epi_chromvar_analytical", (DL_FUNC) &_epione_epi_chromvar_analytical, 10},
     {"_epione_epi_chromvar_variability", (DL_FUNC) &_epione_epi_chromvar_variability, 4},
     {"_epione_epi_chromvar_gc", (DL_FUNC) &_epione_epi_chromvar_gc, 4},

@@ -78,13 +78,16 @@ Rcpp::IntegerMatrix epi_chromvar_background(Rcpp::NumericVector fpp, Rcpp::Numer
 // Deviations with chromVAR's sampled null.
 // [[Rcpp::export(rng = false)]]
 Rcpp::List epi_chromvar_sample(Rcpp::S4 counts, Rcpp::S4 anno, Rcpp::IntegerMatrix bg,
-                               Rcpp::NumericVector expectation, int threads, bool verbose) {
+                               Rcpp::NumericVector expectation, double min_expected,
+                               int threads, bool verbose) {
     DeviationsSetup d(counts, anno);
     glue::TbbPar par(threads);
     glue::Progress progress(d.m.ncol, verbose);
+    cv::SampleOptions opt;
+    opt.min_expected = min_expected;
     cv::deviations_sample(d.x, d.anno_rows, d.sets, {INTEGER(bg), bg.nrow(), bg.ncol()},
                           {REAL(expectation), XLENGTH(expectation)}, d.cell_totals(),
-                          cv::SampleOptions{}, par, progress, d.output());
+                          opt, par, progress, d.output());
     return d.result();
 }
 

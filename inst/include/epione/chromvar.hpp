@@ -561,11 +561,12 @@ inline void sample_tables_one(const std::vector<int>& set, const DenseView<const
 }
 
 // One cell's deviation and z for one annotation from its sampled sums
-// (NOTES.md §3: colMeans and sd in long double, NA when expected < 1).
-inline void finish_cell(double observed, double expected, const double* sampled,
-                        const double* samp_exp, double fps, index_t niter, double* dev_buf,
-                        double& dev, double& z) {
-    if (expected < 1 || std::isnan(expected)) {
+// (NOTES.md §3: colMeans and sd in long double, NA when expected <
+// min_expected: chromVAR's 1; ArchR's deviations use no threshold, 0).
+inline void finish_cell(double observed, double expected, double min_expected,
+                        const double* sampled, const double* samp_exp, double fps,
+                        index_t niter, double* dev_buf, double& dev, double& z) {
+    if (expected < min_expected || std::isnan(expected)) {
         dev = z = na_real();
         return;
     }
@@ -583,6 +584,7 @@ inline void finish_cell(double observed, double expected, const double* sampled,
 }
 
 struct SampleOptions {
+    double min_expected = 1;                 // chromVAR's NA rule
     index_t max_entries = index_t(1) << 27;  // background entries per pass
     index_t cells_per_task = 32;
     int block = 64;                  // cells sharing one read of the index
@@ -722,7 +724,7 @@ void sweep_cells(const CscView<double>& x, const Csc<double>& anno_rows,
                         out.dev(a, c) = out.z(a, c) = na_real();
                         continue;
                     }
-                    finish_cell(observed[a - a0], t.e_sum[a] * fps[c],
+                    finish_cell(observed[a - a0], t.e_sum[a] * fps[c], opt.min_expected,
                                 sampled.data() + (a - a0) * niter, t.samp_exp.data() + a * niter,
                                 fps[c], niter, dev_buf.data(), out.dev(a, c), out.z(a, c));
                 }
@@ -788,7 +790,8 @@ void sweep_blocked(const CscView<double>& x, const Csc<double>& anno_rows,
                     }
                     const std::int32_t* col = acc.data() + (la2 - fa) * niter * B + b;
                     for (index_t r = 0; r < niter; ++r) sampled[r] = col[r * B];
-                    finish_cell(observed[la2 * nb + b], t.e_sum[a] * fps[c], sampled.data(),
+                    finish_cell(observed[la2 * nb + b], t.e_sum[a] * fps[c], opt.min_expected,
+                                sampled.data(),
                                 t.samp_exp.data() + a * niter, fps[c], niter, dev_buf.data(),
                                 out.dev(a, c), out.z(a, c));
                 }
