@@ -5,6 +5,7 @@
 #include <htslib/hts.h>
 #include <htslib/tbx.h>
 #include <epione/rng.hpp>
+#include <epione/tabix.hpp>
 
 // [[Rcpp::export(rng = false)]]
 std::string epi_info_htslib_version() { return hts_version(); }
@@ -15,12 +16,9 @@ Rcpp::CharacterVector epi_info_tabix_seqnames(std::string path) {
     if (!idx)
         throw epione::format_error("cannot load the tabix index of '" + path +
                                    "'; create it with `tabix -p bed " + path + "`");
-    int n = 0;
-    const char** names = tbx_seqnames(idx, &n);
-    Rcpp::CharacterVector out(names, names + n);
-    free(names);
+    const auto out = epione::tabix_seqnames(idx);
     tbx_destroy(idx);
-    return out;
+    return Rcpp::wrap(out);
 }
 
 // Writes `values` to a dataset in a new HDF5 file and reads it back.

@@ -18,6 +18,7 @@
 #include <vector>
 #include "error.hpp"
 #include "span.hpp"
+#include "tabix.hpp"
 
 namespace epione {
 namespace coverage {
@@ -60,13 +61,7 @@ public:
     TabixFile(const TabixFile&) = delete;
     TabixFile& operator=(const TabixFile&) = delete;
 
-    std::vector<std::string> seqnames() const {
-        int n = 0;
-        const char** nm = tbx_seqnames(idx_, &n);
-        std::vector<std::string> out(nm, nm + n);
-        std::free(nm);
-        return out;
-    }
+    std::vector<std::string> seqnames() const { return tabix_seqnames(idx_); }
     // Calls f(line) for each line in `region` ("chr" or "chr:beg-end").
     template <class F>
     void for_region(const std::string& region, F&& f) {

@@ -21,6 +21,7 @@
 #include <vector>
 #include "error.hpp"
 #include "span.hpp"
+#include "tabix.hpp"
 #include "threads.hpp"
 
 namespace epione {
@@ -173,10 +174,7 @@ inline std::vector<std::string> fragment_seqnames(const std::string& path) {
     if (!idx)
         throw file_error("fragment file '" + path + "' has no tabix index; "
                          "create it with indexFragments() or tabix -p bed");
-    int n = 0;
-    const char** nm = tbx_seqnames(idx, &n);
-    out.assign(nm, nm + n);
-    std::free(nm);
+    out = tabix_seqnames(idx);
     tbx_destroy(idx);
     return out;
 }

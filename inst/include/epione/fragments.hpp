@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <vector>
 #include "error.hpp"
+#include "tabix.hpp"
 
 namespace epione {
 namespace fragments {
@@ -95,13 +96,7 @@ public:
         if (fp_) hts_close(fp_);
     }
 
-    std::vector<std::string> seqnames() const {
-        int n = 0;
-        const char** names = tbx_seqnames(idx_, &n);
-        std::vector<std::string> out(names, names + n);
-        std::free(names);
-        return out;
-    }
+    std::vector<std::string> seqnames() const { return tabix_seqnames(idx_); }
 
     // Calls fn(start0, end, barcode) for every fragment of `chrom` in file
     // order; start0 is the 0-based BED start. Returns the number of lines.
