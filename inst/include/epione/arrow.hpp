@@ -82,14 +82,18 @@ struct Barcodes {
     std::vector<std::string> name;
     std::vector<double> lines, nfrags, mono, di, multi, window, flank, promoter, blacklist;
     std::vector<int> first_chunk;
+    // The per-barcode counters, for code that treats them all alike.
+    using Tally = std::vector<double> Barcodes::*;
+    static constexpr Tally tallies[] = {&Barcodes::lines, &Barcodes::nfrags, &Barcodes::mono,
+                                        &Barcodes::di, &Barcodes::multi, &Barcodes::window,
+                                        &Barcodes::flank, &Barcodes::promoter, &Barcodes::blacklist};
     int get(std::string_view bc) {
         auto it = id.find(std::string(bc));
         if (it != id.end()) return it->second;
         const int k = static_cast<int>(name.size());
         id.emplace(std::string(bc), k);
         name.emplace_back(bc);
-        for (auto* v : {&lines, &nfrags, &mono, &di, &multi, &window, &flank, &promoter, &blacklist})
-            v->push_back(0);
+        for (Tally t : tallies) (this->*t).push_back(0);
         first_chunk.push_back(1 << 30);
         return k;
     }
@@ -151,15 +155,7 @@ struct Source {
 inline void merge_into(Barcodes& to, const Barcodes& from) {
     for (std::size_t j = 0; j < from.name.size(); ++j) {
         const int k = to.get(from.name[j]);
-        to.lines[k] += from.lines[j];
-        to.nfrags[k] += from.nfrags[j];
-        to.mono[k] += from.mono[j];
-        to.di[k] += from.di[j];
-        to.multi[k] += from.multi[j];
-        to.window[k] += from.window[j];
-        to.flank[k] += from.flank[j];
-        to.promoter[k] += from.promoter[j];
-        to.blacklist[k] += from.blacklist[j];
+        for (Barcodes::Tally t : Barcodes::tallies) (to.*t)[k] += (from.*t)[j];
         to.first_chunk[k] = std::min(to.first_chunk[k], from.first_chunk[j]);
     }
 }
@@ -278,7 +274,6 @@ struct Stored {
 struct WriteResult {
     std::vector<Csc> gene_scores;      // one per GeneChrom, raw sums
     std::vector<double> size_hist;     // widths 1..1000 of kept fragments
-    std::vector<std::string> chroms_written;
 };
 
 inline void write_fragments(hid_t file, const std::string& chr, const std::vector<Stored>& fr,
@@ -535,7 +530,6 @@ WriteResult write(const Source& src, hid_t h5file, const WriteSpec& spec, Par& p
     res.size_hist.assign(1000, 0.0);
     for (const auto& h : hist)
         for (std::size_t w = 0; w < h.size(); ++w) res.size_hist[w] += h[w];
-    for (const Chrom& chr : spec.chroms) res.chroms_written.push_back(chr.name);
     return res;
 }
 
