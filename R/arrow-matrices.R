@@ -155,6 +155,20 @@ addGeneScoreMatrix <- function(input, genes = .project_anno(input, "genes"),
 #'   within its chromosome in the input order (ArchR's convention). No GC
 #'   content is added (no BSgenome).
 #' @seealso [ArchR::addPeakSet()], [addPeakMatrix()]
+#' @examples
+#' frags <- system.file("extdata", "PBSmall.tsv.gz", package = "epione")
+#' anno <- exampleAnnotation()
+#' arrow <- createArrowFiles(frags, "PBSmall",
+#'     outputNames = file.path(tempdir(), "PBSmall"),
+#'     geneAnnotation = anno$geneAnnotation,
+#'     genomeAnnotation = anno$genomeAnnotation, minFrags = 100,
+#'     addTileMatrix = FALSE, addGeneScoreMatrix = FALSE, QCDir = NULL,
+#'     threads = 1, verbose = FALSE, force = TRUE)
+#' proj <- ArchRProject(arrow, file.path(tempdir(), "proj"))
+#' peaks <- GenomicRanges::resize(anno$geneAnnotation$TSS[1:200], 501,
+#'                                "center")
+#' proj <- addPeakSet(proj, unique(peaks))
+#' getPeakSet(proj)
 #' @export
 addPeakSet <- function(ArchRProj, peakSet, force = FALSE) {
     .check_project(ArchRProj)

@@ -72,6 +72,18 @@ plotTSSvsFrags <- function(input, minTSS = 4, minFrags = 1000,
 #' @param maxSize Largest fragment size shown.
 #' @return A ggplot of the percentage of fragments per size and group.
 #' @seealso [ArchR::plotFragmentSizes()]
+#' @examples
+#' frags <- system.file("extdata", "PBSmall.tsv.gz", package = "epione")
+#' anno <- exampleAnnotation()
+#' arrow <- createArrowFiles(frags, "PBSmall",
+#'     outputNames = file.path(tempdir(), "PBSmall"),
+#'     geneAnnotation = anno$geneAnnotation,
+#'     genomeAnnotation = anno$genomeAnnotation, minFrags = 100,
+#'     addTileMatrix = FALSE, addGeneScoreMatrix = FALSE, QCDir = NULL,
+#'     threads = 1, verbose = FALSE, force = TRUE)
+#' proj <- ArchRProject(arrow, file.path(tempdir(), "proj"),
+#'     geneAnnotation = anno$geneAnnotation)
+#' plotFragmentSizes(proj)
 #' @export
 plotFragmentSizes <- function(ArchRProj, groupBy = "Sample", maxSize = 750) {
     .check_project(ArchRProj)
@@ -106,6 +118,18 @@ plotFragmentSizes <- function(ArchRProj, groupBy = "Sample", maxSize = 750) {
 #' @return A ggplot; the data are in its `data` element (`group`, `x`,
 #'   `value`).
 #' @seealso [ArchR::plotTSSEnrichment()]
+#' @examples
+#' frags <- system.file("extdata", "PBSmall.tsv.gz", package = "epione")
+#' anno <- exampleAnnotation()
+#' arrow <- createArrowFiles(frags, "PBSmall",
+#'     outputNames = file.path(tempdir(), "PBSmall"),
+#'     geneAnnotation = anno$geneAnnotation,
+#'     genomeAnnotation = anno$genomeAnnotation, minFrags = 100,
+#'     addTileMatrix = FALSE, addGeneScoreMatrix = FALSE, QCDir = NULL,
+#'     threads = 1, verbose = FALSE, force = TRUE)
+#' proj <- ArchRProject(arrow, file.path(tempdir(), "proj"),
+#'     geneAnnotation = anno$geneAnnotation)
+#' plotTSSEnrichment(proj)
 #' @export
 plotTSSEnrichment <- function(ArchRProj, groupBy = "Sample",
                               TSS = .project_anno(ArchRProj, "TSS"),

@@ -666,6 +666,16 @@ getMatrixFromArrow <- function(ArrowFile, useMatrix = "GeneScoreMatrix",
 #' @return A `GRanges` of fragments (1-based start, end = start + width - 1)
 #'   with column `RG` = cell name, in stored order.
 #' @seealso [ArchR::getFragmentsFromArrow()]
+#' @examples
+#' frags <- system.file("extdata", "PBSmall.tsv.gz", package = "epione")
+#' anno <- exampleAnnotation()
+#' arrow <- createArrowFiles(frags, "PBSmall",
+#'     outputNames = file.path(tempdir(), "PBSmall"),
+#'     geneAnnotation = anno$geneAnnotation,
+#'     genomeAnnotation = anno$genomeAnnotation, minFrags = 100,
+#'     addTileMatrix = FALSE, addGeneScoreMatrix = FALSE, QCDir = NULL,
+#'     threads = 1, verbose = FALSE, force = TRUE)
+#' getFragmentsFromArrow(arrow, chr = "chr11")
 #' @export
 getFragmentsFromArrow <- function(ArrowFile, chr = NULL, cellNames = NULL) {
     ArrowFile <- .check_arrow(ArrowFile)
