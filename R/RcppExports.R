@@ -77,8 +77,12 @@ epi_chromvar_bin_model <- function(fpp, bias, w, bs) {
     .Call(`_epione_epi_chromvar_bin_model`, fpp, bias, w, bs)
 }
 
-epi_chromvar_background <- function(fpp, bias, niterations, w, bs, threads) {
-    .Call(`_epione_epi_chromvar_background`, fpp, bias, niterations, w, bs, threads)
+epi_chromvar_peak_totals <- function(counts, threads) {
+    .Call(`_epione_epi_chromvar_peak_totals`, counts, threads)
+}
+
+epi_chromvar_background <- function(fpp, bias, niterations, w, bs, threads, max_uniforms = 4194304) {
+    .Call(`_epione_epi_chromvar_background`, fpp, bias, niterations, w, bs, threads, max_uniforms)
 }
 
 epi_chromvar_sample <- function(counts, anno, bg, expectation, min_expected, threads, verbose) {

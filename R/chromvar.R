@@ -43,7 +43,7 @@ setGeneric("addGCBias", function(object, ...) standardGeneric("addGCBias"))
 # ---- inputs -----------------------------------------------------------
 
 # Counts as a numeric dgCMatrix (never densified), checked once.
-.as_counts <- function(x) {
+.as_counts <- function(x, check = TRUE) {
     if (methods::is(x, "SummarizedExperiment")) {
         if (!"counts" %in% SummarizedExperiment::assayNames(x)) {
             .abort("'object' has no 'counts' assay; name the peak x cell ",
@@ -56,22 +56,37 @@ setGeneric("addGCBias", function(object, ...) standardGeneric("addGCBias"))
             "Matrix, not ", class(x)[1L], "; convert it with ",
             "as(x, 'CsparseMatrix').", parent = e))
     x <- methods::as(x, "generalMatrix")
-    if (anyNA(x@x) || (length(x@x) && min(x@x) < 0)) {
-        .abort("counts contain NA or negative values; chromVAR needs ",
-               "non-negative fragment counts (replace NA by 0).")
-    }
+    if (check && (anyNA(x@x) || (length(x@x) && min(x@x) < 0))) .bad_counts()
     x
+}
+
+.bad_counts <- function() {
+    .abort("counts contain NA or negative values; chromVAR needs ",
+           "non-negative fragment counts (replace NA by 0).")
+}
+
+# Fragments per peak with the count checks of .as_counts() in one threaded
+# C++ pass; Matrix::rowSums (chromVAR's sums, bit for bit) only when some
+# count is fractional and the summation order could matter.
+.peak_totals <- function(counts, threads) {
+    s <- .core(epi_chromvar_peak_totals(counts, threads))
+    if (s$na || s$negative) .bad_counts()
+    fpp <- if (s$whole) s$sums else Matrix::rowSums(counts)
+    if (any(fpp <= 0)) .empty_peaks(fpp)
+    fpp
 }
 
 .check_peaks_nonempty <- function(counts) {
     fpp <- Matrix::rowSums(counts)
-    if (any(fpp <= 0)) {
-        .abort(sum(fpp <= 0), " peak(s) have no fragments (e.g. peak ",
-               which(fpp <= 0)[1L], "); remove them first, e.g. ",
-               "object[Matrix::rowSums(counts) > 0, ] (chromVAR: ",
-               "filterPeaks()).")
-    }
+    if (any(fpp <= 0)) .empty_peaks(fpp)
     fpp
+}
+
+.empty_peaks <- function(fpp) {
+    .abort(sum(fpp <= 0), " peak(s) have no fragments (e.g. peak ",
+           which(fpp <= 0)[1L], "); remove them first, e.g. ",
+           "object[Matrix::rowSums(counts) > 0, ] (chromVAR: ",
+           "filterPeaks()).")
 }
 
 .check_bias <- function(bias, n) {
@@ -177,14 +192,15 @@ setGeneric("addGCBias", function(object, ...) standardGeneric("addGCBias"))
 # ---- background peaks -------------------------------------------------
 
 .background_peaks <- function(object, bias, niterations, w, bs, threads) {
-    counts <- .as_counts(object)
-    fpp <- .check_peaks_nonempty(counts)
+    threads <- .check_threads(threads)
+    counts <- .as_counts(object, check = FALSE)
+    fpp <- .peak_totals(counts, threads)
     bias <- .check_bias(bias, nrow(counts))
     .check_number(niterations, "niterations", min = 2, whole = TRUE)
     .check_number(w, "w", min = .Machine$double.xmin)
     .check_number(bs, "bs", min = 3, max = 500, whole = TRUE)
     .core(epi_chromvar_background(as.numeric(fpp), bias,
-        as.integer(niterations), w, as.integer(bs), .check_threads(threads)))
+        as.integer(niterations), w, as.integer(bs), threads))
 }
 
 #' Background peaks matched on GC content and accessibility

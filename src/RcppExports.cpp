@@ -272,9 +272,20 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// epi_chromvar_peak_totals
+Rcpp::List epi_chromvar_peak_totals(Rcpp::S4 counts, int threads);
+RcppExport SEXP _epione_epi_chromvar_peak_totals(SEXP countsSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::S4 >::type counts(countsSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_chromvar_peak_totals(counts, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
 // epi_chromvar_background
-Rcpp::IntegerMatrix epi_chromvar_background(Rcpp::NumericVector fpp, Rcpp::NumericVector bias, int niterations, double w, int bs, int threads);
-RcppExport SEXP _epione_epi_chromvar_background(SEXP fppSEXP, SEXP biasSEXP, SEXP niterationsSEXP, SEXP wSEXP, SEXP bsSEXP, SEXP threadsSEXP) {
+Rcpp::IntegerMatrix epi_chromvar_background(Rcpp::NumericVector fpp, Rcpp::NumericVector bias, int niterations, double w, int bs, int threads, double max_uniforms);
+RcppExport SEXP _epione_epi_chromvar_background(SEXP fppSEXP, SEXP biasSEXP, SEXP niterationsSEXP, SEXP wSEXP, SEXP bsSEXP, SEXP threadsSEXP, SEXP max_uniformsSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
     Rcpp::RNGScope rcpp_rngScope_gen;
@@ -284,7 +295,8 @@ BEGIN_RCPP
     Rcpp::traits::input_parameter< double >::type w(wSEXP);
     Rcpp::traits::input_parameter< int >::type bs(bsSEXP);
     Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
-    rcpp_result_gen = Rcpp::wrap(epi_chromvar_background(fpp, bias, niterations, w, bs, threads));
+    Rcpp::traits::input_parameter< double >::type max_uniforms(max_uniformsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_chromvar_background(fpp, bias, niterations, w, bs, threads, max_uniforms));
     return rcpp_result_gen;
 END_RCPP
 }
@@ -1315,7 +1327,8 @@ static const R_CallMethodDef CallEntries[] = {
     {"_epione_epi_arrow_genes_from_arrow", (DL_FUNC) &_epione_epi_arrow_genes_from_arrow, 8},
     {"_epione_epi_arrow_features_from_arrow", (DL_FUNC) &_epione_epi_arrow_features_from_arrow, 6},
     {"_epione_epi_chromvar_bin_model", (DL_FUNC) &_epione_epi_chromvar_bin_model, 4},
-    {"_epione_epi_chromvar_background", (DL_FUNC) &_epione_epi_chromvar_background, 6},
+    {"_epione_epi_chromvar_peak_totals", (DL_FUNC) &_epione_epi_chromvar_peak_totals, 2},
+    {"_epione_epi_chromvar_background", (DL_FUNC) &_epione_epi_chromvar_background, 7},
     {"_epione_epi_chromvar_sample", (DL_FUNC) &_epione_epi_chromvar_sample, 7},
     {"_epione_epi_chromvar_analytical", (DL_FUNC) &_epione_epi_chromvar_analytical, 10},
     {"_epione_epi_chromvar_variability", (DL_FUNC) &_epione_epi_chromvar_variability, 4},

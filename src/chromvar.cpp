@@ -61,17 +61,33 @@ Rcpp::List epi_chromvar_bin_model(Rcpp::NumericVector fpp, Rcpp::NumericVector b
         Rcpp::Named("chol") = Rcpp::NumericVector(m.chol, m.chol + 3));
 }
 
+// Peak totals of a count matrix with its NA / negative / whole-number
+// checks in one threaded pass (getBackgroundPeaks' input).
+// [[Rcpp::export(rng = false)]]
+Rcpp::List epi_chromvar_peak_totals(Rcpp::S4 counts, int threads) {
+    glue::CscHolder h;
+    const auto x = glue::csc_view(counts, h);
+    glue::TbbPar par(threads);
+    const auto s = epione::count_row_sums(x, par);
+    return Rcpp::List::create(Rcpp::Named("sums") = Rcpp::wrap(s.sums),
+                              Rcpp::Named("na") = s.has_na,
+                              Rcpp::Named("negative") = s.has_negative,
+                              Rcpp::Named("whole") = s.whole);
+}
+
 // getBackgroundPeaks: draws with R's own unif_rand(), so .Random.seed
 // advances exactly as chromVAR's does.
 // [[Rcpp::export(rng = true)]]
 Rcpp::IntegerMatrix epi_chromvar_background(Rcpp::NumericVector fpp, Rcpp::NumericVector bias,
-                                            int niterations, double w, int bs, int threads) {
+                                            int niterations, double w, int bs, int threads,
+                                            double max_uniforms = 4194304) {
     const auto m = model_from(fpp, bias, w, bs, threads);
     Rcpp::IntegerMatrix out(XLENGTH(fpp), niterations);
     glue::TbbPar par(threads);
     auto unif = [] { return unif_rand(); };
     cv::background_peaks(m, niterations, unif, par,
-                         epione::DenseView<int>{INTEGER(out), out.nrow(), out.ncol()});
+                         epione::DenseView<int>{INTEGER(out), out.nrow(), out.ncol()},
+                         static_cast<epione::index_t>(max_uniforms));
     return out;
 }
 

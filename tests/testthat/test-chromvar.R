@@ -86,6 +86,39 @@ test_that("getBackgroundPeaks is bit-exact with chromVAR for a seed", {
     }
 })
 
+test_that("background peaks do not depend on threads or uniform chunks", {
+    sc <- synthetic(n_cells = 40L, n_peaks = 3000L, n_annot = 2L)
+    fpp <- Matrix::rowSums(sc$counts)
+    draw <- function(threads, chunk) {
+        set.seed(7)
+        epione:::epi_chromvar_background(fpp, sc$bias, 20L, 0.1, 50L,
+                                         threads, chunk)
+    }
+    want <- draw(1L, 2^22)
+    expect_identical(draw(2L, 2^22), want)
+    expect_identical(draw(2L, 997), want)   # many chunks of bins
+    expect_identical(draw(1L, 20), want)    # one bin per chunk
+    set.seed(7)
+    expect_identical(getBackgroundPeaks(sc$counts, bias = sc$bias,
+                                        niterations = 20), want)
+})
+
+test_that("peak totals equal Matrix::rowSums and check counts", {
+    sc <- synthetic(n_cells = 50L, n_peaks = 300L, n_annot = 2L)
+    x <- sc$counts
+    expect_identical(epione:::.peak_totals(x, 2L), Matrix::rowSums(x))
+    x@x <- x@x / 3                          # fractional: R's own sums
+    expect_identical(epione:::.peak_totals(x, 2L), Matrix::rowSums(x))
+    s <- epione:::epi_chromvar_peak_totals(x, 1L)
+    expect_false(s$whole)
+    x@x[4] <- NA
+    expect_error(getBackgroundPeaks(x, bias = sc$bias),
+                 class = "epione_error_input", regexp = "non-negative")
+    x@x[4] <- -2
+    expect_error(getBackgroundPeaks(x, bias = sc$bias),
+                 class = "epione_error_input", regexp = "non-negative")
+})
+
 test_that("background peaks of ArchR's PBSmall have ArchR's distribution", {
     a <- shared_path("data", "fragments", "pbsmall", "archr_reference")
     skip_if_not(dir.exists(a), "PBSmall ArchR reference absent")

@@ -84,7 +84,11 @@ inline double r_dnorm0(double d, double sigma) {
     if (x > std::sqrt(-2 * m_ln2 * (std::numeric_limits<double>::min_exponent + 1 -
                                     std::numeric_limits<double>::digits)))
         return 0.;
-    const double x1 = std::ldexp(std::nearbyint(std::ldexp(x, 16)), -16);
+    // R: ldexp(nearbyint(ldexp(x, 16)), -16). Here 5 <= x < 39, so scaling
+    // by 2^+-16 is exact and adding then removing 2^52 rounds to the nearest
+    // integer, ties to even, as nearbyint does (no libm calls).
+    const double two52 = 4503599627370496.0;
+    const double x1 = ((x * 65536.0 + two52) - two52) * (1.0 / 65536.0);
     const double x2 = x - x1;
     return m_1_sqrt_2pi / sigma * (std::exp(-0.5 * x1 * x1) * std::exp((-0.5 * x2 - x1) * x2));
 }
@@ -243,6 +247,16 @@ inline BinModel bin_model(Span<const double> fpp, Span<const double> bias,
     return bin_model(fpp, bias, opt, serial);
 }
 
+// Bits set below position `bit` of a word. Portable SWAR popcount: without
+// -mpopcnt, __builtin_popcountll is a library call.
+inline int bits_below(std::uint64_t word, int bit) {
+    std::uint64_t x = word & ((std::uint64_t(1) << bit) - 1);
+    x -= (x >> 1) & 0x5555555555555555ULL;
+    x = (x & 0x3333333333333333ULL) + ((x >> 2) & 0x3333333333333333ULL);
+    x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0FULL;
+    return static_cast<int>((x * 0x0101010101010101ULL) >> 56);
+}
+
 // Walker alias table for the peers of one bin, equal to the one chromVAR's
 // ProbSampleReplace builds from p[k] = bin_p(bin(k), i) / density(bin(k))
 // (normalised by arma::sum and true division, scaled by n), without
@@ -257,35 +271,36 @@ inline BinModel bin_model(Span<const double> fpp, Span<const double> bias,
 //    of a small peak is found later from its rank in HL (segments).
 // R's quirk of scanning past the small part of HL is kept.
 struct AliasTable {
-    std::vector<double> v;          // scaled p per bin
-    std::vector<int> large;         // large peaks, descending (HL tail)
-    std::vector<int> large_asc;     // the same, ascending
-    std::vector<double> lp;         // their final p (desc order)
-    std::vector<int> large_alias;   // alias of a large processed as ii
-    std::vector<index_t> seg_start; // small rank where a segment starts
-    std::vector<int> seg_jj;        // alias of the smalls of the segment
-    index_t smalls_done = 0;        // smalls ranked below this have an alias
     const int* memb = nullptr;
-
-    index_t large_pos(int kk) const {  // position of a large peak in `large`
-        auto it = std::lower_bound(large.begin(), large.end(), kk, std::greater<int>());
-        return it - large.begin();
-    }
-    double prob(int kk) const {
-        const double q = v[memb[kk]];
-        return q < 1.0 ? q : lp[large_pos(kk)];
-    }
+    std::vector<double> v;                  // scaled p per bin
     std::vector<std::uint64_t> large_bits;  // bitmap of large peaks
     std::vector<int> large_below;           // larges before each 64-block
-    int alias(int kk) const {
-        if (v[memb[kk]] >= 1.0) return large_alias[large_pos(kk)];
+    std::vector<int> large;                 // large peaks, descending (HL tail)
+    std::vector<double> lp;                 // their final p (desc order)
+    std::vector<int> large_alias;           // alias of a large processed as ii
+    std::vector<index_t> seg_start;         // small rank where a segment starts
+    std::vector<int> seg_jj;                // alias of the smalls of the segment
+    std::vector<int> seg_first;             // first segment of each 64 ranks
+    index_t smalls_done = 0;                // smalls ranked below this have an alias
+
+    // One draw (0-based) from rU = unif * n, as ProbSampleReplace does.
+    int draw(double rU) const {
+        const int kk = static_cast<int>(rU);
+        const double q = v[memb[kk]];
         const index_t w = kk >> 6;
-        const std::uint64_t below = large_bits[w] & ((std::uint64_t(1) << (kk & 63)) - 1);
-        const index_t rank = kk - large_below[w] - __builtin_popcountll(below);
+        const int below = bits_below(large_bits[w], kk & 63);
+        if (q >= 1.0) {  // large: its position in `large` from the bitmap
+            const index_t pos = static_cast<index_t>(large.size()) - 1 -
+                                (large_below[w] + below);
+            return (rU < lp[pos] + static_cast<double>(kk)) ? kk : large_alias[pos];
+        }
+        if (rU < q + static_cast<double>(kk)) return kk;
+        const index_t rank = kk - large_below[w] - below;
         if (rank >= smalls_done) return 0;
         // the segment holding this rank: the last start <= rank
-        const auto it = std::upper_bound(seg_start.begin(), seg_start.end(), rank);
-        return seg_jj[(it - seg_start.begin()) - 1];
+        const auto lo = seg_start.begin() + seg_first[rank >> 6];
+        const auto hi = seg_start.begin() + seg_first[(rank >> 6) + 1] + 1;
+        return seg_jj[(std::upper_bound(lo, hi, rank) - seg_start.begin()) - 1];
     }
 };
 
@@ -319,147 +334,206 @@ inline void bin_sums(const BinModel& m, const index_t* bins, int count, double* 
     for (int g = 0; g < count; ++g) sums[g] = a1[g] + a2[g];
 }
 
-inline void build_alias(const BinModel& m, const std::vector<std::vector<index_t>>& members,
-                        index_t bin, double sum, AliasTable& t) {
+// Scaled p per bin and the bitmaps of large and non-negligible small
+// peaks (cheaper than sorting peaks: O(n / 64 + count)).
+inline void alias_bins(const BinModel& m, const std::vector<std::vector<index_t>>& members,
+                       index_t bin, double sum, AliasTable& t,
+                       std::vector<std::uint64_t>& small_bits) {
     const index_t nb = static_cast<index_t>(m.bs) * m.bs;
     const index_t n = static_cast<index_t>(m.membership.size());
-    const int* memb = m.membership.data();
-    t.memb = memb;
-    auto& v = t.v;
-    v.assign(nb, 0.0);
-    for (index_t b = 0; b < nb; ++b)
-        if (m.density[b] > 0) v[b] = m.bin_p[b + bin * nb] / m.density[b];
-    const double dn = static_cast<double>(static_cast<int>(n));
-    // Peaks of the non-negligible bins, in ascending order via bitmaps
-    // (cheaper than sorting: O(n / 64 + count)).
     const index_t words = (n + 63) / 64;
-    std::vector<std::uint64_t> small_bits(words, 0);
-    auto& large_bits = t.large_bits;
-    large_bits.assign(words, 0);
+    const double dn = static_cast<double>(static_cast<int>(n));
+    t.memb = m.membership.data();
+    t.v.assign(nb, 0.0);
+    small_bits.assign(words, 0);
+    t.large_bits.assign(words, 0);
     for (index_t b = 0; b < nb; ++b) {
         if (m.density[b] <= 0) continue;
-        v[b] = (v[b] / sum) * dn;
-        const bool is_large = v[b] >= 1.0;
-        if (!is_large && (v[b] - 1.0) == -1.0) continue;
-        auto& bits = is_large ? large_bits : small_bits;
+        const double p = m.bin_p[b + bin * nb] / m.density[b];
+        t.v[b] = (p / sum) * dn;
+        const bool is_large = t.v[b] >= 1.0;
+        if (!is_large && (t.v[b] - 1.0) == -1.0) continue;
+        auto& bits = is_large ? t.large_bits : small_bits;
         for (index_t q : members[b]) bits[q >> 6] |= std::uint64_t(1) << (q & 63);
     }
-    auto extract = [&](const std::vector<std::uint64_t>& bits, std::vector<int>& out) {
-        out.clear();
-        for (index_t w = 0; w < words; ++w)
-            for (std::uint64_t x = bits[w]; x; x &= x - 1)
-                out.push_back(static_cast<int>(w * 64 + __builtin_ctzll(x)));
-    };
-    std::vector<int> nonzero;  // small peaks whose p - 1 != -1
-    extract(small_bits, nonzero);
-    extract(large_bits, t.large_asc);
-    t.large_below.resize(words);
+    t.large_below.resize(words + 1);
+    t.large.clear();
     for (index_t w = 0, c = 0; w < words; ++w) {
         t.large_below[w] = static_cast<int>(c);
-        c += __builtin_popcountll(large_bits[w]);
+        c += __builtin_popcountll(t.large_bits[w]);
     }
-    t.large.assign(t.large_asc.rbegin(), t.large_asc.rend());
+    for (index_t w = words; w-- > 0;)  // descending peak order
+        for (std::uint64_t x = t.large_bits[w]; x; x &= ~(std::uint64_t(1) << (63 - __builtin_clzll(x))))
+            t.large.push_back(static_cast<int>(w * 64 + 63 - __builtin_clzll(x)));
+    t.lp.resize(t.large.size());
+    for (std::size_t q = 0; q < t.large.size(); ++q) t.lp[q] = t.v[t.memb[t.large[q]]];
+}
+
+// State of R's walker while it runs over HL (see AliasTable): the current
+// large L with its running p, and the rank of the next small. Passed by
+// value so the hot loop keeps it in registers.
+struct ChainState {
+    double cur;
+    index_t L, rank;
+    bool done;
+};
+
+// The current large fell below 1: store it, move to the next one and open a
+// segment of smalls aliased to it.
+inline ChainState next_large(ChainState s, AliasTable& t) {
+    t.lp[s.L] = s.cur;
+    if (++s.L == static_cast<index_t>(t.large.size())) {
+        s.done = true;
+        return s;
+    }
+    t.seg_start.push_back(s.rank);
+    t.seg_jj.push_back(t.large[s.L]);
+    s.cur = t.lp[s.L];
+    return s;
+}
+
+// `count` negligible smalls: each lowers the current large's p by exactly 1.
+inline ChainState skip_smalls(ChainState s, index_t count, AliasTable& t) {
+    while (count > 0 && !s.done) {
+        const double need = std::floor(s.cur);  // steps until p < 1
+        if (static_cast<double>(count) < need) {
+            s.cur -= static_cast<double>(count);
+            s.rank += count;
+            break;
+        }
+        s.cur -= need;
+        s.rank += static_cast<index_t>(need);
+        count -= static_cast<index_t>(need);
+        s = next_large(s, t);
+    }
+    return s;
+}
+
+// The smalls of HL in rank order: runs of negligible ones are skipped,
+// the others processed one by one.
+inline ChainState chain_smalls(ChainState s, AliasTable& t,
+                               const std::vector<std::uint64_t>& small_bits) {
+    const index_t words = static_cast<index_t>(small_bits.size());
+    const double* v = t.v.data();
+    const int* memb = t.memb;
+    for (index_t w = 0; w < words; ++w) {
+        for (std::uint64_t x = small_bits[w]; x; x &= x - 1) {
+            const int bit = __builtin_ctzll(x);
+            const index_t q = w * 64 + bit;
+            const index_t r = q - t.large_below[w] - bits_below(t.large_bits[w], bit);
+            // Skip the negligible smalls before this one. p - count >= 1
+            // <=> count < floor(p), and p - count is exact there; no test
+            // of count > 0 (an unpredictable branch): count 0 changes nothing.
+            const double left = s.cur - static_cast<double>(r - s.rank);
+            if (left >= 1.0) {
+                s.cur = left;
+                s.rank = r;
+            } else {
+                s = skip_smalls(s, r - s.rank, t);
+                if (s.done) return s;
+            }
+            s.cur += (v[memb[q]] - 1);
+            ++s.rank;
+            if (s.cur < 1.) {
+                s = next_large(s, t);
+                if (s.done) return s;
+            }
+        }
+    }
+    return s;
+}
+
+inline void build_alias(const BinModel& m, const std::vector<std::vector<index_t>>& members,
+                        index_t bin, double sum, AliasTable& t,
+                        std::vector<std::uint64_t>& small_bits) {
+    alias_bins(m, members, bin, sum, t, small_bits);
+    const index_t n = static_cast<index_t>(m.membership.size());
     const index_t n_large = static_cast<index_t>(t.large.size()), H = n - n_large;
-    t.lp.resize(n_large);
-    for (index_t q = 0; q < n_large; ++q) t.lp[q] = v[memb[t.large[q]]];
     t.large_alias.assign(n_large, 0);
     t.seg_start.assign(1, 0);
     t.seg_jj.assign(1, n_large ? t.large[0] : 0);
     t.smalls_done = 0;
-    if (H == 0 || n_large == 0) return;
-    index_t L = 0;     // HL[H + L] is the current large
-    index_t rank = 0;  // next small rank (= HL position while < H)
-    bool done = false;
-    auto step_done = [&](index_t next_rank) {  // after lp[L] changed
-        if (t.lp[L] < 1.) {
-            ++L;
-            if (L == n_large) return true;
-            t.seg_start.push_back(next_rank);
-            t.seg_jj.push_back(t.large[L]);
+    if (H > 0 && n_large > 0) {
+        ChainState st{t.lp[0], 0, 0, false};
+        st = chain_smalls(st, t, small_bits);
+        if (!st.done) st = skip_smalls(st, H - st.rank, t);
+        t.smalls_done = st.rank;
+        // Past the small part: the larges themselves, in HL order.
+        for (index_t q = 0; !st.done && q < n_large; ++q) {
+            t.lp[st.L] = st.cur;
+            t.large_alias[q] = t.large[st.L];
+            st.cur = t.lp[st.L] + (t.lp[q] - 1);
+            if (st.cur < 1.) st = next_large(st, t);
         }
-        return false;
-    };
-    // Runs of p == 0-like smalls, then one explicit small, in HL order.
-    auto zero_run = [&](index_t count) {
-        while (count > 0 && !done) {
-            const double need = std::floor(t.lp[L]);  // steps until p < 1
-            if (static_cast<double>(count) < need) {
-                t.lp[L] -= static_cast<double>(count);
-                rank += count;
-                count = 0;
-            } else {
-                const index_t s = static_cast<index_t>(need);
-                t.lp[L] -= need;
-                rank += s;
-                count -= s;
-                done = step_done(rank);
-            }
-        }
-    };
-    index_t li = 0;  // larges (ascending) below the current peak index
-    for (int q : nonzero) {
-        while (li < n_large && t.large_asc[li] < q) ++li;
-        const index_t r = q - li;  // this small's rank
-        zero_run(r - rank);
-        if (done) break;
-        t.lp[L] += (v[memb[q]] - 1);
-        ++rank;
-        done = step_done(rank);
-        if (done) break;
+        if (!st.done) t.lp[st.L] = st.cur;
     }
-    if (!done) zero_run(H - rank);
-    t.smalls_done = rank;
-    // Past the small part: the larges themselves, in HL order.
-    for (index_t q = 0; !done && q < n_large; ++q) {
-        t.large_alias[q] = t.large[L];
-        t.lp[L] += (t.lp[q] - 1);
-        done = step_done(rank);
+    // last segment starting at or before each block of 64 small ranks
+    // (draw() searches from there to the next block's one)
+    const index_t blocks = (t.smalls_done >> 6) + 2;
+    t.seg_first.assign(blocks, 0);
+    index_t s = 0;
+    const index_t ns = static_cast<index_t>(t.seg_start.size());
+    for (index_t blk = 0; blk < blocks; ++blk) {
+        while (s + 1 < ns && t.seg_start[s + 1] <= (blk << 6)) ++s;
+        t.seg_first[blk] = static_cast<int>(s);
+    }
+}
+
+// Draws of the peaks of one bin from its alias table: `u` holds the bin's
+// uniforms in R's order (peaks ascending, then iterations); `draws` is
+// peak-major.
+inline void draw_bin(const AliasTable& tab, const std::vector<index_t>& peaks,
+                     int niterations, double dn, const double* u, int* draws) {
+    for (index_t k : peaks) {
+        int* row = draws + k * niterations;
+        for (int r = 0; r < niterations; ++r) {
+            row[r] = 1 + tab.draw(*u++ * dn);
+        }
     }
 }
 
 // getBackgroundPeaks: out (n x niterations, column-major) gets 1-based
 // peak indices. `unif()` must be R's unif_rand() (or a faithful port):
 // exactly n * niterations draws are taken in chromVAR's order (bins
-// ascending, peaks of a bin ascending, iterations). Alias tables are built
-// in parallel, a chunk of bins at a time; drawing stays sequential.
+// ascending, peaks of a bin ascending, iterations). Only taking the
+// uniforms is sequential: they are stored a chunk of bins at a time, and
+// every bin's table and draws then run in parallel, each bin reading its
+// own slice of the uniforms. `budget`: uniforms held at once (32 MiB).
 template <class Unif, class Par>
 void background_peaks(const BinModel& m, int niterations, Unif& unif, Par& par,
-                      DenseView<int> out) {
+                      DenseView<int> out, index_t budget = index_t(1) << 22) {
     const index_t n = static_cast<index_t>(m.membership.size());
     require(out.nrow == n && out.ncol == niterations, "background output has wrong shape");
     const index_t nb = static_cast<index_t>(m.bs) * m.bs;
     std::vector<std::vector<index_t>> members(nb);
     for (index_t k = 0; k < n; ++k) members[m.membership[k]].push_back(k);
-    std::vector<index_t> used;
-    for (index_t b = 0; b < nb; ++b)
-        if (!members[b].empty()) used.push_back(b);
-    const index_t chunk = 16 * std::max(1, par.threads());
-    std::vector<AliasTable> tables(chunk);
-    std::vector<double> sums(chunk);
+    std::vector<index_t> used, first(1, 0);  // first: a bin's first uniform
+    for (index_t b = 0; b < nb; ++b) {
+        if (members[b].empty()) continue;
+        used.push_back(b);
+        first.push_back(first.back() + static_cast<index_t>(members[b].size()) * niterations);
+    }
+    const index_t nu = static_cast<index_t>(used.size());
     const double dn = static_cast<double>(static_cast<int>(n));
-    std::vector<int> draws(n * niterations);  // peak-major
-    for (index_t start = 0; start < static_cast<index_t>(used.size()); start += chunk) {
-        const index_t len = std::min<index_t>(chunk, used.size() - start);
-        par.run((len + 7) / 8, [&](index_t g) {
-            const int count = static_cast<int>(std::min<index_t>(8, len - 8 * g));
-            bin_sums(m, &used[start + 8 * g], count, &sums[8 * g]);
-        });
-        par.run(len, [&](index_t t) {
-            build_alias(m, members, used[start + t], sums[t], tables[t]);
-        });
-        for (index_t t = 0; t < len; ++t) {
-            const auto& tab = tables[t];
-            for (index_t k : members[used[start + t]]) {
-                int* row = draws.data() + k * niterations;
-                for (int r = 0; r < niterations; ++r) {
-                    const double rU = unif() * dn;
-                    const int kk = static_cast<int>(rU);
-                    const int pick =
-                        (rU < tab.prob(kk) + static_cast<double>(kk)) ? kk : tab.alias(kk);
-                    row[r] = pick + 1;
-                }
+    std::vector<int> draws(n * niterations);
+    std::vector<double> U;
+    for (index_t u0 = 0, u1; u0 < nu; u0 = u1) {
+        for (u1 = u0 + 1; u1 < nu && first[u1 + 1] - first[u0] <= budget; ++u1) {}
+        U.resize(first[u1] - first[u0]);
+        for (double& x : U) x = unif();
+        par.run((u1 - u0 + 7) / 8, [&](index_t g) {
+            const index_t a = u0 + 8 * g;
+            const int count = static_cast<int>(std::min<index_t>(8, u1 - a));
+            double sums[8];
+            bin_sums(m, &used[a], count, sums);
+            AliasTable tab;
+            std::vector<std::uint64_t> scratch;
+            for (int c = 0; c < count; ++c) {
+                build_alias(m, members, used[a + c], sums[c], tab, scratch);
+                draw_bin(tab, members[used[a + c]], niterations, dn,
+                         U.data() + (first[a + c] - first[u0]), draws.data());
             }
-        }
+        });
     }
     // Peak-major draws into the column-major output, in tiles that stay
     // in cache (writing the output directly misses on every draw).

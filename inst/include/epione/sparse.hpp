@@ -4,6 +4,7 @@
 // are int32 because R stores them so (rows never exceed 2^31).
 #pragma once
 #include <algorithm>
+#include <cmath>
 #include <vector>
 #include "span.hpp"
 #include "threads.hpp"
@@ -67,6 +68,56 @@ std::vector<double> row_sums(const CscView<T, P>& a) {
     std::vector<double> out(a.nrow, 0.0);
     for (index_t c = 0; c < a.ncol; ++c)
         a.for_col(c, [&](int r, T v) { out[r] += static_cast<double>(v); });
+    return out;
+}
+
+// Row sums of a count matrix and what a count matrix must satisfy, in one
+// pass. The sums are exact (hence equal to any other summation order,
+// e.g. Matrix::rowSums) only when every value is a whole number below
+// 2^53 in total; `whole` says so. Columns are split into fixed blocks, so
+// the result never depends on the thread count.
+struct CountRowSums {
+    std::vector<double> sums;
+    bool has_na = false, has_negative = false, whole = true;
+};
+
+template <class T, class P, class Par>
+CountRowSums count_row_sums(const CscView<T, P>& a, Par& par) {
+    constexpr index_t blocks = 8;
+    constexpr double two52 = 4503599627370496.0;
+    std::vector<std::vector<double>> part(blocks);
+    std::vector<char> na(blocks, 0), neg(blocks, 0), frac(blocks, 0);
+    par.run(blocks, [&](index_t b) {
+        const index_t k0 = a.col_begin(a.ncol * b / blocks);
+        const index_t k1 = a.col_begin(a.ncol * (b + 1) / blocks);
+        bool is_na = false, is_neg = false, is_frac = false;
+        for (index_t k = k0; k < k1; ++k) {  // branch-free checks
+            const double d = static_cast<double>(a.value(k));
+            is_na |= d != d;
+            is_neg |= d < 0;
+            // 0 <= d < 2^52 is whole iff adding and removing 2^52 keeps it
+            is_frac |= !(d < two52) || ((d + two52) - two52) != d;
+        }
+        na[b] = is_na;
+        neg[b] = is_neg;
+        frac[b] = is_frac;
+        auto& s = part[b];
+        s.assign(a.nrow, 0.0);
+        for (index_t k = k0; k < k1; ++k) s[a.i[k]] += static_cast<double>(a.value(k));
+    });
+    CountRowSums out;
+    out.sums = std::move(part[0]);
+    for (index_t b = 0; b < blocks; ++b) {
+        if (b > 0)
+            for (index_t r = 0; r < a.nrow; ++r) out.sums[r] += part[b][r];
+        out.has_na = out.has_na || na[b];
+        out.has_negative = out.has_negative || neg[b];
+        out.whole = out.whole && !frac[b];
+    }
+    double total = 0;
+    for (double v : out.sums) total += v;
+    out.whole = out.whole && !out.has_na && !out.has_negative &&
+                total < 9007199254740992.0;
     return out;
 }
 
