@@ -97,12 +97,12 @@ struct BackgroundOptions {
     int niterations = 50;  // background peaks per peak
     double w = 0.1;        // Gaussian kernel width on the whitened grid
     int bs = 50;           // grid points per axis (bs^2 bins)
-    bool kernel = true;    // fill BinModel::bin_p (only the sampler needs it)
+    bool kernel = true;    // tabulate BinModel's kernel (only the sampler needs it)
 };
 
 // The sampling model behind getBackgroundPeaks: every peak falls in one
 // grid bin; a peak in bin i draws peer k with probability
-// bin_p(bin(k), i) / density(bin(k)), normalised over all peaks.
+// kernel(bin(k), i) / density(bin(k)), normalised over all peaks.
 struct BinModel {
     int bs = 0;
     std::vector<int> membership;   // 0-based bin of each peak
@@ -110,7 +110,21 @@ struct BinModel {
     std::vector<double> bins1, bins2;
     std::vector<double> whitened1, whitened2;
     double chol[3] = {0, 0, 0};    // R11, R12, R22
-    std::vector<double> bin_p;     // bs^2 x bs^2, column-major, symmetric
+    // Kernel between grid points b and i (chromVAR: dnorm(euc_dist(bin_data),
+    // 0, w)): it depends on the pair only through (dx^2, dy^2), which take
+    // few distinct values on the grid, so it is tabulated over those
+    // (dx2_class[a * bs + a'] x dy2_class[c * bs + c']), not over bs^4 pairs.
+    std::vector<int> dx2_class, dy2_class;
+    std::vector<double> kernel_table;  // n_dx2 x n_dy2, row-major
+    int n_dy2 = 0;
+    // out[b] = kernel(b, i) for every grid point b
+    void kernel_column(index_t i, double* out) const {
+        const index_t ai = i / bs, ci = i % bs;
+        for (index_t a = 0; a < bs; ++a) {
+            const double* row = &kernel_table[dx2_class[a * bs + ai] * static_cast<index_t>(n_dy2)];
+            for (index_t c = 0; c < bs; ++c) out[a * bs + c] = row[dy2_class[c * bs + ci]];
+        }
+    }
 };
 
 // R's seq(from, to, length.out = n) for n > 2 and from != to (R 4.2).
@@ -217,26 +231,33 @@ BinModel bin_model(Span<const double> fpp, Span<const double> bias,
         mdl.membership[k] = best_b;
         mdl.density[best_b] += 1.0;
     }
-    // Kernel between grid points (chromVAR: dnorm(euc_dist(bin_data), 0, w));
-    // only pairs of occupied bins are ever read, so only those are filled.
-    // grid point b = a * bs + c is (bins1[a], bins2[c]).
     if (!opt.kernel) return mdl;
-    std::vector<index_t> used;
-    for (index_t b = 0; b < nb; ++b)
-        if (mdl.density[b] > 0) used.push_back(b);
-    mdl.bin_p.assign(nb * nb, 0.0);
-    const index_t nu = static_cast<index_t>(used.size());
-    par.run(nu, [&](index_t ui) {
-        const index_t i = used[ui];
-        mdl.bin_p[i + i * nb] = r_dnorm0(0.0, opt.w);
-        for (index_t uj = ui + 1; uj < nu; ++uj) {
-            const index_t j = used[uj];
-            const double dx = mdl.bins1[i / bs] - mdl.bins1[j / bs];
-            const double dy = mdl.bins2[i % bs] - mdl.bins2[j % bs];
-            const double v = r_dnorm0(std::sqrt(dx * dx + dy * dy), opt.w);
-            mdl.bin_p[i + j * nb] = v;
-            mdl.bin_p[j + i * nb] = v;
-        }
+    // Squared coordinate differences of grid points, grouped by their exact
+    // bits; the kernel of a pair is dnorm(sqrt(dx^2 + dy^2)), computed once
+    // per (dx^2, dy^2) class pair (the same operations as per pair).
+    auto classes = [&](const std::vector<double>& g, std::vector<int>& cls) {
+        std::vector<double> sq(bs * bs);
+        for (int a = 0; a < bs; ++a)
+            for (int a2 = 0; a2 < bs; ++a2) {
+                const double d = g[a] - g[a2];
+                sq[a * bs + a2] = d * d;
+            }
+        std::vector<double> vals(sq);
+        std::sort(vals.begin(), vals.end());
+        vals.erase(std::unique(vals.begin(), vals.end()), vals.end());
+        cls.resize(sq.size());
+        for (std::size_t k = 0; k < sq.size(); ++k)
+            cls[k] = static_cast<int>(std::lower_bound(vals.begin(), vals.end(), sq[k]) -
+                                      vals.begin());
+        return vals;
+    };
+    const std::vector<double> dx2 = classes(mdl.bins1, mdl.dx2_class);
+    const std::vector<double> dy2 = classes(mdl.bins2, mdl.dy2_class);
+    mdl.n_dy2 = static_cast<int>(dy2.size());
+    mdl.kernel_table.resize(dx2.size() * dy2.size());
+    par.run(static_cast<index_t>(dx2.size()), [&](index_t a) {
+        for (std::size_t c = 0; c < dy2.size(); ++c)
+            mdl.kernel_table[a * dy2.size() + c] = r_dnorm0(std::sqrt(dx2[a] + dy2[c]), opt.w);
     });
     return mdl;
 }
@@ -258,7 +279,7 @@ inline int bits_below(std::uint64_t word, int bit) {
 }
 
 // Walker alias table for the peers of one bin, equal to the one chromVAR's
-// ProbSampleReplace builds from p[k] = bin_p(bin(k), i) / density(bin(k))
+// ProbSampleReplace builds from p[k] = kernel(bin(k), i) / density(bin(k))
 // (normalised by arma::sum and true division, scaled by n), without
 // touching every peak:
 //  * the scaled p depends on the peak's bin only (same operations, same
@@ -304,7 +325,7 @@ struct AliasTable {
     }
 };
 
-// arma::sum of p[k] = bin_p(bin(k), i) / density(bin(k)) over all peaks k
+// arma::sum of p[k] = kernel(bin(k), i) / density(bin(k)) over all peaks k
 // for up to 8 bins i at once: per bin the two interleaved accumulators of
 // Armadillo's accumulate(), in peak order (same bits); running 8 bins side
 // by side hides the latency of the sequential additions.
@@ -313,10 +334,12 @@ inline void bin_sums(const BinModel& m, const index_t* bins, int count, double* 
     const index_t nb = static_cast<index_t>(m.bs) * m.bs;
     const index_t n = static_cast<index_t>(m.membership.size());
     const int* memb = m.membership.data();
-    std::vector<double> V(nb * G, 0.0);
-    for (int g = 0; g < count; ++g)
+    std::vector<double> V(nb * G, 0.0), col(nb);
+    for (int g = 0; g < count; ++g) {
+        m.kernel_column(bins[g], col.data());
         for (index_t b = 0; b < nb; ++b)
-            if (m.density[b] > 0) V[b * G + g] = m.bin_p[b + bins[g] * nb] / m.density[b];
+            if (m.density[b] > 0) V[b * G + g] = col[b] / m.density[b];
+    }
     double a1[G] = {0}, a2[G] = {0};
     index_t k = 0;
     for (; k + 1 < n; k += 2) {
@@ -344,12 +367,16 @@ inline void alias_bins(const BinModel& m, const std::vector<std::vector<index_t>
     const index_t words = (n + 63) / 64;
     const double dn = static_cast<double>(static_cast<int>(n));
     t.memb = m.membership.data();
-    t.v.assign(nb, 0.0);
+    t.v.resize(nb);
+    m.kernel_column(bin, t.v.data());
     small_bits.assign(words, 0);
     t.large_bits.assign(words, 0);
     for (index_t b = 0; b < nb; ++b) {
-        if (m.density[b] <= 0) continue;
-        const double p = m.bin_p[b + bin * nb] / m.density[b];
+        if (m.density[b] <= 0) {
+            t.v[b] = 0.0;
+            continue;
+        }
+        const double p = t.v[b] / m.density[b];
         t.v[b] = (p / sum) * dn;
         const bool is_large = t.v[b] >= 1.0;
         if (!is_large && (t.v[b] - 1.0) == -1.0) continue;
