@@ -10,8 +10,10 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <limits>
 #include <string>
+#include <thread>
 #include <vector>
 #include <armadillo>
 #include <htslib/faidx.h>
@@ -522,10 +524,11 @@ inline void draw_bin(const AliasTable& tab, const std::vector<index_t>& peaks,
 // getBackgroundPeaks: out (n x niterations, column-major) gets 1-based
 // peak indices. `unif()` must be R's unif_rand() (or a faithful port):
 // exactly n * niterations draws are taken in chromVAR's order (bins
-// ascending, peaks of a bin ascending, iterations). Only taking the
-// uniforms is sequential: they are stored a chunk of bins at a time, and
-// every bin's table and draws then run in parallel, each bin reading its
-// own slice of the uniforms. `budget`: uniforms held at once (32 MiB).
+// ascending, peaks of a bin ascending, iterations), on the calling thread.
+// Only that is sequential: bins are cut into chunks, and while the caller
+// takes the next chunk's uniforms, every bin of the current chunk builds
+// its table and draws in parallel from its own slice of the uniforms.
+// `budget`: uniforms per chunk at most (32 MiB).
 template <class Unif, class Par>
 void background_peaks(const BinModel& m, int niterations, Unif& unif, Par& par,
                       DenseView<int> out, index_t budget = index_t(1) << 22) {
@@ -541,13 +544,22 @@ void background_peaks(const BinModel& m, int niterations, Unif& unif, Par& par,
         first.push_back(first.back() + static_cast<index_t>(members[b].size()) * niterations);
     }
     const index_t nu = static_cast<index_t>(used.size());
+    // ~8 chunks, so that taking uniforms overlaps all but the first one
+    const index_t target = std::min(budget, std::max<index_t>(first[nu] / 8, 1 << 16));
+    std::vector<index_t> cut(1, 0);  // chunk c: used bins cut[c] .. cut[c + 1]
+    for (index_t u1 = 1; u1 <= nu; ++u1)
+        if (u1 == nu || first[u1 + 1] - first[cut.back()] > target) cut.push_back(u1);
     const double dn = static_cast<double>(static_cast<int>(n));
     std::vector<int> draws(n * niterations);
-    std::vector<double> U;
-    for (index_t u0 = 0, u1; u0 < nu; u0 = u1) {
-        for (u1 = u0 + 1; u1 < nu && first[u1 + 1] - first[u0] <= budget; ++u1) {}
-        U.resize(first[u1] - first[u0]);
-        for (double& x : U) x = unif();
+    std::vector<double> U[2];
+    auto take = [&](std::size_t c) {
+        auto& u = U[c % 2];
+        u.resize(first[cut[c + 1]] - first[cut[c]]);
+        for (double& x : u) x = unif();
+    };
+    auto work = [&](std::size_t c) {
+        const index_t u0 = cut[c], u1 = cut[c + 1];
+        const double* u = U[c % 2].data() - first[u0];
         par.run((u1 - u0 + 7) / 8, [&](index_t g) {
             const index_t a = u0 + 8 * g;
             const int count = static_cast<int>(std::min<index_t>(8, u1 - a));
@@ -555,12 +567,32 @@ void background_peaks(const BinModel& m, int niterations, Unif& unif, Par& par,
             bin_sums(m, &used[a], count, sums);
             AliasTable tab;
             std::vector<std::uint64_t> scratch;
-            for (int c = 0; c < count; ++c) {
-                build_alias(m, members, used[a + c], sums[c], tab, scratch);
-                draw_bin(tab, members[used[a + c]], niterations, dn,
-                         U.data() + (first[a + c] - first[u0]), draws.data());
+            for (int k = 0; k < count; ++k) {
+                build_alias(m, members, used[a + k], sums[k], tab, scratch);
+                draw_bin(tab, members[used[a + k]], niterations, dn, u + first[a + k],
+                         draws.data());
             }
         });
+    };
+    const std::size_t chunks = cut.size() - 1;
+    take(0);
+    for (std::size_t c = 0; c < chunks; ++c) {
+        if (c + 1 == chunks || par.threads() < 2) {
+            work(c);
+            if (c + 1 < chunks) take(c + 1);
+            continue;
+        }
+        std::exception_ptr error;
+        std::thread worker([&] {
+            try {
+                work(c);
+            } catch (...) {
+                error = std::current_exception();
+            }
+        });
+        take(c + 1);
+        worker.join();
+        if (error) std::rethrow_exception(error);
     }
     // Peak-major draws into the column-major output, in tiles that stay
     // in cache (writing the output directly misses on every draw).
