@@ -270,14 +270,18 @@ inline BinModel bin_model(Span<const double> fpp, Span<const double> bias,
     return bin_model(fpp, bias, opt, serial);
 }
 
-// Bits set below position `bit` of a word. Portable SWAR popcount: without
-// -mpopcnt, __builtin_popcountll is a library call.
-inline int bits_below(std::uint64_t word, int bit) {
-    std::uint64_t x = word & ((std::uint64_t(1) << bit) - 1);
+// Portable SWAR popcount: without -mpopcnt, __builtin_popcountll is a
+// library call.
+inline int popcount64(std::uint64_t x) {
     x -= (x >> 1) & 0x5555555555555555ULL;
     x = (x & 0x3333333333333333ULL) + ((x >> 2) & 0x3333333333333333ULL);
     x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0FULL;
     return static_cast<int>((x * 0x0101010101010101ULL) >> 56);
+}
+
+// Bits set below position `bit` (0..63) of a word.
+inline int bits_below(std::uint64_t word, int bit) {
+    return popcount64(word & ((std::uint64_t(1) << bit) - 1));
 }
 
 // Walker alias table for the peers of one bin, equal to the one chromVAR's
@@ -389,7 +393,7 @@ inline void alias_bins(const BinModel& m, const std::vector<std::vector<index_t>
     t.large.clear();
     for (index_t w = 0, c = 0; w < words; ++w) {
         t.large_below[w] = static_cast<int>(c);
-        c += __builtin_popcountll(t.large_bits[w]);
+        c += popcount64(t.large_bits[w]);
     }
     for (index_t w = words; w-- > 0;)  // descending peak order
         for (std::uint64_t x = t.large_bits[w]; x; x &= ~(std::uint64_t(1) << (63 - __builtin_clzll(x))))
