@@ -19,6 +19,7 @@ NULL
     files <- getArrowFiles(proj)
     fdf <- as.data.frame(.h5read(files[1L], paste0(useMatrix,
         "/Info/FeatureDF")), stringsAsFactors = FALSE)
+    n_stored <- nrow(fdf)
     seqs <- levels(factor(fdf$seqnames))
     seqs <- seqs[!seqs %in% excludeChr]
     if (!length(seqs)) .abort("no seqnames left after excludeChr",
@@ -27,7 +28,7 @@ NULL
     fdf <- fdf[order(match(fdf$seqnames, seqs), fdf$idx), , drop = FALSE]
     rownames(fdf) <- NULL
     cells <- rownames(proj@cellColData)
-    parts <- lapply(files, .lsi_store_file, useMatrix, cells, nrow(fdf))
+    parts <- lapply(files, .lsi_store_file, useMatrix, cells, n_stored)
     found <- unlist(lapply(parts, `[[`, "global"))
     if (length(found) != length(cells) || anyDuplicated(found))
         .abort("the Arrow files' ", useMatrix, " cells do not match the ",

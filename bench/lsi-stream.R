@@ -1,0 +1,136 @@
+# Peak memory of addIterativeLSI(proj) streamed from the Arrow store, and
+# how it grows with the number of cells (issue #8: 1 M cells x 500 k tiles
+# within 24 GB).
+#
+#   R_LIBS=.lib Rscript bench/lsi-stream.R write <dir> <n_files>
+#   R_LIBS=.lib Rscript bench/lsi-stream.R run <dir> <n_files> [final] [chunk]
+#
+# `write` makes <n_files> Arrow files of 10 000 synthetic cells each (one
+# sample per file, 500 000 tiles of 500 bp on 10 chromosomes, binary TileMatrix
+# written with epione's own writer), generated one file at a time so the
+# writer never holds more than 10 000 cells. The matrix is bench/lsi.R's
+# generator: 8 cell types with their own 20 000-tile programmes, 30 000
+# shared tiles, uniform background, log-normal depth (median 2 500 tiles).
+# `run` opens the first <n_files> as a project in a fresh process and runs
+# addIterativeLSI with ArchR's defaults (2 iterations, varFeatures 25 000,
+# dims 1:30, sampleCellsPre 10 000) and sampleCellsFinal = <final> (0 =
+# NULL, ArchR's default: the last fit uses all cells); it prints wall and
+# cpu time, the process's peak RSS (VmHWM, reset just before the call) and
+# the R heap peak (gc), then the ARI of the clusters of the embedding vs the
+# simulated types as a sanity check.
+#
+# Measured 2026-11-29 (see the table printed by the runs; numbers below).
+# MEASURED: filled in after the runs.
+
+suppressPackageStartupMessages({
+    library(Matrix)
+    library(epione)
+})
+a <- commandArgs(trailingOnly = TRUE)
+mode <- a[1]
+dir <- a[2]
+n_files <- as.integer(a[3])
+per_file <- 10000L
+n_tiles <- 500000L
+n_chr <- 10L
+tile_size <- 500
+
+load_avg <- function() paste(strsplit(readLines("/proc/loadavg"), " ")[[1]][1:3],
+                             collapse = " ")
+peak_reset <- function() {
+    try(writeLines("5", "/proc/self/clear_refs"), silent = TRUE)
+    invisible(gc(reset = TRUE))
+}
+vm <- function(key) {
+    s <- readLines("/proc/self/status")
+    as.numeric(gsub("[^0-9]", "", grep(paste0("^", key), s, value = TRUE))) /
+        2^20
+}
+
+# Cells of one file: types, depths and tiles (bench/lsi.R's generator, the
+# programmes fixed by seed 1 for every file, the cells by the file's seed).
+simulate_file <- function(k, n_types = 8) {
+    set.seed(1)
+    shared <- sample.int(n_tiles, 30000)
+    prog <- do.call(cbind, lapply(seq_len(n_types), function(t)
+        sample.int(n_tiles, 20000)))
+    set.seed(1000 + k)
+    type <- sample.int(n_types, per_file, replace = TRUE)
+    depth <- pmax(200L, round(rlnorm(per_file, log(2500), 0.6)))
+    src <- sample.int(3L, sum(depth), TRUE, prob = c(0.45, 0.25, 0.30))
+    cell <- rep.int(seq_len(per_file), depth)
+    tile <- integer(length(cell))
+    s <- src == 1L
+    tile[s] <- prog[cbind(sample.int(20000L, sum(s), TRUE), type[cell[s]])]
+    s <- src == 2L
+    tile[s] <- shared[sample.int(30000L, sum(s), TRUE)]
+    s <- src == 3L
+    tile[s] <- sample.int(n_tiles, sum(s), TRUE)
+    m <- sparseMatrix(i = tile, j = cell, x = 1, dims = c(n_tiles, per_file))
+    m@x[] <- 1
+    list(m = m, type = type, nFrags = depth)
+}
+
+write_file <- function(k) {
+    sample <- sprintf("S%03d", k)
+    file <- file.path(dir, paste0(sample, ".arrow"))
+    sim <- simulate_file(k)
+    cells <- sprintf("cell%06d", seq_len(per_file))
+    per_chr <- n_tiles / n_chr
+    chr <- paste0("chr", seq_len(n_chr))
+    epione:::.arrow_init(file, sample, cells)
+    epione:::.arrow_h5write(file, "Metadata/nFrags", as.numeric(sim$nFrags))
+    epione:::.arrow_h5write(file, "Metadata/SimType", as.numeric(sim$type))
+    epione:::.write_tile_info2(file, chr, rep(per_chr * tile_size - 1, n_chr),
+                               cells, tile_size, TRUE, FALSE)
+    for (c in seq_len(n_chr)) {
+        rows <- (c - 1) * per_chr + seq_len(per_chr)
+        epione:::epi_arrow_write_sparse(file, paste0("TileMatrix/", chr[c]),
+                                        sim$m[rows, ])
+    }
+    length(sim$m@x)
+}
+
+if (mode == "write") {
+    dir.create(dir, showWarnings = FALSE, recursive = TRUE)
+    for (k in seq_len(n_files)) {
+        if (file.exists(file.path(dir, sprintf("S%03d.arrow", k)))) next
+        st <- system.time(nnz <- write_file(k))
+        cat(sprintf("file %d: %.1f M nnz, %.1f s wall %.1f s cpu, load %s\n",
+                    k, nnz / 1e6, st[["elapsed"]],
+                    st[["user.self"]] + st[["sys.self"]], load_avg()))
+    }
+    quit(save = "no")
+}
+
+final <- if (length(a) >= 4 && a[4] != "0") as.integer(a[4]) else NULL
+chunk <- if (length(a) >= 5) as.integer(a[5]) else 5000L
+files <- file.path(dir, sprintf("S%03d.arrow", seq_len(n_files)))
+proj <- ArchRProject(files, file.path(dir, sprintf("proj%d", n_files)),
+                     copyArrows = FALSE)
+n <- nrow(proj@cellColData)
+cat(sprintf("cells %d, tiles %d, sampleCellsFinal %s, chunkSize %d, ",
+            n, n_tiles, if (is.null(final)) "NULL" else final, chunk),
+    sprintf("load before %s\n", load_avg()))
+rss0 <- vm("VmRSS")
+peak_reset()
+st <- system.time(proj <- addIterativeLSI(proj, sampleCellsFinal = final,
+                                          chunkSize = chunk, threads = 2,
+                                          verbose = FALSE))
+g <- gc()
+cat(sprintf(paste0("addIterativeLSI: %.1f s wall, %.1f s cpu (user %.1f, ",
+                   "sys %.1f); RSS before %.2f GB, peak RSS %.2f GB; R heap ",
+                   "peak %.2f GB; load after %s\n"),
+            st[["elapsed"]], st[["user.self"]] + st[["sys.self"]],
+            st[["user.self"]], st[["sys.self"]], rss0, vm("VmHWM"),
+            sum(g[, ncol(g)]) / 1024, load_avg()))
+lsi <- proj@reducedDims$IterativeLSI
+cat(sprintf("final features %d, cells embedded %d, d[1:3] %s\n",
+            nrow(lsi$LSIFeatures), nrow(lsi$matSVD),
+            paste(signif(lsi$svd$d[1:3], 5), collapse = " ")))
+cl <- lsi$iterations[[1]]$clusters
+type <- proj@cellColData$SimType[match(cl$cellNames,
+                                       rownames(proj@cellColData))]
+if (requireNamespace("mclust", quietly = TRUE))
+    cat(sprintf("ARI(iteration-1 clusters, simulated types) %.3f\n",
+                mclust::adjustedRandIndex(cl$clusters, type)))
