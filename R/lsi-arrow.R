@@ -102,11 +102,18 @@ NULL
 }
 
 # Calls fun(chunk matrix, global cell indices) on every chunk of the cells
-# `wanted` over the features `rows`; returns the results in chunk order.
-.lsi_stream <- function(store, rows, wanted, fun) {
+# `wanted` over the features `rows`; returns the results in chunk order, or
+# folded as they come by combine(acc, result) (acc NULL at first) so that
+# per-chunk results as long as the features never pile up.
+.lsi_stream <- function(store, rows, wanted, fun, combine = NULL) {
     maps <- .lsi_row_maps(store, rows)
-    lapply(.lsi_chunks(store, wanted), function(ch)
-        fun(.lsi_read_chunk(store, ch, maps, length(rows)), ch$global))
+    out <- if (is.null(combine)) list() else NULL
+    for (ch in .lsi_chunks(store, wanted)) {
+        r <- fun(.lsi_read_chunk(store, ch, maps, length(rows)), ch$global)
+        if (is.null(combine)) out[[length(out) + 1L]] <- r
+        else out <- combine(out, r)
+    }
+    out
 }
 
 # The features `rows` x the cells `cells` (global indices, any order), in
@@ -148,21 +155,18 @@ NULL
 # counts sum exactly, so the totals equal the full matrix's).
 .lsi_pass <- function(store, p) {
     n <- nrow(store$features)
-    acc <- list(count = numeric(n), raw = numeric(n), l = numeric(n),
-                l2 = numeric(n), col = numeric(length(store$cells)),
-                range = numeric(0))
-    all_rows <- seq_len(n)
-    for (r in .lsi_stream(store, all_rows, seq_along(store$cells),
-                          function(m, g) .lsi_pass_chunk(m, g, p))) {
-        acc$count <- acc$count + r$count
-        acc$raw <- acc$raw + r$raw
-        if (!is.null(r$l)) {
-            acc$l <- acc$l + r$l
-            acc$l2 <- acc$l2 + r$l2
-        }
-        acc$col[r$global] <- r$col
-        acc$range <- range(c(acc$range, r$range))
-    }
+    col <- numeric(length(store$cells))
+    acc <- .lsi_stream(store, seq_len(n), seq_along(store$cells),
+        function(m, g) .lsi_pass_chunk(m, g, p), function(acc, r) {
+            col[r$global] <<- r$col
+            r$col <- r$global <- NULL
+            if (is.null(acc)) return(r)
+            for (f in c("count", "raw", "l", "l2"))
+                if (!is.null(r[[f]])) acc[[f]] <- acc[[f]] + r[[f]]
+            acc$range <- range(c(acc$range, r$range))
+            acc
+        })
+    acc$col <- col
     acc
 }
 
@@ -262,9 +266,8 @@ NULL
 # .project_lsi of every cell, one chunk at a time (cells are projected
 # independently), rows in cellColData order.
 .lsi_project_stream <- function(store, feats, fit, p) {
-    pieces <- .lsi_stream(store, feats, seq_along(store$cells),
-        function(m, g) .project_lsi(m, fit, seq_len(ncol(m)), p))
-    out <- do.call(rbind, pieces)
+    out <- do.call(rbind, .lsi_stream(store, feats, seq_along(store$cells),
+        function(m, g) .project_lsi(m, fit, seq_len(ncol(m)), p)))
     out[store$cells, , drop = FALSE]
 }
 
@@ -284,11 +287,10 @@ NULL
     lev <- sort(groups)
     grp <- rep(-1L, length(store$cells))
     grp[match(cl$cellNames, store$cells)] <- match(cl$clusters, lev) - 1L
-    gm <- matrix(0, length(cand), length(lev))
-    for (g in .lsi_stream(store, cand, which(grp >= 0L), function(m, g)
+    gm <- .lsi_stream(store, cand, which(grp >= 0L), function(m, g)
         .core(epi_lsi_group_sums(m, seq_len(nrow(m)) - 1L, nrow(m), grp[g],
-                                 length(lev), p$threads))))
-        gm <- gm + g
+                                 length(lev), p$threads)),
+        function(acc, r) if (is.null(acc)) r else acc + r)
     n_feat <- p$varFeatures[min(j, length(p$varFeatures))]
     if (p$selectionMethod == "var") {
         gm <- log2(t(t(gm) / colSums(gm)) * p$scaleTo + 1)

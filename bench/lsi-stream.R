@@ -4,6 +4,7 @@
 #
 #   R_LIBS=.lib Rscript bench/lsi-stream.R write <dir> <n_files>
 #   R_LIBS=.lib Rscript bench/lsi-stream.R run <dir> <n_files> [final] [chunk]
+#   R_LIBS=.lib Rscript bench/lsi-stream.R memory <dir> <n_files> [final]
 #
 # `write` makes <n_files> Arrow files of 10 000 synthetic cells each (one
 # sample per file, 500 000 tiles of 500 bp on 10 chromosomes, binary TileMatrix
@@ -17,7 +18,8 @@
 # NULL, ArchR's default: the last fit uses all cells); it prints wall and
 # cpu time, the process's peak RSS (VmHWM, reset just before the call) and
 # the R heap peak (gc), then the ARI of the clusters of the embedding vs the
-# simulated types as a sanity check.
+# simulated types as a sanity check. `memory` runs the previous project
+# path (whole matrix read, then iterativeLSI) on the same files.
 #
 # Measured 2026-11-29 (see the table printed by the runs; numbers below).
 # MEASURED: filled in after the runs.
@@ -114,6 +116,22 @@ cat(sprintf("cells %d, tiles %d, sampleCellsFinal %s, chunkSize %d, ",
     sprintf("load before %s\n", load_avg()))
 rss0 <- vm("VmRSS")
 peak_reset()
+if (mode == "memory") {
+    # The previous project path (epione 0.3 before streaming): the whole
+    # matrix from getMatrixFromProject, then iterativeLSI() on it.
+    st <- system.time({
+        se <- getMatrixFromProject(proj, "TileMatrix", verbose = FALSE)
+        sce <- iterativeLSI(se, sampleCellsFinal = final, threads = 2,
+                            verbose = FALSE)
+    })
+    g <- gc()
+    cat(sprintf(paste0("in-memory getMatrixFromProject + iterativeLSI: ",
+                       "%.1f s wall, %.1f s cpu; RSS before %.2f GB, peak ",
+                       "RSS %.2f GB; R heap peak %.2f GB; load after %s\n"),
+                st[["elapsed"]], st[["user.self"]] + st[["sys.self"]], rss0,
+                vm("VmHWM"), sum(g[, ncol(g)]) / 1024, load_avg()))
+    quit(save = "no")
+}
 st <- system.time(proj <- addIterativeLSI(proj, sampleCellsFinal = final,
                                           chunkSize = chunk, threads = 2,
                                           verbose = FALSE))
@@ -128,6 +146,12 @@ lsi <- proj@reducedDims$IterativeLSI
 cat(sprintf("final features %d, cells embedded %d, d[1:3] %s\n",
             nrow(lsi$LSIFeatures), nrow(lsi$matSVD),
             paste(signif(lsi$svd$d[1:3], 5), collapse = " ")))
+# Values in the final features over all cells: what the last fit holds
+# when sampleCellsFinal is NULL (dgCMatrix: 12 bytes each).
+nnz_final <- sum(lsi$LSIFeatures$rowSums)
+cat(sprintf("final features: %.1f M values over all cells (%.0f per cell, ",
+            nnz_final / 1e6, nnz_final / n),
+    sprintf("%.2f GB as dgCMatrix)\n", nnz_final * 12 / 2^30))
 cl <- lsi$iterations[[1]]$clusters
 type <- proj@cellColData$SimType[match(cl$cellNames,
                                        rownames(proj@cellColData))]

@@ -144,8 +144,8 @@ test_that("ArchR's own Arrow file (layout v1) streams like it reads", {
                      full[rows, cells])
     args <- list(varFeatures = 1000, dimsToUse = 1:5, seed = 1, threads = 2)
     ref <- do.call(in_memory, c(list(proj), args))
-    got <- suppressWarnings(do.call(addIterativeLSI, c(list(proj,
-        chunkSize = 50, verbose = FALSE), args)))
+    got <- suppressMessages(suppressWarnings(do.call(addIterativeLSI,
+        c(list(proj, chunkSize = 50, verbose = FALSE), args))))
     expect_same_lsi(got@reducedDims$IterativeLSI, ref)
 })
 
