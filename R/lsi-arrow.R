@@ -67,12 +67,9 @@ NULL
         if (!any(sel)) next
         col <- f$col[sel]
         glob <- f$global[sel]
-        block <- col %/% store$chunk
-        for (b in unique(block)) {
-            k <- block == b
+        for (k in split(seq_along(col), col %/% store$chunk))
             out[[length(out) + 1L]] <- list(file = f$file, col = col[k],
                                             global = glob[k])
-        }
     }
     out
 }

@@ -37,8 +37,8 @@ n_tiles <- 500000L
 n_chr <- 10L
 tile_size <- 500
 
-load_avg <- function() paste(strsplit(readLines("/proc/loadavg"), " ")[[1]][1:3],
-                             collapse = " ")
+load_avg <- function()
+    paste(strsplit(readLines("/proc/loadavg"), " ")[[1]][1:3], collapse = " ")
 peak_reset <- function() {
     try(writeLines("5", "/proc/self/clear_refs"), silent = TRUE)
     invisible(gc(reset = TRUE))
@@ -114,6 +114,14 @@ n <- nrow(proj@cellColData)
 cat(sprintf("cells %d, tiles %d, sampleCellsFinal %s, chunkSize %d, ",
             n, n_tiles, if (is.null(final)) "NULL" else final, chunk),
     sprintf("load before %s\n", load_avg()))
+# Peak so far at the end of each streamed phase (cumulative VmHWM), to see
+# which phase sets the peak: the pass, each fit, each projection.
+for (f in c(".lsi_pass", ".compute_lsi", ".lsi_project_stream",
+            ".lsi_var_features_stream", ".lsi_cluster")) {
+    suppressMessages(trace(f, where = asNamespace("epione"), print = FALSE,
+        exit = bquote(cat(sprintf("  %-26s done: RSS %.2f GB, peak %.2f GB\n",
+                                  .(f), .(vm)("VmRSS"), .(vm)("VmHWM"))))))
+}
 rss0 <- vm("VmRSS")
 peak_reset()
 if (mode == "memory") {
