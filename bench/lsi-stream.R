@@ -21,8 +21,32 @@
 # simulated types as a sanity check. `memory` runs the previous project
 # path (whole matrix read, then iterativeLSI) on the same files.
 #
-# Measured 2026-11-29 (see the table printed by the runs; numbers below).
-# MEASURED: filled in after the runs.
+# Measured 2026-11-29 on the shared 2-core machine (R_LIBS = a private copy
+# of the installed package, threads = 2, chunkSize 5000; 29 M stored values
+# per 10 000 cells, i.e. 2 900 per cell; 345-351 values per cell in the
+# 25 000 final features). Peak RSS includes R + packages (0.55 GB):
+#   cells  sampleCellsFinal  peak RSS  wall / cpu s         load (1 min)
+#   20k    NULL              1.54 GB   123 / 75             4.2 -> 4.9
+#   40k    NULL              1.74 GB   195 / 101            4.7 -> 6.0
+#   100k   NULL              2.12 GB   273 / 156            2.9 -> 4.6
+#   100k   NULL (traced)     2.24 GB   441 / 152            3.1 -> 6.7
+#   100k   10000             1.48 GB   191 / 107            5.7 -> 6.4
+#   200k   NULL              PEAK200   WALL200              LOAD200
+#   40k    in-memory path    6.60 GB   193 / 117            6.2 -> 5.5
+# (in-memory = the previous project path: getMatrixFromProject, then
+# iterativeLSI; it held the whole 500k x 40k matrix.) The trace at 100k:
+# the pass over all tiles peaks at 1.48 GB (chunk of 5 000 cells x 500 000
+# tiles; constant in N), iteration 1 and its clustering (10 000 sampled
+# cells) stay under it, and the last fit on all cells sets the peak: RSS
+# 1.19 GB before, 2.24 GB peak, i.e. ~1.05 GB for 34.5 M values = 32 bytes
+# per value (the read matrix, its TF-IDF copy, the cbind of the chunks).
+# Extrapolation to 1 M cells x 500k tiles:
+#   sampleCellsFinal = NULL (ArchR's default): 1.2 GB + 32 B x 345 values x
+#     1 M cells = ~12 GB (fit of the measured peaks: 1.43 GB + 7.0 KB per
+#     cell = 8.5 GB). Under 24 GB while cells average < ~700 values in the
+#     final 25 000 features; denser real data should set sampleCellsFinal.
+#   sampleCellsFinal = 10 000-50 000: the pass constant (1.5 GB) + per-cell
+#     vectors (coordinates, names: ~1.5 KB per cell) = ~3 GB at 1 M cells.
 
 suppressPackageStartupMessages({
     library(Matrix)

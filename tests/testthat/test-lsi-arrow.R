@@ -85,6 +85,17 @@ test_that("streamed project LSI equals in-memory iterativeLSI (chunks)", {
     }
 })
 
+test_that("variable first selection and LSIMethod 1 stream alike", {
+    proj <- pb_stream()
+    args <- list(varFeatures = 1000, dimsToUse = 1:5, seed = 1, threads = 2,
+                 iterations = 2, firstSelection = "var", binarize = FALSE,
+                 LSIMethod = 1)
+    ref <- do.call(in_memory, c(list(proj), args))
+    got <- suppressWarnings(do.call(addIterativeLSI, c(list(proj,
+        chunkSize = 29, verbose = FALSE), args)))
+    expect_same_lsi(got@reducedDims$IterativeLSI, ref)
+})
+
 test_that("sampled final fit: chunked projection equals in-memory", {
     proj <- pb_stream()
     args <- list(varFeatures = 1000, dimsToUse = 1:5, seed = 2,
