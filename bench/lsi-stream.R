@@ -31,22 +31,25 @@
 #   100k   NULL              2.12 GB   273 / 156            2.9 -> 4.6
 #   100k   NULL (traced)     2.24 GB   441 / 152            3.1 -> 6.7
 #   100k   10000             1.48 GB   191 / 107            5.7 -> 6.4
-#   200k   NULL              PEAK200   WALL200              LOAD200
+#   200k   NULL (traced)     3.25 GB   419 / 274            3.0 -> 5.1
 #   40k    in-memory path    6.60 GB   193 / 117            6.2 -> 5.5
 # (in-memory = the previous project path: getMatrixFromProject, then
-# iterativeLSI; it held the whole 500k x 40k matrix.) The trace at 100k:
-# the pass over all tiles peaks at 1.48 GB (chunk of 5 000 cells x 500 000
-# tiles; constant in N), iteration 1 and its clustering (10 000 sampled
-# cells) stay under it, and the last fit on all cells sets the peak: RSS
-# 1.19 GB before, 2.24 GB peak, i.e. ~1.05 GB for 34.5 M values = 32 bytes
-# per value (the read matrix, its TF-IDF copy, the cbind of the chunks).
-# Extrapolation to 1 M cells x 500k tiles:
-#   sampleCellsFinal = NULL (ArchR's default): 1.2 GB + 32 B x 345 values x
-#     1 M cells = ~12 GB (fit of the measured peaks: 1.43 GB + 7.0 KB per
-#     cell = 8.5 GB). Under 24 GB while cells average < ~700 values in the
-#     final 25 000 features; denser real data should set sampleCellsFinal.
-#   sampleCellsFinal = 10 000-50 000: the pass constant (1.5 GB) + per-cell
-#     vectors (coordinates, names: ~1.5 KB per cell) = ~3 GB at 1 M cells.
+# iterativeLSI; it held the whole 500k x 40k matrix.) The traces: the pass
+# over all tiles peaks at 1.48-1.50 GB (a chunk of 5 000 cells x 500 000
+# tiles; the same at 100k and 200k cells), iteration 1 and its clustering
+# (10 000 sampled cells) and the variable features stay under it, and the
+# last fit on all cells sets the peak: 2.24 GB at 100k, 3.25 GB at 200k,
+# i.e. +1.01 GB per 100k cells = 10.1 KB per cell = 31 bytes per value of
+# the final features (the read matrix, the cbind of its chunks, its TF-IDF
+# copy, the per-cell coordinates).
+# Extrapolation to 1 M cells x 500k tiles (peak = 1.23 GB + 10.1 KB x N):
+#   sampleCellsFinal = NULL (ArchR's default): 11.3 GB, within 24 GB. The
+#     per-cell cost scales with the values per cell in the final 25 000
+#     features (347 here): 24 GB holds up to ~735 per cell; denser real
+#     data should set sampleCellsFinal.
+#   sampleCellsFinal = 10 000 (100k cells: 1.48 GB, the pass constant):
+#     only per-cell vectors grow (coordinates, names, ~1.5 KB per cell),
+#     ~3 GB at 1 M cells whatever the density.
 
 suppressPackageStartupMessages({
     library(Matrix)
