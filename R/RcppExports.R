@@ -73,6 +73,10 @@ epi_arrow_features_from_arrow <- function(arrow, group, cells, features, ceiling
     .Call(`_epione_epi_arrow_features_from_arrow`, arrow, group, cells, features, ceiling, binarize)
 }
 
+epi_arrow_read_cells <- function(arrow, group, chroms, row_maps, n_rows, cols) {
+    .Call(`_epione_epi_arrow_read_cells`, arrow, group, chroms, row_maps, n_rows, cols)
+}
+
 epi_chromvar_bin_model <- function(fpp, bias, w, bs) {
     .Call(`_epione_epi_chromvar_bin_model`, fpp, bias, w, bs)
 }

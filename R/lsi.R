@@ -564,10 +564,17 @@ setMethod("iterativeLSI", "SummarizedExperiment", function(x,
 
 #' Iterative LSI of a project's tile matrix (ArchR's addIterativeLSI)
 #'
-#' Reads `useMatrix` of all project cells from the Arrow files (sparse, in
-#' ArchR's row order: chromosomes sorted, tiles by index), takes the depth
-#' from `cellColData[[depthCol]]` and runs [iterativeLSI()]. Arguments and
-#' defaults are ArchR 1.0.3's; the result is stored where ArchR stores it.
+#' Streams `useMatrix` from the Arrow files as ArchR does, never holding the
+#' whole features x cells matrix: one pass over all cells, `chunkSize` at a
+#' time, gives the feature totals; each iteration reads only its features
+#' (the top or variable ones) for the sampled cells of the fit, and
+#' projects the other cells chunk by chunk. The depth is
+#' `cellColData[[depthCol]]`. The fit is [iterativeLSI()]'s, so the result
+#' equals `iterativeLSI()` on `getMatrixFromProject(ArchRProj, useMatrix)`.
+#' Memory grows with the features read, not with all tiles: set
+#' `sampleCellsFinal` on large projects so the last fit is sampled too.
+#' Arguments and defaults are ArchR 1.0.3's; the result is stored where
+#' ArchR stores it.
 #'
 #' @inheritParams iterativeLSI
 #' @param ArchRProj An [EpioneProject-class].
@@ -576,6 +583,9 @@ setMethod("iterativeLSI", "SummarizedExperiment", function(x,
 #' @param name Name of the reduction in `ArchRProj@reducedDims`.
 #' @param depthCol Column of `cellColData` with the depth (fragments).
 #' @param force Replace an existing reduction called `name`.
+#' @param chunkSize Cells (consecutive in an Arrow file) read at a time;
+#'   memory per chunk is about `chunkSize` x the cell's stored values x
+#'   36 bytes (not an ArchR argument).
 #' @param ... ArchR arguments that do not apply here (`saveIterations`,
 #'   `UMAPParams`, `nPlot`, `outDir`, `logFile`) are accepted and ignored;
 #'   any other name is an error.
@@ -617,7 +627,7 @@ setMethod("addIterativeLSI", "EpioneProject", function(ArchRProj,
         sampleCellsFinal = NULL, selectionMethod = "var", scaleTo = 10000,
         totalFeatures = 500000, filterQuantile = 0.995, excludeChr = c(),
         keep0lsi = FALSE, seed = 1, threads = getOption("epione.threads", 2L),
-        verbose = TRUE, force = FALSE, ...) {
+        verbose = TRUE, force = FALSE, chunkSize = 5000, ...) {
     args <- as.list(environment())
     .ignore_archr_args(list(...), c("saveIterations", "UMAPParams", "nPlot",
                                     "outDir", "logFile"))
@@ -631,14 +641,11 @@ setMethod("addIterativeLSI", "EpioneProject", function(ArchRProj,
         .abort("cellColData has no depth column '", depthCol, "'; set ",
                "depthCol to a column of getCellColData(proj) (ArchR: ",
                "\"nFrags\")", kind = "input")
-    se <- getMatrixFromProject(ArchRProj, useMatrix, excludeChr = excludeChr,
-                               verbose = FALSE)
-    sce <- methods::as(se, "SingleCellExperiment")
-    args[c("ArchRProj", "useMatrix", "force")] <- NULL
-    args$excludeChr <- NULL   # already dropped by the reader
-    sce <- do.call(iterativeLSI, c(list(x = sce), args))
-    ArchRProj@reducedDims[[name]] <- .lsi_project_entry(sce, se, name,
-        useMatrix, ArchRProj)
+    .check_number(chunkSize, "chunkSize", 1, whole = TRUE)
+    args[c("ArchRProj", "useMatrix", "force", "chunkSize")] <- NULL
+    args["excludeChr"] <- list(NULL)   # dropped by the reader
+    ArchRProj@reducedDims[[name]] <- .add_lsi_stream(ArchRProj, useMatrix,
+        excludeChr, as.integer(chunkSize), args)
     ArchRProj
 })
 
@@ -660,29 +667,6 @@ setMethod("addIterativeLSI", "EpioneProject", function(ArchRProj,
                "files (available: ", paste(avail, collapse = ", "), "); ",
                "add it with ", hint, kind = "input")
     invisible(useMatrix)
-}
-
-# ArchR's reducedDims entry: matSVD first (getReducedDims reads [[1]]), then
-# the model as .computeLSI returns it, and LSIFeatures as a DataFrame.
-.lsi_project_entry <- function(sce, se, name, useMatrix, proj) {
-    fit <- S4Vectors::metadata(sce)[[name]]
-    rr <- SummarizedExperiment::rowRanges(se)[fit$LSIFeatures]
-    mat <- SummarizedExperiment::assay(se)
-    feat <- S4Vectors::DataFrame(
-        seqnames = as.character(GenomicRanges::seqnames(rr)),
-        idx = if (is.null(rr$idx)) fit$LSIFeatures else rr$idx,
-        start = GenomicRanges::start(rr),
-        rowSums = Matrix::rowSums(mat[fit$LSIFeatures, , drop = FALSE]))
-    tile <- if (useMatrix == "TileMatrix") .tile_size(proj) else NA
-    keep <- c("rowSm", "nCol", "exclude", "idx", "svd", "binarize",
-              "scaleTo", "nDimensions", "LSIMethod", "keep0lsi", "outliers")
-    S4Vectors::SimpleList(c(
-        list(matSVD = SingleCellExperiment::reducedDim(sce, name)),
-        fit[keep], list(date = Sys.Date(), seed = fit$params$seed,
-                        LSIFeatures = feat, corToDepth = fit$corToDepth,
-                        scaleDims = fit$scaleDims, useMatrix = useMatrix,
-                        tileSize = tile, iterations = fit$iterations,
-                        params = fit$params)))
 }
 
 .tile_size <- function(proj) {

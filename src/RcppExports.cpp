@@ -259,6 +259,21 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// epi_arrow_read_cells
+Rcpp::List epi_arrow_read_cells(std::string arrow, std::string group, Rcpp::CharacterVector chroms, Rcpp::List row_maps, int n_rows, Rcpp::IntegerVector cols);
+RcppExport SEXP _epione_epi_arrow_read_cells(SEXP arrowSEXP, SEXP groupSEXP, SEXP chromsSEXP, SEXP row_mapsSEXP, SEXP n_rowsSEXP, SEXP colsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< std::string >::type arrow(arrowSEXP);
+    Rcpp::traits::input_parameter< std::string >::type group(groupSEXP);
+    Rcpp::traits::input_parameter< Rcpp::CharacterVector >::type chroms(chromsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::List >::type row_maps(row_mapsSEXP);
+    Rcpp::traits::input_parameter< int >::type n_rows(n_rowsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type cols(colsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_arrow_read_cells(arrow, group, chroms, row_maps, n_rows, cols));
+    return rcpp_result_gen;
+END_RCPP
+}
 // epi_chromvar_bin_model
 Rcpp::List epi_chromvar_bin_model(Rcpp::NumericVector fpp, Rcpp::NumericVector bias, double w, int bs);
 RcppExport SEXP _epione_epi_chromvar_bin_model(SEXP fppSEXP, SEXP biasSEXP, SEXP wSEXP, SEXP bsSEXP) {
@@ -1326,6 +1341,7 @@ static const R_CallMethodDef CallEntries[] = {
     {"_epione_epi_arrow_tiles_from_arrow", (DL_FUNC) &_epione_epi_arrow_tiles_from_arrow, 7},
     {"_epione_epi_arrow_genes_from_arrow", (DL_FUNC) &_epione_epi_arrow_genes_from_arrow, 8},
     {"_epione_epi_arrow_features_from_arrow", (DL_FUNC) &_epione_epi_arrow_features_from_arrow, 6},
+    {"_epione_epi_arrow_read_cells", (DL_FUNC) &_epione_epi_arrow_read_cells, 6},
     {"_epione_epi_chromvar_bin_model", (DL_FUNC) &_epione_epi_chromvar_bin_model, 4},
     {"_epione_epi_chromvar_peak_totals", (DL_FUNC) &_epione_epi_chromvar_peak_totals, 2},
     {"_epione_epi_chromvar_background", (DL_FUNC) &_epione_epi_chromvar_background, 7},

@@ -389,3 +389,20 @@ Rcpp::List epi_arrow_features_from_arrow(std::string arrow, std::string group, R
     return Rcpp::List::create(Rcpp::Named("inPeaks") = Rcpp::wrap(inside),
                               Rcpp::Named("total") = Rcpp::wrap(total));
 }
+
+// Rows (per-chromosome maps, -1 = skip) and ascending 0-based columns of a
+// stored sparse matrix, as dgCMatrix parts.
+// [[Rcpp::export(rng = false)]]
+Rcpp::List epi_arrow_read_cells(std::string arrow, std::string group, Rcpp::CharacterVector chroms,
+                                Rcpp::List row_maps, int n_rows, Rcpp::IntegerVector cols) {
+    h5::QuietErrors quiet;
+    h5::Handle f = h5::open_file(arrow, false);
+    std::vector<std::vector<int>> maps(row_maps.size());
+    for (R_xlen_t k = 0; k < row_maps.size(); ++k) {
+        Rcpp::IntegerVector m = row_maps[k];
+        maps[k].assign(m.begin(), m.end());
+    }
+    const auto m = epione::arrow::read_cells(f, group, Rcpp::as<std::vector<std::string>>(chroms), maps,
+                                             n_rows, std::vector<int>(cols.begin(), cols.end()));
+    return as_r(m);
+}

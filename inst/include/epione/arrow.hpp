@@ -15,6 +15,7 @@
 #include <numeric>
 #include <string>
 #include <unordered_map>
+#include <tuple>
 #include <utility>
 #include <vector>
 #include "error.hpp"
@@ -615,6 +616,124 @@ inline Csc feature_counts(const std::vector<Stored>& fr, int n_cells, const Feat
         m.p[c + 1] = static_cast<int>(m.i.size());
     }
     return m;
+}
+
+// ---- reading rows and cells of a stored matrix ---------------------------
+
+// Columns [lo, hi) of one chromosome block `g` of a stored sparse matrix:
+// p (hi - lo + 1 offsets from 0), 0-based rows and values. Layout v2
+// (indices/indptr/data) reads three hyperslabs; layout v1 (ArchR < 1.0.2:
+// 1-based i, run-length column jLengths/jValues, x absent when binary)
+// reads the runs whole and slices i and x. A missing block is empty.
+struct BlockSlice {
+    std::vector<i64> p;
+    std::vector<int> i;
+    std::vector<double> x;
+};
+
+inline BlockSlice read_block_slice(hid_t file, const std::string& g, int lo, int hi) {
+    BlockSlice s;
+    s.p.assign(static_cast<std::size_t>(hi - lo) + 1, 0);
+    i64 first = 0;
+    bool one_based = false, has_x = true;
+    if (h5::exists(file, g + "/indptr")) {
+        const auto ptr = h5::read_slice<double>(file, g + "/indptr", H5T_NATIVE_DOUBLE,
+                                                static_cast<hsize_t>(lo), static_cast<hsize_t>(hi - lo) + 1);
+        first = static_cast<i64>(ptr[0]);
+        for (std::size_t k = 0; k < ptr.size(); ++k) s.p[k] = static_cast<i64>(ptr[k]) - first;
+    } else if (h5::exists(file, g + "/jLengths")) {
+        const auto len = h5::read_doubles(file, g + "/jLengths");
+        const auto col = h5::read_doubles(file, g + "/jValues");
+        if (len.size() != col.size()) throw format_error(g + ": jLengths and jValues differ in length");
+        for (std::size_t r = 0; r < len.size(); ++r) {
+            const i64 c = static_cast<i64>(col[r]) - 1, n = static_cast<i64>(len[r]);
+            if (c < lo) first += n;
+            else if (c < hi) s.p[static_cast<std::size_t>(c - lo) + 1] += n;
+        }
+        for (std::size_t k = 1; k < s.p.size(); ++k) s.p[k] += s.p[k - 1];
+        one_based = true;
+        has_x = h5::exists(file, g + "/x");
+    } else {
+        return s;
+    }
+    const hsize_t off = static_cast<hsize_t>(first), n = static_cast<hsize_t>(s.p.back());
+    s.i = h5::read_slice<int>(file, g + (one_based ? "/i" : "/indices"), H5T_NATIVE_INT, off, n);
+    if (one_based)
+        for (int& r : s.i) r -= 1;
+    s.x = has_x ? h5::read_slice<double>(file, g + (one_based ? "/x" : "/data"), H5T_NATIVE_DOUBLE, off, n)
+                : std::vector<double>(n, 1.0);
+    return s;
+}
+
+// Rows and columns of a matrix stored as chromosome blocks `group/chr`:
+// the columns `cols` (ascending, 0-based) in that order and, per block
+// chroms[b], the rows with row_maps[b][row] >= 0, renumbered to that value
+// (row_maps[b] empty: block skipped). Only columns min(cols)..max(cols)
+// are read, one chromosome at a time, so memory is that slice plus the
+// result. Stored zeros are kept (the LSI kernels count stored entries).
+inline Csc read_cells(hid_t file, const std::string& group, const std::vector<std::string>& chroms,
+                      const std::vector<std::vector<int>>& row_maps, int n_rows,
+                      const std::vector<int>& cols) {
+    if (row_maps.size() != chroms.size()) throw input_error("read_cells: one row map per chromosome");
+    for (std::size_t k = 1; k < cols.size(); ++k)
+        if (cols[k] <= cols[k - 1]) throw input_error("read_cells: columns must be strictly ascending");
+    Csc out;
+    out.nrow = n_rows;
+    out.ncol = static_cast<i64>(cols.size());
+    out.p.assign(cols.size() + 1, 0);
+    if (cols.empty()) return out;
+    const int lo = cols.front(), hi = cols.back() + 1;
+    std::vector<std::vector<int>> ri(chroms.size());
+    std::vector<std::vector<double>> rx(chroms.size());
+    std::vector<std::vector<i64>> counts(chroms.size());
+    for (std::size_t b = 0; b < chroms.size(); ++b) {
+        const auto& map = row_maps[b];
+        if (map.empty()) continue;
+        const BlockSlice s = read_block_slice(file, group + "/" + chroms[b], lo, hi);
+        if (s.i.empty()) continue;
+        counts[b].assign(cols.size(), 0);
+        for (std::size_t k = 0; k < cols.size(); ++k) {
+            const std::size_t c = static_cast<std::size_t>(cols[k] - lo);
+            for (i64 t = s.p[c]; t < s.p[c + 1]; ++t) {
+                const int r = s.i[static_cast<std::size_t>(t)];
+                if (r < 0 || static_cast<std::size_t>(r) >= map.size())
+                    throw format_error(group + "/" + chroms[b] + ": row index outside the FeatureDF");
+                if (map[static_cast<std::size_t>(r)] < 0) continue;
+                ri[b].push_back(map[static_cast<std::size_t>(r)]);
+                rx[b].push_back(s.x[static_cast<std::size_t>(t)]);
+                ++counts[b][k];
+            }
+        }
+    }
+    i64 nnz = 0;
+    for (std::size_t k = 0; k < cols.size(); ++k) {
+        for (const auto& c : counts)
+            if (!c.empty()) nnz += c[k];
+        if (nnz > INT32_MAX) throw input_error("read_cells: more than 2^31 - 1 values; read fewer cells at once");
+        out.p[k + 1] = static_cast<int>(nnz);
+    }
+    out.i.resize(static_cast<std::size_t>(nnz));
+    out.x.resize(static_cast<std::size_t>(nnz));
+    std::vector<i64> pos(chroms.size(), 0);
+    for (std::size_t k = 0; k < cols.size(); ++k) {
+        const std::size_t at = static_cast<std::size_t>(out.p[k]);
+        std::size_t q = at;
+        for (std::size_t b = 0; b < chroms.size(); ++b) {
+            if (counts[b].empty()) continue;
+            for (i64 t = 0; t < counts[b][k]; ++t, ++q, ++pos[b]) {
+                out.i[q] = ri[b][static_cast<std::size_t>(pos[b])];
+                out.x[q] = rx[b][static_cast<std::size_t>(pos[b])];
+            }
+        }
+        // Maps need not follow the block order: keep rows sorted per column.
+        if (!std::is_sorted(out.i.begin() + at, out.i.begin() + q)) {
+            std::vector<std::pair<int, double>> e;
+            for (std::size_t t = at; t < q; ++t) e.emplace_back(out.i[t], out.x[t]);
+            std::sort(e.begin(), e.end());
+            for (std::size_t t = at; t < q; ++t) std::tie(out.i[t], out.x[t]) = e[t - at];
+        }
+    }
+    return out;
 }
 
 }  // namespace arrow

@@ -329,6 +329,31 @@ inline std::vector<int> read_ints(hid_t file, const std::string& name) {
     return read_numbers<int>(file, name, H5T_NATIVE_INT);
 }
 
+// Values [offset, offset + count) of a vector dataset (rank 1, or rank 2
+// with one extent 1, as rhdf5 writes R vectors), read as one hyperslab so a
+// slice of a large stored matrix never loads the whole dataset.
+template <class T>
+std::vector<T> read_slice(hid_t file, const std::string& name, hid_t mem_type, hsize_t offset,
+                          hsize_t count) {
+    Dataset d = open_dataset(file, name);
+    if (d.dims.empty() || d.dims.size() > 2 || (d.dims.size() == 2 && d.dims[0] != 1 && d.dims[1] != 1))
+        throw format_error("'" + name + "' is not a vector dataset");
+    if (offset + count > d.size())
+        throw format_error("'" + name + "' is shorter than the slice asked for");
+    std::vector<T> out(count);
+    if (count == 0) return out;
+    std::vector<hsize_t> start(d.dims.size(), 0), cnt(d.dims.size(), 1);
+    const std::size_t along = d.dims.size() == 2 && d.dims[0] != 1 ? 0 : d.dims.size() - 1;
+    start[along] = offset;
+    cnt[along] = count;
+    check(H5Sselect_hyperslab(d.space, H5S_SELECT_SET, start.data(), nullptr, cnt.data(), nullptr),
+          "select a slice of '" + name + "'");
+    const hsize_t n = count;
+    Handle mem(checked(H5Screate_simple(1, &n, nullptr), "create a memory space"), H5Sclose);
+    check(H5Dread(d.dset, mem_type, mem, d.space, H5P_DEFAULT, out.data()), "read a slice of '" + name + "'");
+    return out;
+}
+
 inline std::vector<std::string> unpack_strings(const std::vector<char>& buf, std::size_t size, std::size_t n) {
     std::vector<std::string> out(n);
     for (std::size_t k = 0; k < n; ++k) {
