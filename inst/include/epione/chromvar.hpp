@@ -309,6 +309,7 @@ struct AliasTable {
     std::vector<int> seg_jj;                // alias of the smalls of the segment
     std::vector<int> seg_first;             // first segment of each 64 ranks
     index_t smalls_done = 0;                // smalls ranked below this have an alias
+    std::vector<unsigned char> cls;         // class of each bin in the bitmaps
 
     // One draw (0-based) from rU = unif * n, as ProbSampleReplace does.
     int draw(double rU) const {
@@ -364,7 +365,8 @@ inline void bin_sums(const BinModel& m, const index_t* bins, int count, double* 
 }
 
 // Scaled p per bin and the bitmaps of large and non-negligible small
-// peaks (cheaper than sorting peaks: O(n / 64 + count)).
+// peaks (cheaper than sorting peaks: O(n / 64 + count)). `t` and
+// `small_bits` carry the previous table's bitmaps (or are empty).
 inline void alias_bins(const BinModel& m, const std::vector<std::vector<index_t>>& members,
                        index_t bin, double sum, AliasTable& t,
                        std::vector<std::uint64_t>& small_bits) {
@@ -375,8 +377,16 @@ inline void alias_bins(const BinModel& m, const std::vector<std::vector<index_t>
     t.memb = m.membership.data();
     t.v.resize(nb);
     m.kernel_column(bin, t.v.data());
-    small_bits.assign(words, 0);
-    t.large_bits.assign(words, 0);
+    if (static_cast<index_t>(t.cls.size()) != nb ||
+        static_cast<index_t>(small_bits.size()) != words) {
+        t.cls.assign(nb, 0);
+        small_bits.assign(words, 0);
+        t.large_bits.assign(words, 0);
+    }
+    // The bitmaps always match t.cls (0 negligible, 1 small, 2 large), so
+    // only the peaks of bins whose class differs from the previous bin's
+    // table are toggled: neighbouring bins share most of their classes.
+    std::uint64_t* bits_of[3] = {nullptr, small_bits.data(), t.large_bits.data()};
     for (index_t b = 0; b < nb; ++b) {
         if (m.density[b] <= 0) {
             t.v[b] = 0.0;
@@ -384,10 +394,14 @@ inline void alias_bins(const BinModel& m, const std::vector<std::vector<index_t>
         }
         const double p = t.v[b] / m.density[b];
         t.v[b] = (p / sum) * dn;
-        const bool is_large = t.v[b] >= 1.0;
-        if (!is_large && (t.v[b] - 1.0) == -1.0) continue;
-        auto& bits = is_large ? t.large_bits : small_bits;
-        for (index_t q : members[b]) bits[q >> 6] |= std::uint64_t(1) << (q & 63);
+        const unsigned char c = t.v[b] >= 1.0 ? 2 : ((t.v[b] - 1.0) == -1.0 ? 0 : 1);
+        if (c == t.cls[b]) continue;
+        for (index_t q : members[b]) {
+            const std::uint64_t bit = std::uint64_t(1) << (q & 63);
+            if (t.cls[b]) bits_of[t.cls[b]][q >> 6] ^= bit;
+            if (c) bits_of[c][q >> 6] ^= bit;
+        }
+        t.cls[b] = c;
     }
     t.large_below.resize(words + 1);
     t.large.clear();
@@ -564,17 +578,20 @@ void background_peaks(const BinModel& m, int niterations, Unif& unif, Par& par,
     auto work = [&](std::size_t c) {
         const index_t u0 = cut[c], u1 = cut[c + 1];
         const double* u = U[c % 2].data() - first[u0];
-        par.run((u1 - u0 + 7) / 8, [&](index_t g) {
-            const index_t a = u0 + 8 * g;
-            const int count = static_cast<int>(std::min<index_t>(8, u1 - a));
-            double sums[8];
-            bin_sums(m, &used[a], count, sums);
+        // 16 neighbouring bins per task: their tables share most bitmaps
+        par.run((u1 - u0 + 15) / 16, [&](index_t g) {
             AliasTable tab;
             std::vector<std::uint64_t> scratch;
-            for (int k = 0; k < count; ++k) {
-                build_alias(m, members, used[a + k], sums[k], tab, scratch);
-                draw_bin(tab, members[used[a + k]], niterations, dn, u + first[a + k],
-                         draws.data());
+            const index_t end = std::min(u1, u0 + 16 * (g + 1));
+            for (index_t a = u0 + 16 * g; a < end; a += 8) {
+                const int count = static_cast<int>(std::min<index_t>(8, end - a));
+                double sums[8];
+                bin_sums(m, &used[a], count, sums);
+                for (int k = 0; k < count; ++k) {
+                    build_alias(m, members, used[a + k], sums[k], tab, scratch);
+                    draw_bin(tab, members[used[a + k]], niterations, dn, u + first[a + k],
+                             draws.data());
+                }
             }
         });
     };
