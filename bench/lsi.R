@@ -44,7 +44,8 @@
 # 1.43x; irlba was ~80 % of epione's LSI cpu.
 #
 # Measured 2026-11-29 (irlba default, before the C++ SVD), the issue's
-# 50 000 cells x 500 000 tiles (145 M nnz), epione only (R_LIBS=.lib, 2 threads, load average 7.7 -> 12.5):
+# 50 000 cells x 500 000 tiles (145 M nnz), epione only (R_LIBS=.lib,
+# 2 threads, load average 7.7 -> 12.5):
 #   simulate 290 s wall / 51 s cpu (peak 8.3 GB, the generator);
 #   iterativeLSI (2 it.) 249 s wall / 94 s cpu, peak 6.1 GB;
 #   addClusters 90 s wall / 31 s cpu, peak 4.5 GB; addUMAP 173 s wall /
