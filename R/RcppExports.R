@@ -309,6 +309,10 @@ epi_lsi_group_sums <- function(x, row_map, n_rows, group, n_groups, threads) {
     .Call(`_epione_epi_lsi_group_sums`, x, row_map, n_rows, group, n_groups, threads)
 }
 
+epi_lsi_svd <- function(x, k, v0, tol, sizes, max_restarts, threads) {
+    .Call(`_epione_epi_lsi_svd`, x, k, v0, tol, sizes, max_restarts, threads)
+}
+
 epi_markers_wilcoxon <- function(xt, g1, g2, f1, f2, threads) {
     .Call(`_epione_epi_markers_wilcoxon`, xt, g1, g2, f1, f2, threads)
 }

@@ -10,27 +10,51 @@
 # .computeLSI (TF-IDF + irlba) per iteration, addClusters(matrix) (Seurat),
 # the variable-feature pseudo-bulk (as .identifyVarFeatures) and uwot.
 # Peak memory: the process's VmHWM, reset before each step where the kernel
-# allows it (/proc/self/clear_refs).
+# allows it (/proc/self/clear_refs). epione also runs with svdMethod =
+# "irlba" (ArchR's result, the reference for issue 8's contract) and with
+# seed 2 (how far ArchR moves from itself when only the seed changes).
 #
-# Measured 2026-11-29 15:37 (5 000 cells x 500 000 tiles, 14.5 M nnz,
-# 2 threads, shared 2-core machine at load 10.9-11.0, so compare CPU s;
-# peak RSS of the whole run 1.5 GB, iterativeLSI step 1.33 GB):
-#   epione iterativeLSI (2 it., incl. clustering) 17.5 s cpu (34.9 wall);
-#   ArchR .computeLSI 10.4 + 6.7 s + var features 0.8 s + clustering
-#   (addClusters proxy) 7.2 s = 25.0 s cpu: 1.43x. addClusters 1.9 vs
-#   7.2 s cpu (3.8x); UMAP 9.8 vs 10.8 s (same uwot call).
-#   irlba (ArchR's exact call, C fast path) is ~80 % of epione's LSI cpu
-#   (8.3 s on iteration 1 alone; estimate for both). Its R path, which
-#   any user class or `mult` hook (a multi-threaded mat-vec) takes, cost
-#   20.5 s cpu, 6.4 s of it outside the products, and moves d by 1.5e-6
-#   rel (different restarts, not rounding). With a 2-thread C++ mat-vec
-#   the R path took 8.2 s cpu vs the fast path's 5.7 on another TF-IDF
-#   matrix, so the fast path stays: the 3x goal needs a faster SVD than
-#   ArchR's irlba call, i.e. leaving exact parity (issue 8 allows 1e-4
-#   rel on d).
+# Measured 2026-11-29 17:41 (5 000 cells x 500 000 tiles, 14.5 M nnz,
+# 2 threads, shared 2-core machine at load 4.9-5.7, so compare CPU s):
+#   epione iterativeLSI (2 it., incl. clustering) 6.3 s cpu (12.5 wall);
+#   ArchR .computeLSI 11.9 + 6.6 s + var features 0.5 s + clustering
+#   (addClusters proxy) 6.6 s = 25.6 s cpu: 4.09x (svdMethod = "irlba",
+#   ArchR's own SVD call: 15.0 s cpu, 1.71x). Peak RSS 1.33 GB (1.39 GB
+#   with irlba).
+#   The SVD alone on iteration 1's 25 000 x 4 800 TF-IDF: C++ block Lanczos
+#   2.31 s cpu (912 products) vs irlba's C fast path 10.68 s cpu (970):
+#   4.6x. Why: irlba multiplies one vector at a time, streaming the sparse
+#   matrix through memory for 2 flops per non-zero; blocks of 4 vectors
+#   read it once for 8, Lanczos runs on t(X) X (Gram side = cells), so the
+#   reorthogonalisation is over 4 800-long vectors instead of 25 000 too.
+#   Accuracy (irlba at tol 1e-12, work 80, as truth): C++ d 5e-15 rel, all
+#   |cor| 1; irlba's default call (ArchR's) d 1.5e-6 rel, min |cor| 0.99983
+#   (sigma 28/29 = 249.603 / 249.600 nearly tie).
+#   Contract against the irlba run (= ArchR, bit parity): iteration 1 d
+#   1.5e-6, min |cor| 0.99983 (irlba's error, above). Later steps depend on
+#   the arbitrary sign of each LSI dimension (scaleDims z-scores cells
+#   across dimensions): iteration-1 clusters ARI 0.588, final features
+#   shared 8 113 / 25 000, kNN(20) overlap 0.08 (clustering input) / 0.19
+#   (unscaled), final clusters ARI 1.000. ArchR itself with seed 2 instead
+#   of 1 (another irlba start, other signs): 0.594, 18 564, 0.20 / 0.33,
+#   ARI 1.000 -- on this synthetic data cells of one type are exchangeable,
+#   so kNN overlap is noise; the cluster ARI is the meaningful number.
 #
-# Measured 2026-11-29, the issue's 50 000 cells x 500 000 tiles (145 M nnz),
-# epione only (R_LIBS=.lib, 2 threads, load average 7.7 -> 12.5):
+# Measured 2026-11-29 18:03 (10 000 cells x 500 000 tiles, 28.7 M nnz,
+# 2 threads, load 3.4-6.2): iterativeLSI 14.7 s cpu (22.3 wall) vs ArchR
+# 39.5 + 13.1 + 1.5 + 14.9 = 69.0 s cpu: 4.68x (svdMethod = "irlba" 50.6 s,
+# 1.36x); wall LSI + var 22.3 vs 76.6 s (3.44x). SVD on 25 000 x 9 593:
+# 4.61 s cpu (1 136 products) vs irlba 34.5 s (1 324; 22.0 s in an earlier
+# run at another load): 4.3-7.5x; vs the irlba run: d 2.1e-7, min |cor|
+# 0.99994. Iteration-1 clusters ARI 0.589, features shared 7 886, kNN 0.05
+# / 0.11, final ARI 1.000; ArchR seed 2: 0.586, 18 476, 0.12 / 0.22, 1.000.
+#
+# Before (2026-11-29 15:37, irlba default, load 10.9): 17.5 s vs 25.0 s cpu,
+# 1.43x; irlba was ~80 % of epione's LSI cpu.
+#
+# Measured 2026-11-29 (irlba default, before the C++ SVD), the issue's
+# 50 000 cells x 500 000 tiles (145 M nnz), epione only (R_LIBS=.lib,
+# 2 threads, load average 7.7 -> 12.5):
 #   simulate 290 s wall / 51 s cpu (peak 8.3 GB, the generator);
 #   iterativeLSI (2 it.) 249 s wall / 94 s cpu, peak 6.1 GB;
 #   addClusters 90 s wall / 31 s cpu, peak 4.5 GB; addUMAP 173 s wall /
@@ -104,12 +128,10 @@ load_avg <- function() {
 cat(sprintf("cells %d, tiles %d, threads %d, load average %s\n", n_cells,
             n_tiles, threads, load_avg()))
 
-# irlba's two code paths on iteration 1's TF-IDF matrix (rebuilt in plain
-# R, LSIMethod 2): the C fast path ArchR uses, and the R path that any user
-# matrix class or `mult` hook (e.g. a multi-threaded mat-vec) would take.
-# `prod cpu` is the part of the R path spent in the products themselves:
-# the rest is a floor no faster product can remove.
-svd_paths <- function(m, fit) {
+# The two SVDs on iteration 1's TF-IDF matrix (rebuilt in plain R,
+# LSIMethod 2): irlba's C fast path (ArchR's call) and epione's C++ block
+# Lanczos (svdMethod = "epione"), both started from set.seed(1).
+svd_compare <- function(m, fit) {
     cells <- setdiff(rownames(fit$matSVD), fit$outliers)
     x <- m[fit$rows, cells]
     x@x <- x@x / rep(Matrix::colSums(x), diff(x@p))
@@ -117,20 +139,33 @@ svd_paths <- function(m, fit) {
     x@x <- log(x@x * (length(cells) / rs[x@i + 1L]) * 1e4 + 1)
     set.seed(1)
     a <- timed("irlba fast C path (ArchR's)", irlba::irlba(x, 30, 30))
-    prod <- 0
-    mult <- function(a, b) {
-        t0 <- sum(proc.time()[1:2])
-        r <- a %*% b
-        prod <<- prod + sum(proc.time()[1:2]) - t0
-        r
-    }
     set.seed(1)
-    b <- timed("irlba R path (mult hook)",
-               suppressWarnings(irlba::irlba(x, 30, 30, mult = mult)))
-    cat(sprintf(paste0("  R path: %.2f s cpu, of which products %.2f s;",
-                       " fast path %.2f s cpu; max rel diff d %.1e\n"),
-                attr(b, "cpu"), prod, attr(a, "cpu"),
-                max(abs(a$d - b$d) / a$d)))
+    b <- timed("epione C++ SVD (svdMethod = \"epione\")",
+               epione:::.lsi_svd(x, 30, list(svdMethod = "epione",
+                                             threads = threads)))
+    cat(sprintf(paste0("  SVD %dx%d: epione %.2f s cpu (%d products) vs ",
+                       "irlba %.2f s cpu (%d): %.2fx; max rel diff d %.1e,",
+                       " min |cor| v %.7f\n"), nrow(x), ncol(x),
+                attr(b, "cpu"), b$mprod, attr(a, "cpu"), a$mprod,
+                attr(a, "cpu") / attr(b, "cpu"), max(abs(a$d - b$d) / a$d),
+                min(abs(diag(stats::cor(a$v, b$v))))))
+}
+
+# Exact kNN (k = 20, Euclidean) by blocks of rows, without a dense n x n.
+knn20 <- function(x) {
+    sq <- rowSums(x^2)
+    do.call(rbind, lapply(split(seq_len(nrow(x)),
+                                ceiling(seq_len(nrow(x)) / 500)), function(i) {
+        d <- outer(sq[i], sq, "+") - 2 * tcrossprod(x[i, , drop = FALSE], x)
+        d[cbind(seq_along(i), i)] <- Inf
+        t(apply(d, 1, function(r) order(r)[1:20]))
+    }))
+}
+knn_overlap <- function(a, b) {
+    ka <- knn20(a)
+    kb <- knn20(b)
+    mean(vapply(seq_len(nrow(ka)), function(i)
+        length(intersect(ka[i, ], kb[i, ])) / 20, numeric(1)))
 }
 
 cat(sprintf("cells %d, tiles %d, threads %d\n", n_cells, n_tiles, threads))
@@ -142,6 +177,11 @@ sce$nFrags <- sim$nFrags
 # epione end to end (2 iterations, ArchR defaults), then clusters and UMAP.
 e_lsi <- timed("epione iterativeLSI (2 iterations)",
     epione::iterativeLSI(sce, threads = threads, verbose = FALSE))
+# The same with ArchR's own SVD call: its result is ArchR's (bit parity,
+# tests/testthat/test-lsi.R), so it is the reference for the contract.
+i_lsi <- timed("epione iterativeLSI, svdMethod = \"irlba\"",
+    epione::iterativeLSI(sce, threads = threads, verbose = FALSE,
+                         svdMethod = "irlba"))
 e_cl <- timed("epione addClusters", epione::addClusters(e_lsi, verbose = FALSE,
                                                  threads = threads))
 e_um <- timed("epione addUMAP", epione::addUMAP(e_cl, verbose = FALSE))
@@ -151,7 +191,50 @@ cat(sprintf("ARI(clusters, simulated types) = %.3f\n",
                                       sim$type[match(colnames(e_cl),
                                                      colnames(sim$m))])))
 e_total <- attr(e_lsi, "sec") + attr(e_cl, "sec") + attr(e_um, "sec")
-svd_paths(sim$m, md$iterations[[1]]$lsi)
+svd_compare(sim$m, md$iterations[[1]]$lsi)
+
+# Contract of issue 8 against the irlba run (= ArchR): iteration 1 d and
+# |cor|, final kNN(k = 20) overlap, ARI of clusters.
+mi <- S4Vectors::metadata(i_lsi)$IterativeLSI
+a1 <- md$iterations[[1]]$lsi
+b1 <- mi$iterations[[1]]$lsi
+cat(sprintf(paste0("iteration 1 vs irlba run: max rel diff d %.1e, ",
+                   "min |cor| %.6f\n"), max(abs(a1$svd$d - b1$svd$d) /
+                                               b1$svd$d),
+            min(abs(diag(stats::cor(a1$matSVD,
+                                    b1$matSVD[rownames(a1$matSVD), ]))))))
+# Calibration: ArchR's own pipeline (the irlba run) with seed 2 instead of
+# 1 differs from seed 1 the same way (other irlba start, other signs).
+s_lsi <- timed("epione iterativeLSI, svdMethod = \"irlba\", seed 2",
+    epione::iterativeLSI(sce, threads = threads, verbose = FALSE,
+                         svdMethod = "irlba", seed = 2))
+vs_irlba <- function(label, x_lsi, x_cl) {
+    mx <- S4Vectors::metadata(x_lsi)$IterativeLSI
+    c1 <- function(m) {
+        cl <- m$iterations[[1]]$clusters
+        stats::setNames(cl$clusters, cl$cellNames)
+    }
+    ci <- c1(mi)
+    ari <- function(a, b) mclust::adjustedRandIndex(a, b[names(a)])
+    fx <- epione::getReducedDims(x_cl, dimsToUse = 1:30)
+    fi <- epione::getReducedDims(i_cl, dimsToUse = 1:30)[rownames(fx), ]
+    ux <- SingleCellExperiment::reducedDim(x_lsi)
+    ui <- SingleCellExperiment::reducedDim(i_lsi)[rownames(ux), ]
+    cat(sprintf(paste0("%s vs ArchR (irlba run, seed 1): iteration-1 ",
+                       "clusters ARI %.3f; final features shared %d of %d;",
+                       " kNN(20) overlap %.3f (clustering input), %.3f ",
+                       "(unscaled); ARI clusters %.3f\n"), label,
+                ari(c1(mx), ci),
+                length(intersect(mx$LSIFeatures, mi$LSIFeatures)),
+                length(mi$LSIFeatures), knn_overlap(fx, fi),
+                knn_overlap(ux, ui),
+                ari(stats::setNames(x_cl$Clusters, colnames(x_cl)),
+                    stats::setNames(i_cl$Clusters, colnames(i_cl)))))
+}
+i_cl <- epione::addClusters(i_lsi, verbose = FALSE, threads = threads)
+vs_irlba("epione default", e_lsi, e_cl)
+vs_irlba("ArchR seed 2", s_lsi,
+         epione::addClusters(s_lsi, verbose = FALSE, threads = threads))
 
 cat("load average after epione:", load_avg(), "\n")
 
@@ -170,6 +253,10 @@ if (have_archr) {
                                 nDimensions = 30, binarize = TRUE,
                                 outlierQuantiles = p$outlierQuantiles,
                                 keep0lsi = FALSE, seed = 1))
+        if (j == 1L) cat(sprintf(paste0("  vs ArchR: max rel diff d %.1e,",
+            " min |cor| %.6f\n"), max(abs(a1$svd$d - r$svd$d) / r$svd$d),
+            min(abs(diag(stats::cor(a1$matSVD,
+                                    r$matSVD[rownames(a1$matSVD), ]))))))
         a_lsi <- a_lsi + attr(r, "sec")
         a_lsi_cpu <- a_lsi_cpu + attr(r, "cpu")
     }
@@ -207,6 +294,8 @@ if (have_archr) {
     cat(sprintf(paste0("  cpu: iterativeLSI epione %.1f s vs ArchR %.1f s",
                        " (LSI + var + clustering, %.2fx)\n"),
                 cpu(e_lsi), a_it, a_it / cpu(e_lsi)))
+    cat(sprintf(paste0("  cpu: iterativeLSI epione svdMethod = \"irlba\"",
+                       " %.1f s (%.2fx)\n"), cpu(i_lsi), a_it / cpu(i_lsi)))
     cat("load average at the end:", load_avg(), "\n")
 } else {
     cat("\nArchR not installed (R_LIBS=/work/reflib:.lib): epione only,",

@@ -1072,6 +1072,22 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// epi_lsi_svd
+Rcpp::List epi_lsi_svd(Rcpp::S4 x, int k, Rcpp::NumericVector v0, double tol, Rcpp::IntegerVector sizes, int max_restarts, int threads);
+RcppExport SEXP _epione_epi_lsi_svd(SEXP xSEXP, SEXP kSEXP, SEXP v0SEXP, SEXP tolSEXP, SEXP sizesSEXP, SEXP max_restartsSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::S4 >::type x(xSEXP);
+    Rcpp::traits::input_parameter< int >::type k(kSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type v0(v0SEXP);
+    Rcpp::traits::input_parameter< double >::type tol(tolSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type sizes(sizesSEXP);
+    Rcpp::traits::input_parameter< int >::type max_restarts(max_restartsSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_lsi_svd(x, k, v0, tol, sizes, max_restarts, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
 // epi_markers_wilcoxon
 Rcpp::List epi_markers_wilcoxon(Rcpp::S4 xt, Rcpp::IntegerVector g1, Rcpp::IntegerVector g2, Rcpp::NumericVector f1, Rcpp::NumericVector f2, int threads);
 RcppExport SEXP _epione_epi_markers_wilcoxon(SEXP xtSEXP, SEXP g1SEXP, SEXP g2SEXP, SEXP f1SEXP, SEXP f2SEXP, SEXP threadsSEXP) {
@@ -1400,6 +1416,7 @@ static const R_CallMethodDef CallEntries[] = {
     {"_epione_epi_lsi_tfidf", (DL_FUNC) &_epione_epi_lsi_tfidf, 11},
     {"_epione_epi_lsi_project", (DL_FUNC) &_epione_epi_lsi_project, 11},
     {"_epione_epi_lsi_group_sums", (DL_FUNC) &_epione_epi_lsi_group_sums, 6},
+    {"_epione_epi_lsi_svd", (DL_FUNC) &_epione_epi_lsi_svd, 7},
     {"_epione_epi_markers_wilcoxon", (DL_FUNC) &_epione_epi_markers_wilcoxon, 6},
     {"_epione_epi_markers_moments", (DL_FUNC) &_epione_epi_markers_moments, 6},
     {"_epione_epi_motifs_convert", (DL_FUNC) &_epione_epi_motifs_convert, 5},

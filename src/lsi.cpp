@@ -2,6 +2,7 @@
 // dgCMatrix / vectors to views, calls the core, wraps the results.
 #include "glue.h"
 #include <epione/lsi.hpp>
+#include <epione/svd.hpp>
 
 namespace {
 epione::Span<const int> cspan(const Rcpp::IntegerVector& v) {
@@ -98,4 +99,35 @@ Rcpp::NumericMatrix epi_lsi_group_sums(Rcpp::S4 x, Rcpp::IntegerVector row_map,
     glue::TbbPar par(threads);
     epione::lsi::group_sums(v, cspan(row_map), cells, par, glue::dense(out));
     return out;
+}
+
+// Truncated SVD of the TF-IDF matrix (inst/include/epione/svd.hpp). `v0`:
+// the start vector drawn in R (rnorm(ncol(x)), as irlba draws it); the rest
+// of the start block is seeded from its bits. Returns irlba's fields.
+// `sizes`: block, basis and kept vectors (0 = the core's choice).
+// [[Rcpp::export(rng = false)]]
+Rcpp::List epi_lsi_svd(Rcpp::S4 x, int k, Rcpp::NumericVector v0, double tol,
+                       Rcpp::IntegerVector sizes, int max_restarts,
+                       int threads) {
+    glue::CscHolder h;
+    const auto v = glue::csc_view(x, h);
+    epione::svd::SvdOptions opt;
+    opt.k = k;
+    opt.tol = tol;
+    if (sizes.size() != 3)
+        throw epione::input_error("svd sizes must be block, basis, keep");
+    opt.block = sizes[0];
+    opt.basis = sizes[1];
+    opt.keep = sizes[2];
+    opt.max_restarts = max_restarts;
+    glue::TbbPar par(threads);
+    const auto r = epione::svd::truncated_svd(
+        v, opt, cspan(v0), epione::svd::seed_from(cspan(v0)), par);
+    return Rcpp::List::create(
+        Rcpp::Named("d") = Rcpp::NumericVector(r.d.begin(), r.d.end()),
+        Rcpp::Named("u") = Rcpp::wrap(r.u), Rcpp::Named("v") = Rcpp::wrap(r.v),
+        Rcpp::Named("iter") = r.restarts + 1,
+        Rcpp::Named("mprod") = static_cast<double>(r.products),
+        Rcpp::Named("converged") = r.converged,
+        Rcpp::Named("residual") = r.max_residual);
 }
