@@ -5,6 +5,8 @@
 #pragma once
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <vector>
 #include "span.hpp"
 #include "threads.hpp"
@@ -90,20 +92,27 @@ CountRowSums count_row_sums(const CscView<T, P>& a, Par& par) {
     par.run(blocks, [&](index_t b) {
         const index_t k0 = a.col_begin(a.ncol * b / blocks);
         const index_t k1 = a.col_begin(a.ncol * (b + 1) / blocks);
-        bool is_na = false, is_neg = false, is_frac = false;
-        for (index_t k = k0; k < k1; ++k) {  // branch-free checks
-            const double d = static_cast<double>(a.value(k));
-            is_na |= d != d;
-            is_neg |= d < 0;
-            // 0 <= d < 2^52 is whole iff adding and removing 2^52 keeps it
-            is_frac |= !(d < two52) || ((d + two52) - two52) != d;
-        }
-        na[b] = is_na;
-        neg[b] = is_neg;
-        frac[b] = is_frac;
         auto& s = part[b];
         s.assign(a.nrow, 0.0);
-        for (index_t k = k0; k < k1; ++k) s[a.i[k]] += static_cast<double>(a.value(k));
+        // One pass, checks without branches or float chains: `bad` catches
+        // NA and negatives (!(d >= 0)); for 0 <= d < 2^52, adding and
+        // removing 2^52 leaves d unchanged iff d is whole, so any set bit
+        // of the difference (or of NaN) marks a fraction.
+        bool bad = false, naan = false;
+        std::uint64_t fraction_bits = 0;
+        for (index_t k = k0; k < k1; ++k) {
+            const double d = static_cast<double>(a.value(k));
+            s[a.i[k]] += d;
+            bad |= !(d >= 0);
+            naan |= d != d;
+            const double f = ((d + two52) - two52) - d;
+            std::uint64_t u;
+            std::memcpy(&u, &f, sizeof u);
+            fraction_bits |= u | (d >= two52);
+        }
+        na[b] = naan;
+        neg[b] = bad && !naan;  // NaN fails d >= 0 too
+        frac[b] = fraction_bits != 0;
     });
     CountRowSums out;
     out.sums = std::move(part[0]);
