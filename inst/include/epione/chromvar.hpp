@@ -336,12 +336,15 @@ struct AliasTable {
 // for up to 8 bins i at once: per bin the two interleaved accumulators of
 // Armadillo's accumulate(), in peak order (same bits); running 8 bins side
 // by side hides the latency of the sequential additions.
-inline void bin_sums(const BinModel& m, const index_t* bins, int count, double* sums) {
+// V (nb x 8, bin-major) receives the p of every bin for the 8 bins.
+inline void bin_sums(const BinModel& m, const index_t* bins, int count, double* sums,
+                     std::vector<double>& V) {
     constexpr int G = 8;
     const index_t nb = static_cast<index_t>(m.bs) * m.bs;
     const index_t n = static_cast<index_t>(m.membership.size());
     const int* memb = m.membership.data();
-    std::vector<double> V(nb * G, 0.0), col(nb);
+    V.assign(nb * G, 0.0);
+    std::vector<double> col(nb);
     for (int g = 0; g < count; ++g) {
         m.kernel_column(bins[g], col.data());
         for (index_t b = 0; b < nb; ++b)
@@ -364,11 +367,12 @@ inline void bin_sums(const BinModel& m, const index_t* bins, int count, double* 
     for (int g = 0; g < count; ++g) sums[g] = a1[g] + a2[g];
 }
 
-// Scaled p per bin and the bitmaps of large and non-negligible small
-// peaks (cheaper than sorting peaks: O(n / 64 + count)). `t` and
-// `small_bits` carry the previous table's bitmaps (or are empty).
+// Scaled p per bin (from p_bin[b * stride], bin_sums' V) and the bitmaps
+// of large and non-negligible small peaks (cheaper than sorting peaks:
+// O(n / 64 + count)). `t` and `small_bits` carry the previous table's
+// bitmaps (or are empty).
 inline void alias_bins(const BinModel& m, const std::vector<std::vector<index_t>>& members,
-                       index_t bin, double sum, AliasTable& t,
+                       const double* p_bin, int stride, double sum, AliasTable& t,
                        std::vector<std::uint64_t>& small_bits) {
     const index_t nb = static_cast<index_t>(m.bs) * m.bs;
     const index_t n = static_cast<index_t>(m.membership.size());
@@ -376,7 +380,6 @@ inline void alias_bins(const BinModel& m, const std::vector<std::vector<index_t>
     const double dn = static_cast<double>(static_cast<int>(n));
     t.memb = m.membership.data();
     t.v.resize(nb);
-    m.kernel_column(bin, t.v.data());
     if (static_cast<index_t>(t.cls.size()) != nb ||
         static_cast<index_t>(small_bits.size()) != words) {
         t.cls.assign(nb, 0);
@@ -392,8 +395,7 @@ inline void alias_bins(const BinModel& m, const std::vector<std::vector<index_t>
             t.v[b] = 0.0;
             continue;
         }
-        const double p = t.v[b] / m.density[b];
-        t.v[b] = (p / sum) * dn;
+        t.v[b] = (p_bin[b * stride] / sum) * dn;
         const unsigned char c = t.v[b] >= 1.0 ? 2 : ((t.v[b] - 1.0) == -1.0 ? 0 : 1);
         if (c == t.cls[b]) continue;
         for (index_t q : members[b]) {
@@ -491,9 +493,9 @@ inline ChainState chain_smalls(ChainState s, AliasTable& t,
 }
 
 inline void build_alias(const BinModel& m, const std::vector<std::vector<index_t>>& members,
-                        index_t bin, double sum, AliasTable& t,
+                        const double* p_bin, int stride, double sum, AliasTable& t,
                         std::vector<std::uint64_t>& small_bits) {
-    alias_bins(m, members, bin, sum, t, small_bits);
+    alias_bins(m, members, p_bin, stride, sum, t, small_bits);
     const index_t n = static_cast<index_t>(m.membership.size());
     const index_t n_large = static_cast<index_t>(t.large.size()), H = n - n_large;
     t.large_alias.assign(n_large, 0);
@@ -582,13 +584,14 @@ void background_peaks(const BinModel& m, int niterations, Unif& unif, Par& par,
         par.run((u1 - u0 + 15) / 16, [&](index_t g) {
             AliasTable tab;
             std::vector<std::uint64_t> scratch;
+            std::vector<double> V;
             const index_t end = std::min(u1, u0 + 16 * (g + 1));
             for (index_t a = u0 + 16 * g; a < end; a += 8) {
                 const int count = static_cast<int>(std::min<index_t>(8, end - a));
                 double sums[8];
-                bin_sums(m, &used[a], count, sums);
+                bin_sums(m, &used[a], count, sums, V);
                 for (int k = 0; k < count; ++k) {
-                    build_alias(m, members, used[a + k], sums[k], tab, scratch);
+                    build_alias(m, members, V.data() + k, 8, sums[k], tab, scratch);
                     draw_bin(tab, members[used[a + k]], niterations, dn, u + first[a + k],
                              draws.data());
                 }
