@@ -325,10 +325,11 @@ struct AliasTable {
         if (rU < q + static_cast<double>(kk)) return kk;
         const index_t rank = kk - large_below[w] - below;
         if (rank >= smalls_done) return 0;
-        // the segment holding this rank: the last start <= rank
-        const auto lo = seg_start.begin() + seg_first[rank >> 6];
-        const auto hi = seg_start.begin() + seg_first[(rank >> 6) + 1] + 1;
-        return seg_jj[(std::upper_bound(lo, hi, rank) - seg_start.begin()) - 1];
+        // the segment holding this rank: the last start <= rank, a step or
+        // two past the block's first (seg_start ends with a sentinel)
+        index_t s = seg_first[rank >> 6];
+        while (seg_start[s + 1] <= rank) ++s;
+        return seg_jj[s];
     }
 };
 
@@ -516,9 +517,9 @@ inline void build_alias(const BinModel& m, const std::vector<std::vector<index_t
         }
         if (!st.done) t.lp[st.L] = st.cur;
     }
-    // last segment starting at or before each block of 64 small ranks
-    // (draw() searches from there to the next block's one)
-    const index_t blocks = (t.smalls_done >> 6) + 2;
+    // last segment starting at or before each block of 64 small ranks, and
+    // a sentinel start past every rank (draw() scans forward from there)
+    const index_t blocks = (t.smalls_done >> 6) + 1;
     t.seg_first.assign(blocks, 0);
     index_t s = 0;
     const index_t ns = static_cast<index_t>(t.seg_start.size());
@@ -526,6 +527,7 @@ inline void build_alias(const BinModel& m, const std::vector<std::vector<index_t
         while (s + 1 < ns && t.seg_start[s + 1] <= (blk << 6)) ++s;
         t.seg_first[blk] = static_cast<int>(s);
     }
+    t.seg_start.push_back(std::numeric_limits<index_t>::max());
 }
 
 // Draws of the peaks of one bin from its alias table: `u` holds the bin's
