@@ -464,9 +464,11 @@ inline void fit_row(const double* yr, const double* nf, const Design& d,
             eta[j] = t;
         }
     };
-    const double size = 1.0 / alpha;
-    double ll_const = 0.0;
-    for (int j = 0; j < m; ++j) ll_const += nb::nb_const(yr[j], size);
+    const double size = 1.0 / alpha, lg_size = nb::lgam_fast(size);
+    double ll_const = 0.0;  // nb_const() summed, lgamma(size) taken once
+    for (int j = 0; j < m; ++j)
+        if (yr[j] != 0)
+            ll_const += nb::lgam_fast(yr[j] + size) - lg_size - nb::lgam_count1(yr[j]);
     auto loglik = [&](const double* mm) {
         double ll = ll_const;
         for (int j = 0; j < m; ++j) ll += nb::nb_mu_part(yr[j], size, mm[j]);

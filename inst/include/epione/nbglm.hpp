@@ -187,6 +187,17 @@ inline double nb_mu_part(double y, double size, double mu) {
     const double a = -size * std::log1p(mu / size);
     return y == 0 ? a : a + y * std::log(mu / (size + mu));
 }
+// lgamma(y + 1) of a count y, from a table below 4096 (same bits as
+// lgam_fast: the table is filled by it).
+inline double lgam_count1(double y) {
+    constexpr int kTable = 4096;
+    static const std::vector<double> table = [] {
+        std::vector<double> t(kTable);
+        for (int k = 0; k < kTable; ++k) t[k] = lgam_fast(k + 1.0);
+        return t;
+    }();
+    return y >= 0 && y < kTable ? table[static_cast<int>(y)] : lgam_fast(y + 1);
+}
 inline double nb_const(double y, double size) {
     return y == 0 ? 0.0 : lgam_fast(y + size) - lgam_fast(size) - lgam_fast(y + 1);
 }
@@ -205,13 +216,13 @@ struct DispObjective {
     double prior_mean = 0.0, prior_var = 1.0;
     bool use_cr = true;
     std::vector<double> inv_mu;
-    mutable std::vector<double> w, dw, b, db, binv, l1p, ly;
-    mutable double cached_a = NAN;
+    mutable std::vector<double> w, dw, b, db, binv, l1p, ly, qv, gv;
+    mutable double cached_a = NAN, cr_det = 1.0;
 
     explicit DispObjective(const Design& design)
         : d(design), inv_mu(design.m), w(design.m), dw(design.m),
           b(design.p * design.p), db(design.p * design.p), l1p(design.m),
-          ly(design.m) {}
+          ly(design.m), qv(design.m), gv(design.m) {}
 
     void reset(const double* yy, const double* mm) {
         y = yy;
@@ -230,6 +241,7 @@ struct DispObjective {
     // the reciprocal as DESeq2 writes it, pow(., -1).
     double cox_reid(double alpha, bool exact) const {
         if (!use_cr) return 0.0;
+        cached_a = NAN;  // w and b are shared with fill()
         for (int j = 0; j < d.m; ++j)
             w[j] = exact ? std::pow(inv_mu[j] + alpha, -1.0) : 1.0 / (inv_mu[j] + alpha);
         xtwx(d, w.data(), b.data());
@@ -251,6 +263,7 @@ struct DispObjective {
 
     // DESeq2's dlog_posterior with Rmath's digamma, bit for bit.
     double dlp_exact(double a) const {
+        cached_a = NAN;  // w, b and db are shared with fill()
         const double alpha = std::exp(a);
         double cr = 0.0;
         if (use_cr) {
@@ -281,55 +294,84 @@ struct DispObjective {
         return (ll + cr) * alpha + pr;
     }
 
-    // log(1 + mu alpha) and log(y + 1/alpha) at log alpha = a, shared by
-    // lp(a) and the dlp(a) that follows it when the line search accepts a.
-    void fill_logs(double a) const {
+    // Everything lp(a) and dlp(a) need per sample at log alpha = a, computed
+    // once: the line search evaluates dlp at the point whose lp it just
+    // accepted. q = 1 / (1 + mu alpha), l1p = log(1 + mu alpha) (DESeq2's
+    // own form), the Cox-Reid weight w = mu q (= 1 / (1/mu + alpha)) and
+    // X' W X, and for y > 0: ly = log(y + 1/alpha), g = 1 / (y + 1/alpha)
+    // (Stirling and the digamma series share them).
+    void fill(double a) const {
         if (a == cached_a) return;
         const double alpha = std::exp(a), r = 1.0 / alpha;
         for (int j = 0; j < d.m; ++j) {
-            l1p[j] = std::log1p(mu[j] * alpha);
-            ly[j] = y[j] != 0 ? std::log(y[j] + r) : 0.0;
+            const double ma = mu[j] * alpha, q = 1.0 / (1.0 + ma);
+            l1p[j] = std::log(1.0 + ma);
+            qv[j] = q;
+            w[j] = mu[j] * q;
+            if (y[j] != 0) {
+                const double x = y[j] + r;
+                ly[j] = std::log(x);
+                gv[j] = 1.0 / x;
+            }
+        }
+        if (use_cr) {
+            xtwx(d, w.data(), b.data());
+            cr_det = det_small(b.data(), d.p);
         }
         cached_a = a;
     }
 
-    // Uses log(mu + r) = log(r) + log(1 + mu alpha) = -a + log1p(mu alpha).
+    // lgamma(x) for x = y + 1/alpha from lx = log(x), g = 1/x (Stirling's
+    // series for x >= 10, lgamma_r below; see lgam_log).
+    static double lgam_lg(double x, double lx, double g) {
+        if (x < 10.0) return lgam_fast(x);
+        const double f = g * g;
+        const double s = g * (1.0 / 12 + f * (-1.0 / 360 + f * (1.0 / 1260 +
+            f * (-1.0 / 1680 + f * (1.0 / 1188 + f * (-691.0 / 360360 +
+            f * (1.0 / 156)))))));
+        return (x - 0.5) * lx - x + 0.91893853320467274178 + s;
+    }
+    // digamma likewise (see digam_log).
+    static double digam_lg(double x, double lx, double g) {
+        if (x < 10.0) return digam_log(x, lx);
+        const double f = g * g;
+        const double t = f * (-1.0 / 12 + f * (1.0 / 120 + f * (-1.0 / 252 +
+            f * (1.0 / 240 + f * (-1.0 / 132 + f * (691.0 / 32760 +
+            f * (-1.0 / 12)))))));
+        return lx - 0.5 * g + t;
+    }
+
+    // Uses log(mu + r) = log(r) + log(1 + mu alpha) = -a + log(1 + mu alpha).
     double lp(double a) const {
-        const double alpha = std::exp(a);
-        const double cr = cox_reid(alpha, false);
-        const double r = 1.0 / alpha;
-        fill_logs(a);
+        fill(a);
+        const double r = 1.0 / std::exp(a);
         const double lgr = lgam_log(r, -a);
         double ll = 0.0;
         for (int j = 0; j < d.m; ++j) {
             double t = -r * l1p[j];
-            if (y[j] != 0) t += lgam_log(y[j] + r, ly[j]) - lgr - y[j] * (l1p[j] - a);
+            if (y[j] != 0) t += lgam_lg(y[j] + r, ly[j], gv[j]) - lgr - y[j] * (l1p[j] - a);
             ll += t;
         }
+        const double cr = use_cr ? -0.5 * std::log(cr_det) : 0.0;
         return ll + prior(a) + cr;
     }
 
     double dlp(double a) const {
+        fill(a);
         const double alpha = std::exp(a);
         double cr = 0.0;
         if (use_cr) {
-            for (int j = 0; j < d.m; ++j) {
-                const double v = 1.0 / (inv_mu[j] + alpha);
-                w[j] = v;
-                dw[j] = -v * v;
-            }
-            xtwx(d, w.data(), b.data());
+            for (int j = 0; j < d.m; ++j) dw[j] = -w[j] * w[j];
             xtwx(d, dw.data(), db.data());
             cr = -0.5 * trace_inv_prod(b, db, d.p, binv);
         }
         const double r = 1.0 / alpha;
-        fill_logs(a);
         const double dgr = digam_log(r, -a);
         double s = 0.0;
         for (int j = 0; j < d.m; ++j) {
-            const double ma = mu[j] * alpha, q = 1.0 / (1.0 + ma);
+            const double ma = mu[j] * alpha, q = qv[j];
             double t = l1p[j] - ma * q;
-            if (y[j] != 0) t += dgr - digam_log(y[j] + r, ly[j]) + y[j] * alpha * q;
+            if (y[j] != 0) t += dgr - digam_lg(y[j] + r, ly[j], gv[j]) + y[j] * alpha * q;
             s += t;
         }
         const double ll = r * r * s;
