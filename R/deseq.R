@@ -658,13 +658,13 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
     coefs <- c(0.1, 1)
     iter <- 0
     repeat {
-        residuals <- disps / (coefs[1] + coefs[2] / means)
-        good <- which((residuals > 1e-4) & (residuals < 15))
-        fit <- .gamma_identity_glm(disps[good], 1 / means[good], coefs)
+        # one round (residual filter, then glm(Gamma(link = "identity"))
+        # step for step as glm.fit) in C++: no n-length R temporaries
+        fit <- epi_deseq_gamma_round(means, disps, coefs)
         oldcoefs <- coefs
-        coefs <- fit$coefficients
+        coefs <- fit[1:2]
         if (!all(coefs > 0)) stop("parametric dispersion fit failed")
-        if ((sum(log(coefs / oldcoefs)^2) < 1e-6) & fit$converged) break
+        if ((sum(log(coefs / oldcoefs)^2) < 1e-6) & fit[3] == 1) break
         iter <- iter + 1
         if (iter > 10) stop("dispersion fit did not converge")
     }
@@ -672,34 +672,6 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
     f <- function(q) coefs[1] + coefs[2] / q
     attr(f, "coefficients") <- coefs
     f
-}
-
-# glm(y ~ x, family = Gamma(link = "identity"), start = start) without the
-# model-frame overhead: glm.fit's IRLS step for step (weights 1/mu^2,
-# weighted least squares, deviance rule 1e-8, 25 iterations, step halving);
-# each step and deviance in one C++ pass (epi_deseq_gamma_step).
-.gamma_identity_glm <- function(y, x, start) {
-    step <- function(coef) epi_deseq_gamma_step(y, x, coef)
-    coefold <- start
-    devold <- step(start)[3]
-    conv <- FALSE
-    for (iter in seq_len(25L)) {
-        start <- step(start)[1:2]
-        if (any(!is.finite(start))) break
-        s <- step(start)
-        while (!is.finite(s[3]) || s[4] == 0) {
-            start <- (start + coefold) / 2
-            s <- step(start)
-        }
-        dev <- s[3]
-        if (abs(dev - devold) / (abs(dev) + 0.1) < 1e-8) {
-            conv <- TRUE
-            break
-        }
-        devold <- dev
-        coefold <- start
-    }
-    list(coefficients = unname(start), converged = conv)
 }
 
 .local_fit <- function(means, disps, minDisp) {
@@ -826,24 +798,21 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
         lambda / log(2)^2, ls_op, want_hat, 1e-8, 100L, minmu, threads,
         want_mu, if (is.null(cells)) integer() else cells,
         if (sparse) ck_spec$masks else matrix(0L, 0, 0),
-        if (sparse) ck_spec$keep_above else Inf))
+        if (sparse) ck_spec$keep_above else Inf, log2(exp(1))))
     ck <- if (sparse) {
         mx <- f$cooks_max
         colnames(mx) <- colnames(ck_spec$masks)
         list(max = mx, rows = f$kept_rows, kept = f$kept)
     } else if (!is.null(cells)) f$cooks
-    out <- list(beta = f$beta * log2(exp(1)),
-                se = log2(exp(1)) * sqrt(pmax(f$beta_var, 0)),
+    # beta and beta_var arrive as log2 coefficients and standard errors
+    out <- list(beta = f$beta, se = f$beta_var,
                 conv = f$iter < 100L, iter = f$iter,
                 mu = if (want_mu) f$mu, hat = if (want_hat) f$hat,
                 logLike = f$logLike, cooks = ck)
-    stable <- rowSums(is.na(f$beta)) == 0
-    varpos <- rowSums(f$beta_var <= 0) == 0
-    redo <- which(!out$conv | !stable | !varpos)
-    for (k in redo) {
+    for (k in f$redo) {
         out <- .deseq_optim_row(out, k, y[rows[k], ], .sf_rows(sf, rows[k]), X,
                                 alpha[k], lambda,
-                                stable[k], ls_op, minmu)
+                                !anyNA(f$beta[k, ]), ls_op, minmu)
         if (is.null(cells)) next
         # Cook's from the optim mean and the IRLS hat, as in the unfused path
         h <- .core(epi_deseq_fit_glm(y, sf, X, rows[k] - 1L, alpha[k],
@@ -987,8 +956,11 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
 
 # One pass of the pipeline on `rows` of y, given the trend (NULL: fit it).
 .deseq_pass <- function(y, X, sf, rows, fitType, test, Xr, threads, verbose,
-                        trend = NULL, keep = FALSE, ck_spec = NULL) {
-    st <- .core(epi_deseq_base_stats(y, sf, rows - 1L, threads))
+                        trend = NULL, keep = FALSE, ck_spec = NULL,
+                        st = NULL) {
+    if (is.null(st)) {
+        st <- .core(epi_deseq_base_stats(y, sf, rows - 1L, threads))
+    }
     opt <- .deseq_opt(ncol(y))
     if (is.null(trend)) {  # LRT's Cook's distances use the dispersion mu
         d <- .deseq_dispersions(y, X, sf, rows, st$baseMean, st$baseVar,
@@ -1028,14 +1000,16 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
                "given.", kind = "input")
     }
     if (verbose) message("estimating dispersions and fitting the model")
+    st <- .core(epi_deseq_base_stats(y, sf, seq_len(n) - 1L, threads))
     pass <- .deseq_pass(y, X, sf, nz, fitType, test, Xr, threads, verbose,
-                        keep = keep_assays, ck_spec = ck_spec)
+                        keep = keep_assays, ck_spec = ck_spec,
+                        st = if (length(nz) == n) st else
+                            lapply(st, function(v) v[nz]))
     if (test == "LRT") {  # nbinomLRT computes Cook's with the dispersion mu
         pass$cooks <- .core(epi_deseq_cooks(y, sf, nz - 1L, .cells(X),
             ncol(X), pass$disp$gene$mu, pass$fit$hat, threads))
     }
     tab <- .deseq_table(pass, n, nz, X, test)
-    st <- .core(epi_deseq_base_stats(y, sf, seq_len(n) - 1L, threads))
     tab$baseMean <- st$baseMean
     tab$baseVar <- st$baseVar
     out <- list(table = tab, cooks = .fill_rows(pass$cooks, n, nz),
@@ -1101,16 +1075,18 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
     cols <- c(cols, beta, se, tests,
               list(deviance = -2 * f$logLike,
                    maxCooks = .max_cooks(pass$cooks, X)))
-    full <- length(nz) == n  # no all-zero rows: use the columns as they are
-    tab <- as.data.frame(lapply(cols, function(v) {
-        if (full) return(v)
-        out <- rep(v[1][NA], n)
-        out[nz] <- v
-        out
-    }), optional = TRUE)
-    tab$allZero <- seq_len(n) %in% nz == FALSE
-    tab[, c("baseMean", "baseVar", "allZero",
-            setdiff(names(tab), c("baseMean", "baseVar", "allZero")))]
+    # all-zero rows get NA through one index (one allocation per column);
+    # without them the columns are used as they are
+    idx <- NULL
+    if (length(nz) != n) {
+        idx <- rep(NA_integer_, n)
+        idx[nz] <- seq_along(nz)
+        cols <- lapply(cols, function(v) v[idx])
+    }
+    cols$allZero <- if (is.null(idx)) logical(n) else is.na(idx)
+    first <- c("baseMean", "baseVar", "allZero")
+    cols <- cols[c(first, setdiff(names(cols), first))]
+    structure(cols, class = "data.frame", row.names = .set_row_names(n))
 }
 
 # refitWithoutOutliers: counts with Cook's distance above qf(.99, p, m - p)

@@ -682,8 +682,8 @@ BEGIN_RCPP
 END_RCPP
 }
 // epi_deseq_fit_glm
-Rcpp::List epi_deseq_fit_glm(SEXP counts, Rcpp::NumericVector sf, Rcpp::NumericMatrix x, Rcpp::IntegerVector rows, Rcpp::NumericVector alpha, Rcpp::NumericVector lambda, Rcpp::NumericMatrix ls_op, bool want_hat, double beta_tol, int maxit, double minmu, int threads, bool want_mu, Rcpp::IntegerVector cooks_cell, Rcpp::IntegerMatrix cooks_masks, double keep_above);
-RcppExport SEXP _epione_epi_deseq_fit_glm(SEXP countsSEXP, SEXP sfSEXP, SEXP xSEXP, SEXP rowsSEXP, SEXP alphaSEXP, SEXP lambdaSEXP, SEXP ls_opSEXP, SEXP want_hatSEXP, SEXP beta_tolSEXP, SEXP maxitSEXP, SEXP minmuSEXP, SEXP threadsSEXP, SEXP want_muSEXP, SEXP cooks_cellSEXP, SEXP cooks_masksSEXP, SEXP keep_aboveSEXP) {
+Rcpp::List epi_deseq_fit_glm(SEXP counts, Rcpp::NumericVector sf, Rcpp::NumericMatrix x, Rcpp::IntegerVector rows, Rcpp::NumericVector alpha, Rcpp::NumericVector lambda, Rcpp::NumericMatrix ls_op, bool want_hat, double beta_tol, int maxit, double minmu, int threads, bool want_mu, Rcpp::IntegerVector cooks_cell, Rcpp::IntegerMatrix cooks_masks, double keep_above, double log2e);
+RcppExport SEXP _epione_epi_deseq_fit_glm(SEXP countsSEXP, SEXP sfSEXP, SEXP xSEXP, SEXP rowsSEXP, SEXP alphaSEXP, SEXP lambdaSEXP, SEXP ls_opSEXP, SEXP want_hatSEXP, SEXP beta_tolSEXP, SEXP maxitSEXP, SEXP minmuSEXP, SEXP threadsSEXP, SEXP want_muSEXP, SEXP cooks_cellSEXP, SEXP cooks_masksSEXP, SEXP keep_aboveSEXP, SEXP log2eSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
     Rcpp::traits::input_parameter< SEXP >::type counts(countsSEXP);
@@ -702,7 +702,8 @@ BEGIN_RCPP
     Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type cooks_cell(cooks_cellSEXP);
     Rcpp::traits::input_parameter< Rcpp::IntegerMatrix >::type cooks_masks(cooks_masksSEXP);
     Rcpp::traits::input_parameter< double >::type keep_above(keep_aboveSEXP);
-    rcpp_result_gen = Rcpp::wrap(epi_deseq_fit_glm(counts, sf, x, rows, alpha, lambda, ls_op, want_hat, beta_tol, maxit, minmu, threads, want_mu, cooks_cell, cooks_masks, keep_above));
+    Rcpp::traits::input_parameter< double >::type log2e(log2eSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_deseq_fit_glm(counts, sf, x, rows, alpha, lambda, ls_op, want_hat, beta_tol, maxit, minmu, threads, want_mu, cooks_cell, cooks_masks, keep_above, log2e));
     return rcpp_result_gen;
 END_RCPP
 }
@@ -771,15 +772,15 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
-// epi_deseq_gamma_step
-Rcpp::NumericVector epi_deseq_gamma_step(Rcpp::NumericVector y, Rcpp::NumericVector x, Rcpp::NumericVector coef);
-RcppExport SEXP _epione_epi_deseq_gamma_step(SEXP ySEXP, SEXP xSEXP, SEXP coefSEXP) {
+// epi_deseq_gamma_round
+Rcpp::NumericVector epi_deseq_gamma_round(Rcpp::NumericVector means, Rcpp::NumericVector disps, Rcpp::NumericVector coefs);
+RcppExport SEXP _epione_epi_deseq_gamma_round(SEXP meansSEXP, SEXP dispsSEXP, SEXP coefsSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
-    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type y(ySEXP);
-    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type x(xSEXP);
-    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type coef(coefSEXP);
-    rcpp_result_gen = Rcpp::wrap(epi_deseq_gamma_step(y, x, coef));
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type means(meansSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type disps(dispsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type coefs(coefsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_deseq_gamma_round(means, disps, coefs));
     return rcpp_result_gen;
 END_RCPP
 }
@@ -1353,13 +1354,13 @@ static const R_CallMethodDef CallEntries[] = {
     {"_epione_epi_deseq_gene_init", (DL_FUNC) &_epione_epi_deseq_gene_init, 11},
     {"_epione_epi_deseq_gene_disp", (DL_FUNC) &_epione_epi_deseq_gene_disp, 10},
     {"_epione_epi_deseq_map", (DL_FUNC) &_epione_epi_deseq_map, 13},
-    {"_epione_epi_deseq_fit_glm", (DL_FUNC) &_epione_epi_deseq_fit_glm, 16},
+    {"_epione_epi_deseq_fit_glm", (DL_FUNC) &_epione_epi_deseq_fit_glm, 17},
     {"_epione_epi_deseq_cooks", (DL_FUNC) &_epione_epi_deseq_cooks, 8},
     {"_epione_epi_deseq_trimmed_mean", (DL_FUNC) &_epione_epi_deseq_trimmed_mean, 5},
     {"_epione_epi_deseq_count_issues", (DL_FUNC) &_epione_epi_deseq_count_issues, 1},
     {"_epione_epi_deseq_row_max", (DL_FUNC) &_epione_epi_deseq_row_max, 2},
     {"_epione_epi_deseq_num_rej", (DL_FUNC) &_epione_epi_deseq_num_rej, 4},
-    {"_epione_epi_deseq_gamma_step", (DL_FUNC) &_epione_epi_deseq_gamma_step, 3},
+    {"_epione_epi_deseq_gamma_round", (DL_FUNC) &_epione_epi_deseq_gamma_round, 3},
     {"_epione_epi_fasta_lengths", (DL_FUNC) &_epione_epi_fasta_lengths, 2},
     {"_epione_epi_fasta_fetch", (DL_FUNC) &_epione_epi_fasta_fetch, 4},
     {"_epione_epi_fasta_base_counts", (DL_FUNC) &_epione_epi_fasta_base_counts, 2},

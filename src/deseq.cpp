@@ -171,7 +171,7 @@ Rcpp::List epi_deseq_fit_glm(SEXP counts, Rcpp::NumericVector sf,
                              int maxit, double minmu, int threads, bool want_mu = true,
                              Rcpp::IntegerVector cooks_cell = Rcpp::IntegerVector(),
                              Rcpp::IntegerMatrix cooks_masks = Rcpp::IntegerMatrix(0, 0),
-                             double keep_above = R_PosInf) {
+                             double keep_above = R_PosInf, double log2e = 0) {
     const auto d = design_of(x);
     const int n = rows.size();
     const bool want_cooks = cooks_cell.size() > 0;
@@ -207,10 +207,30 @@ Rcpp::List epi_deseq_fit_glm(SEXP counts, Rcpp::NumericVector sf,
     std::vector<double> lam(lambda.begin(), lambda.end());
     epione::deseq::fit_glm(counts_of(counts), norm_of(sf), d, cspan(rows), cspan(alpha),
                            lam, glue::cdense(ls_op), opt, par, out);
+    // Rows for the optim fallback, as fitNbinomGLMs picks them: not
+    // converged, or a coefficient NA, or (no variance NA and) a variance
+    // <= 0. With log2e, beta and beta_var come back in place as log2
+    // coefficients and their standard errors (no R temporaries).
+    std::vector<int> redo;
+    for (int k = 0; k < n; ++k) {
+        bool na_b = false, na_v = false, nonpos = false;
+        for (int c = 0; c < d.p; ++c) {
+            na_b |= std::isnan(beta(k, c));
+            na_v |= std::isnan(beta_var(k, c));
+            nonpos |= beta_var(k, c) <= 0;
+        }
+        if (iter[k] >= maxit || na_b || (!na_v && nonpos)) redo.push_back(k + 1);
+        if (log2e > 0)
+            for (int c = 0; c < d.p; ++c) {
+                beta(k, c) = beta(k, c) * log2e;
+                beta_var(k, c) = log2e * std::sqrt(std::max(beta_var(k, c), 0.0));
+            }
+    }
     Rcpp::List res = Rcpp::List::create(
         Rcpp::Named("beta") = beta, Rcpp::Named("beta_var") = beta_var,
         Rcpp::Named("mu") = mu, Rcpp::Named("hat") = hat, Rcpp::Named("iter") = iter,
-        Rcpp::Named("logLike") = ll, Rcpp::Named("cooks") = cooks);
+        Rcpp::Named("logLike") = ll, Rcpp::Named("cooks") = cooks,
+        Rcpp::Named("redo") = Rcpp::IntegerVector(redo.begin(), redo.end()));
     if (sparse) {
         for (double& v : cooks_max) if (std::isnan(v)) v = NA_REAL;
         std::vector<int> kr;
@@ -318,18 +338,15 @@ Rcpp::NumericVector epi_deseq_num_rej(Rcpp::NumericVector p, Rcpp::NumericVector
 // One IRLS step of glm(y ~ x, family = Gamma(link = "identity")) from the
 // coefficients `coef` (mu = coef[0] + coef[1] x): the weighted least-squares
 // fit of z = eta + (y - mu) with weights 1 / mu^2, in centred closed form
-// (two columns), so that DESeq2's parametric trend fit allocates nothing
-// per iteration (at 200k peaks each lm.fit() cost a full R garbage
-// collection). Also returns the Gamma deviance at `coef` and whether every
-// mu is finite and positive.
-// [[Rcpp::export(rng = false)]]
-Rcpp::NumericVector epi_deseq_gamma_step(Rcpp::NumericVector y, Rcpp::NumericVector x,
-                                         Rcpp::NumericVector coef) {
-    const R_xlen_t n = y.size();
+// (two columns). out = (b0, b1, Gamma deviance at `coef`, all mu finite and
+// positive).
+void gamma_step(const std::vector<double>& y, const std::vector<double>& x,
+                const double* coef, double* out) {
+    const size_t n = y.size();
     long double sw = 0, sx = 0, sz = 0;
     double dev = 0;
     bool valid = true;
-    for (R_xlen_t i = 0; i < n; ++i) {
+    for (size_t i = 0; i < n; ++i) {
         const double mu = coef[0] + coef[1] * x[i];
         valid &= std::isfinite(mu) && mu > 0;
         const double w = 1.0 / (mu * mu), z = mu + (y[i] - mu);
@@ -340,12 +357,59 @@ Rcpp::NumericVector epi_deseq_gamma_step(Rcpp::NumericVector y, Rcpp::NumericVec
     }
     const double xbar = static_cast<double>(sx / sw), zbar = static_cast<double>(sz / sw);
     long double sxx = 0, sxz = 0;
-    for (R_xlen_t i = 0; i < n; ++i) {
+    for (size_t i = 0; i < n; ++i) {
         const double mu = coef[0] + coef[1] * x[i];
         const double w = 1.0 / (mu * mu), dx = x[i] - xbar;
         sxx += w * dx * dx;
         sxz += w * dx * (mu + (y[i] - mu) - zbar);
     }
     const double b1 = static_cast<double>(sxz / sxx), b0 = zbar - b1 * xbar;
-    return Rcpp::NumericVector::create(b0, b1, dev, valid ? 1.0 : 0.0);
+    out[0] = b0;
+    out[1] = b1;
+    out[2] = dev;
+    out[3] = valid ? 1.0 : 0.0;
+}
+
+// One round of DESeq2's parametricDispersionFit from `coefs`: the rows with
+// residual disps / (coefs[0] + coefs[1] / means) in (1e-4, 15), then
+// glm(disps ~ I(1 / means), family = Gamma(link = "identity"), start =
+// coefs) as glm.fit runs it (deviance rule 1e-8, 25 iterations, step
+// halving), with no R vectors allocated (at 200k peaks each round's
+// subsets cost full garbage collections). Returns (coef0, coef1, converged).
+// [[Rcpp::export(rng = false)]]
+Rcpp::NumericVector epi_deseq_gamma_round(Rcpp::NumericVector means, Rcpp::NumericVector disps,
+                                          Rcpp::NumericVector coefs) {
+    std::vector<double> y, x;
+    for (R_xlen_t i = 0; i < means.size(); ++i) {
+        const double r = disps[i] / (coefs[0] + coefs[1] / means[i]);
+        if (r > 1e-4 && r < 15) {
+            y.push_back(disps[i]);
+            x.push_back(1 / means[i]);
+        }
+    }
+    double start[2] = {coefs[0], coefs[1]}, old[2] = {coefs[0], coefs[1]}, s[4];
+    gamma_step(y, x, start, s);
+    double devold = s[2];
+    bool conv = false;
+    for (int iter = 0; iter < 25; ++iter) {
+        gamma_step(y, x, start, s);
+        start[0] = s[0];
+        start[1] = s[1];
+        if (!std::isfinite(start[0]) || !std::isfinite(start[1])) break;
+        gamma_step(y, x, start, s);
+        while (!std::isfinite(s[2]) || s[3] == 0) {
+            start[0] = (start[0] + old[0]) / 2;
+            start[1] = (start[1] + old[1]) / 2;
+            gamma_step(y, x, start, s);
+        }
+        const double dev = s[2];
+        if (std::fabs(dev - devold) / (std::fabs(dev) + 0.1) < 1e-8) {
+            conv = true;
+            break;
+        }
+        devold = dev;
+        old[0] = start[0];
+        old[1] = start[1];
+    }
+    return Rcpp::NumericVector::create(start[0], start[1], conv ? 1.0 : 0.0);
 }
