@@ -89,7 +89,8 @@ inline double median(std::vector<double>& v) {
 }
 
 // R's mean(x, trim = t): drop floor(n t) values at each end (median at 0.5).
-inline double trimmed_mean(std::vector<double> v, double trim) {
+// Sorts v in place.
+inline double trimmed_mean_inplace(std::vector<double>& v, double trim) {
     const size_t n = v.size();
     if (trim >= 0.5) return median(v);
     const size_t lo = static_cast<size_t>(std::floor(n * trim));
@@ -97,6 +98,9 @@ inline double trimmed_mean(std::vector<double> v, double trim) {
     long double s = 0.0;
     for (size_t k = lo; k < n - lo; ++k) s += v[k];
     return static_cast<double>(s / static_cast<long double>(n - 2 * lo));
+}
+inline double trimmed_mean(std::vector<double> v, double trim) {
+    return trimmed_mean_inplace(v, trim);
 }
 
 // Median-of-ratios size factors (DESeq2 estimateSizeFactorsForMatrix).
@@ -270,9 +274,12 @@ void gene_dispersion(const Counts& y, const Design& d,
                      Span<const double> alpha_init, const DispOptions& opt,
                      Par& par, Span<double> est, Span<int> iter) {
     for_rows_disp(y, d, rows, mu, opt, par, [&](index_t k, nb::DispObjective& f) {
-        const auto r = nb::line_search(f, std::log(alpha_init[k]),
-                                       std::log(opt.min_disp / 10), opt.kappa_0,
-                                       opt.disp_tol, opt.maxit, true);
+        const double a0 = std::log(alpha_init[k]), lo = std::log(opt.min_disp / 10);
+        auto r = nb::line_search(f, a0, lo, opt.kappa_0, opt.disp_tol, opt.maxit, true);
+        // the test below reads initial_lp: near a tie, take DESeq2's exact one
+        if (r.mag > 0 && std::fabs(r.last_lp - (r.initial_lp + std::fabs(r.initial_lp) / 1e6)) <=
+                             nb::kTieMargin * r.mag)
+            r = nb::line_search_from(f, a0, lo, opt.kappa_0, opt.disp_tol, opt.maxit, true);
         double a = std::min(std::exp(r.a), opt.max_disp);
         if (r.last_lp < r.initial_lp + std::fabs(r.initial_lp) / 1e6) a = alpha_init[k];
         const bool conv = r.iter < opt.maxit && r.iter != 1;
@@ -331,7 +338,10 @@ inline double robust_disp(const double* yr, const double* sf, const CooksDesign&
     const int m = static_cast<int>(c.cell.size());
     auto bin = [](int n) { return n <= 3.5 ? 0 : (n <= 23.5 ? 1 : 2); };
     const double trim[3] = {1.0 / 3, 1.0 / 4, 1.0 / 8}, scale[3] = {2.04, 1.86, 1.51};
-    std::vector<double> z(m);
+    // per-thread buffers: this runs once per row inside the GLM fit, and
+    // allocating them per row cost more than the arithmetic
+    thread_local std::vector<double> z, zc;
+    z.resize(m);
     long double s = 0.0;
     for (int j = 0; j < m; ++j) { z[j] = yr[j] / sf[j]; s += z[j]; }
     const double mean = static_cast<double>(s / m);
@@ -339,18 +349,19 @@ inline double robust_disp(const double* yr, const double* sf, const CooksDesign&
     if (c.any3) {
         for (int k = 0; k < c.n_cell; ++k) {
             if (c.size[k] < 3) continue;
-            std::vector<double> zc;
+            zc.clear();
             for (int j = 0; j < m; ++j) if (c.cell[j] == k) zc.push_back(z[j]);
             const int b = bin(c.size[k]);
-            const double cm = trimmed_mean(zc, trim[b]);
+            // the squares are then sorted again, so their order is free
+            const double cm = trimmed_mean_inplace(zc, trim[b]);
             for (double& e : zc) e = (e - cm) * (e - cm);
-            v = std::max(v, scale[b] * trimmed_mean(zc, trim[b]));
+            v = std::max(v, scale[b] * trimmed_mean_inplace(zc, trim[b]));
         }
     } else {
-        const double cm = trimmed_mean(z, 1.0 / 8);
-        std::vector<double> sq(m);
-        for (int j = 0; j < m; ++j) sq[j] = (z[j] - cm) * (z[j] - cm);
-        v = 1.51 * trimmed_mean(sq, 1.0 / 8);
+        zc.assign(z.begin(), z.end());
+        const double cm = trimmed_mean_inplace(zc, 1.0 / 8);
+        for (int j = 0; j < m; ++j) zc[j] = (z[j] - cm) * (z[j] - cm);
+        v = 1.51 * trimmed_mean_inplace(zc, 1.0 / 8);
     }
     return std::max((v - mean) / (mean * mean), 0.04);
 }
