@@ -477,9 +477,12 @@ inline void fit_row(const double* yr, const double* nf, const Design& d,
     };
     const double size = 1.0 / alpha, lg_size = nb::lgam_fast(size);
     double ll_const = 0.0;  // nb_const() summed, lgamma(size) taken once
-    for (int j = 0; j < m; ++j)
-        if (yr[j] != 0)
-            ll_const += nb::lgam_fast(yr[j] + size) - lg_size - nb::lgam_count1(yr[j]);
+    for (int j = 0; j < m; ++j) {
+        if (yr[j] == 0) continue;
+        const double x = yr[j] + size;  // Stirling from log(x): half lgamma_r's cost
+        ll_const += (x < 10.0 ? nb::lgam_fast(x) : nb::lgam_log(x, std::log(x))) - lg_size -
+                    nb::lgam_count1(yr[j]);
+    }
     auto loglik = [&](const double* mm) {
         double ll = ll_const;
         for (int j = 0; j < m; ++j) ll += nb::nb_mu_part(yr[j], size, mm[j]);
@@ -496,7 +499,10 @@ inline void fit_row(const double* yr, const double* nf, const Design& d,
             w[j] = mu[j] / (1.0 + alpha * mu[j]);
             const double sw = std::sqrt(w[j]);
             for (int k = 0; k < p; ++k) s.a[j + k * rows] = d(j, k) * sw;
-            s.b[j] = (std::log(mu[j] / nf[j]) + (yr[j] - mu[j]) / mu[j]) * sw;
+            // log(mu / nf) is eta unless mu was clamped at minmu (one log
+            // per sample and iteration less; the same up to rounding)
+            const double lmu = mu[j] == opt.minmu ? std::log(mu[j] / nf[j]) : eta[j];
+            s.b[j] = (lmu + (yr[j] - mu[j]) / mu[j]) * sw;
         }
         for (int k = 0; k < p; ++k) {
             s.a[m + k + k * rows] = std::sqrt(lambda[k]);
