@@ -48,6 +48,26 @@ timed <- function(expr_fn, reps) {
          value = runs[[1]]$v)
 }
 
+# Peak extra resident memory of one run (Linux): VmHWM after the run minus
+# VmRSS before it, with the high-water mark reset through
+# /proc/self/clear_refs. Counts R's heap and the C++ core's allocations
+# alike; NA where /proc does not allow it.
+peak_extra_mb <- function(expr_fn) {
+    vm <- function(key) {
+        s <- readLines("/proc/self/status")
+        as.numeric(gsub("[^0-9]", "", s[startsWith(s, key)])) / 1024
+    }
+    ok <- tryCatch({
+        gc()
+        writeLines("5", "/proc/self/clear_refs")
+        TRUE
+    }, error = function(e) FALSE, warning = function(w) FALSE)
+    if (!ok) return(NA_real_)
+    before <- vm("VmRSS:")
+    v <- expr_fn()
+    vm("VmHWM:") - before
+}
+
 ok_all <- TRUE
 cat(sprintf("%-10s %-12s %9s %9s %8s %8s  %s\n", "size", "tool", "elapsed",
             "cpu", "x_elaps", "x_cpu", "notes"))
@@ -84,5 +104,13 @@ for (size in sizes) {
     row("epione", ep, sprintf("%d threads; padj<0.1 calls %s DESeq2 (%d)",
                               threads, if (same) "==" else "!=",
                               length(calls_ref)))
+    mb <- peak_extra_mb(function() differentialAccessibility(s$y,
+        ~ condition, colData = s$cd, threads = threads))
+    data_mb <- length(s$y) * if (is.integer(s$y)) 4 else 8
+    data_mb <- data_mb / 2^20
+    cat(sprintf(paste("# epione peak extra RSS %.0f MB = %.2f x the %s",
+                      "count values (%.0f MB; %.0f MB with dimnames)\n"),
+                mb, mb / data_mb, typeof(s$y), data_mb,
+                as.numeric(utils::object.size(s$y)) / 2^20))
 }
 if (!ok_all) quit(status = 1)
