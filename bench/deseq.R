@@ -9,6 +9,19 @@
 # before each size (the machine may be shared: compare CPU then), and
 # whether the padj < 0.1 calls agree with DESeq2; exits non-zero if not.
 # Usage: Rscript bench/deseq.R [p50k_s6 p200k_s12 p50k_s100]
+#
+# Measured 2026-11-29 (2-core AMD EPYC VM shared with other jobs, R 4.2.2,
+# DESeq2 1.38.3; load average in brackets; elapsed / CPU seconds):
+#   p50k_s6   [1.4] DESeq2 13.6 / 13.8, epione 0.34 / 0.60: 40x / 23x
+#   p50k_s6   [1.0] DESeq2 21.6 / 11.2, epione 0.41 / 0.41: 53x / 27x
+#   p200k_s12 [3.8] DESeq2 72.4 / 48.0, epione 2.21 / 2.20: 33x / 22x
+#   p50k_s100 [1.4] DESeq2 39.3 / 40.5, epione 1.96 / 3.79: 20x / 11x
+#   p50k_s100 [2.5] DESeq2 40.7 / 40.8, epione 3.78 / 3.75: 11x / 11x
+# (epione elapsed equals its CPU when other jobs hold a core.) Before this
+# round: 19x / 16x / 6.7x in CPU. glmGamPoi took 37-540 s (10-244x).
+# Peak extra RSS of one run in a fresh process (peak_extra_mb()): p50k_s6
+# 34 MB (the 50k x 29 result table alone is 12 MB), p200k_s12 94 MB,
+# p50k_s100 44 MB = 2.1x its 20 MB of integer counts (was 178 MB).
 suppressPackageStartupMessages({
     library(epione)
     library(DESeq2)
@@ -48,24 +61,31 @@ timed <- function(expr_fn, reps) {
          value = runs[[1]]$v)
 }
 
-# Peak extra resident memory of one run (Linux): VmHWM after the run minus
-# VmRSS before it, with the high-water mark reset through
-# /proc/self/clear_refs. Counts R's heap and the C++ core's allocations
-# alike; NA where /proc does not allow it.
-peak_extra_mb <- function(expr_fn) {
-    vm <- function(key) {
-        s <- readLines("/proc/self/status")
-        as.numeric(gsub("[^0-9]", "", s[startsWith(s, key)])) / 1024
-    }
-    ok <- tryCatch({
-        gc()
-        writeLines("5", "/proc/self/clear_refs")
-        TRUE
-    }, error = function(e) FALSE, warning = function(w) FALSE)
-    if (!ok) return(NA_real_)
-    before <- vm("VmRSS:")
-    v <- expr_fn()
-    vm("VmHWM:") - before
+# Peak extra resident memory of one differentialAccessibility() run, in a
+# fresh R process (the references' freed heap would hide it here): VmHWM
+# after the run minus VmRSS before it, the mark reset through
+# /proc/self/clear_refs (Linux). Counts R's heap and the C++ core's
+# allocations alike; NA where /proc does not allow it.
+peak_extra_mb <- function(s) {
+    f <- tempfile(fileext = ".rds")
+    saveRDS(s, f)
+    on.exit(unlink(f))
+    code <- c(
+        "suppressPackageStartupMessages(library(epione))",
+        sprintf("s <- readRDS('%s'); th <- %dL", f, threads),
+        "vm <- function(k) { x <- readLines('/proc/self/status')",
+        "  as.numeric(gsub('[^0-9]', '', x[startsWith(x, k)])) / 1024 }",
+        "da <- function(y) differentialAccessibility(y, ~ condition,",
+        "  colData = s$cd, threads = th)",
+        "invisible(da(s$y[1:2000, ])); invisible(gc())",
+        "ok <- tryCatch({ writeLines('5', '/proc/self/clear_refs'); TRUE },",
+        "  error = function(e) FALSE)",
+        "b <- vm('VmRSS:'); invisible(da(s$y))",
+        "cat(if (ok) vm('VmHWM:') - b else NA, '\\n')")
+    rs <- file.path(R.home("bin"), "Rscript")
+    out <- suppressWarnings(system2(rs, c("-e", shQuote(paste(code,
+        collapse = "\n"))), stdout = TRUE, stderr = FALSE))
+    suppressWarnings(as.numeric(utils::tail(out, 1)))
 }
 
 ok_all <- TRUE
@@ -104,8 +124,7 @@ for (size in sizes) {
     row("epione", ep, sprintf("%d threads; padj<0.1 calls %s DESeq2 (%d)",
                               threads, if (same) "==" else "!=",
                               length(calls_ref)))
-    mb <- peak_extra_mb(function() differentialAccessibility(s$y,
-        ~ condition, colData = s$cd, threads = threads))
+    mb <- peak_extra_mb(s)
     data_mb <- length(s$y) * if (is.integer(s$y)) 4 else 8
     data_mb <- data_mb / 2^20
     cat(sprintf(paste("# epione peak extra RSS %.0f MB = %.2f x the %s",
