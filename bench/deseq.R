@@ -11,17 +11,19 @@
 # Usage: Rscript bench/deseq.R [p50k_s6 p200k_s12 p50k_s100]
 #
 # Measured 2026-11-29 (2-core AMD EPYC VM shared with other jobs, R 4.2.2,
-# DESeq2 1.38.3; load average in brackets; elapsed / CPU seconds):
+# DESeq2 1.38.3; load average in brackets; elapsed / CPU seconds; padj < 0.1
+# calls identical to DESeq2's in every run):
 #   p50k_s6   [1.4] DESeq2 13.6 / 13.8, epione 0.34 / 0.60: 40x / 23x
-#   p50k_s6   [1.0] DESeq2 21.6 / 11.2, epione 0.41 / 0.41: 53x / 27x
+#   p50k_s6   [1.6] DESeq2 11.3 / 11.3, epione 0.41 / 0.40: 28x / 28x
+#   p200k_s12 [2.7] DESeq2 65.1 / 41.7, epione 2.16 / 2.24: 30x / 19x
 #   p200k_s12 [3.8] DESeq2 72.4 / 48.0, epione 2.21 / 2.20: 33x / 22x
 #   p50k_s100 [1.4] DESeq2 39.3 / 40.5, epione 1.96 / 3.79: 20x / 11x
-#   p50k_s100 [2.5] DESeq2 40.7 / 40.8, epione 3.78 / 3.75: 11x / 11x
+#   p50k_s100 [2.3] DESeq2 39.2 / 39.0, epione 2.27 / 4.38: 17x / 9x
 # (epione elapsed equals its CPU when other jobs hold a core.) Before this
-# round: 19x / 16x / 6.7x in CPU. glmGamPoi took 37-540 s (10-244x).
+# round: 19x / 16x / 6.7x in CPU. glmGamPoi took 37-350 s (10-160x).
 # Peak extra RSS of one run in a fresh process (peak_extra_mb()): p50k_s6
-# 34 MB (the 50k x 29 result table alone is 12 MB), p200k_s12 94 MB,
-# p50k_s100 44 MB = 2.1x its 20 MB of integer counts (was 178 MB).
+# 30 MB (its 50k x 29 result table alone is 12 MB), p200k_s12 94 MB,
+# p50k_s100 45 MB = 2.4x its 19 MB of integer counts (was 178 MB).
 suppressPackageStartupMessages({
     library(epione)
     library(DESeq2)
