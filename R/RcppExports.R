@@ -189,20 +189,20 @@ epi_deseq_base_stats <- function(counts, sf, rows, threads) {
     .Call(`_epione_epi_deseq_base_stats`, counts, sf, rows, threads)
 }
 
-epi_deseq_gene_init <- function(counts, sf, x, hat, rows, mean, var, opt, threads, q = matrix(0, 0)) {
-    .Call(`_epione_epi_deseq_gene_init`, counts, sf, x, hat, rows, mean, var, opt, threads, q)
+epi_deseq_gene_init <- function(counts, sf, x, hat, q, rows, mean, var, opt, want_mu, threads) {
+    .Call(`_epione_epi_deseq_gene_init`, counts, sf, x, hat, q, rows, mean, var, opt, want_mu, threads)
 }
 
-epi_deseq_gene_disp <- function(counts, x, rows, mu, alpha_init, opt, threads) {
-    .Call(`_epione_epi_deseq_gene_disp`, counts, x, rows, mu, alpha_init, opt, threads)
+epi_deseq_gene_disp <- function(counts, sf, x, hat, q, rows, mu, alpha_init, opt, threads) {
+    .Call(`_epione_epi_deseq_gene_disp`, counts, sf, x, hat, q, rows, mu, alpha_init, opt, threads)
 }
 
-epi_deseq_map <- function(counts, x, rows, mu, gene_est, fit, prior_var, var_log_disp, opt, threads) {
-    .Call(`_epione_epi_deseq_map`, counts, x, rows, mu, gene_est, fit, prior_var, var_log_disp, opt, threads)
+epi_deseq_map <- function(counts, sf, x, hat, q, rows, mu, gene_est, fit, prior_var, var_log_disp, opt, threads) {
+    .Call(`_epione_epi_deseq_map`, counts, sf, x, hat, q, rows, mu, gene_est, fit, prior_var, var_log_disp, opt, threads)
 }
 
-epi_deseq_fit_glm <- function(counts, sf, x, rows, alpha, lambda, ls_op, want_hat, beta_tol, maxit, minmu, threads, want_mu = TRUE, cooks_cell = integerVector()) {
-    .Call(`_epione_epi_deseq_fit_glm`, counts, sf, x, rows, alpha, lambda, ls_op, want_hat, beta_tol, maxit, minmu, threads, want_mu, cooks_cell)
+epi_deseq_fit_glm <- function(counts, sf, x, rows, alpha, lambda, ls_op, want_hat, beta_tol, maxit, minmu, threads, want_mu = TRUE, cooks_cell = integerVector(), cooks_masks = matrix(0, 0), keep_above, log2e = 0) {
+    .Call(`_epione_epi_deseq_fit_glm`, counts, sf, x, rows, alpha, lambda, ls_op, want_hat, beta_tol, maxit, minmu, threads, want_mu, cooks_cell, cooks_masks, keep_above, log2e)
 }
 
 epi_deseq_cooks <- function(counts, sf, rows, cell, p, mu, hat, threads) {
@@ -225,8 +225,8 @@ epi_deseq_num_rej <- function(p, filter, cutoffs, alpha) {
     .Call(`_epione_epi_deseq_num_rej`, p, filter, cutoffs, alpha)
 }
 
-epi_deseq_gamma_step <- function(y, x, coef) {
-    .Call(`_epione_epi_deseq_gamma_step`, y, x, coef)
+epi_deseq_gamma_round <- function(means, disps, coefs) {
+    .Call(`_epione_epi_deseq_gamma_round`, means, disps, coefs)
 }
 
 epi_fasta_lengths <- function(path, build_index) {

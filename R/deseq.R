@@ -152,7 +152,8 @@ setMethod("differentialAccessibility", "SummarizedExperiment", function(
     nf
 }
 
-# Counts as a dense double matrix after DESeq2's input checks.
+# Counts as a dense matrix after DESeq2's input checks. Integer counts stay
+# integer (the core reads both types): no n x m double copy.
 .check_counts <- function(x) {
     if (methods::is(x, "sparseMatrix")) x <- as.matrix(x)
     x <- as.matrix(x)
@@ -163,7 +164,6 @@ setMethod("differentialAccessibility", "SummarizedExperiment", function(
         .abort("counts have ", ncol(x), " sample(s); differential testing ",
                "needs at least two samples and replicates in some group.")
     }
-    storage.mode(x) <- "double"
     bad <- epi_deseq_count_issues(x)
     if (bad[["na"]] > 0) {
         .abort("counts contain ", bad[["na"]], " NA value(s); remove those ",
@@ -280,8 +280,10 @@ setMethod("differentialAccessibility", "SummarizedExperiment", function(
         }
     }
     if (is.null(sf)) sf <- .size_factors(y, a$sfType, a$threads)
+    keep <- isTRUE(a$keep_assays)
     .deseq_engine(y, X, sf, a$fitType, a$test, Xr, a$minRep, a$threads,
-                  a$verbose, isTRUE(a$keep_assays))
+                  a$verbose, keep,
+                  if (!keep) .cooks_spec(X, a$minRep, a$cooksCutoff))
 }
 
 # contrast -> list(name, sign) for a coefficient or a numeric vector.
@@ -625,24 +627,29 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
 }
 
 # Gene-wise dispersions for `rows` (1-based) of y: rough start, the mean
-# used for the dispersion (linear shortcut or GLM), line search, grid.
-.deseq_gene_est <- function(y, X, sf, rows, bm, bv, opt, threads) {
+# used for the dispersion (linear shortcut or GLM), line search, grid. The
+# linear-model means are recomputed per row in C++ (`lin`), so the rows x
+# samples matrix `mu` exists only for the GLM mean or when `want_mu`.
+.deseq_gene_est <- function(y, X, sf, rows, bm, bv, opt, threads,
+                            want_mu = FALSE) {
     Q <- qr.Q(qr(X))
-    hat <- tcrossprod(Q)
     # beyond 24 samples the m x m product per row costs more than the
     # factored Q Q' (DESeq2's own bits are kept for small designs)
-    init <- .core(epi_deseq_gene_init(y, sf, X, hat, rows - 1L, bm, bv, opt,
-        threads, if (nrow(X) > 24L) Q else matrix(0, 0, 0)))
-    mu <- init$mu
-    if (nrow(unique(X)) != ncol(X)) {
+    lin <- list(hat = tcrossprod(Q),
+                q = if (nrow(X) > 24L) Q else matrix(0, 0, 0))
+    glm_mu <- nrow(unique(X)) != ncol(X)
+    init <- .core(epi_deseq_gene_init(y, sf, X, lin$hat, lin$q, rows - 1L,
+        bm, bv, opt, want_mu && !glm_mu, threads))
+    mu <- if (want_mu && !glm_mu) init$mu
+    if (glm_mu) {
         fit <- .deseq_glm(y, X, sf, rows, init$alpha_init, rep(1e-6, ncol(X)),
                           FALSE, threads)
         mu <- fit$mu
         mu[mu < opt[["minmu"]]] <- opt[["minmu"]]
     }
-    g <- .core(epi_deseq_gene_disp(y, X, rows - 1L, mu, init$alpha_init, opt,
-                                   threads))
-    c(g, list(mu = mu))
+    g <- .core(epi_deseq_gene_disp(y, sf, X, lin$hat, lin$q, rows - 1L,
+        mu %||% matrix(0, 0, 0), init$alpha_init, opt, threads))
+    c(g, list(mu = mu, lin = lin))
 }
 
 # DESeq2 parametricDispersionFit: Gamma-family GLM of the gene-wise
@@ -651,13 +658,13 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
     coefs <- c(0.1, 1)
     iter <- 0
     repeat {
-        residuals <- disps / (coefs[1] + coefs[2] / means)
-        good <- which((residuals > 1e-4) & (residuals < 15))
-        fit <- .gamma_identity_glm(disps[good], 1 / means[good], coefs)
+        # one round (residual filter, then glm(Gamma(link = "identity"))
+        # step for step as glm.fit) in C++: no n-length R temporaries
+        fit <- epi_deseq_gamma_round(means, disps, coefs)
         oldcoefs <- coefs
-        coefs <- fit$coefficients
+        coefs <- fit[1:2]
         if (!all(coefs > 0)) stop("parametric dispersion fit failed")
-        if ((sum(log(coefs / oldcoefs)^2) < 1e-6) & fit$converged) break
+        if ((sum(log(coefs / oldcoefs)^2) < 1e-6) & fit[3] == 1) break
         iter <- iter + 1
         if (iter > 10) stop("dispersion fit did not converge")
     }
@@ -665,34 +672,6 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
     f <- function(q) coefs[1] + coefs[2] / q
     attr(f, "coefficients") <- coefs
     f
-}
-
-# glm(y ~ x, family = Gamma(link = "identity"), start = start) without the
-# model-frame overhead: glm.fit's IRLS step for step (weights 1/mu^2,
-# weighted least squares, deviance rule 1e-8, 25 iterations, step halving);
-# each step and deviance in one C++ pass (epi_deseq_gamma_step).
-.gamma_identity_glm <- function(y, x, start) {
-    step <- function(coef) epi_deseq_gamma_step(y, x, coef)
-    coefold <- start
-    devold <- step(start)[3]
-    conv <- FALSE
-    for (iter in seq_len(25L)) {
-        start <- step(start)[1:2]
-        if (any(!is.finite(start))) break
-        s <- step(start)
-        while (!is.finite(s[3]) || s[4] == 0) {
-            start <- (start + coefold) / 2
-            s <- step(start)
-        }
-        dev <- s[3]
-        if (abs(dev - devold) / (abs(dev) + 0.1) < 1e-8) {
-            conv <- TRUE
-            break
-        }
-        devold <- dev
-        coefold <- start
-    }
-    list(coefficients = unname(start), converged = conv)
 }
 
 .local_fit <- function(means, disps, minDisp) {
@@ -777,10 +756,10 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
 
 # Dispersions of the non-all-zero rows: gene-wise, trend, prior, MAP.
 .deseq_dispersions <- function(y, X, sf, nz, bm, bv, fitType, threads,
-                               verbose) {
+                               verbose, want_mu = FALSE) {
     m <- ncol(y)
     opt <- .deseq_opt(m)
-    g <- .deseq_gene_est(y, X, sf, nz, bm, bv, opt, threads)
+    g <- .deseq_gene_est(y, X, sf, nz, bm, bv, opt, threads, want_mu)
     trend <- .deseq_trend(bm, g$dispGeneEst, fitType, opt[["minDisp"]],
                           verbose)
     dispFit <- rep_len(trend(bm), length(nz))
@@ -789,12 +768,13 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
     attr(trend, "varLogDispEsts") <- stats::mad(resid[above], na.rm = TRUE)^2
     attr(trend, "dispPriorVar") <- .disp_prior_var(
         resid[above], attr(trend, "varLogDispEsts"), m, ncol(X))
-    map <- .deseq_map(y, X, nz, g, dispFit, trend, opt, threads)
+    map <- .deseq_map(y, X, sf, nz, g, dispFit, trend, opt, threads)
     list(gene = g, dispFit = dispFit, trend = trend, map = map)
 }
 
-.deseq_map <- function(y, X, rows, g, dispFit, trend, opt, threads) {
-    .core(epi_deseq_map(y, X, rows - 1L, g$mu, g$dispGeneEst, dispFit,
+.deseq_map <- function(y, X, sf, rows, g, dispFit, trend, opt, threads) {
+    .core(epi_deseq_map(y, sf, X, g$lin$hat, g$lin$q, rows - 1L,
+                        g$mu %||% matrix(0, 0, 0), g$dispGeneEst, dispFit,
                         attr(trend, "dispPriorVar"),
                         attr(trend, "varLogDispEsts"), opt, threads))
 }
@@ -803,7 +783,8 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
 # (log2 scale), as fitNbinomGLMs: IRLS in C++, the closed form for an
 # intercept-only design, and optim() for the rows IRLS could not fit.
 .deseq_glm <- function(y, X, sf, rows, alpha, lambda, want_hat, threads,
-                       minmu = 0.5, cells = NULL, want_mu = TRUE) {
+                       minmu = 0.5, cells = NULL, want_mu = TRUE,
+                       ck_spec = NULL) {
     p <- ncol(X)
     if (p == 1L && all(X == 1) && all(lambda <= 1e-6)) {
         return(.deseq_glm_intercept(y, sf, rows, alpha))
@@ -812,27 +793,33 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
     ls_op <- backsolve(qr.R(qx), t(qr.Q(qx)))
     # with `cells`, Cook's distances are computed inside the fit, so the
     # rows x samples mu and hat matrices need not exist (memory)
+    sparse <- !is.null(cells) && !is.null(ck_spec)
     f <- .core(epi_deseq_fit_glm(y, sf, X, rows - 1L, alpha,
         lambda / log(2)^2, ls_op, want_hat, 1e-8, 100L, minmu, threads,
-        want_mu, if (is.null(cells)) integer() else cells))
-    out <- list(beta = f$beta * log2(exp(1)),
-                se = log2(exp(1)) * sqrt(pmax(f$beta_var, 0)),
+        want_mu, if (is.null(cells)) integer() else cells,
+        if (sparse) ck_spec$masks else matrix(0L, 0, 0),
+        if (sparse) ck_spec$keep_above else Inf, log2(exp(1))))
+    ck <- if (sparse) {
+        mx <- f$cooks_max
+        colnames(mx) <- colnames(ck_spec$masks)
+        list(max = mx, rows = f$kept_rows, kept = f$kept)
+    } else if (!is.null(cells)) f$cooks
+    # beta and beta_var arrive as log2 coefficients and standard errors
+    out <- list(beta = f$beta, se = f$beta_var,
                 conv = f$iter < 100L, iter = f$iter,
                 mu = if (want_mu) f$mu, hat = if (want_hat) f$hat,
-                logLike = f$logLike, cooks = if (!is.null(cells)) f$cooks)
-    stable <- rowSums(is.na(f$beta)) == 0
-    varpos <- rowSums(f$beta_var <= 0) == 0
-    redo <- which(!out$conv | !stable | !varpos)
-    for (k in redo) {
+                logLike = f$logLike, cooks = ck)
+    for (k in f$redo) {
         out <- .deseq_optim_row(out, k, y[rows[k], ], .sf_rows(sf, rows[k]), X,
                                 alpha[k], lambda,
-                                stable[k], ls_op, minmu)
+                                !anyNA(f$beta[k, ]), ls_op, minmu)
         if (is.null(cells)) next
         # Cook's from the optim mean and the IRLS hat, as in the unfused path
         h <- .core(epi_deseq_fit_glm(y, sf, X, rows[k] - 1L, alpha[k],
             lambda / log(2)^2, ls_op, TRUE, 1e-8, 100L, minmu, 1L, FALSE))$hat
-        out$cooks[k, ] <- .core(epi_deseq_cooks(y, sf, rows[k] - 1L, cells,
-            ncol(X), matrix(out$last_mu, 1L), h, 1L))
+        out$cooks <- .ck_set_row(out$cooks, k, .core(epi_deseq_cooks(y, sf,
+            rows[k] - 1L, cells, ncol(X), matrix(out$last_mu, 1L), h, 1L)),
+            ck_spec)
     }
     out
 }
@@ -887,9 +874,10 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
 # `cooks`: compute Cook's distances inside the fit; `keep`: return mu and
 # hat (needed when they are not fused away or kept as assays).
 .deseq_test <- function(y, X, sf, rows, disp, test, Xr, threads,
-                        cooks = FALSE, keep = TRUE) {
+                        cooks = FALSE, keep = TRUE, ck_spec = NULL) {
     full <- .deseq_glm(y, X, sf, rows, disp, rep(1e-6, ncol(X)), keep,
-                       threads, cells = if (cooks) .cells(X), want_mu = keep)
+                       threads, cells = if (cooks) .cells(X), want_mu = keep,
+                       ck_spec = ck_spec)
     if (test == "LRT") {
         red <- .deseq_glm(y, Xr, sf, rows, disp, rep(1e-6, ncol(Xr)), FALSE,
                           threads, want_mu = FALSE)
@@ -902,31 +890,92 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
     full
 }
 
+# ---- Cook's distances without the rows x samples matrix -----------------
+# Only three per-row maxima are ever read (over all samples: replacement;
+# over samples with >= 3 replicates: maxCooks; the same without replaceable
+# samples: maxCooks after replacement) plus the full rows of the few peaks
+# above the cutoff (replacement, and results()' two-group rule). So the fit
+# returns those ("epi_cooks": max, rows, kept) instead of the matrix unless
+# DESeqFast() keeps the assay. The helpers read both forms.
+
+# Masks and the keep threshold: min(qf(.99, p, m - p), a numeric
+# cooksCutoff), the smallest cutoff that will look at full rows.
+.cooks_spec <- function(X, minRep, cooksCutoff) {
+    m <- nrow(X)
+    p <- ncol(X)
+    use3 <- .n_or_more_in_cell(X, 3)
+    repl <- .n_or_more_in_cell(X, minRep)
+    masks <- cbind(all = rep(TRUE, m), use3 = use3, kept = use3 & !repl)
+    storage.mode(masks) <- "integer"
+    keep <- if (m <= p) Inf else stats::qf(0.99, p, m - p)
+    if (is.numeric(cooksCutoff)) keep <- min(keep, cooksCutoff)
+    list(masks = masks, keep_above = keep)
+}
+
+# Per-row maximum over the samples of mask `name` (flags `use`).
+.ck_max <- function(ck, name, use) {
+    if (is.matrix(ck)) return(epi_deseq_row_max(ck, use))
+    ck$max[, name]
+}
+
+# The full Cook's rows `i` (they must be above the keep threshold).
+.ck_rows <- function(ck, i) {
+    if (is.matrix(ck)) return(ck[i, , drop = FALSE])
+    ck$kept[match(i, ck$rows), , drop = FALSE]
+}
+
+# Row k's Cook's distances (a 1 x m matrix) written into either form.
+.ck_set_row <- function(ck, k, v, spec) {
+    if (is.matrix(ck)) {
+        ck[k, ] <- v
+        return(ck)
+    }
+    ck$max[k, ] <- vapply(seq_len(ncol(spec$masks)), function(c) {
+        epi_deseq_row_max(v, spec$masks[, c] == 1L)
+    }, numeric(1))
+    old <- match(k, ck$rows)
+    if (!is.na(old)) {
+        ck$rows <- ck$rows[-old]
+        ck$kept <- ck$kept[-old, , drop = FALSE]
+    }
+    big <- epi_deseq_row_max(v, rep(TRUE, ncol(v)))
+    if (!is.na(big) && big > spec$keep_above) {
+        ck$rows <- c(ck$rows, k)
+        ck$kept <- rbind(ck$kept, v)
+    }
+    ck
+}
+
 # Max Cook's distance over the samples with >= 3 replicates (recordMaxCooks).
 .max_cooks <- function(cooks, X) {
     use <- .n_or_more_in_cell(X, 3)
-    if (nrow(X) <= ncol(X) || !any(use)) return(rep(NA_real_, nrow(cooks)))
-    epi_deseq_row_max(cooks, use)
+    n <- if (is.matrix(cooks)) nrow(cooks) else nrow(cooks$max)
+    if (nrow(X) <= ncol(X) || !any(use)) return(rep(NA_real_, n))
+    .ck_max(cooks, "use3", use)
 }
 
 # One pass of the pipeline on `rows` of y, given the trend (NULL: fit it).
 .deseq_pass <- function(y, X, sf, rows, fitType, test, Xr, threads, verbose,
-                        trend = NULL, keep = FALSE) {
-    st <- .core(epi_deseq_base_stats(y, sf, rows - 1L, threads))
+                        trend = NULL, keep = FALSE, ck_spec = NULL,
+                        st = NULL) {
+    if (is.null(st)) {
+        st <- .core(epi_deseq_base_stats(y, sf, rows - 1L, threads))
+    }
     opt <- .deseq_opt(ncol(y))
-    if (is.null(trend)) {
+    if (is.null(trend)) {  # LRT's Cook's distances use the dispersion mu
         d <- .deseq_dispersions(y, X, sf, rows, st$baseMean, st$baseVar,
-                                fitType, threads, verbose)
+                                fitType, threads, verbose, test == "LRT")
     } else {
         g <- .deseq_gene_est(y, X, sf, rows, st$baseMean, st$baseVar, opt,
                              threads)
         dispFit <- rep_len(trend(st$baseMean), length(rows))
         d <- list(gene = g, dispFit = dispFit, trend = trend,
-                  map = .deseq_map(y, X, rows, g, dispFit, trend, opt, threads))
+                  map = .deseq_map(y, X, sf, rows, g, dispFit, trend, opt,
+                                   threads))
     }
     fused <- test == "Wald"
     fit <- .deseq_test(y, X, sf, rows, d$map$dispersion, test, Xr, threads,
-                       cooks = fused, keep = keep || !fused)
+                       cooks = fused, keep = keep || !fused, ck_spec = ck_spec)
     cooks <- fit$cooks
     if (is.null(cooks)) {  # LRT, or the closed form of ~ 1
         cooks <- .core(epi_deseq_cooks(y, sf, rows - 1L, .cells(X), ncol(X),
@@ -936,11 +985,12 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
     list(stats = st, disp = d, fit = fit, cooks = cooks)
 }
 
-# The whole DESeq() run on a dense count matrix (double). Returns the
-# per-row table (DESeq2's mcols names, NA for all-zero rows), assays and
-# the dispersion function; see .deseq_table().
+# The whole DESeq() run on a dense count matrix (integer or double).
+# Returns the per-row table (DESeq2's mcols names, NA for all-zero rows),
+# assays and the dispersion function; see .deseq_table(). With `ck_spec`
+# (.cooks_spec()) the Cook's distances come back as "epi_cooks" maxima.
 .deseq_engine <- function(y, X, sf, fitType, test, Xr, minRep, threads,
-                          verbose, keep_assays = FALSE) {
+                          verbose, keep_assays = FALSE, ck_spec = NULL) {
     n <- nrow(y)
     allZero <- rowSums(y) == 0
     nz <- which(!allZero)
@@ -950,21 +1000,24 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
                "given.", kind = "input")
     }
     if (verbose) message("estimating dispersions and fitting the model")
+    st <- .core(epi_deseq_base_stats(y, sf, seq_len(n) - 1L, threads))
     pass <- .deseq_pass(y, X, sf, nz, fitType, test, Xr, threads, verbose,
-                        keep = keep_assays)
+                        keep = keep_assays, ck_spec = ck_spec,
+                        st = if (length(nz) == n) st else
+                            lapply(st, function(v) v[nz]))
     if (test == "LRT") {  # nbinomLRT computes Cook's with the dispersion mu
         pass$cooks <- .core(epi_deseq_cooks(y, sf, nz - 1L, .cells(X),
             ncol(X), pass$disp$gene$mu, pass$fit$hat, threads))
     }
     tab <- .deseq_table(pass, n, nz, X, test)
-    st <- .core(epi_deseq_base_stats(y, sf, seq_len(n) - 1L, threads))
     tab$baseMean <- st$baseMean
     tab$baseVar <- st$baseVar
     out <- list(table = tab, cooks = .fill_rows(pass$cooks, n, nz),
                 mu = if (keep_assays) .fill_rows(pass$fit$mu, n, nz),
                 H = if (keep_assays) .fill_rows(pass$fit$hat, n, nz),
                 trend = pass$disp$trend, sizeFactors = sf, X = X, Xr = Xr,
-                test = test, replaceable = rep(FALSE, ncol(y)))
+                test = test, replaceable = rep(FALSE, ncol(y)),
+                ck_spec = ck_spec)
     if (any(.n_or_more_in_cell(X, minRep))) {
         out <- .deseq_replace(out, y, minRep, fitType, threads, verbose)
     }
@@ -980,6 +1033,11 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
 }
 
 .fill_rows <- function(x, n, rows) {
+    if (is.list(x)) {  # "epi_cooks": maxima filled, kept rows renumbered
+        x$max <- .fill_rows(x$max, n, rows)
+        x$rows <- rows[x$rows]
+        return(x)
+    }
     if (length(rows) == n) return(x)  # no all-zero rows: no copy
     out <- matrix(NA_real_, n, ncol(x))
     out[rows, ] <- x
@@ -1017,16 +1075,18 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
     cols <- c(cols, beta, se, tests,
               list(deviance = -2 * f$logLike,
                    maxCooks = .max_cooks(pass$cooks, X)))
-    full <- length(nz) == n  # no all-zero rows: use the columns as they are
-    tab <- as.data.frame(lapply(cols, function(v) {
-        if (full) return(v)
-        out <- rep(v[1][NA], n)
-        out[nz] <- v
-        out
-    }), optional = TRUE)
-    tab$allZero <- seq_len(n) %in% nz == FALSE
-    tab[, c("baseMean", "baseVar", "allZero",
-            setdiff(names(tab), c("baseMean", "baseVar", "allZero")))]
+    # all-zero rows get NA through one index (one allocation per column);
+    # without them the columns are used as they are
+    idx <- NULL
+    if (length(nz) != n) {
+        idx <- rep(NA_integer_, n)
+        idx[nz] <- seq_along(nz)
+        cols <- lapply(cols, function(v) v[idx])
+    }
+    cols$allZero <- if (is.null(idx)) logical(n) else is.na(idx)
+    first <- c("baseMean", "baseVar", "allZero")
+    cols <- cols[c(first, setdiff(names(cols), first))]
+    structure(cols, class = "data.frame", row.names = .set_row_names(n))
 }
 
 # refitWithoutOutliers: counts with Cook's distance above qf(.99, p, m - p)
@@ -1038,7 +1098,7 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
     m <- ncol(y)
     if (m <= p) return(out)
     cutoff <- stats::qf(0.99, p, m - p)
-    replace <- epi_deseq_row_max(out$cooks, rep(TRUE, m)) > cutoff
+    replace <- .ck_max(out$cooks, "all", rep(TRUE, m)) > cutoff
     out$table$replace <- replace
     out$replaceable <- .n_or_more_in_cell(X, minRep)
     rows <- which(replace)
@@ -1046,7 +1106,7 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
     sf <- out$sizeFactors
     tbm <- .core(epi_deseq_trimmed_mean(y, sf, rows - 1L, 0.2, threads))
     ysub <- y[rows, , drop = FALSE]
-    idx <- out$cooks[rows, , drop = FALSE] > cutoff &
+    idx <- .ck_rows(out$cooks, rows) > cutoff &
         rep(out$replaceable, each = length(rows))
     ysub[idx] <- as.integer(tbm * .sf_rows(sf, rows))[idx]
     out$replaced <- list(rows = rows, counts = ysub)
@@ -1063,19 +1123,31 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
     }
     if (length(refit)) {
         pass <- .deseq_pass(ysub, X, sf, refit, fitType, out$test, out$Xr,
-                            threads, verbose, trend = out$trend)
+                            threads, verbose, trend = out$trend,
+                            ck_spec = out$ck_spec)
         sub <- .deseq_table(pass, length(rows), refit, X, out$test)
         keep <- setdiff(names(sub), "replace")
         out$table[rows[refit], keep] <- sub[refit, keep]
     }
     res_cols <- .deseq_result_cols(out$table)
     out$table[rows[newZero], res_cols] <- NA
-    cooks <- out$cooks
-    out$table$maxCooks <- if (all(out$replaceable)) NA_real_ else {
-        cooks[, out$replaceable] <- 0
-        .max_cooks(cooks, X)
-    }
+    out$table$maxCooks <- if (all(out$replaceable)) NA_real_ else
+        .max_cooks_replaced(out$cooks, X, out$replaceable)
     out
+}
+
+# maxCooks after replacement: the replaceable samples' distances count as
+# 0 (DESeq2 zeroes those columns before recordMaxCooks).
+.max_cooks_replaced <- function(cooks, X, replaceable) {
+    use <- .n_or_more_in_cell(X, 3)
+    if (is.matrix(cooks)) {
+        cooks[, replaceable] <- 0
+        return(.max_cooks(cooks, X))
+    }
+    if (nrow(X) <= ncol(X) || !any(use)) return(rep(NA_real_, nrow(cooks$max)))
+    v <- cooks$max[, "kept"]
+    if (any(use & replaceable)) v <- pmax(v, 0)
+    v
 }
 
 # The columns DESeq2 marks as type "results" in mcols(dds).
@@ -1139,7 +1211,7 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
     out <- which(!is.na(fit$table$maxCooks) & fit$table$maxCooks > cutoff)
     if (two_group && length(out)) {
         keep <- vapply(out, function(i) {
-            oc <- y[i, which.max(fit$cooks[i, ])]
+            oc <- y[i, which.max(.ck_rows(fit$cooks, i))]
             sum(y[i, ] > oc) >= 3
         }, logical(1))
         out <- out[!keep]

@@ -9,6 +9,21 @@
 # before each size (the machine may be shared: compare CPU then), and
 # whether the padj < 0.1 calls agree with DESeq2; exits non-zero if not.
 # Usage: Rscript bench/deseq.R [p50k_s6 p200k_s12 p50k_s100]
+#
+# Measured 2026-11-29 (2-core AMD EPYC VM shared with other jobs, R 4.2.2,
+# DESeq2 1.38.3; load average in brackets; elapsed / CPU seconds; padj < 0.1
+# calls identical to DESeq2's in every run):
+#   p50k_s6   [1.4] DESeq2 13.6 / 13.8, epione 0.34 / 0.60: 40x / 23x
+#   p50k_s6   [1.6] DESeq2 11.3 / 11.3, epione 0.41 / 0.40: 28x / 28x
+#   p200k_s12 [2.7] DESeq2 65.1 / 41.7, epione 2.16 / 2.24: 30x / 19x
+#   p200k_s12 [3.8] DESeq2 72.4 / 48.0, epione 2.21 / 2.20: 33x / 22x
+#   p50k_s100 [1.4] DESeq2 39.3 / 40.5, epione 1.96 / 3.79: 20x / 11x
+#   p50k_s100 [2.3] DESeq2 39.2 / 39.0, epione 2.27 / 4.38: 17x / 9x
+# (epione elapsed equals its CPU when other jobs hold a core.) Before this
+# round: 19x / 16x / 6.7x in CPU. glmGamPoi took 37-350 s (10-160x).
+# Peak extra RSS of one run in a fresh process (peak_extra_mb()): p50k_s6
+# 30 MB (its 50k x 29 result table alone is 12 MB), p200k_s12 94 MB,
+# p50k_s100 45 MB = 2.4x its 19 MB of integer counts (was 178 MB).
 suppressPackageStartupMessages({
     library(epione)
     library(DESeq2)
@@ -48,6 +63,33 @@ timed <- function(expr_fn, reps) {
          value = runs[[1]]$v)
 }
 
+# Peak extra resident memory of one differentialAccessibility() run, in a
+# fresh R process (the references' freed heap would hide it here): VmHWM
+# after the run minus VmRSS before it, the mark reset through
+# /proc/self/clear_refs (Linux). Counts R's heap and the C++ core's
+# allocations alike; NA where /proc does not allow it.
+peak_extra_mb <- function(s) {
+    f <- tempfile(fileext = ".rds")
+    saveRDS(s, f)
+    on.exit(unlink(f))
+    code <- c(
+        "suppressPackageStartupMessages(library(epione))",
+        sprintf("s <- readRDS('%s'); th <- %dL", f, threads),
+        "vm <- function(k) { x <- readLines('/proc/self/status')",
+        "  as.numeric(gsub('[^0-9]', '', x[startsWith(x, k)])) / 1024 }",
+        "da <- function(y) differentialAccessibility(y, ~ condition,",
+        "  colData = s$cd, threads = th)",
+        "invisible(da(s$y[1:2000, ])); invisible(gc())",
+        "ok <- tryCatch({ writeLines('5', '/proc/self/clear_refs'); TRUE },",
+        "  error = function(e) FALSE)",
+        "b <- vm('VmRSS:'); invisible(da(s$y))",
+        "cat(if (ok) vm('VmHWM:') - b else NA, '\\n')")
+    rs <- file.path(R.home("bin"), "Rscript")
+    out <- suppressWarnings(system2(rs, c("-e", shQuote(paste(code,
+        collapse = "\n"))), stdout = TRUE, stderr = FALSE))
+    suppressWarnings(as.numeric(utils::tail(out, 1)))
+}
+
 ok_all <- TRUE
 cat(sprintf("%-10s %-12s %9s %9s %8s %8s  %s\n", "size", "tool", "elapsed",
             "cpu", "x_elaps", "x_cpu", "notes"))
@@ -84,5 +126,12 @@ for (size in sizes) {
     row("epione", ep, sprintf("%d threads; padj<0.1 calls %s DESeq2 (%d)",
                               threads, if (same) "==" else "!=",
                               length(calls_ref)))
+    mb <- peak_extra_mb(s)
+    data_mb <- length(s$y) * if (is.integer(s$y)) 4 else 8
+    data_mb <- data_mb / 2^20
+    cat(sprintf(paste("# epione peak extra RSS %.0f MB = %.2f x the %s",
+                      "count values (%.0f MB; %.0f MB with dimnames)\n"),
+                mb, mb / data_mb, typeof(s$y), data_mb,
+                as.numeric(utils::object.size(s$y)) / 2^20))
 }
 if (!ok_all) quit(status = 1)

@@ -624,22 +624,22 @@ BEGIN_RCPP
 END_RCPP
 }
 // epi_deseq_size_factors
-Rcpp::NumericVector epi_deseq_size_factors(Rcpp::NumericMatrix counts, int threads);
+Rcpp::NumericVector epi_deseq_size_factors(SEXP counts, int threads);
 RcppExport SEXP _epione_epi_deseq_size_factors(SEXP countsSEXP, SEXP threadsSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
-    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type counts(countsSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type counts(countsSEXP);
     Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
     rcpp_result_gen = Rcpp::wrap(epi_deseq_size_factors(counts, threads));
     return rcpp_result_gen;
 END_RCPP
 }
 // epi_deseq_base_stats
-Rcpp::List epi_deseq_base_stats(Rcpp::NumericMatrix counts, Rcpp::NumericVector sf, Rcpp::IntegerVector rows, int threads);
+Rcpp::List epi_deseq_base_stats(SEXP counts, Rcpp::NumericVector sf, Rcpp::IntegerVector rows, int threads);
 RcppExport SEXP _epione_epi_deseq_base_stats(SEXP countsSEXP, SEXP sfSEXP, SEXP rowsSEXP, SEXP threadsSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
-    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type counts(countsSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type counts(countsSEXP);
     Rcpp::traits::input_parameter< Rcpp::NumericVector >::type sf(sfSEXP);
     Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type rows(rowsSEXP);
     Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
@@ -648,47 +648,54 @@ BEGIN_RCPP
 END_RCPP
 }
 // epi_deseq_gene_init
-Rcpp::List epi_deseq_gene_init(Rcpp::NumericMatrix counts, Rcpp::NumericVector sf, Rcpp::NumericMatrix x, Rcpp::NumericVector hat, Rcpp::IntegerVector rows, Rcpp::NumericVector mean, Rcpp::NumericVector var, Rcpp::NumericVector opt, int threads, Rcpp::NumericMatrix q);
-RcppExport SEXP _epione_epi_deseq_gene_init(SEXP countsSEXP, SEXP sfSEXP, SEXP xSEXP, SEXP hatSEXP, SEXP rowsSEXP, SEXP meanSEXP, SEXP varSEXP, SEXP optSEXP, SEXP threadsSEXP, SEXP qSEXP) {
+Rcpp::List epi_deseq_gene_init(SEXP counts, Rcpp::NumericVector sf, Rcpp::NumericMatrix x, Rcpp::NumericVector hat, Rcpp::NumericMatrix q, Rcpp::IntegerVector rows, Rcpp::NumericVector mean, Rcpp::NumericVector var, Rcpp::NumericVector opt, bool want_mu, int threads);
+RcppExport SEXP _epione_epi_deseq_gene_init(SEXP countsSEXP, SEXP sfSEXP, SEXP xSEXP, SEXP hatSEXP, SEXP qSEXP, SEXP rowsSEXP, SEXP meanSEXP, SEXP varSEXP, SEXP optSEXP, SEXP want_muSEXP, SEXP threadsSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
-    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type counts(countsSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type counts(countsSEXP);
     Rcpp::traits::input_parameter< Rcpp::NumericVector >::type sf(sfSEXP);
     Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type x(xSEXP);
     Rcpp::traits::input_parameter< Rcpp::NumericVector >::type hat(hatSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type q(qSEXP);
     Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type rows(rowsSEXP);
     Rcpp::traits::input_parameter< Rcpp::NumericVector >::type mean(meanSEXP);
     Rcpp::traits::input_parameter< Rcpp::NumericVector >::type var(varSEXP);
     Rcpp::traits::input_parameter< Rcpp::NumericVector >::type opt(optSEXP);
+    Rcpp::traits::input_parameter< bool >::type want_mu(want_muSEXP);
     Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
-    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type q(qSEXP);
-    rcpp_result_gen = Rcpp::wrap(epi_deseq_gene_init(counts, sf, x, hat, rows, mean, var, opt, threads, q));
+    rcpp_result_gen = Rcpp::wrap(epi_deseq_gene_init(counts, sf, x, hat, q, rows, mean, var, opt, want_mu, threads));
     return rcpp_result_gen;
 END_RCPP
 }
 // epi_deseq_gene_disp
-Rcpp::List epi_deseq_gene_disp(Rcpp::NumericMatrix counts, Rcpp::NumericMatrix x, Rcpp::IntegerVector rows, Rcpp::NumericMatrix mu, Rcpp::NumericVector alpha_init, Rcpp::NumericVector opt, int threads);
-RcppExport SEXP _epione_epi_deseq_gene_disp(SEXP countsSEXP, SEXP xSEXP, SEXP rowsSEXP, SEXP muSEXP, SEXP alpha_initSEXP, SEXP optSEXP, SEXP threadsSEXP) {
+Rcpp::List epi_deseq_gene_disp(SEXP counts, Rcpp::NumericVector sf, Rcpp::NumericMatrix x, Rcpp::NumericVector hat, Rcpp::NumericMatrix q, Rcpp::IntegerVector rows, Rcpp::NumericMatrix mu, Rcpp::NumericVector alpha_init, Rcpp::NumericVector opt, int threads);
+RcppExport SEXP _epione_epi_deseq_gene_disp(SEXP countsSEXP, SEXP sfSEXP, SEXP xSEXP, SEXP hatSEXP, SEXP qSEXP, SEXP rowsSEXP, SEXP muSEXP, SEXP alpha_initSEXP, SEXP optSEXP, SEXP threadsSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
-    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type counts(countsSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type counts(countsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type sf(sfSEXP);
     Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type x(xSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type hat(hatSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type q(qSEXP);
     Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type rows(rowsSEXP);
     Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type mu(muSEXP);
     Rcpp::traits::input_parameter< Rcpp::NumericVector >::type alpha_init(alpha_initSEXP);
     Rcpp::traits::input_parameter< Rcpp::NumericVector >::type opt(optSEXP);
     Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
-    rcpp_result_gen = Rcpp::wrap(epi_deseq_gene_disp(counts, x, rows, mu, alpha_init, opt, threads));
+    rcpp_result_gen = Rcpp::wrap(epi_deseq_gene_disp(counts, sf, x, hat, q, rows, mu, alpha_init, opt, threads));
     return rcpp_result_gen;
 END_RCPP
 }
 // epi_deseq_map
-Rcpp::List epi_deseq_map(Rcpp::NumericMatrix counts, Rcpp::NumericMatrix x, Rcpp::IntegerVector rows, Rcpp::NumericMatrix mu, Rcpp::NumericVector gene_est, Rcpp::NumericVector fit, double prior_var, double var_log_disp, Rcpp::NumericVector opt, int threads);
-RcppExport SEXP _epione_epi_deseq_map(SEXP countsSEXP, SEXP xSEXP, SEXP rowsSEXP, SEXP muSEXP, SEXP gene_estSEXP, SEXP fitSEXP, SEXP prior_varSEXP, SEXP var_log_dispSEXP, SEXP optSEXP, SEXP threadsSEXP) {
+Rcpp::List epi_deseq_map(SEXP counts, Rcpp::NumericVector sf, Rcpp::NumericMatrix x, Rcpp::NumericVector hat, Rcpp::NumericMatrix q, Rcpp::IntegerVector rows, Rcpp::NumericMatrix mu, Rcpp::NumericVector gene_est, Rcpp::NumericVector fit, double prior_var, double var_log_disp, Rcpp::NumericVector opt, int threads);
+RcppExport SEXP _epione_epi_deseq_map(SEXP countsSEXP, SEXP sfSEXP, SEXP xSEXP, SEXP hatSEXP, SEXP qSEXP, SEXP rowsSEXP, SEXP muSEXP, SEXP gene_estSEXP, SEXP fitSEXP, SEXP prior_varSEXP, SEXP var_log_dispSEXP, SEXP optSEXP, SEXP threadsSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
-    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type counts(countsSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type counts(countsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type sf(sfSEXP);
     Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type x(xSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type hat(hatSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type q(qSEXP);
     Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type rows(rowsSEXP);
     Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type mu(muSEXP);
     Rcpp::traits::input_parameter< Rcpp::NumericVector >::type gene_est(gene_estSEXP);
@@ -697,16 +704,16 @@ BEGIN_RCPP
     Rcpp::traits::input_parameter< double >::type var_log_disp(var_log_dispSEXP);
     Rcpp::traits::input_parameter< Rcpp::NumericVector >::type opt(optSEXP);
     Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
-    rcpp_result_gen = Rcpp::wrap(epi_deseq_map(counts, x, rows, mu, gene_est, fit, prior_var, var_log_disp, opt, threads));
+    rcpp_result_gen = Rcpp::wrap(epi_deseq_map(counts, sf, x, hat, q, rows, mu, gene_est, fit, prior_var, var_log_disp, opt, threads));
     return rcpp_result_gen;
 END_RCPP
 }
 // epi_deseq_fit_glm
-Rcpp::List epi_deseq_fit_glm(Rcpp::NumericMatrix counts, Rcpp::NumericVector sf, Rcpp::NumericMatrix x, Rcpp::IntegerVector rows, Rcpp::NumericVector alpha, Rcpp::NumericVector lambda, Rcpp::NumericMatrix ls_op, bool want_hat, double beta_tol, int maxit, double minmu, int threads, bool want_mu, Rcpp::IntegerVector cooks_cell);
-RcppExport SEXP _epione_epi_deseq_fit_glm(SEXP countsSEXP, SEXP sfSEXP, SEXP xSEXP, SEXP rowsSEXP, SEXP alphaSEXP, SEXP lambdaSEXP, SEXP ls_opSEXP, SEXP want_hatSEXP, SEXP beta_tolSEXP, SEXP maxitSEXP, SEXP minmuSEXP, SEXP threadsSEXP, SEXP want_muSEXP, SEXP cooks_cellSEXP) {
+Rcpp::List epi_deseq_fit_glm(SEXP counts, Rcpp::NumericVector sf, Rcpp::NumericMatrix x, Rcpp::IntegerVector rows, Rcpp::NumericVector alpha, Rcpp::NumericVector lambda, Rcpp::NumericMatrix ls_op, bool want_hat, double beta_tol, int maxit, double minmu, int threads, bool want_mu, Rcpp::IntegerVector cooks_cell, Rcpp::IntegerMatrix cooks_masks, double keep_above, double log2e);
+RcppExport SEXP _epione_epi_deseq_fit_glm(SEXP countsSEXP, SEXP sfSEXP, SEXP xSEXP, SEXP rowsSEXP, SEXP alphaSEXP, SEXP lambdaSEXP, SEXP ls_opSEXP, SEXP want_hatSEXP, SEXP beta_tolSEXP, SEXP maxitSEXP, SEXP minmuSEXP, SEXP threadsSEXP, SEXP want_muSEXP, SEXP cooks_cellSEXP, SEXP cooks_masksSEXP, SEXP keep_aboveSEXP, SEXP log2eSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
-    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type counts(countsSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type counts(countsSEXP);
     Rcpp::traits::input_parameter< Rcpp::NumericVector >::type sf(sfSEXP);
     Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type x(xSEXP);
     Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type rows(rowsSEXP);
@@ -720,16 +727,19 @@ BEGIN_RCPP
     Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
     Rcpp::traits::input_parameter< bool >::type want_mu(want_muSEXP);
     Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type cooks_cell(cooks_cellSEXP);
-    rcpp_result_gen = Rcpp::wrap(epi_deseq_fit_glm(counts, sf, x, rows, alpha, lambda, ls_op, want_hat, beta_tol, maxit, minmu, threads, want_mu, cooks_cell));
+    Rcpp::traits::input_parameter< Rcpp::IntegerMatrix >::type cooks_masks(cooks_masksSEXP);
+    Rcpp::traits::input_parameter< double >::type keep_above(keep_aboveSEXP);
+    Rcpp::traits::input_parameter< double >::type log2e(log2eSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_deseq_fit_glm(counts, sf, x, rows, alpha, lambda, ls_op, want_hat, beta_tol, maxit, minmu, threads, want_mu, cooks_cell, cooks_masks, keep_above, log2e));
     return rcpp_result_gen;
 END_RCPP
 }
 // epi_deseq_cooks
-Rcpp::NumericMatrix epi_deseq_cooks(Rcpp::NumericMatrix counts, Rcpp::NumericVector sf, Rcpp::IntegerVector rows, Rcpp::IntegerVector cell, int p, Rcpp::NumericMatrix mu, Rcpp::NumericMatrix hat, int threads);
+Rcpp::NumericMatrix epi_deseq_cooks(SEXP counts, Rcpp::NumericVector sf, Rcpp::IntegerVector rows, Rcpp::IntegerVector cell, int p, Rcpp::NumericMatrix mu, Rcpp::NumericMatrix hat, int threads);
 RcppExport SEXP _epione_epi_deseq_cooks(SEXP countsSEXP, SEXP sfSEXP, SEXP rowsSEXP, SEXP cellSEXP, SEXP pSEXP, SEXP muSEXP, SEXP hatSEXP, SEXP threadsSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
-    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type counts(countsSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type counts(countsSEXP);
     Rcpp::traits::input_parameter< Rcpp::NumericVector >::type sf(sfSEXP);
     Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type rows(rowsSEXP);
     Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type cell(cellSEXP);
@@ -742,11 +752,11 @@ BEGIN_RCPP
 END_RCPP
 }
 // epi_deseq_trimmed_mean
-Rcpp::NumericVector epi_deseq_trimmed_mean(Rcpp::NumericMatrix counts, Rcpp::NumericVector sf, Rcpp::IntegerVector rows, double trim, int threads);
+Rcpp::NumericVector epi_deseq_trimmed_mean(SEXP counts, Rcpp::NumericVector sf, Rcpp::IntegerVector rows, double trim, int threads);
 RcppExport SEXP _epione_epi_deseq_trimmed_mean(SEXP countsSEXP, SEXP sfSEXP, SEXP rowsSEXP, SEXP trimSEXP, SEXP threadsSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
-    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type counts(countsSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type counts(countsSEXP);
     Rcpp::traits::input_parameter< Rcpp::NumericVector >::type sf(sfSEXP);
     Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type rows(rowsSEXP);
     Rcpp::traits::input_parameter< double >::type trim(trimSEXP);
@@ -756,11 +766,11 @@ BEGIN_RCPP
 END_RCPP
 }
 // epi_deseq_count_issues
-Rcpp::NumericVector epi_deseq_count_issues(Rcpp::NumericMatrix counts);
+Rcpp::NumericVector epi_deseq_count_issues(SEXP counts);
 RcppExport SEXP _epione_epi_deseq_count_issues(SEXP countsSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
-    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type counts(countsSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type counts(countsSEXP);
     rcpp_result_gen = Rcpp::wrap(epi_deseq_count_issues(counts));
     return rcpp_result_gen;
 END_RCPP
@@ -789,15 +799,15 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
-// epi_deseq_gamma_step
-Rcpp::NumericVector epi_deseq_gamma_step(Rcpp::NumericVector y, Rcpp::NumericVector x, Rcpp::NumericVector coef);
-RcppExport SEXP _epione_epi_deseq_gamma_step(SEXP ySEXP, SEXP xSEXP, SEXP coefSEXP) {
+// epi_deseq_gamma_round
+Rcpp::NumericVector epi_deseq_gamma_round(Rcpp::NumericVector means, Rcpp::NumericVector disps, Rcpp::NumericVector coefs);
+RcppExport SEXP _epione_epi_deseq_gamma_round(SEXP meansSEXP, SEXP dispsSEXP, SEXP coefsSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
-    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type y(ySEXP);
-    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type x(xSEXP);
-    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type coef(coefSEXP);
-    rcpp_result_gen = Rcpp::wrap(epi_deseq_gamma_step(y, x, coef));
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type means(meansSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type disps(dispsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type coefs(coefsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_deseq_gamma_round(means, disps, coefs));
     return rcpp_result_gen;
 END_RCPP
 }
@@ -1386,16 +1396,16 @@ static const R_CallMethodDef CallEntries[] = {
     {"_epione_epi_coverage_groups", (DL_FUNC) &_epione_epi_coverage_groups, 7},
     {"_epione_epi_deseq_size_factors", (DL_FUNC) &_epione_epi_deseq_size_factors, 2},
     {"_epione_epi_deseq_base_stats", (DL_FUNC) &_epione_epi_deseq_base_stats, 4},
-    {"_epione_epi_deseq_gene_init", (DL_FUNC) &_epione_epi_deseq_gene_init, 10},
-    {"_epione_epi_deseq_gene_disp", (DL_FUNC) &_epione_epi_deseq_gene_disp, 7},
-    {"_epione_epi_deseq_map", (DL_FUNC) &_epione_epi_deseq_map, 10},
-    {"_epione_epi_deseq_fit_glm", (DL_FUNC) &_epione_epi_deseq_fit_glm, 14},
+    {"_epione_epi_deseq_gene_init", (DL_FUNC) &_epione_epi_deseq_gene_init, 11},
+    {"_epione_epi_deseq_gene_disp", (DL_FUNC) &_epione_epi_deseq_gene_disp, 10},
+    {"_epione_epi_deseq_map", (DL_FUNC) &_epione_epi_deseq_map, 13},
+    {"_epione_epi_deseq_fit_glm", (DL_FUNC) &_epione_epi_deseq_fit_glm, 17},
     {"_epione_epi_deseq_cooks", (DL_FUNC) &_epione_epi_deseq_cooks, 8},
     {"_epione_epi_deseq_trimmed_mean", (DL_FUNC) &_epione_epi_deseq_trimmed_mean, 5},
     {"_epione_epi_deseq_count_issues", (DL_FUNC) &_epione_epi_deseq_count_issues, 1},
     {"_epione_epi_deseq_row_max", (DL_FUNC) &_epione_epi_deseq_row_max, 2},
     {"_epione_epi_deseq_num_rej", (DL_FUNC) &_epione_epi_deseq_num_rej, 4},
-    {"_epione_epi_deseq_gamma_step", (DL_FUNC) &_epione_epi_deseq_gamma_step, 3},
+    {"_epione_epi_deseq_gamma_round", (DL_FUNC) &_epione_epi_deseq_gamma_round, 3},
     {"_epione_epi_fasta_lengths", (DL_FUNC) &_epione_epi_fasta_lengths, 2},
     {"_epione_epi_fasta_fetch", (DL_FUNC) &_epione_epi_fasta_fetch, 4},
     {"_epione_epi_fasta_base_counts", (DL_FUNC) &_epione_epi_fasta_base_counts, 2},

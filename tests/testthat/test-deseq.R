@@ -153,6 +153,33 @@ test_that("DESeqFast() gives a DESeqDataSet DESeq2 can read", {
     expect_rel(s$log2FoldChange, shr$log2FoldChange, 1e-6, 1e-6)
 })
 
+test_that("integer and double counts agree; Cook's filter reads kept rows", {
+    skip_if_not(has_shared(), "shared DESeq2 reference absent")
+    r <- deseq_ref("p2k_s6")
+    yi <- r$y
+    storage.mode(yi) <- "integer"
+    yd <- yi
+    storage.mode(yd) <- "double"
+    gi <- da(list(y = yi, cd = r$cd), threads = 2, cooksCutoff = 1)
+    gd <- da(list(y = yd, cd = r$cd), threads = 2, cooksCutoff = 1)
+    expect_identical(SummarizedExperiment::rowData(gi),
+                     SummarizedExperiment::rowData(gd))
+    # results()' rule in plain R on DESeq2's own Cook's distances: p-value
+    # NA where maxCooks > 1, unless >= 3 counts exceed the outlier's count
+    ck <- as.matrix(utils::read.delim(gzfile(file.path(r$dir,
+        "cooks_default.tsv.gz")))[, -1])
+    mx <- apply(ck, 1, max)
+    out <- which(!is.na(mx) & mx > 1)
+    keep <- vapply(out, function(i) {
+        sum(yi[i, ] > yi[i, which.max(ck[i, ])]) >= 3
+    }, logical(1))
+    g <- SummarizedExperiment::rowData(gi)
+    na_want <- is.na(r$res$pvalue) & !is.na(r$res$baseMean) &
+        r$res$baseMean == 0
+    na_want[out[!keep]] <- TRUE
+    expect_identical(is.na(g$pvalue), na_want)
+})
+
 test_that("outliers are replaced by the trimmed mean times the size factor", {
     withr::local_seed(7)
     mu <- rgamma(300, 2, 0.02)

@@ -47,7 +47,20 @@ void for_rows(Par& par, index_t n, F&& fn) {
     });
 }
 
-inline void read_row(const DenseView<const double>& y, index_t i, double* out) {
+// The count matrix as R holds it: integers (a count matrix's own type, so
+// no n x m double copy is made) or doubles holding integers.
+struct Counts {
+    const int* iv = nullptr;
+    const double* dv = nullptr;
+    index_t nrow = 0, ncol = 0;
+    double operator()(index_t r, index_t c) const {
+        const index_t k = r + c * nrow;
+        return iv ? static_cast<double>(iv[k]) : dv[k];
+    }
+};
+
+template <class V>
+inline void read_row(const V& y, index_t i, double* out) {
     for (index_t j = 0; j < y.ncol; ++j) out[j] = y(i, j);
 }
 
@@ -76,7 +89,8 @@ inline double median(std::vector<double>& v) {
 }
 
 // R's mean(x, trim = t): drop floor(n t) values at each end (median at 0.5).
-inline double trimmed_mean(std::vector<double> v, double trim) {
+// Sorts v in place.
+inline double trimmed_mean_inplace(std::vector<double>& v, double trim) {
     const size_t n = v.size();
     if (trim >= 0.5) return median(v);
     const size_t lo = static_cast<size_t>(std::floor(n * trim));
@@ -85,10 +99,13 @@ inline double trimmed_mean(std::vector<double> v, double trim) {
     for (size_t k = lo; k < n - lo; ++k) s += v[k];
     return static_cast<double>(s / static_cast<long double>(n - 2 * lo));
 }
+inline double trimmed_mean(std::vector<double> v, double trim) {
+    return trimmed_mean_inplace(v, trim);
+}
 
 // Median-of-ratios size factors (DESeq2 estimateSizeFactorsForMatrix).
 template <class Par>
-void size_factors(const DenseView<const double>& y, Par& par, Span<double> sf) {
+void size_factors(const Counts& y, Par& par, Span<double> sf) {
     require_size(sf, y.ncol, "sf");
     std::vector<double> lgm(y.nrow);
     for_rows(par, y.nrow, [&](index_t i) {
@@ -114,7 +131,7 @@ void size_factors(const DenseView<const double>& y, Par& par, Span<double> sf) {
 
 // Per-row baseMean, baseVar (of normalized counts) for the given rows.
 template <class Par>
-void base_stats(const DenseView<const double>& y, const Norm& norm,
+void base_stats(const Counts& y, const Norm& norm,
                 Span<const int> rows, Par& par, Span<double> mean, Span<double> var) {
     const index_t m = y.ncol;
     for_rows(par, rows.size(), [&](index_t k) {
@@ -134,15 +151,61 @@ void base_stats(const DenseView<const double>& y, const Norm& norm,
     });
 }
 
-// Rough starting dispersion and the linear-model mean (DESeq2
-// roughDispEstimate, momentsDispEstimate, linearModelMuNormalized). `hat` is
-// X (X'X)^-1 X' (m x m); `mu` (rows x m) receives the clamped linear mean
-// when `linear_mu`, else it must already hold the GLM mean (clamped here).
-// When `q` (m x p, the Q of X's QR) is given, hat is applied as Q Q'.
+// The linear-model fit of one row's normalized counts z (DESeq2
+// linearModelMuNormalized): hat z with hat = X (X'X)^-1 X' (m x m), or
+// Q (Q' z) when `q` (m x p, the Q of X's QR) is given.
+struct LinearFit {
+    Span<const double> hat;
+    DenseView<const double> q;
+    void operator()(const double* z, int m, int p, double* fit, double* c) const {
+        std::fill(fit, fit + m, 0.0);
+        if (q.ptr) {  // O(m p) instead of O(m^2) for many samples
+            std::fill(c, c + p, 0.0);
+            for (int k = 0; k < p; ++k)
+                for (int j = 0; j < m; ++j) c[k] += q(j, k) * z[j];
+            for (int j = 0; j < m; ++j)
+                for (int k = 0; k < p; ++k) fit[j] += q(j, k) * c[k];
+        } else {  // DESeq2's hat-matrix product, for its bits
+            for (int j = 0; j < m; ++j)
+                for (int l = 0; l < m; ++l) fit[j] += z[l] * hat[l + j * m];
+        }
+    }
+};
+
+// The means the dispersion estimates use, one row at a time: stored (rows x
+// m, from the GLM) or, for the linear-model shortcut, recomputed from the
+// counts (a few flops per sample, so no rows x m matrix is kept).
+struct MuRows {
+    DenseView<const double> stored;
+    const Counts* y = nullptr;
+    const Norm* norm = nullptr;
+    LinearFit lin;
+    double minmu = 0.5;
+    // Scratch for one thread (m values each, p for c).
+    struct Scratch {
+        std::vector<double> sf, z, fit, c;
+        Scratch(int m, int p) : sf(m), z(m), fit(m), c(p) {}
+    };
+    void row(index_t k, index_t i, int p, Scratch& s, double* out) const {
+        const int m = static_cast<int>(y->ncol);
+        if (stored.ptr) {
+            for (int j = 0; j < m; ++j) out[j] = stored(k, j);
+            return;
+        }
+        norm->row(i, m, s.sf.data());
+        for (int j = 0; j < m; ++j) s.z[j] = (*y)(i, j) / s.sf[j];
+        lin(s.z.data(), m, p, s.fit.data(), s.c.data());
+        for (int j = 0; j < m; ++j) out[j] = std::max(s.fit[j] * s.sf[j], minmu);
+    }
+};
+
+// Rough starting dispersion (DESeq2 roughDispEstimate, momentsDispEstimate)
+// from the linear-model fit. When `mu` is set (rows x m) it receives the
+// clamped linear mean if `linear_mu`, else it must already hold the GLM mean
+// (clamped here).
 template <class Par>
-void gene_init(const DenseView<const double>& y, const Norm& norm,
-               const Design& d, Span<const double> hat,
-               const DenseView<const double>& q, Span<const int> rows,
+void gene_init(const Counts& y, const Norm& norm,
+               const Design& d, const LinearFit& lin, Span<const int> rows,
                Span<const double> mean, Span<const double> var, bool linear_mu,
                const DispOptions& opt, Par& par, DenseView<double> mu,
                Span<double> alpha_init) {
@@ -160,19 +223,10 @@ void gene_init(const DenseView<const double>& y, const Norm& norm,
     xim /= m;
     for_rows(par, rows.size(), [&](index_t k) {
         const index_t i = rows[k];
-        std::vector<double> z(m), fit(m, 0.0), sf(m);
+        std::vector<double> z(m), fit(m), sf(m), c(p);
         norm.row(i, m, sf.data());
         for (int j = 0; j < m; ++j) z[j] = y(i, j) / sf[j];
-        if (q.ptr) {  // hat = Q Q': O(m p) instead of O(m^2) for many samples
-            std::vector<double> c(p, 0.0);
-            for (int k = 0; k < p; ++k)
-                for (int j = 0; j < m; ++j) c[k] += q(j, k) * z[j];
-            for (int j = 0; j < m; ++j)
-                for (int k = 0; k < p; ++k) fit[j] += q(j, k) * c[k];
-        } else {  // DESeq2's hat-matrix product, for its bits
-            for (int j = 0; j < m; ++j)
-                for (int l = 0; l < m; ++l) fit[j] += z[l] * hat[l + j * m];
-        }
+        lin(z.data(), m, p, fit.data(), c.data());
         double s = 0.0;
         for (int j = 0; j < m; ++j) {
             const double mt = std::max(1.0, fit[j]);
@@ -182,6 +236,7 @@ void gene_init(const DenseView<const double>& y, const Norm& norm,
         const double moments = (var[k] - xim * mean[k]) / (mean[k] * mean[k]);
         alpha_init[k] = std::min(std::max(opt.min_disp, std::min(rough, moments)),
                                  opt.max_disp);
+        if (!mu.ptr) return;
         for (int j = 0; j < m; ++j) {
             double v = linear_mu ? fit[j] * sf[j] : mu(k, j);
             mu(k, j) = std::max(v, opt.minmu);
@@ -190,21 +245,22 @@ void gene_init(const DenseView<const double>& y, const Norm& norm,
 }
 
 // Calls fn(k, f) for each listed row k with the dispersion objective f set
-// to that row's counts and means (mu row k); one objective, with its
-// scratch, per block of rows.
+// to that row's counts and means; one objective, with its scratch, per
+// block of rows.
 template <class Par, class F>
-void for_rows_disp(const DenseView<const double>& y, const Design& d,
-                   Span<const int> rows, const DenseView<const double>& mu,
+void for_rows_disp(const Counts& y, const Design& d,
+                   Span<const int> rows, const MuRows& mu,
                    const DispOptions& opt, Par& par, F&& fn) {
     const index_t n = rows.size(), n_blocks = (n + kBlock - 1) / kBlock;
     par.run(n_blocks, [&](index_t b) {
         std::vector<double> yr(d.m), mr(d.m);
+        MuRows::Scratch ms(d.m, d.p);
         nb::DispObjective f(d);
         f.use_cr = opt.use_cr;
         const index_t end = std::min(n, (b + 1) * kBlock);
         for (index_t k = b * kBlock; k < end; ++k) {
             read_row(y, rows[k], yr.data());
-            read_row(mu, k, mr.data());
+            mu.row(k, rows[k], d.p, ms, mr.data());
             f.reset(yr.data(), mr.data());
             fn(k, f);
         }
@@ -213,14 +269,17 @@ void for_rows_disp(const DenseView<const double>& y, const Design& d,
 
 // Gene-wise dispersion (estimateDispersionsGeneEst with niter = 1).
 template <class Par>
-void gene_dispersion(const DenseView<const double>& y, const Design& d,
-                     Span<const int> rows, const DenseView<const double>& mu,
+void gene_dispersion(const Counts& y, const Design& d,
+                     Span<const int> rows, const MuRows& mu,
                      Span<const double> alpha_init, const DispOptions& opt,
                      Par& par, Span<double> est, Span<int> iter) {
     for_rows_disp(y, d, rows, mu, opt, par, [&](index_t k, nb::DispObjective& f) {
-        const auto r = nb::line_search(f, std::log(alpha_init[k]),
-                                       std::log(opt.min_disp / 10), opt.kappa_0,
-                                       opt.disp_tol, opt.maxit, true);
+        const double a0 = std::log(alpha_init[k]), lo = std::log(opt.min_disp / 10);
+        auto r = nb::line_search(f, a0, lo, opt.kappa_0, opt.disp_tol, opt.maxit, true);
+        // the test below reads initial_lp: near a tie, take DESeq2's exact one
+        if (r.mag > 0 && std::fabs(r.last_lp - (r.initial_lp + std::fabs(r.initial_lp) / 1e6)) <=
+                             nb::kTieMargin * r.mag)
+            r = nb::line_search_from(f, a0, lo, opt.kappa_0, opt.disp_tol, opt.maxit, true);
         double a = std::min(std::exp(r.a), opt.max_disp);
         if (r.last_lp < r.initial_lp + std::fabs(r.initial_lp) / 1e6) a = alpha_init[k];
         const bool conv = r.iter < opt.maxit && r.iter != 1;
@@ -232,8 +291,8 @@ void gene_dispersion(const DenseView<const double>& y, const Design& d,
 
 // MAP dispersion (estimateDispersionsMAP) with the outlier rule.
 template <class Par>
-void map_dispersion(const DenseView<const double>& y, const Design& d,
-                    Span<const int> rows, const DenseView<const double>& mu,
+void map_dispersion(const Counts& y, const Design& d,
+                    Span<const int> rows, const MuRows& mu,
                     Span<const double> gene_est, Span<const double> fit,
                     double prior_var, double var_log_disp, const DispOptions& opt,
                     Par& par, Span<double> map, Span<int> iter,
@@ -279,7 +338,10 @@ inline double robust_disp(const double* yr, const double* sf, const CooksDesign&
     const int m = static_cast<int>(c.cell.size());
     auto bin = [](int n) { return n <= 3.5 ? 0 : (n <= 23.5 ? 1 : 2); };
     const double trim[3] = {1.0 / 3, 1.0 / 4, 1.0 / 8}, scale[3] = {2.04, 1.86, 1.51};
-    std::vector<double> z(m);
+    // per-thread buffers: this runs once per row inside the GLM fit, and
+    // allocating them per row cost more than the arithmetic
+    thread_local std::vector<double> z, zc;
+    z.resize(m);
     long double s = 0.0;
     for (int j = 0; j < m; ++j) { z[j] = yr[j] / sf[j]; s += z[j]; }
     const double mean = static_cast<double>(s / m);
@@ -287,18 +349,19 @@ inline double robust_disp(const double* yr, const double* sf, const CooksDesign&
     if (c.any3) {
         for (int k = 0; k < c.n_cell; ++k) {
             if (c.size[k] < 3) continue;
-            std::vector<double> zc;
+            zc.clear();
             for (int j = 0; j < m; ++j) if (c.cell[j] == k) zc.push_back(z[j]);
             const int b = bin(c.size[k]);
-            const double cm = trimmed_mean(zc, trim[b]);
+            // the squares are then sorted again, so their order is free
+            const double cm = trimmed_mean_inplace(zc, trim[b]);
             for (double& e : zc) e = (e - cm) * (e - cm);
-            v = std::max(v, scale[b] * trimmed_mean(zc, trim[b]));
+            v = std::max(v, scale[b] * trimmed_mean_inplace(zc, trim[b]));
         }
     } else {
-        const double cm = trimmed_mean(z, 1.0 / 8);
-        std::vector<double> sq(m);
-        for (int j = 0; j < m; ++j) sq[j] = (z[j] - cm) * (z[j] - cm);
-        v = 1.51 * trimmed_mean(sq, 1.0 / 8);
+        zc.assign(z.begin(), z.end());
+        const double cm = trimmed_mean_inplace(zc, 1.0 / 8);
+        for (int j = 0; j < m; ++j) zc[j] = (z[j] - cm) * (z[j] - cm);
+        v = 1.51 * trimmed_mean_inplace(zc, 1.0 / 8);
     }
     return std::max((v - mean) / (mean * mean), 0.04);
 }
@@ -358,7 +421,30 @@ struct GlmOut {
     Span<double> log_like;       // full NB log-likelihood at unclamped mu
     DenseView<double> cooks;     // rows x m Cook's distances, may be empty
     const CooksDesign* cooks_design = nullptr;  // needed when cooks is set
+    // Instead of `cooks` (no rows x m matrix): per-row maxima of the Cook's
+    // distances over sample masks (m x K, nonzero = use), and the full rows
+    // whose maximum over all samples exceeds `keep_above`.
+    DenseView<double> cooks_max;  // rows x K, may be empty
+    DenseView<const int> cooks_masks;
+    double keep_above = INFINITY;
+    struct Kept {
+        std::vector<std::vector<index_t>> rows;  // per block of rows
+        std::vector<std::vector<double>> vals;   // m values per kept row
+    };
+    Kept* kept = nullptr;
 };
+
+// Maximum of x[j] over the j with use[j] != 0 (-inf if none), NaN if any
+// such x[j] is NaN: the arithmetic of epi_deseq_row_max.
+inline double masked_max(const double* x, const int* use, index_t m) {
+    double out = -INFINITY;
+    for (index_t j = 0; j < m; ++j) {
+        if (use && !use[j]) continue;
+        if (std::isnan(x[j]) || std::isnan(out)) out = NAN;
+        else if (x[j] > out) out = x[j];
+    }
+    return out;
+}
 
 // Scratch of fit_row, allocated once per block of rows.
 struct GlmScratch {
@@ -389,9 +475,14 @@ inline void fit_row(const double* yr, const double* nf, const Design& d,
             eta[j] = t;
         }
     };
-    const double size = 1.0 / alpha;
-    double ll_const = 0.0;
-    for (int j = 0; j < m; ++j) ll_const += nb::nb_const(yr[j], size);
+    const double size = 1.0 / alpha, lg_size = nb::lgam_fast(size);
+    double ll_const = 0.0;  // nb_const() summed, lgamma(size) taken once
+    for (int j = 0; j < m; ++j) {
+        if (yr[j] == 0) continue;
+        const double x = yr[j] + size;  // Stirling from log(x): half lgamma_r's cost
+        ll_const += (x < 10.0 ? nb::lgam_fast(x) : nb::lgam_log(x, std::log(x))) - lg_size -
+                    nb::lgam_count1(yr[j]);
+    }
     auto loglik = [&](const double* mm) {
         double ll = ll_const;
         for (int j = 0; j < m; ++j) ll += nb::nb_mu_part(yr[j], size, mm[j]);
@@ -408,7 +499,10 @@ inline void fit_row(const double* yr, const double* nf, const Design& d,
             w[j] = mu[j] / (1.0 + alpha * mu[j]);
             const double sw = std::sqrt(w[j]);
             for (int k = 0; k < p; ++k) s.a[j + k * rows] = d(j, k) * sw;
-            s.b[j] = (std::log(mu[j] / nf[j]) + (yr[j] - mu[j]) / mu[j]) * sw;
+            // log(mu / nf) is eta unless mu was clamped at minmu (one log
+            // per sample and iteration less; the same up to rounding)
+            const double lmu = mu[j] == opt.minmu ? std::log(mu[j] / nf[j]) : eta[j];
+            s.b[j] = (lmu + (yr[j] - mu[j]) / mu[j]) * sw;
         }
         for (int k = 0; k < p; ++k) {
             s.a[m + k + k * rows] = std::sqrt(lambda[k]);
@@ -458,12 +552,16 @@ inline void fit_row(const double* yr, const double* nf, const Design& d,
 // least-squares fit of log(y/s + 0.1): `ls_op` (p x m) is R^-1 Q' of the QR
 // of X, so start = ls_op * log(z + 0.1).
 template <class Par>
-void fit_glm(const DenseView<const double>& y, const Norm& norm,
+void fit_glm(const Counts& y, const Norm& norm,
              const Design& d, Span<const int> rows, Span<const double> alpha,
              const std::vector<double>& lambda, const DenseView<const double>& ls_op,
              const GlmOptions& opt, Par& par, GlmOut out) {
     const int m = d.m, p = d.p;
     const index_t n = rows.size(), n_blocks = (n + kBlock - 1) / kBlock;
+    if (out.kept) {
+        out.kept->rows.assign(n_blocks, {});
+        out.kept->vals.assign(n_blocks, {});
+    }
     par.run(n_blocks, [&](index_t blk) {
         GlmScratch s(m, p);
         std::vector<double> yr(m), b0(p), beta(p), bv(p), mu(m), h(m), ck(m), sf(m);
@@ -478,7 +576,8 @@ void fit_glm(const DenseView<const double>& y, const Norm& norm,
             }
             int iter;
             double ll;
-            const bool want_h = out.hat.ptr || out.cooks.ptr;
+            const bool want_ck = out.cooks.ptr || out.cooks_max.ptr;
+            const bool want_h = out.hat.ptr || want_ck;
             fit_row(yr.data(), sf.data(), d, alpha[k], lambda, b0.data(), opt, s, beta.data(),
                     bv.data(), mu.data(), want_h ? h.data() : nullptr, iter, ll);
             for (int c = 0; c < p; ++c) {
@@ -487,10 +586,17 @@ void fit_glm(const DenseView<const double>& y, const Norm& norm,
             }
             if (out.mu.ptr) for (int j = 0; j < m; ++j) out.mu(k, j) = mu[j];
             if (out.hat.ptr) for (int j = 0; j < m; ++j) out.hat(k, j) = h[j];
-            if (out.cooks.ptr) {  // fused: no rows x m mu/hat matrices needed
+            if (want_ck) {  // fused: no rows x m mu/hat matrices needed
                 cooks_row(yr.data(), sf.data(), mu.data(), h.data(), *out.cooks_design,
                           ck.data());
-                for (int j = 0; j < m; ++j) out.cooks(k, j) = ck[j];
+                if (out.cooks.ptr) for (int j = 0; j < m; ++j) out.cooks(k, j) = ck[j];
+                if (out.cooks_max.ptr)
+                    for (index_t c = 0; c < out.cooks_max.ncol; ++c)
+                        out.cooks_max(k, c) = masked_max(ck.data(), &out.cooks_masks(0, c), m);
+                if (out.kept && masked_max(ck.data(), nullptr, m) > out.keep_above) {
+                    out.kept->rows[blk].push_back(k);
+                    out.kept->vals[blk].insert(out.kept->vals[blk].end(), ck.begin(), ck.end());
+                }
             }
             out.iter[k] = iter;
             out.log_like[k] = ll;
@@ -500,7 +606,7 @@ void fit_glm(const DenseView<const double>& y, const Norm& norm,
 
 // Cook's distances for listed rows from stored means and hat values.
 template <class Par>
-void cooks_distance(const DenseView<const double>& y, const Norm& norm,
+void cooks_distance(const Counts& y, const Norm& norm,
                     Span<const int> rows, const CooksDesign& c,
                     const DenseView<const double>& mu, const DenseView<const double>& hat,
                     Par& par, DenseView<double> cooks) {
@@ -519,7 +625,7 @@ void cooks_distance(const DenseView<const double>& y, const Norm& norm,
 // Trimmed (0.2) mean of the normalized counts per listed row, the base of
 // DESeq2's outlier replacement counts.
 template <class Par>
-void trimmed_base_mean(const DenseView<const double>& y, const Norm& norm,
+void trimmed_base_mean(const Counts& y, const Norm& norm,
                        Span<const int> rows, double trim, Par& par, Span<double> out) {
     const index_t m = y.ncol;
     for_rows(par, rows.size(), [&](index_t k) {

@@ -187,6 +187,17 @@ inline double nb_mu_part(double y, double size, double mu) {
     const double a = -size * std::log1p(mu / size);
     return y == 0 ? a : a + y * std::log(mu / (size + mu));
 }
+// lgamma(y + 1) of a count y, from a table below 4096 (same bits as
+// lgam_fast: the table is filled by it).
+inline double lgam_count1(double y) {
+    constexpr int kTable = 4096;
+    static const std::vector<double> table = [] {
+        std::vector<double> t(kTable);
+        for (int k = 0; k < kTable; ++k) t[k] = lgam_fast(k + 1.0);
+        return t;
+    }();
+    return y >= 0 && y < kTable ? table[static_cast<int>(y)] : lgam_fast(y + 1);
+}
 inline double nb_const(double y, double size) {
     return y == 0 ? 0.0 : lgam_fast(y + size) - lgam_fast(size) - lgam_fast(y + 1);
 }
@@ -204,22 +215,30 @@ struct DispObjective {
     bool use_prior = false;
     double prior_mean = 0.0, prior_var = 1.0;
     bool use_cr = true;
-    std::vector<double> inv_mu;
-    mutable std::vector<double> w, dw, b, db, binv, l1p, ly;
-    mutable double cached_a = NAN;
+    mutable std::vector<double> inv_mu;  // filled on the first exact call
+    mutable bool have_inv_mu = false;
+    mutable std::vector<double> w, dw, b, db, binv, l1p, ly, qv, gv;
+    mutable double cached_a = NAN, cr_det = 1.0;
 
     explicit DispObjective(const Design& design)
         : d(design), inv_mu(design.m), w(design.m), dw(design.m),
           b(design.p * design.p), db(design.p * design.p), l1p(design.m),
-          ly(design.m) {}
+          ly(design.m), qv(design.m), gv(design.m) {}
 
     void reset(const double* yy, const double* mm) {
         y = yy;
         mu = mm;
         cached_a = NAN;
-        // pow(., -1) as DESeq2's Armadillo code writes it (bit parity on
-        // flat log-posteriors near minDisp, where ties decide the grid)
+        have_inv_mu = false;
+    }
+
+    // 1 / mu for the exact arithmetic, as pow(., -1) as DESeq2's Armadillo
+    // code writes it (bit parity on flat log-posteriors near minDisp, where
+    // ties decide the grid); only the exact calls need it.
+    void need_inv_mu() const {
+        if (have_inv_mu) return;
         for (int j = 0; j < d.m; ++j) inv_mu[j] = std::pow(mu[j], -1.0);
+        have_inv_mu = true;
     }
 
     double prior(double a) const {
@@ -230,6 +249,8 @@ struct DispObjective {
     // the reciprocal as DESeq2 writes it, pow(., -1).
     double cox_reid(double alpha, bool exact) const {
         if (!use_cr) return 0.0;
+        cached_a = NAN;  // w and b are shared with fill()
+        need_inv_mu();
         for (int j = 0; j < d.m; ++j)
             w[j] = exact ? std::pow(inv_mu[j] + alpha, -1.0) : 1.0 / (inv_mu[j] + alpha);
         xtwx(d, w.data(), b.data());
@@ -251,6 +272,8 @@ struct DispObjective {
 
     // DESeq2's dlog_posterior with Rmath's digamma, bit for bit.
     double dlp_exact(double a) const {
+        cached_a = NAN;  // w, b and db are shared with fill()
+        need_inv_mu();
         const double alpha = std::exp(a);
         double cr = 0.0;
         if (use_cr) {
@@ -281,55 +304,93 @@ struct DispObjective {
         return (ll + cr) * alpha + pr;
     }
 
-    // log(1 + mu alpha) and log(y + 1/alpha) at log alpha = a, shared by
-    // lp(a) and the dlp(a) that follows it when the line search accepts a.
-    void fill_logs(double a) const {
+    // Everything lp(a) and dlp(a) need per sample at log alpha = a, computed
+    // once: the line search evaluates dlp at the point whose lp it just
+    // accepted. q = 1 / (1 + mu alpha), l1p = log(1 + mu alpha) (DESeq2's
+    // own form), the Cox-Reid weight w = mu q (= 1 / (1/mu + alpha)) and
+    // X' W X, and for y > 0: ly = log(y + 1/alpha), g = 1 / (y + 1/alpha)
+    // (Stirling and the digamma series share them).
+    void fill(double a) const {
         if (a == cached_a) return;
         const double alpha = std::exp(a), r = 1.0 / alpha;
         for (int j = 0; j < d.m; ++j) {
-            l1p[j] = std::log1p(mu[j] * alpha);
-            ly[j] = y[j] != 0 ? std::log(y[j] + r) : 0.0;
+            const double ma = mu[j] * alpha, q = 1.0 / (1.0 + ma);
+            l1p[j] = std::log(1.0 + ma);
+            qv[j] = q;
+            w[j] = mu[j] * q;
+            if (y[j] != 0) {
+                const double x = y[j] + r;
+                ly[j] = std::log(x);
+                gv[j] = 1.0 / x;
+            }
+        }
+        if (use_cr) {
+            xtwx(d, w.data(), b.data());
+            cr_det = det_small(b.data(), d.p);
         }
         cached_a = a;
     }
 
-    // Uses log(mu + r) = log(r) + log(1 + mu alpha) = -a + log1p(mu alpha).
-    double lp(double a) const {
-        const double alpha = std::exp(a);
-        const double cr = cox_reid(alpha, false);
-        const double r = 1.0 / alpha;
-        fill_logs(a);
+    // lgamma(x) for x = y + 1/alpha from lx = log(x), g = 1/x (Stirling's
+    // series for x >= 10, lgamma_r below; see lgam_log).
+    static double lgam_lg(double x, double lx, double g) {
+        if (x < 10.0) return lgam_fast(x);
+        const double f = g * g;
+        const double s = g * (1.0 / 12 + f * (-1.0 / 360 + f * (1.0 / 1260 +
+            f * (-1.0 / 1680 + f * (1.0 / 1188 + f * (-691.0 / 360360 +
+            f * (1.0 / 156)))))));
+        return (x - 0.5) * lx - x + 0.91893853320467274178 + s;
+    }
+    // digamma likewise (see digam_log).
+    static double digam_lg(double x, double lx, double g) {
+        if (x < 10.0) return digam_log(x, lx);
+        const double f = g * g;
+        const double t = f * (-1.0 / 12 + f * (1.0 / 120 + f * (-1.0 / 252 +
+            f * (1.0 / 240 + f * (-1.0 / 132 + f * (691.0 / 32760 +
+            f * (-1.0 / 12)))))));
+        return lx - 0.5 * g + t;
+    }
+
+    // Uses log(mu + r) = log(r) + log(1 + mu alpha) = -a + log(1 + mu alpha).
+    // With `mag`, also the sum of the magnitudes of the terms (the scale
+    // of the rounding error of lp: lgamma(y + r) - lgamma(r) cancels).
+    double lp(double a, double* mag = nullptr) const {
+        fill(a);
+        const double r = 1.0 / std::exp(a);
         const double lgr = lgam_log(r, -a);
-        double ll = 0.0;
+        double ll = 0.0, mg = 0.0;
         for (int j = 0; j < d.m; ++j) {
             double t = -r * l1p[j];
-            if (y[j] != 0) t += lgam_log(y[j] + r, ly[j]) - lgr - y[j] * (l1p[j] - a);
+            if (y[j] != 0) {
+                const double lg = lgam_lg(y[j] + r, ly[j], gv[j]), yl = y[j] * (l1p[j] - a);
+                t += lg - lgr - yl;
+                if (mag) mg += std::fabs(lg) + std::fabs(lgr) + std::fabs(yl);
+            }
+            if (mag) mg += std::fabs(r * l1p[j]);
             ll += t;
         }
-        return ll + prior(a) + cr;
+        const double cr = use_cr ? -0.5 * std::log(cr_det) : 0.0;
+        const double v = ll + prior(a) + cr;
+        if (mag) *mag = mg + std::fabs(v);
+        return v;
     }
 
     double dlp(double a) const {
+        fill(a);
         const double alpha = std::exp(a);
         double cr = 0.0;
         if (use_cr) {
-            for (int j = 0; j < d.m; ++j) {
-                const double v = 1.0 / (inv_mu[j] + alpha);
-                w[j] = v;
-                dw[j] = -v * v;
-            }
-            xtwx(d, w.data(), b.data());
+            for (int j = 0; j < d.m; ++j) dw[j] = -w[j] * w[j];
             xtwx(d, dw.data(), db.data());
             cr = -0.5 * trace_inv_prod(b, db, d.p, binv);
         }
         const double r = 1.0 / alpha;
-        fill_logs(a);
         const double dgr = digam_log(r, -a);
         double s = 0.0;
         for (int j = 0; j < d.m; ++j) {
-            const double ma = mu[j] * alpha, q = 1.0 / (1.0 + ma);
+            const double ma = mu[j] * alpha, q = qv[j];
             double t = l1p[j] - ma * q;
-            if (y[j] != 0) t += dgr - digam_log(y[j] + r, ly[j]) + y[j] * alpha * q;
+            if (y[j] != 0) t += dgr - digam_lg(y[j] + r, ly[j], gv[j]) + y[j] * alpha * q;
             s += t;
         }
         const double ll = r * r * s;
@@ -342,6 +403,7 @@ struct LineSearchResult {
     double a;
     int iter;
     double initial_lp, last_lp;
+    double mag = 0;  // scale of the rounding error of initial_lp when fast
 };
 
 // DESeq2's Armijo line search on log alpha (C++ fitDisp), quirks included:
@@ -350,12 +412,15 @@ struct LineSearchResult {
 // use DESeq2's exact arithmetic: whether the search stops after one
 // iteration (gene-wise: iter == 1 sends the row to the grid) then matches
 // DESeq2 even where the first decision is a near tie on a flat posterior.
-inline LineSearchResult line_search(const DispObjective& f, double a,
-                                    double min_log_alpha, double kappa_0,
-                                    double tol, int maxit, bool exact_first = false) {
+inline LineSearchResult line_search_from(const DispObjective& f, double a,
+                                         double min_log_alpha, double kappa_0,
+                                         double tol, int maxit, bool exact_first,
+                                         const double* pre = nullptr) {
+    // `pre`: lp(a), dlp(a) and lp at the first proposal, already computed
+    // in the fast arithmetic (same bits as computing them here)
     const double epsilon = 1.0e-4;
-    double lp = exact_first ? f.lp_exact(a) : f.lp(a);
-    double dlp = exact_first ? f.dlp_exact(a) : f.dlp(a), kappa = kappa_0;
+    double lp = exact_first ? f.lp_exact(a) : (pre ? pre[0] : f.lp(a));
+    double dlp = exact_first ? f.dlp_exact(a) : (pre ? pre[1] : f.dlp(a)), kappa = kappa_0;
     LineSearchResult res{a, 0, lp, lp};
     int iter_accept = 0;
     for (int t = 0; t < maxit; ++t) {
@@ -364,7 +429,9 @@ inline LineSearchResult line_search(const DispObjective& f, double a,
         if (a_propose < -30.0) kappa = (-30.0 - a) / dlp;
         if (a_propose > 10.0) kappa = (10.0 - a) / dlp;
         const double a_new = a + kappa * dlp;
-        const double theta_kappa = -(exact_first && t == 0 ? f.lp_exact(a_new) : f.lp(a_new));
+        const double theta_kappa =
+            -(t == 0 && exact_first ? f.lp_exact(a_new)
+                                    : (t == 0 && pre ? pre[2] : f.lp(a_new)));
         const double theta_hat_kappa = -lp - kappa * epsilon * dlp * dlp;
         if (theta_kappa <= theta_hat_kappa) {
             iter_accept++;
@@ -385,6 +452,43 @@ inline LineSearchResult line_search(const DispObjective& f, double a,
     }
     res.a = a;
     res.last_lp = lp;
+    return res;
+}
+
+// Relative size of a decision margin below which the fast arithmetic may
+// not be trusted to take DESeq2's branch: its rounding error is a few ulps
+// of the terms' magnitude (1e-16), so 1e-10 leaves a factor of 1e5.
+constexpr double kTieMargin = 1e-10;
+
+// The line search; with `exact_first`, the first step's decisions (accept,
+// stop, the -inf exit) as DESeq2's exact arithmetic takes them. The exact
+// arithmetic (Rmath's lgamma and digamma, a third of the gene-wise cost at
+// 100 samples) is only run where the fast one lands near a tie; elsewhere
+// both take the same branches. `close_final` reports whether the caller's
+// final test (last_lp against initial_lp) must also be redone exactly.
+inline LineSearchResult line_search(const DispObjective& f, double a,
+                                    double min_log_alpha, double kappa_0,
+                                    double tol, int maxit, bool exact_first = false) {
+    if (!exact_first) return line_search_from(f, a, min_log_alpha, kappa_0, tol, maxit, false);
+    double mag0, mag1;
+    const double lp = f.lp(a, &mag0), dlp = f.dlp(a);
+    double kappa = kappa_0;
+    const double a_propose = a + kappa * dlp;
+    if (a_propose < -30.0) kappa = (-30.0 - a) / dlp;
+    if (a_propose > 10.0) kappa = (10.0 - a) / dlp;
+    const double a_new = a + kappa * dlp;
+    const double lp_new = f.lp(a_new, &mag1);
+    const double margin = kTieMargin * (mag0 + mag1);
+    const double accept = (-lp - kappa * 1.0e-4 * dlp * dlp) - (-lp_new);
+    const double stop = (lp_new - lp) - tol;
+    const bool clear = std::isfinite(margin) && std::isfinite(accept) &&
+                       std::isfinite(stop) && std::fabs(accept) > margin &&
+                       std::fabs(stop) > margin &&
+                       std::fabs(a_new - min_log_alpha) > kTieMargin * (1 + std::fabs(a));
+    if (!clear) return line_search_from(f, a, min_log_alpha, kappa_0, tol, maxit, true);
+    const double pre[3] = {lp, dlp, lp_new};
+    auto res = line_search_from(f, a, min_log_alpha, kappa_0, tol, maxit, false, pre);
+    res.mag = mag0;
     return res;
 }
 
