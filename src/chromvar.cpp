@@ -82,7 +82,8 @@ Rcpp::IntegerMatrix epi_chromvar_background(Rcpp::NumericVector fpp, Rcpp::Numer
                                             int niterations, double w, int bs, int threads,
                                             double max_uniforms = 4194304) {
     const auto m = model_from(fpp, bias, w, bs, threads);
-    Rcpp::IntegerMatrix out(XLENGTH(fpp), niterations);
+    // every entry is written by the core: no zero fill
+    Rcpp::IntegerMatrix out = Rcpp::no_init(XLENGTH(fpp), niterations);
     glue::TbbPar par(threads);
     auto unif = [] { return unif_rand(); };
     cv::background_peaks(m, niterations, unif, par,

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <exception>
 #include <limits>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -151,6 +152,27 @@ inline int nearest_index(const std::vector<double>& g, double v) {
     return (v - g[hi - 1] <= g[hi] - v) ? hi - 1 : hi;
 }
 
+// Exact nearest grid point (nabor::knn, k = 1), ties to the lower bin: the
+// nearest point of a rectangular grid is near the per-axis nearest, so a
+// 3x3 patch is checked.
+inline int nearest_bin(const BinModel& m, double q1, double q2) {
+    const int bs = m.bs;
+    const int a0 = nearest_index(m.bins1, q1), c0 = nearest_index(m.bins2, q2);
+    double best = std::numeric_limits<double>::infinity();
+    int best_b = 0;
+    for (int a = std::max(0, a0 - 1); a <= std::min(bs - 1, a0 + 1); ++a)
+        for (int c = std::max(0, c0 - 1); c <= std::min(bs - 1, c0 + 1); ++c) {
+            const double dx = q1 - m.bins1[a], dy = q2 - m.bins2[c];
+            const double d = dx * dx + dy * dy;
+            const int b = a * bs + c;
+            if (d < best || (d == best && b < best_b)) {
+                best = d;
+                best_b = b;
+            }
+        }
+    return best_b;
+}
+
 // Whitening, grid, kernel and bin membership (NOTES.md §1 steps 1-10).
 template <class Par>
 BinModel bin_model(Span<const double> fpp, Span<const double> bias,
@@ -211,28 +233,14 @@ BinModel bin_model(Span<const double> fpp, Span<const double> bias,
     mdl.bins1 = r_seq(*mm1.first, *mm1.second, bs);
     mdl.bins2 = r_seq(*mm2.first, *mm2.second, bs);
     const index_t nb = static_cast<index_t>(bs) * bs;
-    // Exact nearest grid point (nabor::knn, k = 1): the nearest point of a
-    // rectangular grid is near the per-axis nearest; check a 3x3 patch.
     mdl.membership.resize(n);
     mdl.density.assign(nb, 0.0);
-    for (index_t k = 0; k < n; ++k) {
-        const double q1 = mdl.whitened1[k], q2 = mdl.whitened2[k];
-        const int a0 = nearest_index(mdl.bins1, q1), c0 = nearest_index(mdl.bins2, q2);
-        double best = std::numeric_limits<double>::infinity();
-        int best_b = 0;
-        for (int a = std::max(0, a0 - 1); a <= std::min(bs - 1, a0 + 1); ++a)
-            for (int c = std::max(0, c0 - 1); c <= std::min(bs - 1, c0 + 1); ++c) {
-                const double dx = q1 - mdl.bins1[a], dy = q2 - mdl.bins2[c];
-                const double d = dx * dx + dy * dy;
-                const int b = a * bs + c;
-                if (d < best || (d == best && b < best_b)) {
-                    best = d;
-                    best_b = b;
-                }
-            }
-        mdl.membership[k] = best_b;
-        mdl.density[best_b] += 1.0;
-    }
+    constexpr index_t block = 4096;  // peaks per task
+    par.run((n + block - 1) / block, [&](index_t t) {
+        for (index_t k = t * block; k < std::min(n, (t + 1) * block); ++k)
+            mdl.membership[k] = nearest_bin(mdl, mdl.whitened1[k], mdl.whitened2[k]);
+    });
+    for (index_t k = 0; k < n; ++k) mdl.density[mdl.membership[k]] += 1.0;
     if (!opt.kernel) return mdl;
     // Squared coordinate differences of grid points, grouped by their exact
     // bits; the kernel of a pair is dnorm(sqrt(dx^2 + dy^2)), computed once
@@ -269,6 +277,23 @@ inline BinModel bin_model(Span<const double> fpp, Span<const double> bias,
     Serial serial;
     return bin_model(fpp, bias, opt, serial);
 }
+
+// Peaks of every grid bin, ascending (CSR by bin, built by counting).
+struct BinPeaks {
+    std::vector<index_t> start;  // nb + 1
+    std::vector<index_t> peaks;
+    BinPeaks(const std::vector<int>& membership, index_t nb) : start(nb + 1, 0) {
+        for (int b : membership) ++start[b + 1];
+        for (index_t b = 0; b < nb; ++b) start[b + 1] += start[b];
+        peaks.resize(membership.size());
+        std::vector<index_t> next(start.begin(), start.end() - 1);
+        for (index_t k = 0; k < static_cast<index_t>(membership.size()); ++k)
+            peaks[next[membership[k]]++] = k;
+    }
+    Span<const index_t> operator[](index_t b) const {
+        return {peaks.data() + start[b], start[b + 1] - start[b]};
+    }
+};
 
 // Portable SWAR popcount: without -mpopcnt, __builtin_popcountll is a
 // library call.
@@ -372,7 +397,7 @@ inline void bin_sums(const BinModel& m, const index_t* bins, int count, double* 
 // of large and non-negligible small peaks (cheaper than sorting peaks:
 // O(n / 64 + count)). `t` and `small_bits` carry the previous table's
 // bitmaps (or are empty).
-inline void alias_bins(const BinModel& m, const std::vector<std::vector<index_t>>& members,
+inline void alias_bins(const BinModel& m, const BinPeaks& members,
                        const double* p_bin, int stride, double sum, AliasTable& t,
                        std::vector<std::uint64_t>& small_bits) {
     const index_t nb = static_cast<index_t>(m.bs) * m.bs;
@@ -493,7 +518,7 @@ inline ChainState chain_smalls(ChainState s, AliasTable& t,
     return s;
 }
 
-inline void build_alias(const BinModel& m, const std::vector<std::vector<index_t>>& members,
+inline void build_alias(const BinModel& m, const BinPeaks& members,
                         const double* p_bin, int stride, double sum, AliasTable& t,
                         std::vector<std::uint64_t>& small_bits) {
     alias_bins(m, members, p_bin, stride, sum, t, small_bits);
@@ -533,7 +558,7 @@ inline void build_alias(const BinModel& m, const std::vector<std::vector<index_t
 // Draws of the peaks of one bin from its alias table: `u` holds the bin's
 // uniforms in R's order (peaks ascending, then iterations); `draws` is
 // peak-major.
-inline void draw_bin(const AliasTable& tab, const std::vector<index_t>& peaks,
+inline void draw_bin(const AliasTable& tab, Span<const index_t> peaks,
                      int niterations, double dn, const double* u, int* draws) {
     for (index_t k : peaks) {
         int* row = draws + k * niterations;
@@ -557,13 +582,12 @@ void background_peaks(const BinModel& m, int niterations, Unif& unif, Par& par,
     const index_t n = static_cast<index_t>(m.membership.size());
     require(out.nrow == n && out.ncol == niterations, "background output has wrong shape");
     const index_t nb = static_cast<index_t>(m.bs) * m.bs;
-    std::vector<std::vector<index_t>> members(nb);
-    for (index_t k = 0; k < n; ++k) members[m.membership[k]].push_back(k);
+    const BinPeaks members(m.membership, nb);
     std::vector<index_t> used, first(1, 0);  // first: a bin's first uniform
     for (index_t b = 0; b < nb; ++b) {
-        if (members[b].empty()) continue;
+        if (members[b].size() == 0) continue;
         used.push_back(b);
-        first.push_back(first.back() + static_cast<index_t>(members[b].size()) * niterations);
+        first.push_back(first.back() + members[b].size() * niterations);
     }
     const index_t nu = static_cast<index_t>(used.size());
     // ~8 chunks, so that taking uniforms overlaps all but the first one
@@ -572,7 +596,8 @@ void background_peaks(const BinModel& m, int niterations, Unif& unif, Par& par,
     for (index_t u1 = 1; u1 <= nu; ++u1)
         if (u1 == nu || first[u1 + 1] - first[cut.back()] > target) cut.push_back(u1);
     const double dn = static_cast<double>(static_cast<int>(n));
-    std::vector<int> draws(n * niterations);
+    // every entry is written below: no zero fill
+    std::unique_ptr<int[]> draws(new int[n * niterations]);
     std::vector<double> U[2];
     auto take = [&](std::size_t c) {
         auto& u = U[c % 2];
@@ -595,7 +620,7 @@ void background_peaks(const BinModel& m, int niterations, Unif& unif, Par& par,
                 for (int k = 0; k < count; ++k) {
                     build_alias(m, members, V.data() + k, 8, sums[k], tab, scratch);
                     draw_bin(tab, members[used[a + k]], niterations, dn, u + first[a + k],
-                             draws.data());
+                             draws.get());
                 }
             }
         });
