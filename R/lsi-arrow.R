@@ -209,24 +209,11 @@ NULL
 .iterative_lsi_stream <- function(store, total, depth, samples, p) {
     set.seed(p$seed)
     p <- .lsi_small_data(p, length(store$cells))
-    feats <- .lsi_first_features(total, p)
-    .lsi_msg(p, "Running LSI (1 of ", p$iterations, ") on ", length(feats),
-             " top features")
-    fit <- .lsi_partial_stream(store, feats, depth, samples, p, 1L)
-    iters <- list(list(features = feats, lsi = fit))
-    j <- 1L
-    while (j < p$iterations) {
-        cl <- .lsi_cluster(fit, depth, p, j)
-        iters[[j]]$clusters <- cl
-        .lsi_msg(p, "Identified ", length(unique(cl$clusters)), " clusters")
-        j <- j + 1L
-        feats <- .lsi_var_features_stream(store, cl, total, feats, p, j)
-        .lsi_msg(p, "Running LSI (", j, " of ", p$iterations, ") on ",
-                 length(feats), " variable features")
-        fit <- .lsi_partial_stream(store, feats, depth, samples, p, j)
-        iters[[j]] <- list(features = feats, lsi = fit)
-    }
-    list(lsi = fit, iterations = iters, params = p)
+    .lsi_loop(.lsi_first_features(total, p), depth, p,
+        function(feats, j) .lsi_partial_stream(store, feats, depth, samples,
+                                               p, j),
+        function(cl, feats, j) .lsi_var_features_stream(store, cl, total,
+                                                        feats, p, j))
 }
 
 # .lsi_partial with reads of the iteration's features only: the fit on the

@@ -262,10 +262,20 @@ setMethod("iterativeLSI", "SummarizedExperiment", function(x,
     set.seed(p$seed)
     p <- .lsi_small_data(p, ncol(mat))
     total <- .lsi_total(mat, feature_ok, p)
-    feats <- .lsi_first_features(total, p)
+    .lsi_loop(.lsi_first_features(total, p), depth, p,
+        function(feats, j) .lsi_partial(mat, feats, depth, samples, p, j),
+        function(cl, feats, j) .lsi_var_features(mat, cl, total, feats, p,
+                                                 j))
+}
+
+# ArchR's iterations from the first features: fit, cluster, pick variable
+# features, refit. `fit_on(feats, j)` and `var_features(cl, feats, j)` read
+# the matrix in memory or stream it from the Arrow files.
+.lsi_loop <- function(feats, depth, p, fit_on, var_features) {
+    force(feats)   # before any fit draws from the RNG, as ArchR orders it
     .lsi_msg(p, "Running LSI (1 of ", p$iterations, ") on ", length(feats),
              " top features")
-    fit <- .lsi_partial(mat, feats, depth, samples, p, 1L)
+    fit <- fit_on(feats, 1L)
     iters <- list(list(features = feats, lsi = fit))
     j <- 1L
     while (j < p$iterations) {
@@ -273,10 +283,10 @@ setMethod("iterativeLSI", "SummarizedExperiment", function(x,
         iters[[j]]$clusters <- cl
         .lsi_msg(p, "Identified ", length(unique(cl$clusters)), " clusters")
         j <- j + 1L
-        feats <- .lsi_var_features(mat, cl, total, feats, p, j)
+        feats <- var_features(cl, feats, j)
         .lsi_msg(p, "Running LSI (", j, " of ", p$iterations, ") on ",
                  length(feats), " variable features")
-        fit <- .lsi_partial(mat, feats, depth, samples, p, j)
+        fit <- fit_on(feats, j)
         iters[[j]] <- list(features = feats, lsi = fit)
     }
     list(lsi = fit, iterations = iters, params = p)
