@@ -232,19 +232,12 @@ NULL
         fit <- .compute_lsi(.lsi_read(store, feats, picked), loc,
                             seq_along(picked), p)
         if (.lsi_project_all(p, j)) {
-            proj <- .lsi_project_stream(store, feats, fit, p)
-            keep <- !is.na(proj[, 1L])
-            fit$exclude <- cells[!keep]
-            fit$matSVD <- proj[keep, , drop = FALSE]
+            fit <- .lsi_projected(fit,
+                .lsi_project_stream(store, feats, fit, p), cells)
         }
     }
     fit$rows <- feats[fit$rows]
-    fit$LSIFeatures <- feats
-    d <- depth[rownames(fit$matSVD)]
-    fit$corToDepth <- list(
-        scaled = abs(stats::cor(.scale_dims(fit$matSVD), d))[, 1L],
-        none = abs(stats::cor(fit$matSVD, d))[, 1L])
-    fit
+    .lsi_depth_cor(fit, feats, depth)
 }
 
 # .project_lsi of every cell, one chunk at a time (cells are projected
@@ -259,15 +252,7 @@ NULL
 .lsi_var_features_stream <- function(store, cl, total, prev, p, j) {
     groups <- unique(cl$clusters)
     if (length(groups) == 1L) return(prev)
-    sc <- cl$params$sampleCells
-    n <- length(cl$cellNames)
-    # ArchR draws (and never uses) this subsample: keeps the RNG in step.
-    if (is.numeric(sc) && floor(sc) < n) sample(seq_len(n), floor(sc))
-    cand <- which(!is.na(total))
-    if (p$firstSelection == "top") {
-        cand <- cand[sort(utils::head(order(total[cand], decreasing = TRUE),
-                                      p$totalFeatures))]
-    }
+    cand <- .lsi_var_candidates(cl, total, p)
     lev <- sort(groups)
     grp <- rep(-1L, length(store$cells))
     grp[match(cl$cellNames, store$cells)] <- match(cl$clusters, lev) - 1L
@@ -275,14 +260,7 @@ NULL
         .core(epi_lsi_group_sums(m, seq_len(nrow(m)) - 1L, nrow(m), grp[g],
                                  length(lev), p$threads)),
         function(acc, r) if (is.null(acc)) r else acc + r)
-    n_feat <- p$varFeatures[min(j, length(p$varFeatures))]
-    if (p$selectionMethod == "var") {
-        gm <- log2(t(t(gm) / colSums(gm)) * p$scaleTo + 1)
-        score <- matrixStats::rowVars(gm)
-    } else {
-        score <- matrixStats::rowVars(gm) / rowMeans(gm)
-    }
-    cand[sort(utils::head(order(score, decreasing = TRUE), n_feat))]
+    .lsi_pick_var(gm, cand, p, j)
 }
 
 # ---------------------------------------------------------------------------

@@ -373,12 +373,25 @@ setMethod("iterativeLSI", "SummarizedExperiment", function(x,
                                     p$outlierQuantiles)
         fit <- .compute_lsi(mat, feats, match(picked, cells), p)
         if (.lsi_project_all(p, j)) {
-            proj <- .project_lsi(mat, fit, seq_len(ncol(mat)), p)
-            keep <- !is.na(proj[, 1L])
-            fit$exclude <- cells[!keep]
-            fit$matSVD <- proj[keep, , drop = FALSE]
+            fit <- .lsi_projected(fit,
+                .project_lsi(mat, fit, seq_len(ncol(mat)), p), cells)
         }
     }
+    .lsi_depth_cor(fit, feats, depth)
+}
+
+# The fit's coordinates become the projection of every cell; cells that
+# could not be projected (no counts in the features) are excluded.
+.lsi_projected <- function(fit, proj, cells) {
+    keep <- !is.na(proj[, 1L])
+    fit$exclude <- cells[!keep]
+    fit$matSVD <- proj[keep, , drop = FALSE]
+    fit
+}
+
+# The iteration's features and the correlation of every LSI dimension with
+# log10 depth (scaled as ArchR's filter sees it, and raw).
+.lsi_depth_cor <- function(fit, feats, depth) {
     fit$LSIFeatures <- feats
     d <- depth[rownames(fit$matSVD)]
     fit$corToDepth <- list(
@@ -560,12 +573,9 @@ setMethod("iterativeLSI", "SummarizedExperiment", function(x,
          params = par, dims = dims)
 }
 
-# ArchR .identifyVarFeatures: features most variable across cluster
-# pseudo-bulks (log2 CPM-like with scaleTo), among the totalFeatures most
-# accessible; returned in row order.
-.lsi_var_features <- function(mat, cl, total, prev, p, j) {
-    groups <- unique(cl$clusters)
-    if (length(groups) == 1L) return(prev)
+# The features .identifyVarFeatures ranks: all, or the totalFeatures most
+# accessible ("top"), in row order.
+.lsi_var_candidates <- function(cl, total, p) {
     sc <- cl$params$sampleCells
     n <- length(cl$cellNames)
     # ArchR draws (and never uses) this subsample; drawing keeps the
@@ -576,12 +586,13 @@ setMethod("iterativeLSI", "SummarizedExperiment", function(x,
         cand <- cand[sort(utils::head(order(total[cand], decreasing = TRUE),
                                       p$totalFeatures))]
     }
-    grp <- rep(-1L, ncol(mat))
-    lev <- sort(groups)
-    grp[match(cl$cellNames, colnames(mat))] <- match(cl$clusters, lev) - 1L
-    gm <- .core(epi_lsi_group_sums(mat, .row_map(nrow(mat), cand),
-                                   length(cand), grp, length(lev),
-                                   p$threads))
+    cand
+}
+
+# The varFeatures[j] candidates whose cluster pseudo-bulks `gm` vary most
+# (selectionMethod "var": log2 of scaleTo-normalised sums; else
+# variance / mean), in row order.
+.lsi_pick_var <- function(gm, cand, p, j) {
     n_feat <- p$varFeatures[min(j, length(p$varFeatures))]
     if (p$selectionMethod == "var") {
         gm <- log2(t(t(gm) / colSums(gm)) * p$scaleTo + 1)
@@ -590,6 +601,22 @@ setMethod("iterativeLSI", "SummarizedExperiment", function(x,
         score <- matrixStats::rowVars(gm) / rowMeans(gm)
     }
     cand[sort(utils::head(order(score, decreasing = TRUE), n_feat))]
+}
+
+# ArchR .identifyVarFeatures: features most variable across cluster
+# pseudo-bulks (log2 CPM-like with scaleTo), among the totalFeatures most
+# accessible; returned in row order.
+.lsi_var_features <- function(mat, cl, total, prev, p, j) {
+    groups <- unique(cl$clusters)
+    if (length(groups) == 1L) return(prev)
+    cand <- .lsi_var_candidates(cl, total, p)
+    grp <- rep(-1L, ncol(mat))
+    lev <- sort(groups)
+    grp[match(cl$cellNames, colnames(mat))] <- match(cl$clusters, lev) - 1L
+    gm <- .core(epi_lsi_group_sums(mat, .row_map(nrow(mat), cand),
+                                   length(cand), grp, length(lev),
+                                   p$threads))
+    .lsi_pick_var(gm, cand, p, j)
 }
 
 # Puts the final LSI and the per-iteration record on a SingleCellExperiment.
