@@ -13,6 +13,8 @@
 # Measured 2026-11-29 (2-core AMD EPYC VM shared with other jobs, R 4.2.2,
 # DESeq2 1.38.3; load average in brackets; elapsed / CPU seconds; padj < 0.1
 # calls identical to DESeq2's in every run):
+#   p50k_s6   [0.7] DESeq2  9.5 / 10.1, epione 0.24 / 0.40: 40x / 25x (quiet)
+#   p50k_s100 [1.0] DESeq2 38.3 / 39.3, epione 1.96 / 3.76: 20x / 10x (quiet)
 #   p50k_s6   [1.4] DESeq2 13.6 / 13.8, epione 0.34 / 0.60: 40x / 23x
 #   p50k_s6   [1.6] DESeq2 11.3 / 11.3, epione 0.41 / 0.40: 28x / 28x
 #   p200k_s12 [2.7] DESeq2 65.1 / 41.7, epione 2.16 / 2.24: 30x / 19x
