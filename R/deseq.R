@@ -816,7 +816,8 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
         if (is.null(cells)) next
         # Cook's from the optim mean and the IRLS hat, as in the unfused path
         h <- .core(epi_deseq_fit_glm(y, sf, X, rows[k] - 1L, alpha[k],
-            lambda / log(2)^2, ls_op, TRUE, 1e-8, 100L, minmu, 1L, FALSE))$hat
+            lambda / log(2)^2, ls_op, TRUE, 1e-8, 100L, minmu, 1L, FALSE,
+            integer(), matrix(0L, 0, 0), Inf))$hat
         out$cooks <- .ck_set_row(out$cooks, k, .core(epi_deseq_cooks(y, sf,
             rows[k] - 1L, cells, ncol(X), matrix(out$last_mu, 1L), h, 1L)),
             ck_spec)

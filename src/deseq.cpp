@@ -168,10 +168,9 @@ Rcpp::List epi_deseq_fit_glm(SEXP counts, Rcpp::NumericVector sf,
                              Rcpp::NumericMatrix x, Rcpp::IntegerVector rows,
                              Rcpp::NumericVector alpha, Rcpp::NumericVector lambda,
                              Rcpp::NumericMatrix ls_op, bool want_hat, double beta_tol,
-                             int maxit, double minmu, int threads, bool want_mu = true,
-                             Rcpp::IntegerVector cooks_cell = Rcpp::IntegerVector(),
-                             Rcpp::IntegerMatrix cooks_masks = Rcpp::IntegerMatrix(0, 0),
-                             double keep_above = R_PosInf, double log2e = 0) {
+                             int maxit, double minmu, int threads, bool want_mu,
+                             Rcpp::IntegerVector cooks_cell, Rcpp::IntegerMatrix cooks_masks,
+                             double keep_above, double log2e = 0) {
     const auto d = design_of(x);
     const int n = rows.size();
     const bool want_cooks = cooks_cell.size() > 0;

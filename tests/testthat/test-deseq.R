@@ -292,3 +292,25 @@ test_that("normalizationFactors match DESeq2 run on the same factors", {
     expect_error(da(r, normalizationFactors = nf[-1, ]),
                  class = "epione_error_input", regexp = "one value per count")
 })
+
+test_that("rows refitted by optim (Cook's kept as maxima) agree with DESeq2", {
+    skip_if_not_installed("DESeq2")
+    set.seed(3)
+    y <- matrix(rnbinom(2000 * 8, mu = 50, size = 5), 2000, 8)
+    # one huge count against zeros: IRLS does not converge, DESeq2 refits
+    # these rows with optim and flags them by Cook's distance
+    y[1, ] <- c(0, 0, 0, 0, 0, 0, 0, 100000)
+    y[2, ] <- c(1e6, 0, 0, 0, 0, 0, 0, 1)
+    y[3, ] <- c(0, 0, 0, 5e5, 0, 0, 0, 0)
+    cd <- data.frame(group = factor(rep(c("a", "b"), each = 4)))
+    got <- SummarizedExperiment::rowData(suppressMessages(
+        differentialAccessibility(y, ~ group, colData = cd, threads = 2)))
+    dds <- DESeq2::DESeqDataSetFromMatrix(y, cd, ~ group)
+    dds <- suppressMessages(DESeq2::DESeq(dds, quiet = TRUE))
+    want <- DESeq2::results(dds)
+    expect_identical(is.na(got$pvalue), is.na(want$pvalue))
+    expect_true(all(is.na(got$pvalue[1:3])))
+    expect_rel(got$log2FoldChange, want$log2FoldChange, 1e-6)
+    expect_rel(got$maxCooks, S4Vectors::mcols(dds)$maxCooks, 1e-6)
+    expect_identical(which(got$padj < 0.1), which(want$padj < 0.1))
+})
