@@ -70,7 +70,7 @@ setGeneric("addGCBias", function(object, ...) standardGeneric("addGCBias"))
 # count is fractional and the summation order could matter.
 .peak_totals <- function(counts, threads) {
     s <- .core(epi_chromvar_peak_totals(counts, threads))
-    if (s$na || s$negative) .bad_counts()
+    if (s$invalid) .bad_counts()
     fpp <- if (s$whole) s$sums else Matrix::rowSums(counts)
     if (any(fpp <= 0)) .empty_peaks(fpp)
     fpp

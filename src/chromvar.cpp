@@ -70,8 +70,7 @@ Rcpp::List epi_chromvar_peak_totals(Rcpp::S4 counts, int threads) {
     glue::TbbPar par(threads);
     const auto s = epione::count_row_sums(x, par);
     return Rcpp::List::create(Rcpp::Named("sums") = Rcpp::wrap(s.sums),
-                              Rcpp::Named("na") = s.has_na,
-                              Rcpp::Named("negative") = s.has_negative,
+                              Rcpp::Named("invalid") = s.invalid,
                               Rcpp::Named("whole") = s.whole);
 }
 

@@ -80,7 +80,8 @@ std::vector<double> row_sums(const CscView<T, P>& a) {
 // the result never depends on the thread count.
 struct CountRowSums {
     std::vector<double> sums;
-    bool has_na = false, has_negative = false, whole = true;
+    bool invalid = false;  // some value is NA or negative
+    bool whole = true;
 };
 
 template <class T, class P, class Par>
@@ -88,30 +89,28 @@ CountRowSums count_row_sums(const CscView<T, P>& a, Par& par) {
     constexpr index_t blocks = 8;
     constexpr double two52 = 4503599627370496.0;
     std::vector<std::vector<double>> part(blocks);
-    std::vector<char> na(blocks, 0), neg(blocks, 0), frac(blocks, 0);
+    std::vector<char> bad(blocks, 0), frac(blocks, 0);
     par.run(blocks, [&](index_t b) {
         const index_t k0 = a.col_begin(a.ncol * b / blocks);
         const index_t k1 = a.col_begin(a.ncol * (b + 1) / blocks);
         auto& s = part[b];
         s.assign(a.nrow, 0.0);
-        // One pass, checks without branches or float chains: `bad` catches
-        // NA and negatives (!(d >= 0)); for 0 <= d < 2^52, adding and
-        // removing 2^52 leaves d unchanged iff d is whole, so any set bit
-        // of the difference (or of NaN) marks a fraction.
-        bool bad = false, naan = false;
+        // One pass, checks without branches or float chains: !(d >= 0)
+        // catches NA and negatives; for 0 <= d < 2^52, adding and removing
+        // 2^52 leaves d unchanged iff d is whole, so any set bit of the
+        // difference (or of NaN) marks a fraction.
+        bool invalid = false;
         std::uint64_t fraction_bits = 0;
         for (index_t k = k0; k < k1; ++k) {
             const double d = static_cast<double>(a.value(k));
             s[a.i[k]] += d;
-            bad |= !(d >= 0);
-            naan |= d != d;
+            invalid |= !(d >= 0);
             const double f = ((d + two52) - two52) - d;
             std::uint64_t u;
             std::memcpy(&u, &f, sizeof u);
             fraction_bits |= u | (d >= two52);
         }
-        na[b] = naan;
-        neg[b] = bad && !naan;  // NaN fails d >= 0 too
+        bad[b] = invalid;
         frac[b] = fraction_bits != 0;
     });
     CountRowSums out;
@@ -119,14 +118,12 @@ CountRowSums count_row_sums(const CscView<T, P>& a, Par& par) {
     for (index_t b = 0; b < blocks; ++b) {
         if (b > 0)
             for (index_t r = 0; r < a.nrow; ++r) out.sums[r] += part[b][r];
-        out.has_na = out.has_na || na[b];
-        out.has_negative = out.has_negative || neg[b];
+        out.invalid = out.invalid || bad[b];
         out.whole = out.whole && !frac[b];
     }
     double total = 0;
     for (double v : out.sums) total += v;
-    out.whole = out.whole && !out.has_na && !out.has_negative &&
-                total < 9007199254740992.0;
+    out.whole = out.whole && !out.invalid && total < 9007199254740992.0;
     return out;
 }
 
