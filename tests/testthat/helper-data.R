@@ -15,6 +15,18 @@ shared_path <- function(...) {
 }
 has_shared <- function() dir.exists(shared_path("data"))
 
+# Arrow file of the bundled PBSmall fragments (ArchR's example data) in
+# `dir`, as ArchR's tutorial makes it; `...` picks the matrices and cells
+# (addTileMatrix, addGeneScoreMatrix, validBarcodes).
+pbsmall_arrow <- function(dir, sample = "PBSmall", ...) {
+    anno <- exampleAnnotation()
+    createArrowFiles(
+        system.file("extdata", "PBSmall.tsv.gz", package = "epione"), sample,
+        file.path(dir, sample), geneAnnotation = anno$geneAnnotation,
+        genomeAnnotation = anno$genomeAnnotation, minFrags = 100,
+        QCDir = NULL, threads = 1, verbose = FALSE, force = TRUE, ...)
+}
+
 random_dgc <- function(nrow, ncol, density = 0.1, seed = 1) {
     withr::local_seed(seed)
     Matrix::rsparsematrix(nrow, ncol, density,

@@ -427,18 +427,24 @@ archr_peaks <- function() {
 
 # The PBSmall project as ArchR's test project was built (minFrags = 100:
 # the same 127 cells), with ArchR's peak set and a PeakMatrix.
+# z and deviations of a MotifMatrix SE equal ArchR's saved PBSmall ones.
+expect_archr_motif_matrix <- function(se, tolerance) {
+    cells <- paste0("PBSmall#", readLines(file.path(archr_ref,
+                                                    "PBSmall_cells.txt")))
+    for (a in c("z", "deviations")) {
+        want <- as.matrix(archr_tsv(paste0("PBSmall_MotifMatrix_", a,
+                                           ".tsv.gz"))[, -1L])
+        got <- as.matrix(SummarizedExperiment::assay(se, a))[, cells]
+        expect_equal(unname(got), unname(want), tolerance = tolerance)
+    }
+}
+
 pbsmall_env <- new.env()
 pbsmall_project <- function() {
     if (is.null(pbsmall_env$dir)) {
         dir <- withr::local_tempdir(.local_envir = pbsmall_env)
-        anno <- exampleAnnotation()
-        arrow <- createArrowFiles(
-            system.file("extdata", "PBSmall.tsv.gz", package = "epione"),
-            "PBSmall", file.path(dir, "PBSmall"),
-            geneAnnotation = anno$geneAnnotation,
-            genomeAnnotation = anno$genomeAnnotation, minFrags = 100,
-            addTileMatrix = FALSE, addGeneScoreMatrix = FALSE, QCDir = NULL,
-            threads = 1, verbose = FALSE, force = TRUE)
+        arrow <- pbsmall_arrow(dir, addTileMatrix = FALSE,
+                               addGeneScoreMatrix = FALSE)
         proj <- ArchRProject(arrow, file.path(dir, "proj"))
         pbsmall_env$proj <- addPeakMatrix(addPeakSet(proj, archr_peaks()))
         pbsmall_env$dir <- dir
@@ -532,14 +538,7 @@ test_that("addDeviationsMatrix reproduces ArchR's PBSmall MotifMatrix", {
     se <- r1$se
     expect_identical(SummarizedExperiment::assayNames(se),
                      c("deviations", "z"))
-    cells <- paste0("PBSmall#", readLines(file.path(archr_ref,
-                                                    "PBSmall_cells.txt")))
-    for (a in c("z", "deviations")) {
-        want <- as.matrix(archr_tsv(paste0("PBSmall_MotifMatrix_", a,
-                                           ".tsv.gz"))[, -1L])
-        got <- as.matrix(SummarizedExperiment::assay(se, a))[, cells]
-        expect_equal(unname(got), unname(want), tolerance = 1e-8)
-    }
+    expect_archr_motif_matrix(se, 1e-8)
     expect_identical(rownames(se), readLines(file.path(archr_ref,
         "PBSmall_motifMatches_motifs.txt")))
     expect_identical(run(2L)$se, se)
@@ -565,14 +564,7 @@ test_that("ArchR's own MotifMatrix reads from its Arrow file", {
         exdir = dir)
     af <- file.path(dir, "PBSmall", "ArrowFiles", "PBSmall.arrow")
     se <- getMatrixFromArrow(af, "MotifMatrix", verbose = FALSE)
-    cells <- paste0("PBSmall#", readLines(file.path(archr_ref,
-                                                    "PBSmall_cells.txt")))
-    for (a in c("z", "deviations")) {
-        want <- as.matrix(archr_tsv(paste0("PBSmall_MotifMatrix_", a,
-                                           ".tsv.gz"))[, -1L])
-        got <- as.matrix(SummarizedExperiment::assay(se, a))[, cells]
-        expect_equal(unname(got), unname(want), tolerance = 1e-12)
-    }
+    expect_archr_motif_matrix(se, 1e-12)
     proj <- ArchRProject(af, file.path(dir, "proj"), copyArrows = FALSE)
     full <- getMatrixFromProject(proj, "MotifMatrix", verbose = FALSE)
     expect_identical(SummarizedExperiment::assayNames(full),

@@ -132,12 +132,7 @@ pbsmall_project <- function() {
     d <- file.path(tempdir(), "cov-pbsmall")
     dir.create(d, showWarnings = FALSE)
     anno <- exampleAnnotation()
-    a <- createArrowFiles(system.file("extdata", "PBSmall.tsv.gz",
-        package = "epione"), "PBSmall", file.path(d, "PBSmall"),
-        geneAnnotation = anno$geneAnnotation,
-        genomeAnnotation = anno$genomeAnnotation, minFrags = 100,
-        addTileMatrix = FALSE, addGeneScoreMatrix = FALSE, QCDir = NULL,
-        threads = 1, verbose = FALSE, force = TRUE)
+    a <- pbsmall_arrow(d, addTileMatrix = FALSE, addGeneScoreMatrix = FALSE)
     ArchRProject(a, file.path(d, "proj"), copyArrows = FALSE,
                  geneAnnotation = anno$geneAnnotation,
                  genomeAnnotation = anno$genomeAnnotation)

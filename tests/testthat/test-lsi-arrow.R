@@ -3,13 +3,8 @@
 # however the cells are cut into chunks.
 
 arrow_of <- function(dir, sample, barcodes = NULL) {
-    anno <- exampleAnnotation()
-    createArrowFiles(
-        system.file("extdata", "PBSmall.tsv.gz", package = "epione"), sample,
-        file.path(dir, sample), geneAnnotation = anno$geneAnnotation,
-        genomeAnnotation = anno$genomeAnnotation, minFrags = 100,
-        validBarcodes = barcodes, addGeneScoreMatrix = FALSE, QCDir = NULL,
-        threads = 1, verbose = FALSE, force = TRUE)
+    pbsmall_arrow(dir, sample, validBarcodes = barcodes,
+                  addGeneScoreMatrix = FALSE)
 }
 
 pb_stream <- local({

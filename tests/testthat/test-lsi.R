@@ -443,14 +443,7 @@ pb_project <- local({
         if (is.null(cache)) {
             d <- tempfile("lsi-proj")
             dir.create(d)
-            anno <- exampleAnnotation()
-            arrow <- createArrowFiles(
-                system.file("extdata", "PBSmall.tsv.gz", package = "epione"),
-                "PBSmall", file.path(d, "PBSmall"),
-                geneAnnotation = anno$geneAnnotation,
-                genomeAnnotation = anno$genomeAnnotation, minFrags = 100,
-                addGeneScoreMatrix = FALSE, QCDir = NULL, threads = 1,
-                verbose = FALSE, force = TRUE)
+            arrow <- pbsmall_arrow(d, addGeneScoreMatrix = FALSE)
             cache <<- ArchRProject(arrow, file.path(d, "proj"))
         }
         cache

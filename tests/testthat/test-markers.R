@@ -197,14 +197,7 @@ test_that("heatmap matrix equals ArchR's steps written plainly", {
 test_that("getMarkerFeatures on a project reads the Arrow matrix", {
     d <- tempfile("mk-proj")
     dir.create(d)
-    anno <- exampleAnnotation()
-    arrow <- createArrowFiles(
-        system.file("extdata", "PBSmall.tsv.gz", package = "epione"),
-        "PBSmall", file.path(d, "PBSmall"),
-        geneAnnotation = anno$geneAnnotation,
-        genomeAnnotation = anno$genomeAnnotation, minFrags = 100,
-        addTileMatrix = FALSE, QCDir = NULL, threads = 1, verbose = FALSE,
-        force = TRUE)
+    arrow <- pbsmall_arrow(d, addTileMatrix = FALSE)
     proj <- ArchRProject(arrow, file.path(d, "proj"))
     cells <- rownames(proj@cellColData)
     proj@cellColData$CellType <- sub("^PBSmall#(.).*", "\\1", cells)

@@ -453,12 +453,7 @@ test_that("the project path reproduces ArchR's links on PBSmall too", {
     d <- file.path(tempdir(), "p2g-pbsmall")
     dir.create(d, showWarnings = FALSE)
     anno <- exampleAnnotation()
-    a <- createArrowFiles(system.file("extdata", "PBSmall.tsv.gz",
-        package = "epione"), "PBSmall", file.path(d, "PBSmall"),
-        geneAnnotation = anno$geneAnnotation,
-        genomeAnnotation = anno$genomeAnnotation, minFrags = 100,
-        addTileMatrix = FALSE, addGeneScoreMatrix = FALSE, QCDir = NULL,
-        threads = 1, verbose = FALSE, force = TRUE)
+    a <- pbsmall_arrow(d, addTileMatrix = FALSE, addGeneScoreMatrix = FALSE)
     proj <- ArchRProject(a, file.path(d, "proj"), copyArrows = FALSE,
                          genomeAnnotation = anno$genomeAnnotation)
     ps <- read_ref("pbsmall", "peakset_tiles.tsv.gz")
