@@ -12,6 +12,7 @@
 #include <cmath>
 #include <limits>
 #include <vector>
+#include "nbvec.hpp"
 
 #ifdef EPIONE_USE_RMATH
 extern "C" {
@@ -218,6 +219,7 @@ struct DispObjective {
     mutable std::vector<double> inv_mu;  // filled on the first exact call
     mutable bool have_inv_mu = false;
     mutable std::vector<double> w, dw, b, db, binv, l1p, ly, qv, gv;
+    mutable std::vector<int> small;  // see vec::DispRow
     mutable double cached_a = NAN, cr_det = 1.0;
 
     explicit DispObjective(const Design& design)
@@ -313,22 +315,15 @@ struct DispObjective {
     void fill(double a) const {
         if (a == cached_a) return;
         const double alpha = std::exp(a), r = 1.0 / alpha;
-        for (int j = 0; j < d.m; ++j) {
-            const double ma = mu[j] * alpha, q = 1.0 / (1.0 + ma);
-            l1p[j] = std::log(1.0 + ma);
-            qv[j] = q;
-            w[j] = mu[j] * q;
-            if (y[j] != 0) {
-                const double x = y[j] + r;
-                ly[j] = std::log(x);
-                gv[j] = 1.0 / x;
-            }
-        }
+        vec::fill(row(), alpha, r);
         if (use_cr) {
-            xtwx(d, w.data(), b.data());
+            vec::xtwx(d.x.data(), d.m, d.p, w.data(), false, b.data());
             cr_det = det_small(b.data(), d.p);
         }
         cached_a = a;
+    }
+    vec::DispRow row() const {
+        return {y, mu, d.m, l1p.data(), qv.data(), w.data(), ly.data(), gv.data(), &small};
     }
 
     // lgamma(x) for x = y + 1/alpha from lx = log(x), g = 1/x (Stirling's
@@ -358,6 +353,8 @@ struct DispObjective {
         fill(a);
         const double r = 1.0 / std::exp(a);
         const double lgr = lgam_log(r, -a);
+        const double cr = use_cr ? -0.5 * std::log(cr_det) : 0.0;
+        if (!mag) return vec::lp(row(), a, r, lgr) + prior(a) + cr;
         double ll = 0.0, mg = 0.0;
         for (int j = 0; j < d.m; ++j) {
             double t = -r * l1p[j];
@@ -369,7 +366,6 @@ struct DispObjective {
             if (mag) mg += std::fabs(r * l1p[j]);
             ll += t;
         }
-        const double cr = use_cr ? -0.5 * std::log(cr_det) : 0.0;
         const double v = ll + prior(a) + cr;
         if (mag) *mag = mg + std::fabs(v);
         return v;
@@ -380,20 +376,11 @@ struct DispObjective {
         const double alpha = std::exp(a);
         double cr = 0.0;
         if (use_cr) {
-            for (int j = 0; j < d.m; ++j) dw[j] = -w[j] * w[j];
-            xtwx(d, dw.data(), db.data());
+            vec::xtwx(d.x.data(), d.m, d.p, w.data(), true, db.data());
             cr = -0.5 * trace_inv_prod(b, db, d.p, binv);
         }
         const double r = 1.0 / alpha;
-        const double dgr = digam_log(r, -a);
-        double s = 0.0;
-        for (int j = 0; j < d.m; ++j) {
-            const double ma = mu[j] * alpha, q = qv[j];
-            double t = l1p[j] - ma * q;
-            if (y[j] != 0) t += dgr - digam_lg(y[j] + r, ly[j], gv[j]) + y[j] * alpha * q;
-            s += t;
-        }
-        const double ll = r * r * s;
+        const double ll = r * r * vec::dlp(row(), alpha, r, digam_log(r, -a));
         const double pr = use_prior ? -(a - prior_mean) / prior_var : 0.0;
         return (ll + cr) * alpha + pr;
     }
