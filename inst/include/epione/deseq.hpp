@@ -455,19 +455,27 @@ struct GlmScratch {
 };
 
 // IRLS per row (DESeq2 fitBeta with useQR = TRUE), started from the least
-// squares fit of log(y/s + 0.1) (`start`, rows x p, natural log). The
-// deviance is the NB log-likelihood split into its mu-free constant
-// (computed once per row) and the mu part (per iteration).
-inline void fit_row(const double* yr, const double* nf, const Design& d,
-                    double alpha, const std::vector<double>& lambda,
-                    const double* start, const GlmOptions& opt, GlmScratch& s,
-                    double* beta, double* beta_var, double* mu_out, double* hat_out,
-                    int& iter, double& log_like) {
+// squares fit of log(y/s + 0.1) (`ls_op`, p x m, is R^-1 Q' of X's QR, so
+// start = ls_op * log(y/s + 0.1); natural log). The deviance is the NB
+// log-likelihood split into its mu-free constant (computed once per row)
+// and the mu part (per iteration). The per-sample loops are nbvec.hpp's;
+// fit_row() below picks the AVX2 copy when the CPU has it.
+EPIONE_VM_INLINE void fit_row_body(const double* yr, const double* nf, const Design& d,
+                                   double alpha, const std::vector<double>& lambda,
+                                   const DenseView<const double>& ls_op, const GlmOptions& opt,
+                                   GlmScratch& s, double* beta, double* beta_var,
+                                   double* mu_out, double* hat_out, int& iter,
+                                   double& log_like) {
     const int m = d.m, p = d.p, rows = m + p;
     auto& mu = s.mu;
     auto& w = s.w;
     auto& eta = s.eta;
-    std::copy(start, start + p, beta);
+    nb::vec::log_norm_counts_body(yr, nf, m, eta.data());  // eta as scratch
+    for (int c = 0; c < p; ++c) {
+        double b0 = 0.0;
+        for (int j = 0; j < m; ++j) b0 += ls_op(c, j) * eta[j];
+        beta[c] = b0;
+    }
     auto linpred = [&]() {
         for (int j = 0; j < m; ++j) {
             double t = 0.0;
@@ -476,20 +484,15 @@ inline void fit_row(const double* yr, const double* nf, const Design& d,
         }
     };
     const double size = 1.0 / alpha, lg_size = nb::lgam_fast(size);
-    double ll_const = 0.0;  // nb_const() summed, lgamma(size) taken once
-    for (int j = 0; j < m; ++j) {
-        if (yr[j] == 0) continue;
-        const double x = yr[j] + size;  // Stirling from log(x): half lgamma_r's cost
-        ll_const += (x < 10.0 ? nb::lgam_fast(x) : nb::lgam_log(x, std::log(x))) - lg_size -
-                    nb::lgam_count1(yr[j]);
-    }
+    // nb_const() summed: lgamma(y + size) - lgamma(size) - lgamma(y + 1)
+    double ll_const = nb::vec::lgamma_shift_sum_body(yr, m, size, lg_size);
+    for (int j = 0; j < m; ++j)
+        if (yr[j] != 0) ll_const -= nb::lgam_count1(yr[j]);
     auto loglik = [&](const double* mm) {
-        double ll = ll_const;
-        for (int j = 0; j < m; ++j) ll += nb::nb_mu_part(yr[j], size, mm[j]);
-        return ll;
+        return ll_const + nb::vec::nb_loglik_body(yr, mm, m, size);
     };
     linpred();
-    for (int j = 0; j < m; ++j) mu[j] = std::max(nf[j] * std::exp(eta[j]), opt.minmu);
+    nb::vec::mu_of_eta_body(nf, eta.data(), m, opt.minmu, mu.data());
     double dev = 0.0, dev_old = 0.0;
     iter = 0;
     for (int t = 0; t < opt.maxit; ++t) {
@@ -514,7 +517,7 @@ inline void fit_row(const double* yr, const double* nf, const Design& d,
         for (int k = 0; k < p; ++k) large |= std::fabs(beta[k]) > opt.large;
         if (large) { iter = opt.maxit; break; }
         linpred();
-        for (int j = 0; j < m; ++j) mu[j] = std::max(nf[j] * std::exp(eta[j]), opt.minmu);
+        nb::vec::mu_of_eta_body(nf, eta.data(), m, opt.minmu, mu.data());
         dev = -2.0 * loglik(mu.data());
         const double conv = std::fabs(dev - dev_old) / (std::fabs(dev) + 0.1);
         if (std::isnan(conv)) { iter = opt.maxit; break; }
@@ -543,8 +546,32 @@ inline void fit_row(const double* yr, const double* nf, const Design& d,
             hat_out[j] = v * w[j];
         }
     linpred();
-    for (int j = 0; j < m; ++j) mu_out[j] = nf[j] * std::exp(eta[j]);
+    nb::vec::mu_of_eta_body(nf, eta.data(), m, 0.0, mu_out);
     log_like = loglik(mu_out);
+}
+
+#ifdef EPIONE_VM_X86
+EPIONE_VM_AVX2 inline void fit_row_avx2(const double* yr, const double* nf, const Design& d,
+                                        double alpha, const std::vector<double>& lambda,
+                                        const DenseView<const double>& ls_op,
+                                        const GlmOptions& opt, GlmScratch& s, double* beta,
+                                        double* beta_var, double* mu_out, double* hat_out,
+                                        int& iter, double& log_like) {
+    fit_row_body(yr, nf, d, alpha, lambda, ls_op, opt, s, beta, beta_var, mu_out, hat_out,
+                 iter, log_like);
+}
+#endif
+inline void fit_row(const double* yr, const double* nf, const Design& d, double alpha,
+                    const std::vector<double>& lambda, const DenseView<const double>& ls_op,
+                    const GlmOptions& opt, GlmScratch& s, double* beta, double* beta_var,
+                    double* mu_out, double* hat_out, int& iter, double& log_like) {
+#ifdef EPIONE_VM_X86
+    if (vm::have_avx2())
+        return fit_row_avx2(yr, nf, d, alpha, lambda, ls_op, opt, s, beta, beta_var, mu_out,
+                            hat_out, iter, log_like);
+#endif
+    fit_row_body(yr, nf, d, alpha, lambda, ls_op, opt, s, beta, beta_var, mu_out, hat_out,
+                 iter, log_like);
 }
 
 // NB GLM for the given rows with dispersions `alpha` (one per listed row).
@@ -564,21 +591,16 @@ void fit_glm(const Counts& y, const Norm& norm,
     }
     par.run(n_blocks, [&](index_t blk) {
         GlmScratch s(m, p);
-        std::vector<double> yr(m), b0(p), beta(p), bv(p), mu(m), h(m), ck(m), sf(m);
+        std::vector<double> yr(m), beta(p), bv(p), mu(m), h(m), ck(m), sf(m);
         const index_t end = std::min(n, (blk + 1) * kBlock);
         for (index_t k = blk * kBlock; k < end; ++k) {
             read_row(y, rows[k], yr.data());
             norm.row(rows[k], m, sf.data());
-            std::fill(b0.begin(), b0.end(), 0.0);
-            for (int j = 0; j < m; ++j) {
-                const double lz = std::log(yr[j] / sf[j] + 0.1);
-                for (int c = 0; c < p; ++c) b0[c] += ls_op(c, j) * lz;
-            }
             int iter;
             double ll;
             const bool want_ck = out.cooks.ptr || out.cooks_max.ptr;
             const bool want_h = out.hat.ptr || want_ck;
-            fit_row(yr.data(), sf.data(), d, alpha[k], lambda, b0.data(), opt, s, beta.data(),
+            fit_row(yr.data(), sf.data(), d, alpha[k], lambda, ls_op, opt, s, beta.data(),
                     bv.data(), mu.data(), want_h ? h.data() : nullptr, iter, ll);
             for (int c = 0; c < p; ++c) {
                 out.beta(k, c) = beta[c];

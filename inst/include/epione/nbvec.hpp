@@ -165,6 +165,103 @@ EPIONE_VM_INLINE void xtwx_body(const double* x, int m, int p, const double* w, 
         }
 }
 
+
+// ---- IRLS (deseq.hpp's fit_row) ---------------------------------------------
+
+// sum_j of the mu-dependent part of log dnbinom(y_j; size, mu_j) (nbglm.hpp's
+// nb_mu_part): -size log1p(mu / size) + [y > 0] y log(mu / (size + mu)),
+// with log1p(z) = log(u) + (z - (u - 1)) / u, u = 1 + z (exact to rounding).
+EPIONE_VM_INLINE double nb_loglik_body(const double* y, const double* mu, int m, double size) {
+    const vd vs = splat(size), one = splat(1.0);
+    const vd tiny = splat(2.2250738585072014e-308), inf = splat(INFINITY);
+    vd acc = splat(0.0);
+    double fix = 0.0;
+    int j = 0;
+    for (; j + vm::kLanes <= m; j += vm::kLanes) {
+        const vd mv = vm::load(mu + j), yv = vm::load(y + j);
+        const vd z = mv / vs, u = one + z, ratio = mv / (vs + mv);
+        const vd l1 = vm::log_normal(u) + (z - (u - one)) / u;
+        const vd lr = vm::log_normal(ratio);
+        const vi ok = (u < inf) & (ratio >= tiny) & (ratio < inf);
+        const vi pos = yv != splat(0.0);
+        vd t = vm::select(pos, yv * lr, splat(0.0)) - vs * l1;
+        if (vm::any(~ok)) {
+            for (int l = 0; l < vm::kLanes; ++l) {
+                if (ok[l]) continue;
+                const double a = -size * std::log1p(mu[j + l] / size);
+                fix += y[j + l] == 0 ? a : a + y[j + l] * std::log(mu[j + l] / (size + mu[j + l]));
+                t[l] = 0.0;
+            }
+        }
+        acc += t;
+    }
+    double s = vm::hsum(acc) + fix;
+    for (; j < m; ++j) {
+        const double a = -size * std::log1p(mu[j] / size);
+        s += y[j] == 0 ? a : a + y[j] * std::log(mu[j] / (size + mu[j]));
+    }
+    return s;
+}
+
+// mu = max(nf exp(eta), minmu) (minmu = 0: unclamped).
+EPIONE_VM_INLINE void mu_of_eta_body(const double* nf, const double* eta, int m, double minmu,
+                                     double* mu) {
+    const vd lo = splat(minmu);
+    int j = 0;
+    for (; j + vm::kLanes <= m; j += vm::kLanes) {
+        const vd e = vm::load(eta + j);
+        vd v = vm::load(nf + j) * vm::exp_small(e);
+        const vi ok = (e >= splat(-700.0)) & (e <= splat(700.0));
+        if (vm::any(~ok))
+            for (int l = 0; l < vm::kLanes; ++l)
+                if (!ok[l]) v[l] = nf[j + l] * std::exp(eta[j + l]);
+        const vi below = v < lo;  // NaN stays NaN, as std::max(NaN, lo) keeps it
+        vm::store(mu + j, vm::select(below, lo, v));
+    }
+    for (; j < m; ++j) mu[j] = std::max(nf[j] * std::exp(eta[j]), minmu);
+}
+
+// sum over y > 0 of lgamma(y + size) - lgamma(size), given lgamma(size):
+// Stirling from log(y + size) where y + size >= 10, lgamma_r elsewhere.
+EPIONE_VM_INLINE double lgamma_shift_sum_body(const double* y, int m, double size, double lg_size) {
+    const vd vs = splat(size), one = splat(1.0), ten = splat(10.0);
+    vd acc = splat(0.0);
+    double fix = 0.0;
+    int j = 0;
+    for (; j + vm::kLanes <= m; j += vm::kLanes) {
+        const vd yv = vm::load(y + j), x = yv + vs;
+        const vd lg = lgam_series(x, vm::log_normal(x), one / x) - splat(lg_size);
+        const vi pos = yv != splat(0.0), big = x >= ten;
+        acc += vm::select(pos & big, lg, splat(0.0));
+        const vi sm = pos & ~big;
+        if (vm::any(sm))
+            for (int l = 0; l < vm::kLanes; ++l)
+                if (sm[l]) fix += lgam_fast(y[j + l] + size) - lg_size;
+    }
+    double s = vm::hsum(acc) + fix;
+    for (; j < m; ++j) {
+        if (y[j] == 0) continue;
+        const double x = y[j] + size;
+        s += (x < 10.0 ? lgam_fast(x) : lgam_series(splat(x), splat(std::log(x)),
+                                                    splat(1.0 / x))[0]) - lg_size;
+    }
+    return s;
+}
+
+// out = log(y / nf + 0.1), the least-squares start of IRLS.
+EPIONE_VM_INLINE void log_norm_counts_body(const double* y, const double* nf, int m, double* out) {
+    int j = 0;
+    for (; j + vm::kLanes <= m; j += vm::kLanes) {
+        const vd v = vm::load(y + j) / vm::load(nf + j) + splat(0.1);
+        vm::store(out + j, vm::log_normal(v));
+        const vi ok = (v >= splat(2.2250738585072014e-308)) & (v < splat(INFINITY));
+        if (vm::any(~ok))
+            for (int l = 0; l < vm::kLanes; ++l)
+                if (!ok[l]) out[j + l] = std::log(v[l]);
+    }
+    for (; j < m; ++j) out[j] = std::log(y[j] / nf[j] + 0.1);
+}
+
 #ifdef EPIONE_VM_X86
 EPIONE_VM_AVX2 inline void fill_avx2(const DispRow& d, double alpha, double r) {
     fill_body(d, alpha, r);
