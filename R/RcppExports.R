@@ -229,6 +229,10 @@ epi_deseq_gamma_round <- function(means, disps, coefs) {
     .Call(`_epione_epi_deseq_gamma_round`, means, disps, coefs)
 }
 
+epi_deseq_coef_cols <- function(beta, se, wald) {
+    .Call(`_epione_epi_deseq_coef_cols`, beta, se, wald)
+}
+
 epi_fasta_lengths <- function(path, build_index) {
     .Call(`_epione_epi_fasta_lengths`, path, build_index)
 }

@@ -1056,18 +1056,17 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
         dispIter = as.numeric(d$map$dispIter), dispOutlier = d$map$dispOutlier,
         dispMAP = d$map$dispMAP)
     nm <- colnames(X)
-    beta <- stats::setNames(lapply(seq_along(nm), function(k) f$beta[, k]), nm)
-    se <- stats::setNames(lapply(seq_along(nm), function(k) f$se[, k]),
-                          paste0("SE_", nm))
+    # coefficients, SEs and (Wald) statistics and p-values, one vector each
+    cc <- epi_deseq_coef_cols(f$beta, f$se, test == "Wald")
+    p <- length(nm)
+    beta <- stats::setNames(cc[seq_len(p)], nm)
+    se <- stats::setNames(cc[p + seq_len(p)], paste0("SE_", nm))
     if (test == "Wald") {
-        st <- lapply(seq_along(nm), function(k) f$beta[, k] / f$se[, k])
-        pv <- lapply(st, function(s) {
-            2 * stats::pnorm(abs(s), lower.tail = FALSE)
-        })
-        names(st) <- paste0("WaldStatistic_", nm)
-        names(pv) <- paste0("WaldPvalue_", nm)
-        tests <- c(st, pv, list(betaConv = f$conv,
-                                betaIter = as.numeric(f$iter)))
+        tests <- c(stats::setNames(cc[2L * p + seq_len(p)],
+                                   paste0("WaldStatistic_", nm)),
+                   stats::setNames(cc[3L * p + seq_len(p)],
+                                   paste0("WaldPvalue_", nm)),
+                   list(betaConv = f$conv, betaIter = as.numeric(f$iter)))
     } else {
         tests <- list(LRTStatistic = f$LRTStatistic, LRTPvalue = f$LRTPvalue,
                       fullBetaConv = f$conv, reducedBetaConv = f$reducedConv,

@@ -811,6 +811,18 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// epi_deseq_coef_cols
+Rcpp::List epi_deseq_coef_cols(Rcpp::NumericMatrix beta, Rcpp::NumericMatrix se, bool wald);
+RcppExport SEXP _epione_epi_deseq_coef_cols(SEXP betaSEXP, SEXP seSEXP, SEXP waldSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type beta(betaSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type se(seSEXP);
+    Rcpp::traits::input_parameter< bool >::type wald(waldSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_deseq_coef_cols(beta, se, wald));
+    return rcpp_result_gen;
+END_RCPP
+}
 // epi_fasta_lengths
 Rcpp::NumericVector epi_fasta_lengths(std::string path, bool build_index);
 RcppExport SEXP _epione_epi_fasta_lengths(SEXP pathSEXP, SEXP build_indexSEXP) {
@@ -1406,6 +1418,7 @@ static const R_CallMethodDef CallEntries[] = {
     {"_epione_epi_deseq_row_max", (DL_FUNC) &_epione_epi_deseq_row_max, 2},
     {"_epione_epi_deseq_num_rej", (DL_FUNC) &_epione_epi_deseq_num_rej, 4},
     {"_epione_epi_deseq_gamma_round", (DL_FUNC) &_epione_epi_deseq_gamma_round, 3},
+    {"_epione_epi_deseq_coef_cols", (DL_FUNC) &_epione_epi_deseq_coef_cols, 3},
     {"_epione_epi_fasta_lengths", (DL_FUNC) &_epione_epi_fasta_lengths, 2},
     {"_epione_epi_fasta_fetch", (DL_FUNC) &_epione_epi_fasta_fetch, 4},
     {"_epione_epi_fasta_base_counts", (DL_FUNC) &_epione_epi_fasta_base_counts, 2},

@@ -89,12 +89,16 @@ inline double median(std::vector<double>& v) {
 }
 
 // R's mean(x, trim = t): drop floor(n t) values at each end (median at 0.5).
-// Sorts v in place.
+// Reorders v: two selections put the kept order statistics in the middle
+// (R's own partial sort leaves them unsorted too; the sum is long double).
 inline double trimmed_mean_inplace(std::vector<double>& v, double trim) {
     const size_t n = v.size();
     if (trim >= 0.5) return median(v);
     const size_t lo = static_cast<size_t>(std::floor(n * trim));
-    std::sort(v.begin(), v.end());
+    if (lo > 0) {
+        std::nth_element(v.begin(), v.begin() + lo, v.end());
+        std::nth_element(v.begin() + lo, v.begin() + (n - lo - 1), v.end());
+    }
     long double s = 0.0;
     for (size_t k = lo; k < n - lo; ++k) s += v[k];
     return static_cast<double>(s / static_cast<long double>(n - 2 * lo));
