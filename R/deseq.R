@@ -37,6 +37,10 @@
 #'   "normal")`, replacing log2FoldChange and lfcSE).
 #' @param threads Number of C++ threads. Results do not depend on it.
 #' @param verbose Print the steps.
+#' @param details Also return DESeq2's per-peak fit columns of `mcols(dds)`
+#'   (`baseVar`, coefficients, `SE_*`, Wald statistics and p-values,
+#'   `betaConv`, `betaIter`, `deviance`, iteration counts). Off by default:
+#'   at 200k peaks they are ~50 MB that most analyses never read.
 #' @param normalizationFactors Optional peaks x samples matrix of positive
 #'   normalization factors replacing the size factors (DESeq2's
 #'   `normalizationFactors()`, e.g. for GC or length bias); a
@@ -44,10 +48,12 @@
 #' @param ... Passed on to the method for `SummarizedExperiment`.
 #' @return A `SummarizedExperiment` (the input's, or one built around the
 #'   matrix) with `rowData` columns `baseMean`, `log2FoldChange`, `lfcSE`,
-#'   `stat`, `pvalue`, `padj` followed by DESeq2's `mcols(dds)` columns
-#'   (`baseVar`, `allZero`, `dispGeneEst`, `dispFit`, `dispersion`,
-#'   `dispMAP`, `dispOutlier`, coefficients, `SE_*`, `betaConv`, `deviance`,
-#'   `maxCooks`, ...), `colData` column `sizeFactor`, and fit details in
+#'   `stat`, `pvalue`, `padj` followed by DESeq2's dispersion columns
+#'   (`dispGeneEst`, `dispFit`, `dispMAP`, `dispersion`, `dispOutlier`),
+#'   `allZero`, `maxCooks` (and `replace` when outliers were replaced; with
+#'   `details = TRUE` the other `mcols(dds)` columns: `baseVar`,
+#'   coefficients, `SE_*`, `betaConv`, `deviance`, ...), `colData` column
+#'   `sizeFactor`, and fit details in
 #'   `metadata(x)$differentialAccessibility` (size factors, dispersion
 #'   function, prior variance, resultsNames, filter threshold).
 #' @seealso [DESeqFast()] for a DESeqDataSet that DESeq2's own `results()`
@@ -86,13 +92,15 @@ setMethod("differentialAccessibility", "SummarizedExperiment", function(
         sfType = "ratio", alpha = 0.1, lfcThreshold = 0, cooksCutoff = TRUE,
         minReplicatesForReplace = 7, independentFiltering = TRUE,
         shrink = c("none", "normal"), threads = getOption("epione.threads", 2L),
-        verbose = FALSE, assay.type = "counts", normalizationFactors = NULL) {
+        verbose = FALSE, details = FALSE, assay.type = "counts",
+        normalizationFactors = NULL) {
     if (missing(design) && methods::is(object, "DESeqDataSet")) {
         design <- DESeq2::design(object)
     }
     a <- .da_args(test, fitType, sfType, shrink, alpha, lfcThreshold,
                   cooksCutoff, minReplicatesForReplace, independentFiltering,
                   threads, verbose)
+    a$details <- .check_flag(details, "details")
     y <- .check_counts(SummarizedExperiment::assay(object, assay.type))
     cd <- as.data.frame(SummarizedExperiment::colData(object))
     X <- .design_matrix(design, cd)
@@ -283,7 +291,8 @@ setMethod("differentialAccessibility", "SummarizedExperiment", function(
     keep <- isTRUE(a$keep_assays)
     .deseq_engine(y, X, sf, a$fitType, a$test, Xr, a$minRep, a$threads,
                   a$verbose, keep,
-                  if (!keep) .cooks_spec(X, a$minRep, a$cooksCutoff))
+                  if (!keep) .cooks_spec(X, a$minRep, a$cooksCutoff),
+                  details = isTRUE(a$details) || keep)
 }
 
 # contrast -> list(name, sign) for a coefficient or a numeric vector.
@@ -991,7 +1000,8 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
 # assays and the dispersion function; see .deseq_table(). With `ck_spec`
 # (.cooks_spec()) the Cook's distances come back as "epi_cooks" maxima.
 .deseq_engine <- function(y, X, sf, fitType, test, Xr, minRep, threads,
-                          verbose, keep_assays = FALSE, ck_spec = NULL) {
+                          verbose, keep_assays = FALSE, ck_spec = NULL,
+                          details = TRUE) {
     n <- nrow(y)
     allZero <- rowSums(y) == 0
     nz <- which(!allZero)
@@ -1010,10 +1020,12 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
         pass$cooks <- .core(epi_deseq_cooks(y, sf, nz - 1L, .cells(X),
             ncol(X), pass$disp$gene$mu, pass$fit$hat, threads))
     }
-    tab <- .deseq_table(pass, n, nz, X, test)
+    tt <- .deseq_table(pass, n, nz, X, test, details)
+    tab <- tt$table
     tab$baseMean <- st$baseMean
-    tab$baseVar <- st$baseVar
-    out <- list(table = tab, cooks = .fill_rows(pass$cooks, n, nz),
+    if (details) tab$baseVar <- st$baseVar
+    out <- list(table = tab, coef = tt$coef, details = details,
+                cooks = .fill_rows(pass$cooks, n, nz),
                 mu = if (keep_assays) .fill_rows(pass$fit$mu, n, nz),
                 H = if (keep_assays) .fill_rows(pass$fit$hat, n, nz),
                 trend = pass$disp$trend, sizeFactors = sf, X = X, Xr = Xr,
@@ -1045,8 +1057,14 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
     out
 }
 
-# mcols(dds)-like data.frame for all n rows from one pass on rows `nz`.
-.deseq_table <- function(pass, n, nz, X, test) {
+# mcols(dds)-like data.frame for all n rows from one pass on rows `nz`,
+# and `coef`: the log2 coefficients and SEs (n x p, NA rows for all-zero
+# peaks) and, for the LRT, its statistic and p-value, which results()
+# reads. Without `details` the table keeps only the dispersion columns,
+# maxCooks and allZero: the per-coefficient columns of mcols(dds) cost
+# ~4 n-vectors per coefficient that differentialAccessibility() does not
+# return unless asked.
+.deseq_table <- function(pass, n, nz, X, test, details = TRUE) {
     d <- pass$disp
     f <- pass$fit
     cols <- list(baseMean = pass$stats$baseMean, baseVar = pass$stats$baseVar,
@@ -1055,26 +1073,9 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
         dispFit = d$dispFit, dispersion = d$map$dispersion,
         dispIter = as.numeric(d$map$dispIter), dispOutlier = d$map$dispOutlier,
         dispMAP = d$map$dispMAP)
-    nm <- colnames(X)
-    # coefficients, SEs and (Wald) statistics and p-values, one vector each
-    cc <- epi_deseq_coef_cols(f$beta, f$se, test == "Wald")
-    p <- length(nm)
-    beta <- stats::setNames(cc[seq_len(p)], nm)
-    se <- stats::setNames(cc[p + seq_len(p)], paste0("SE_", nm))
-    if (test == "Wald") {
-        tests <- c(stats::setNames(cc[2L * p + seq_len(p)],
-                                   paste0("WaldStatistic_", nm)),
-                   stats::setNames(cc[3L * p + seq_len(p)],
-                                   paste0("WaldPvalue_", nm)),
-                   list(betaConv = f$conv, betaIter = as.numeric(f$iter)))
-    } else {
-        tests <- list(LRTStatistic = f$LRTStatistic, LRTPvalue = f$LRTPvalue,
-                      fullBetaConv = f$conv, reducedBetaConv = f$reducedConv,
-                      betaIter = as.numeric(f$iter))
-    }
-    cols <- c(cols, beta, se, tests,
-              list(deviance = -2 * f$logLike,
-                   maxCooks = .max_cooks(pass$cooks, X)))
+    if (!details) cols[c("baseVar", "dispGeneIter", "dispIter")] <- NULL
+    cols <- c(cols, if (details) .deseq_detail_cols(f, colnames(X), test),
+              list(maxCooks = .max_cooks(pass$cooks, X)))
     # all-zero rows get NA through one index (one allocation per column);
     # without them the columns are used as they are
     idx <- NULL
@@ -1083,10 +1084,45 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
         idx[nz] <- seq_along(nz)
         cols <- lapply(cols, function(v) v[idx])
     }
+    coef <- list(beta = f$beta, se = f$se)
+    colnames(coef$beta) <- colnames(coef$se) <- colnames(X)
+    if (test == "LRT") {
+        coef$LRTStatistic <- f$LRTStatistic
+        coef$LRTPvalue <- f$LRTPvalue
+    }
+    if (!is.null(idx)) coef <- .coef_rows(coef, idx)
     cols$allZero <- if (is.null(idx)) logical(n) else is.na(idx)
-    first <- c("baseMean", "baseVar", "allZero")
+    first <- c("baseMean", if (details) "baseVar", "allZero")
     cols <- cols[c(first, setdiff(names(cols), first))]
-    structure(cols, class = "data.frame", row.names = .set_row_names(n))
+    list(table = structure(cols, class = "data.frame",
+                           row.names = .set_row_names(n)),
+         coef = coef)
+}
+
+# mcols(dds)'s per-coefficient and convergence columns of a fit.
+.deseq_detail_cols <- function(f, nm, test) {
+    # coefficients, SEs and (Wald) statistics and p-values, one vector each
+    cc <- epi_deseq_coef_cols(f$beta, f$se, test == "Wald")
+    p <- length(nm)
+    out <- c(stats::setNames(cc[seq_len(p)], nm),
+             stats::setNames(cc[p + seq_len(p)], paste0("SE_", nm)))
+    tests <- if (test == "Wald") {
+        c(stats::setNames(cc[2L * p + seq_len(p)],
+                          paste0("WaldStatistic_", nm)),
+          stats::setNames(cc[3L * p + seq_len(p)], paste0("WaldPvalue_", nm)),
+          list(betaConv = f$conv, betaIter = as.numeric(f$iter)))
+    } else {
+        list(LRTStatistic = f$LRTStatistic, LRTPvalue = f$LRTPvalue,
+             fullBetaConv = f$conv, reducedBetaConv = f$reducedConv,
+             betaIter = as.numeric(f$iter))
+    }
+    c(out, tests, list(deviance = -2 * f$logLike))
+}
+
+# Rows `i` of each element of `coef` (matrices or vectors; NA indices
+# give NA rows).
+.coef_rows <- function(coef, i) {
+    lapply(coef, function(v) if (is.matrix(v)) v[i, , drop = FALSE] else v[i])
 }
 
 # refitWithoutOutliers: counts with Cook's distance above qf(.99, p, m - p)
@@ -1125,12 +1161,17 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
         pass <- .deseq_pass(ysub, X, sf, refit, fitType, out$test, out$Xr,
                             threads, verbose, trend = out$trend,
                             ck_spec = out$ck_spec)
-        sub <- .deseq_table(pass, length(rows), refit, X, out$test)
-        keep <- setdiff(names(sub), "replace")
-        out$table[rows[refit], keep] <- sub[refit, keep]
+        sub <- .deseq_table(pass, length(rows), refit, X, out$test,
+                            out$details)
+        keep <- setdiff(names(sub$table), "replace")
+        out$table[rows[refit], keep] <- sub$table[refit, keep]
+        out$coef <- .coef_set_rows(out$coef, rows[refit],
+                                   .coef_rows(sub$coef, refit))
     }
     res_cols <- .deseq_result_cols(out$table)
     out$table[rows[newZero], res_cols] <- NA
+    out$coef <- .coef_set_rows(out$coef, rows[newZero],
+        .coef_rows(out$coef, rep(NA_integer_, sum(newZero))))
     out$table$maxCooks <- if (all(out$replaceable)) NA_real_ else
         .max_cooks_replaced(out$cooks, X, out$replaceable)
     out
@@ -1150,6 +1191,16 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
     v
 }
 
+# `coef` with rows `i` replaced by those of `new` (same layout).
+.coef_set_rows <- function(coef, i, new) {
+    if (!length(i)) return(coef)
+    for (k in names(coef)) {
+        if (is.matrix(coef[[k]])) coef[[k]][i, ] <- new[[k]] else
+            coef[[k]][i] <- new[[k]]
+    }
+    coef
+}
+
 # The columns DESeq2 marks as type "results" in mcols(dds).
 .deseq_result_cols <- function(tab) {
     first <- match("dispMAP", names(tab)) + 1L
@@ -1160,18 +1211,17 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
 
 # LFC, SE, stat and p-value for a coefficient name or a numeric contrast.
 .deseq_contrast <- function(fit, y, contrast, lfcThreshold) {
-    tab <- fit$table
-    nm <- colnames(fit$X)
+    cf <- fit$coef
     if (is.list(contrast)) {
-        lfc <- contrast$sign * tab[[contrast$name]]
-        se <- tab[[paste0("SE_", contrast$name)]]
+        lfc <- contrast$sign * cf$beta[, contrast$name]
+        se <- cf$se[, contrast$name]
     } else {
-        lfc <- as.vector(as.matrix(tab[nm]) %*% contrast)
+        lfc <- as.vector(cf$beta %*% contrast)
         se <- .contrast_se(fit, y, contrast)
     }
     if (fit$test == "LRT") {
-        return(list(lfc = lfc, se = se, stat = tab$LRTStatistic,
-                    pvalue = tab$LRTPvalue))
+        return(list(lfc = lfc, se = se, stat = cf$LRTStatistic,
+                    pvalue = cf$LRTPvalue))
     }
     stat <- lfc / se
     pvalue <- 2 * stats::pnorm(abs(stat), lower.tail = FALSE)
@@ -1187,7 +1237,7 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
 .contrast_se <- function(fit, y, cvec) {
     X <- fit$X
     lam <- rep(1e-6, ncol(X)) / log(2)^2
-    beta <- as.matrix(fit$table[colnames(X)])
+    beta <- fit$coef$beta
     mu <- pmax(2^(beta %*% t(X)) * .sf_rows(fit$sizeFactors,
                                              seq_len(nrow(beta))), 0.5)
     w <- mu / (1 + fit$table$dispersion * mu)
@@ -1319,7 +1369,7 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
     w <- 1 / (1 / tab$baseMean[nz] + tab$dispFit[nz])
     nm <- colnames(fit$X)
     bpv <- vapply(nm, function(v) {
-        x <- tab[[v]][nz]
+        x <- fit$coef$beta[nz, v]
         use <- abs(x) < 10
         if (!any(use)) return(1e6)
         (.wtd_quantile(abs(x[use]), w[use], 0.95) / stats::qnorm(0.975))^2

@@ -39,7 +39,7 @@ da <- function(r, ...) {
 test_that("p2k_s6 matches DESeq2 1.38 (Wald, parametric)", {
     skip_if_not(has_shared(), "shared DESeq2 reference absent")
     r <- deseq_ref("p2k_s6")
-    got <- da(r, threads = 2)
+    got <- da(r, threads = 2, details = TRUE)
     g <- as.data.frame(SummarizedExperiment::rowData(got))
     w <- r$res
     expect_rel(got$sizeFactor, r$sf, 1e-10)
@@ -74,6 +74,26 @@ test_that("results are identical for 1 and 2 threads", {
     expect_identical(da(r, threads = 1), da(r, threads = 2))
 })
 
+test_that("details = TRUE adds mcols(dds) columns, the rest unchanged", {
+    skip_if_not(has_shared(), "shared DESeq2 reference absent")
+    r <- deseq_ref("x5k_s4_zero")  # all-zero rows: NA-filled columns
+    lean <- as.data.frame(SummarizedExperiment::rowData(da(r, threads = 2)))
+    full <- as.data.frame(SummarizedExperiment::rowData(
+        da(r, threads = 2, details = TRUE)))
+    expect_identical(names(lean), c("baseMean", "log2FoldChange", "lfcSE",
+        "stat", "pvalue", "padj", "allZero", "dispGeneEst", "dispFit",
+        "dispersion", "dispOutlier", "dispMAP", "maxCooks"))
+    expect_identical(full[names(lean)], lean)
+    expect_true(all(c("baseVar", "Intercept", "SE_Intercept", "betaConv",
+                      "deviance", "WaldPvalue_Intercept") %in% names(full)))
+    # the Wald columns made in C++ are R's beta / se and 2 * pnorm(-|z|)
+    z <- full$condition_B_vs_A / full$SE_condition_B_vs_A
+    expect_identical(full$WaldStatistic_condition_B_vs_A, z)
+    expect_identical(full$WaldPvalue_condition_B_vs_A,
+                     2 * stats::pnorm(abs(z), lower.tail = FALSE))
+    expect_error(da(r, details = NA), class = "epione_error_input")
+})
+
 test_that("x5k_s4_zero: all-zero rows are NA, zero groups converge", {
     skip_if_not(has_shared(), "shared DESeq2 reference absent")
     r <- deseq_ref("x5k_s4_zero")
@@ -94,7 +114,7 @@ test_that("LRT against ~ 1 matches DESeq2", {
     skip_if_not(has_shared(), "shared DESeq2 reference absent")
     r <- deseq_ref("p2k_s6", "LRT_reduced_1")
     g <- as.data.frame(SummarizedExperiment::rowData(
-        da(r, test = "LRT", reduced = ~ 1, threads = 2)))
+        da(r, test = "LRT", reduced = ~ 1, threads = 2, details = TRUE)))
     w <- r$res
     expect_rel(g$stat, w$stat, 1e-6, abs_tol = 1e-6)
     expect_pvalue(g$pvalue, w$pvalue, sqrt(w$stat))
