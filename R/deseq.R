@@ -1150,7 +1150,7 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
     st <- .core(epi_deseq_base_stats(ysub, sf, seq_along(rows) - 1L, threads))
     newZero <- rowSums(ysub) == 0
     out$table$baseMean[rows] <- st$baseMean
-    out$table$baseVar[rows] <- st$baseVar
+    if (out$details) out$table$baseVar[rows] <- st$baseVar
     out$table$allZero[rows] <- newZero
     refit <- which(!newZero)
     if (verbose && length(refit)) {

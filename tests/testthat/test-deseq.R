@@ -216,6 +216,11 @@ test_that("outliers are replaced by the trimmed mean times the size factor", {
     yr[3] <- want
     expect_equal(rd$baseMean[5], mean(yr / sf))
     expect_true(all(is.na(rd$maxCooks)))  # every sample is replaceable
+    # the refit rows of the lean table agree with details = TRUE
+    full <- SummarizedExperiment::rowData(differentialAccessibility(y, ~ g,
+        colData = cd, threads = 1, details = TRUE))
+    expect_false("baseVar" %in% names(rd))
+    expect_identical(as.data.frame(full[names(rd)]), as.data.frame(rd))
 })
 
 test_that("bad input gives classed errors naming the fix", {
