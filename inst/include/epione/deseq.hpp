@@ -89,16 +89,13 @@ inline double median(std::vector<double>& v) {
 }
 
 // R's mean(x, trim = t): drop floor(n t) values at each end (median at 0.5).
-// Reorders v: two selections put the kept order statistics in the middle
-// (R's own partial sort leaves them unsorted too; the sum is long double).
+// Sorts v in place (for the ~10-100 values of a row, a sort costs less
+// than two selections).
 inline double trimmed_mean_inplace(std::vector<double>& v, double trim) {
     const size_t n = v.size();
     if (trim >= 0.5) return median(v);
     const size_t lo = static_cast<size_t>(std::floor(n * trim));
-    if (lo > 0) {
-        std::nth_element(v.begin(), v.begin() + lo, v.end());
-        std::nth_element(v.begin() + lo, v.begin() + (n - lo - 1), v.end());
-    }
+    std::sort(v.begin(), v.end());
     long double s = 0.0;
     for (size_t k = lo; k < n - lo; ++k) s += v[k];
     return static_cast<double>(s / static_cast<long double>(n - 2 * lo));
@@ -458,7 +455,64 @@ struct GlmScratch {
           v(m + p), lgc(m), xtx(p * p), ridge(p * p), inv(p * p) {}
 };
 
-// IRLS per row (DESeq2 fitBeta with useQR = TRUE), started from the least
+// One IRLS step solved through its normal equations (X'WX + Lambda) beta
+// = X'Wz, summed 4 samples at a time. Returns false (beta untouched) when p
+// is large or the system is ill-conditioned (1-norm condition number above
+// 1e8, where the QR of irls_step_qr keeps DESeq2's accuracy).
+EPIONE_VM_INLINE bool irls_step_normal_eq(const double* yr, const double* nf, const Design& d,
+                                          double alpha, const std::vector<double>& lambda,
+                                          const GlmOptions& opt, GlmScratch& s, double* beta) {
+    const int p = d.p;
+    if (p > nb::vec::kMaxNormalEqP) return false;
+    nb::vec::irls_normal_eq_body(d.x.data(), d.m, p, yr, s.mu.data(), s.eta.data(), nf, alpha,
+                                 opt.minmu, s.xtx.data(), s.nb.data());
+    for (int k = 0; k < p; ++k) s.xtx[k + k * p] += lambda[k];
+    double det;
+    if (!nb::invert(s.xtx, p, s.inv, det)) return false;
+    auto norm1 = [p](const std::vector<double>& a) {
+        double mx = 0.0;
+        for (int c = 0; c < p; ++c) {
+            double t = 0.0;
+            for (int r = 0; r < p; ++r) t += std::fabs(a[r + c * p]);
+            mx = std::max(mx, t);
+        }
+        return mx;
+    };
+    const double cond = norm1(s.xtx) * norm1(s.inv);
+    if (!(cond < 1e8)) return false;
+    for (int k = 0; k < p; ++k) {
+        double v = 0.0;
+        for (int l = 0; l < p; ++l) v += s.inv[k + l * p] * s.nb[l];
+        beta[k] = v;
+    }
+    return true;
+}
+
+// One IRLS step as DESeq2's fitBeta solves it: the QR least squares of
+// [sqrt(W) X; sqrt(Lambda)] against [sqrt(W) z; 0].
+EPIONE_VM_INLINE void irls_step_qr(const double* yr, const double* nf, const Design& d,
+                                   double alpha, const std::vector<double>& lambda,
+                                   const GlmOptions& opt, GlmScratch& s, double* beta) {
+    const int m = d.m, p = d.p, rows = m + p;
+    std::fill(s.a.begin(), s.a.end(), 0.0);
+    for (int j = 0; j < m; ++j) {
+        const double mu = s.mu[j], w = mu / (1.0 + alpha * mu), sw = std::sqrt(w);
+        for (int k = 0; k < p; ++k) s.a[j + k * rows] = d(j, k) * sw;
+        // log(mu / nf) is eta unless mu was clamped at minmu (one log
+        // per sample and iteration less; the same up to rounding)
+        const double lmu = mu == opt.minmu ? std::log(mu / nf[j]) : s.eta[j];
+        s.b[j] = (lmu + (yr[j] - mu) / mu) * sw;
+    }
+    for (int k = 0; k < p; ++k) {
+        s.a[m + k + k * rows] = std::sqrt(lambda[k]);
+        s.b[m + k] = 0.0;
+    }
+    qr_solve(s.a, rows, p, s.b, s.v, s.nb.data());
+    std::copy(s.nb.begin(), s.nb.end(), beta);
+}
+
+// IRLS per row (DESeq2 fitBeta; each step through its normal equations,
+// or DESeq2's QR when they are ill-conditioned), started from the least
 // squares fit of log(y/s + 0.1) (`ls_op`, p x m, is R^-1 Q' of X's QR, so
 // start = ls_op * log(y/s + 0.1); natural log). The deviance is the NB
 // log-likelihood split into its mu-free constant (computed once per row)
@@ -470,7 +524,7 @@ EPIONE_VM_INLINE void fit_row_body(const double* yr, const double* nf, const Des
                                    GlmScratch& s, double* beta, double* beta_var,
                                    double* mu_out, double* hat_out, int& iter,
                                    double& log_like) {
-    const int m = d.m, p = d.p, rows = m + p;
+    const int m = d.m, p = d.p;
     auto& mu = s.mu;
     auto& w = s.w;
     auto& eta = s.eta;
@@ -501,22 +555,8 @@ EPIONE_VM_INLINE void fit_row_body(const double* yr, const double* nf, const Des
     iter = 0;
     for (int t = 0; t < opt.maxit; ++t) {
         iter++;
-        std::fill(s.a.begin(), s.a.end(), 0.0);
-        for (int j = 0; j < m; ++j) {
-            w[j] = mu[j] / (1.0 + alpha * mu[j]);
-            const double sw = std::sqrt(w[j]);
-            for (int k = 0; k < p; ++k) s.a[j + k * rows] = d(j, k) * sw;
-            // log(mu / nf) is eta unless mu was clamped at minmu (one log
-            // per sample and iteration less; the same up to rounding)
-            const double lmu = mu[j] == opt.minmu ? std::log(mu[j] / nf[j]) : eta[j];
-            s.b[j] = (lmu + (yr[j] - mu[j]) / mu[j]) * sw;
-        }
-        for (int k = 0; k < p; ++k) {
-            s.a[m + k + k * rows] = std::sqrt(lambda[k]);
-            s.b[m + k] = 0.0;
-        }
-        qr_solve(s.a, rows, p, s.b, s.v, s.nb.data());
-        std::copy(s.nb.begin(), s.nb.end(), beta);
+        if (!irls_step_normal_eq(yr, nf, d, alpha, lambda, opt, s, beta))
+            irls_step_qr(yr, nf, d, alpha, lambda, opt, s, beta);
         bool large = false;
         for (int k = 0; k < p; ++k) large |= std::fabs(beta[k]) > opt.large;
         if (large) { iter = opt.maxit; break; }

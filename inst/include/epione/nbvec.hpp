@@ -262,6 +262,59 @@ EPIONE_VM_INLINE void log_norm_counts_body(const double* y, const double* nf, in
     for (; j < m; ++j) out[j] = std::log(y[j] / nf[j] + 0.1);
 }
 
+// The IRLS normal equations of one step: A = X' W X and b = X' W z, with
+// w = mu / (1 + alpha mu) and the working response z = log(mu / nf) +
+// (y - mu) / mu, where log(mu / nf) is eta unless mu was clamped at minmu.
+// X is m x p column-major, p <= kMaxNormalEqP. DESeq2 solves the same
+// least-squares problem by QR; the sums here run 4 samples at a time
+// instead of the QR's chains of dependent scalar operations.
+constexpr int kMaxNormalEqP = 6;
+EPIONE_VM_INLINE void irls_normal_eq_body(const double* x, int m, int p, const double* y,
+                                          const double* mu, const double* eta,
+                                          const double* nf, double alpha, double minmu,
+                                          double* a, double* b) {
+    vd acc_a[kMaxNormalEqP * kMaxNormalEqP], acc_b[kMaxNormalEqP];
+    for (int k = 0; k < p; ++k) {
+        acc_b[k] = splat(0.0);
+        for (int l = 0; l <= k; ++l) acc_a[k * p + l] = splat(0.0);
+    }
+    const vd va = splat(alpha), one = splat(1.0), lo = splat(minmu);
+    int j = 0;
+    for (; j + vm::kLanes <= m; j += vm::kLanes) {
+        const vd mv = vm::load(mu + j);
+        const vd w = mv / (one + va * mv);
+        vd lmu = vm::load(eta + j);
+        const vi clamped = mv == lo;
+        if (vm::any(clamped))
+            for (int l = 0; l < vm::kLanes; ++l)
+                if (clamped[l]) lmu[l] = std::log(mu[j + l] / nf[j + l]);
+        const vd wz = w * (lmu + (vm::load(y + j) - mv) / mv);
+        for (int k = 0; k < p; ++k) {
+            const vd xk = vm::load(x + static_cast<size_t>(k) * m + j);
+            acc_b[k] += xk * wz;
+            const vd wxk = w * xk;
+            for (int l = 0; l <= k; ++l)
+                acc_a[k * p + l] += wxk * vm::load(x + static_cast<size_t>(l) * m + j);
+        }
+    }
+    for (int k = 0; k < p; ++k) {
+        b[k] = vm::hsum(acc_b[k]);
+        for (int l = 0; l <= k; ++l) a[k + l * p] = vm::hsum(acc_a[k * p + l]);
+    }
+    for (; j < m; ++j) {
+        const double w = mu[j] / (1.0 + alpha * mu[j]);
+        const double lmu = mu[j] == minmu ? std::log(mu[j] / nf[j]) : eta[j];
+        const double wz = w * (lmu + (y[j] - mu[j]) / mu[j]);
+        for (int k = 0; k < p; ++k) {
+            const double xk = x[static_cast<size_t>(k) * m + j];
+            b[k] += xk * wz;
+            for (int l = 0; l <= k; ++l) a[k + l * p] += w * xk * x[static_cast<size_t>(l) * m + j];
+        }
+    }
+    for (int k = 0; k < p; ++k)
+        for (int l = 0; l < k; ++l) a[l + k * p] = a[k + l * p];
+}
+
 #ifdef EPIONE_VM_X86
 EPIONE_VM_AVX2 inline void fill_avx2(const DispRow& d, double alpha, double r) {
     fill_body(d, alpha, r);
