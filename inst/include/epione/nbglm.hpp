@@ -220,7 +220,7 @@ struct DispObjective {
     mutable bool have_inv_mu = false;
     mutable std::vector<double> w, dw, b, db, binv, l1p, ly, qv, gv;
     mutable std::vector<int> small;  // see vec::DispRow
-    mutable double cached_a = NAN, cr_det = 1.0;
+    mutable double cached_a = NAN, cached_alpha = NAN, cached_r = NAN, cr_det = 1.0;
 
     explicit DispObjective(const Design& design)
         : d(design), inv_mu(design.m), w(design.m), dw(design.m),
@@ -315,15 +315,24 @@ struct DispObjective {
     void fill(double a) const {
         if (a == cached_a) return;
         const double alpha = std::exp(a), r = 1.0 / alpha;
-        vec::fill(row(), alpha, r);
+        auto rw = row();
+        const bool fused = use_cr && d.p <= vec::kMaxNormalEqP;
+        if (fused) rw.xtwx = b.data();  // X'WX summed in the same pass
+        vec::fill(rw, alpha, r);
         if (use_cr) {
-            vec::xtwx(d.x.data(), d.m, d.p, w.data(), false, b.data());
+            if (!fused) vec::xtwx(d.x.data(), d.m, d.p, w.data(), false, b.data());
             cr_det = det_small(b.data(), d.p);
         }
         cached_a = a;
+        cached_alpha = alpha;
+        cached_r = r;
     }
     vec::DispRow row() const {
-        return {y, mu, d.m, l1p.data(), qv.data(), w.data(), ly.data(), gv.data(), &small};
+        vec::DispRow r{y, mu, d.m, l1p.data(), qv.data(), w.data(), ly.data(), gv.data(),
+                       &small};
+        r.x = d.x.data();
+        r.p = d.p;
+        return r;
     }
 
     // lgamma(x) for x = y + 1/alpha from lx = log(x), g = 1/x (Stirling's
@@ -351,7 +360,7 @@ struct DispObjective {
     // of the rounding error of lp: lgamma(y + r) - lgamma(r) cancels).
     double lp(double a, double* mag = nullptr) const {
         fill(a);
-        const double r = 1.0 / std::exp(a);
+        const double r = cached_r;
         const double lgr = lgam_log(r, -a);
         const double cr = use_cr ? -0.5 * std::log(cr_det) : 0.0;
         if (!mag) return vec::lp(row(), a, r, lgr) + prior(a) + cr;
@@ -373,14 +382,16 @@ struct DispObjective {
 
     double dlp(double a) const {
         fill(a);
-        const double alpha = std::exp(a);
+        const double alpha = cached_alpha, r = cached_r;
+        auto rw = row();
+        const bool fused = use_cr && d.p <= vec::kMaxNormalEqP;
+        if (fused) rw.dxtwx = db.data();  // X'(-w^2)X summed in the same pass
+        const double ll = r * r * vec::dlp(rw, alpha, r, digam_log(r, -a));
         double cr = 0.0;
         if (use_cr) {
-            vec::xtwx(d.x.data(), d.m, d.p, w.data(), true, db.data());
+            if (!fused) vec::xtwx(d.x.data(), d.m, d.p, w.data(), true, db.data());
             cr = -0.5 * trace_inv_prod(b, db, d.p, binv);
         }
-        const double r = 1.0 / alpha;
-        const double ll = r * r * vec::dlp(row(), alpha, r, digam_log(r, -a));
         const double pr = use_prior ? -(a - prior_mean) / prior_var : 0.0;
         return (ll + cr) * alpha + pr;
     }

@@ -22,13 +22,58 @@ using vm::vd;
 using vm::vi;
 using vm::splat;
 
-// Per-sample quantities at one log alpha (see DispObjective::fill).
+// Designs up to this many coefficients get their X' W X sums inside the
+// per-sample loops (IRLS normal equations, Cox-Reid term).
+constexpr int kMaxNormalEqP = 6;
+
+// Per-sample quantities at one log alpha (see DispObjective::fill). With
+// `xtwx` set (p <= kMaxNormalEqP), fill also sums X' W X into it and dlp
+// sums X' diag(-w^2) X into `dxtwx` (the Cox-Reid term and its derivative).
 struct DispRow {
     const double* y = nullptr;
     const double* mu = nullptr;
     int m = 0;
     double *l1p = nullptr, *q = nullptr, *w = nullptr, *ly = nullptr, *g = nullptr;
     std::vector<int>* small = nullptr;  // y > 0 with y + 1/alpha < 10
+    const double* x = nullptr;          // design, m x p column-major
+    int p = 0;
+    double *xtwx = nullptr, *dxtwx = nullptr;
+};
+
+// Running sums of X' diag(w) X (lower triangle), 4 samples at a time.
+struct XtwxSums {
+    vd acc[kMaxNormalEqP * kMaxNormalEqP];
+    double tail[kMaxNormalEqP * kMaxNormalEqP];
+    const double* x;
+    int m, p;
+    EPIONE_VM_INLINE XtwxSums(const double* xx, int mm, int pp) : x(xx), m(mm), p(pp) {
+        for (int k = 0; k < p * p; ++k) {
+            acc[k] = splat(0.0);
+            tail[k] = 0.0;
+        }
+    }
+    EPIONE_VM_INLINE void add(int j, vd w) {
+        for (int k = 0; k < p; ++k) {
+            const vd wxk = w * vm::load(x + static_cast<size_t>(k) * m + j);
+            for (int l = 0; l <= k; ++l)
+                acc[k * p + l] += wxk * vm::load(x + static_cast<size_t>(l) * m + j);
+        }
+    }
+    EPIONE_VM_INLINE void add1(int j, double w) {
+        for (int k = 0; k < p; ++k) {
+            const double wxk = w * x[static_cast<size_t>(k) * m + j];
+            for (int l = 0; l <= k; ++l) tail[k * p + l] += wxk * x[static_cast<size_t>(l) * m + j];
+        }
+    }
+    // b = the symmetric p x p sums, column-major.
+    EPIONE_VM_INLINE void finish(double* b) const {
+        for (int k = 0; k < p; ++k)
+            for (int l = 0; l <= k; ++l) {
+                const double v = vm::hsum(acc[k * p + l]) + tail[k * p + l];
+                b[k + l * p] = v;
+                b[l + k * p] = v;
+            }
+    }
 };
 
 // Stirling's series for lgamma(x), x >= 10, from lx = log x and g = 1/x;
@@ -56,6 +101,7 @@ EPIONE_VM_INLINE void fill_body(const DispRow& d, double alpha, double r) {
     const vd va = splat(alpha), vr = splat(r), one = splat(1.0), ten = splat(10.0);
     const vd tiny = splat(2.2250738585072014e-308), inf = splat(INFINITY);
     d.small->clear();
+    XtwxSums sums(d.x, d.m, d.xtwx ? d.p : 0);
     int j = 0;
     for (; j + vm::kLanes <= d.m; j += vm::kLanes) {
         const vd mu = vm::load(d.mu + j), y = vm::load(d.y + j);
@@ -63,6 +109,7 @@ EPIONE_VM_INLINE void fill_body(const DispRow& d, double alpha, double r) {
         const vd q = one / den;
         vm::store(d.q + j, q);
         vm::store(d.w + j, mu * q);
+        if (d.xtwx) sums.add(j, mu * q);
         vm::store(d.g + j, one / x);
         vm::store(d.l1p + j, vm::log_normal(den));
         vm::store(d.ly + j, vm::log_normal(x));
@@ -86,7 +133,9 @@ EPIONE_VM_INLINE void fill_body(const DispRow& d, double alpha, double r) {
         d.l1p[j] = std::log(den);
         d.ly[j] = std::log(x);
         if (d.y[j] != 0 && x < 10.0) d.small->push_back(j);
+        if (d.xtwx) sums.add1(j, d.w[j]);
     }
+    if (d.xtwx) sums.finish(d.xtwx);
 }
 
 // Sum over samples of the NB log-likelihood terms of lp (log alpha a):
@@ -120,8 +169,13 @@ EPIONE_VM_INLINE double lp_body(const DispRow& d, double a, double r, double lgr
 EPIONE_VM_INLINE double dlp_body(const DispRow& d, double alpha, double r, double dgr) {
     const vd va = splat(alpha), vr = splat(r), vdgr = splat(dgr), ten = splat(10.0);
     vd acc = splat(0.0);
+    XtwxSums sums(d.x, d.m, d.dxtwx ? d.p : 0);
     int j = 0;
     for (; j + vm::kLanes <= d.m; j += vm::kLanes) {
+        if (d.dxtwx) {
+            const vd w = vm::load(d.w + j);
+            sums.add(j, -(w * w));
+        }
         const vd y = vm::load(d.y + j), q = vm::load(d.q + j), x = y + vr;
         const vd ma = vm::load(d.mu + j) * va;
         const vd series = vdgr - digam_series(vm::load(d.ly + j), vm::load(d.g + j)) +
@@ -132,6 +186,7 @@ EPIONE_VM_INLINE double dlp_body(const DispRow& d, double alpha, double r, doubl
     double s = vm::hsum(acc);
     for (; j < d.m; ++j) {
         const double y = d.y[j], x = y + r, q = d.q[j];
+        if (d.dxtwx) sums.add1(j, -(d.w[j] * d.w[j]));
         s += d.l1p[j] - d.mu[j] * alpha * q;
         if (y != 0 && x >= 10.0) {
             const vd v = digam_series(splat(d.ly[j]), splat(d.g[j]));
@@ -140,6 +195,7 @@ EPIONE_VM_INLINE double dlp_body(const DispRow& d, double alpha, double r, doubl
     }
     for (int k : *d.small)
         s += dgr - digam_log(d.y[k] + r, d.ly[k]) + d.y[k] * alpha * d.q[k];
+    if (d.dxtwx) sums.finish(d.dxtwx);
     return s;
 }
 
@@ -268,7 +324,6 @@ EPIONE_VM_INLINE void log_norm_counts_body(const double* y, const double* nf, in
 // X is m x p column-major, p <= kMaxNormalEqP. DESeq2 solves the same
 // least-squares problem by QR; the sums here run 4 samples at a time
 // instead of the QR's chains of dependent scalar operations.
-constexpr int kMaxNormalEqP = 6;
 EPIONE_VM_INLINE void irls_normal_eq_body(const double* x, int m, int p, const double* y,
                                           const double* mu, const double* eta,
                                           const double* nf, double alpha, double minmu,
