@@ -491,22 +491,39 @@ inline LineSearchResult line_search(const DispObjective& f, double a,
 }
 
 // DESeq2's fitDispGrid: 20 points on [log 1e-8, log maxDisp], then 20 points
-// around the best one; the first maximum wins ties, so the grid evaluates
-// DESeq2's exact arithmetic (lp_exact). Returns log alpha.
+// around the best one; the first maximum wins ties. Each stage is first
+// evaluated in the fast arithmetic; when its best point beats every other by
+// more than the rounding margin (kTieMargin of the terms' magnitudes) that
+// is DESeq2's choice too, else the stage is redone in DESeq2's exact
+// arithmetic (lp_exact), where ties decide. Returns log alpha.
 inline double grid_search(const DispObjective& f, double max_disp) {
-    const int n = 20;
+    constexpr int n = 20;
     const double lo = std::log(1e-8), hi = std::log(max_disp);
     // DESeq2 takes the spacing as grid[1] - grid[0] of R's seq(), which is
     // not bit-equal to (hi - lo) / 19; the fine grid depends on it.
     const double delta = (lo + (hi - lo) / (n - 1)) - lo;
     // Grid points as R's seq() and Armadillo's linspace() place them.
+    auto point = [](double from, double to, int t) {
+        return t == n - 1 ? to : from + t * ((to - from) / (n - 1));
+    };
     auto best_of = [&](double from, double to) {
-        const double step = (to - from) / (n - 1);
+        double v[n], mag[n];
+        int tb = 0;
+        for (int t = 0; t < n; ++t) {
+            v[t] = f.lp(point(from, to, t), &mag[t]);
+            if (v[t] > v[tb]) tb = t;
+        }
+        bool clear = std::isfinite(v[tb]);
+        for (int t = 0; t < n && clear; ++t)
+            if (t != tb)
+                clear = std::isfinite(mag[t]) &&
+                        v[tb] - v[t] > kTieMargin * (mag[tb] + mag[t]);
+        if (clear) return point(from, to, tb);
         double best = -INFINITY, arg = from;
         for (int t = 0; t < n; ++t) {
-            const double a = (t == n - 1) ? to : from + t * step;
-            const double v = f.lp_exact(a);
-            if (t == 0 || v > best) { best = v; arg = a; }
+            const double a = point(from, to, t);
+            const double e = f.lp_exact(a);
+            if (t == 0 || e > best) { best = e; arg = a; }
         }
         return arg;
     };
