@@ -106,24 +106,34 @@ EPIONE_VM_INLINE void fill_body(const DispRow& d, double alpha, double r) {
     for (; j + vm::kLanes <= d.m; j += vm::kLanes) {
         const vd mu = vm::load(d.mu + j), y = vm::load(d.y + j);
         const vd den = one + mu * va, x = y + vr;
-        const vd q = one / den;
+        // the four reciprocals (q, g and the two logs' 1 / (2 + f)) from
+        // one division: divisions, not the polynomials, bound this loop
+        const vm::LogParts pd = vm::log_reduce(den), px = vm::log_reduce(x);
+        const vd td = splat(2.0) + pd.f, tx = splat(2.0) + px.f;
+        const vd a = den * x, b = td * tx, inv = one / (a * b);
+        const vd inv_a = inv * b, inv_b = inv * a;
+        const vd q = x * inv_a;
         vm::store(d.q + j, q);
         vm::store(d.w + j, mu * q);
-        if (d.xtwx) sums.add(j, mu * q);
-        vm::store(d.g + j, one / x);
-        vm::store(d.l1p + j, vm::log_normal(den));
-        vm::store(d.ly + j, vm::log_normal(x));
-        const vi ok = (den < inf) & (x >= tiny) & (x < inf);
+        vm::store(d.g + j, den * inv_a);
+        vm::store(d.l1p + j, vm::log_finish(pd, pd.f * (tx * inv_b)));
+        vm::store(d.ly + j, vm::log_finish(px, px.f * (td * inv_b)));
+        // lanes out of the shared division's range: libm, one by one
+        const vi ok = (den < inf) & (x >= tiny) & (x < inf) & (a * b < splat(1e300));
         const vi sm = (y != splat(0.0)) & (x < ten);
         if (vm::any(~ok | sm)) {
             for (int l = 0; l < vm::kLanes; ++l) {
                 if (!ok[l]) {
+                    d.q[j + l] = 1.0 / den[l];
+                    d.w[j + l] = mu[l] * d.q[j + l];
+                    d.g[j + l] = 1.0 / x[l];
                     d.l1p[j + l] = std::log(den[l]);
                     d.ly[j + l] = std::log(x[l]);
                 }
                 if (sm[l]) d.small->push_back(j + l);
             }
         }
+        if (d.xtwx) sums.add(j, vm::load(d.w + j));
     }
     for (; j < d.m; ++j) {
         const double den = 1.0 + d.mu[j] * alpha, x = d.y[j] + r;

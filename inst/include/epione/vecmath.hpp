@@ -64,27 +64,40 @@ inline vd small_int_to_double(vi e) {
     return as_double(e | magic) - splat(4503599627370496.0);
 }
 
-// log(x) for positive normal x; other lanes are garbage (see log_n).
-EPIONE_VM_INLINE vd log_normal(vd x) {
+// log(x) in two halves, so that callers can share the one division of
+// several logs: log_reduce() splits x = 2^k (1 + f) with 1 + f in
+// [sqrt(2)/2, sqrt(2)); log_finish() takes s = f / (2 + f).
+struct LogParts {
+    vd k, f;
+};
+EPIONE_VM_INLINE LogParts log_reduce(vd x) {
+    // shift the mantissa so that m = x / 2^k lands in [sqrt(2)/2, sqrt(2))
+    const std::int64_t shift = (0x3ff00000LL - 0x3fe6a09eLL) << 32;
+    const vi ix = as_int(x) + shift;
+    const vd k = small_int_to_double(ix >> 52) - splat(1023.0);
+    const vi mbits = (ix & 0x000fffffffffffffLL) + (0x3fe6a09eLL << 32);
+    return {k, as_double(mbits) - splat(1.0)};
+}
+EPIONE_VM_INLINE vd log_finish(const LogParts& p, vd s) {
     const double ln2_hi = 6.93147180369123816490e-01;
     const double ln2_lo = 1.90821492927058770002e-10;
     const double lg1 = 6.666666666666735130e-01, lg2 = 3.999999999940941908e-01,
                  lg3 = 2.857142874366239149e-01, lg4 = 2.222219843214978396e-01,
                  lg5 = 1.818357216161805012e-01, lg6 = 1.531383769920937332e-01,
                  lg7 = 1.479819860511658591e-01;
-    // shift the mantissa so that m = x / 2^k lands in [sqrt(2)/2, sqrt(2))
-    const std::int64_t shift = (0x3ff00000LL - 0x3fe6a09eLL) << 32;
-    const vi ix = as_int(x) + shift;
-    const vd k = small_int_to_double(ix >> 52) - splat(1023.0);
-    const vi mbits = (ix & 0x000fffffffffffffLL) + (0x3fe6a09eLL << 32);
-    const vd f = as_double(mbits) - splat(1.0);
+    const vd f = p.f, k = p.k;
     const vd hfsq = splat(0.5) * f * f;
-    const vd s = f / (splat(2.0) + f);
     const vd z = s * s, w = z * z;
     const vd t1 = w * (splat(lg2) + w * (splat(lg4) + w * splat(lg6)));
     const vd t2 = z * (splat(lg1) + w * (splat(lg3) + w * (splat(lg5) + w * splat(lg7))));
     const vd r = t1 + t2;
     return s * (hfsq + r) + k * splat(ln2_lo) - hfsq + f + k * splat(ln2_hi);
+}
+
+// log(x) for positive normal x; other lanes are garbage (see log_n).
+EPIONE_VM_INLINE vd log_normal(vd x) {
+    const LogParts p = log_reduce(x);
+    return log_finish(p, p.f / (splat(2.0) + p.f));
 }
 
 // exp(x) for |x| <= 700; other lanes are garbage (see exp_n).
