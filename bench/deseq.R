@@ -10,22 +10,22 @@
 # whether the padj < 0.1 calls agree with DESeq2; exits non-zero if not.
 # Usage: Rscript bench/deseq.R [p50k_s6 p200k_s12 p50k_s100]
 #
-# Measured 2026-11-29 (2-core AMD EPYC VM shared with other jobs, R 4.2.2,
-# DESeq2 1.38.3; load average in brackets; elapsed / CPU seconds; padj < 0.1
-# calls identical to DESeq2's in every run):
-#   p50k_s6   [0.7] DESeq2  9.5 / 10.1, epione 0.24 / 0.40: 40x / 25x (quiet)
-#   p50k_s100 [1.0] DESeq2 38.3 / 39.3, epione 1.96 / 3.76: 20x / 10x (quiet)
-#   p50k_s6   [1.4] DESeq2 13.6 / 13.8, epione 0.34 / 0.60: 40x / 23x
-#   p50k_s6   [1.6] DESeq2 11.3 / 11.3, epione 0.41 / 0.40: 28x / 28x
-#   p200k_s12 [2.7] DESeq2 65.1 / 41.7, epione 2.16 / 2.24: 30x / 19x
-#   p200k_s12 [3.8] DESeq2 72.4 / 48.0, epione 2.21 / 2.20: 33x / 22x
-#   p50k_s100 [1.4] DESeq2 39.3 / 40.5, epione 1.96 / 3.79: 20x / 11x
-#   p50k_s100 [2.3] DESeq2 39.2 / 39.0, epione 2.27 / 4.38: 17x / 9x
-# (epione elapsed equals its CPU when other jobs hold a core.) Before this
-# round: 19x / 16x / 6.7x in CPU. glmGamPoi took 37-350 s (10-160x).
+# Measured 2026-11-29, session 4 (2-core AMD EPYC VM with AVX2, quiet:
+# load average ~1 from this script alone; R 4.2.2, DESeq2 1.38.3; elapsed /
+# CPU seconds; padj < 0.1 calls identical to DESeq2's in every run):
+#   p50k_s6   DESeq2  9.44 / 10.1, epione 0.23 / 0.37: 42x elapsed / 27x CPU
+#   p200k_s12 DESeq2 46.6  / 48.0, epione 0.90 / 1.58: 52x / 30x
+#             (DESeq2 43.4 s in a quieter run; epione 1.28 s when one of R's
+#             full garbage collections, ~0.65 s with Bioconductor loaded,
+#             falls inside the run: 34x)
+#   p50k_s100 DESeq2 36.5  / 37.7, epione 1.08 / 2.02: 34x / 19x
+# glmGamPoi (glm_gp + test_de) 36-334 s: 33-370x. Before session 4 (scalar
+# kernels): 40x / 30x / 20x elapsed.
 # Peak extra RSS of one run in a fresh process (peak_extra_mb()): p50k_s6
-# 30 MB (its 50k x 29 result table alone is 12 MB), p200k_s12 94 MB,
-# p50k_s100 45 MB = 2.4x its 19 MB of integer counts (was 178 MB).
+# 30 MB, p200k_s12 107 MB, p50k_s100 37 MB = 1.9x its 19 MB of integer
+# counts. The peak is R's allocation volume before its first collection;
+# the returned results and dispersion columns alone (11 doubles per peak)
+# are 3.7x a 6-sample and 1.8x a 12-sample integer matrix.
 suppressPackageStartupMessages({
     library(epione)
     library(DESeq2)
