@@ -233,6 +233,10 @@ epi_deseq_coef_cols <- function(beta, se, wald) {
     .Call(`_epione_epi_deseq_coef_cols`, beta, se, wald)
 }
 
+epi_vm_log_exp <- function(x) {
+    .Call(`_epione_epi_vm_log_exp`, x)
+}
+
 epi_fasta_lengths <- function(path, build_index) {
     .Call(`_epione_epi_fasta_lengths`, path, build_index)
 }

@@ -823,6 +823,16 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// epi_vm_log_exp
+Rcpp::List epi_vm_log_exp(Rcpp::NumericVector x);
+RcppExport SEXP _epione_epi_vm_log_exp(SEXP xSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type x(xSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_vm_log_exp(x));
+    return rcpp_result_gen;
+END_RCPP
+}
 // epi_fasta_lengths
 Rcpp::NumericVector epi_fasta_lengths(std::string path, bool build_index);
 RcppExport SEXP _epione_epi_fasta_lengths(SEXP pathSEXP, SEXP build_indexSEXP) {
@@ -1419,6 +1429,7 @@ static const R_CallMethodDef CallEntries[] = {
     {"_epione_epi_deseq_num_rej", (DL_FUNC) &_epione_epi_deseq_num_rej, 4},
     {"_epione_epi_deseq_gamma_round", (DL_FUNC) &_epione_epi_deseq_gamma_round, 3},
     {"_epione_epi_deseq_coef_cols", (DL_FUNC) &_epione_epi_deseq_coef_cols, 3},
+    {"_epione_epi_vm_log_exp", (DL_FUNC) &_epione_epi_vm_log_exp, 1},
     {"_epione_epi_fasta_lengths", (DL_FUNC) &_epione_epi_fasta_lengths, 2},
     {"_epione_epi_fasta_fetch", (DL_FUNC) &_epione_epi_fasta_fetch, 4},
     {"_epione_epi_fasta_base_counts", (DL_FUNC) &_epione_epi_fasta_base_counts, 2},

@@ -441,3 +441,14 @@ Rcpp::List epi_deseq_coef_cols(Rcpp::NumericMatrix beta, Rcpp::NumericMatrix se,
     }
     return out;
 }
+
+// The vectorised log and exp of the engine's kernels (vecmath.hpp, the
+// portable copy) on x, so that the tests can hold them to R's log and exp.
+// [[Rcpp::export(rng = false)]]
+Rcpp::List epi_vm_log_exp(Rcpp::NumericVector x) {
+    const int n = x.size();
+    Rcpp::NumericVector lg(n), ex(n);
+    epione::vm::log_n(x.begin(), lg.begin(), n);
+    epione::vm::exp_n(x.begin(), ex.begin(), n);
+    return Rcpp::List::create(Rcpp::Named("log") = lg, Rcpp::Named("exp") = ex);
+}

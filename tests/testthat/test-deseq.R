@@ -74,6 +74,25 @@ test_that("results are identical for 1 and 2 threads", {
     expect_identical(da(r, threads = 1), da(r, threads = 2))
 })
 
+test_that("the engine's vectorised log and exp are within 2 ulp of R's", {
+    withr::local_seed(5)
+    ulps <- function(a, b) {
+        max(abs(a - b) / pmax(abs(b) * .Machine$double.eps,
+                              .Machine$double.xmin))
+    }
+    x <- c(exp(runif(3000, -700, 700)), runif(3000, 0.5, 2),
+           1 + 10^runif(500, -15, -1), 1:1000)
+    v <- epione:::epi_vm_log_exp(x)
+    expect_lte(ulps(v$log, log(x)), 2)
+    e <- c(runif(5000, -700, 700), runif(1000, -1e-3, 1e-3))
+    expect_lte(ulps(epione:::epi_vm_log_exp(e)$exp, exp(e)), 2)
+    # outside the polynomials' ranges: R's own answers
+    odd <- c(0, -1, Inf, -Inf, NaN, 5e-320, -800, 800, 710, -745.2)
+    w <- epione:::epi_vm_log_exp(odd)
+    expect_identical(suppressWarnings(log(odd)), w$log)
+    expect_identical(exp(odd), w$exp)
+})
+
 test_that("the portable kernels (EPIONE_SIMD=baseline) agree as closely", {
     # the AVX2 copy of the vectorised loops is picked once per process, so
     # the portable one runs in a child R with EPIONE_SIMD=baseline

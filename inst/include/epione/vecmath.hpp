@@ -124,44 +124,29 @@ EPIONE_VM_INLINE vd exp_small(vd x) {
     return y * s1 * s2;
 }
 
-// out[j] = log(x[j]) for j < n (x and out may be the same array).
+// out[j] = f(x[j]) for j < n, 4 at a time: the vector `poly` where lo <=
+// x <= hi (its valid range), the scalar `libm` elsewhere (0, subnormals,
+// inf, NaN, out-of-range exp). x and out may be the same array.
+template <class Poly, class Libm>
+inline void map_n(const double* x, double* out, int n, double lo, double hi, Poly poly,
+                  Libm libm) {
+    for (int j = 0; j < n; j += kLanes) {
+        const int k = n - j < kLanes ? n - j : kLanes;
+        double buf[kLanes] = {lo, lo, lo, lo};
+        for (int l = 0; l < k; ++l) buf[l] = x[j + l];
+        const vd r = poly(load(buf));
+        for (int l = 0; l < k; ++l)
+            out[j + l] = (buf[l] >= lo && buf[l] <= hi) ? r[l] : libm(buf[l]);
+    }
+}
 inline void log_n(const double* x, double* out, int n) {
-    int j = 0;
-    for (; j + kLanes <= n; j += kLanes) {
-        const vd v = load(x + j);
-        store(out + j, log_normal(v));
-        // positive normal finite: DBL_MIN <= v < inf (false for NaN)
-        const vi ok = (v >= splat(2.2250738585072014e-308)) & (v < splat(INFINITY));
-        for (int l = 0; l < kLanes; ++l)
-            if (!ok[l]) out[j + l] = std::log(x[j + l]);
-    }
-    for (; j < n; ++j) {
-        double buf[kLanes] = {1.0, 1.0, 1.0, 1.0};
-        buf[0] = x[j];
-        const double v = x[j];
-        out[j] = (v >= 2.2250738585072014e-308 && v < INFINITY) ? log_normal(load(buf))[0]
-                                                                : std::log(v);
-    }
+    map_n(x, out, n, 2.2250738585072014e-308, 1.7976931348623157e308,
+          [](vd v) { return log_normal(v); }, [](double v) { return std::log(v); });
 }
-
-// out[j] = exp(x[j]) for j < n (x and out may be the same array).
 inline void exp_n(const double* x, double* out, int n) {
-    int j = 0;
-    for (; j + kLanes <= n; j += kLanes) {
-        const vd v = load(x + j);
-        store(out + j, exp_small(v));
-        const vi ok = (v >= splat(-700.0)) & (v <= splat(700.0));
-        for (int l = 0; l < kLanes; ++l)
-            if (!ok[l]) out[j + l] = std::exp(x[j + l]);
-    }
-    for (; j < n; ++j) {
-        double buf[kLanes] = {0.0, 0.0, 0.0, 0.0};
-        buf[0] = x[j];
-        const double v = x[j];
-        out[j] = (v >= -700.0 && v <= 700.0) ? exp_small(load(buf))[0] : std::exp(v);
-    }
+    map_n(x, out, n, -700.0, 700.0, [](vd v) { return exp_small(v); },
+          [](double v) { return std::exp(v); });
 }
-
 
 // Sum of the lanes.
 inline double hsum(vd v) {
