@@ -225,6 +225,10 @@ epi_deseq_num_rej <- function(p, filter, cutoffs, alpha) {
     .Call(`_epione_epi_deseq_num_rej`, p, filter, cutoffs, alpha)
 }
 
+epi_deseq_bh_subset <- function(p, filter, o, cutoff, n_total) {
+    .Call(`_epione_epi_deseq_bh_subset`, p, filter, o, cutoff, n_total)
+}
+
 epi_deseq_gamma_round <- function(means, disps, coefs) {
     .Call(`_epione_epi_deseq_gamma_round`, means, disps, coefs)
 }

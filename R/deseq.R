@@ -1281,13 +1281,12 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
     # a subset of a stable order is the subset's own stable order.
     ok <- which(!is.na(pvalue))
     o <- ok[order(pvalue[ok], decreasing = TRUE)]
-    numRej <- .core(epi_deseq_num_rej(pvalue[o], filter[o], cutoffs, alpha))
+    po <- pvalue[o]
+    fo <- filter[o]
+    numRej <- .core(epi_deseq_num_rej(po, fo, cutoffs, alpha))
     padj_of <- function(j) {
-        r <- rep(NA_real_, length(pvalue))
-        idx <- o[filter[o] >= cutoffs[j]]
-        n <- length(idx)
-        if (n) r[idx] <- pmin(1, cummin(n / (n:1) * pvalue[idx]))
-        r
+        .core(epi_deseq_bh_subset(po, fo, o, unname(cutoffs[j]),
+                                  length(pvalue)))
     }
     lo <- stats::lowess(numRej ~ theta, f = 1 / 5)
     j <- if (max(numRej) <= 10) 1L else {

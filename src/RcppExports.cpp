@@ -799,6 +799,20 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// epi_deseq_bh_subset
+Rcpp::NumericVector epi_deseq_bh_subset(Rcpp::NumericVector p, Rcpp::NumericVector filter, Rcpp::IntegerVector o, double cutoff, int n_total);
+RcppExport SEXP _epione_epi_deseq_bh_subset(SEXP pSEXP, SEXP filterSEXP, SEXP oSEXP, SEXP cutoffSEXP, SEXP n_totalSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type p(pSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type filter(filterSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type o(oSEXP);
+    Rcpp::traits::input_parameter< double >::type cutoff(cutoffSEXP);
+    Rcpp::traits::input_parameter< int >::type n_total(n_totalSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_deseq_bh_subset(p, filter, o, cutoff, n_total));
+    return rcpp_result_gen;
+END_RCPP
+}
 // epi_deseq_gamma_round
 Rcpp::NumericVector epi_deseq_gamma_round(Rcpp::NumericVector means, Rcpp::NumericVector disps, Rcpp::NumericVector coefs);
 RcppExport SEXP _epione_epi_deseq_gamma_round(SEXP meansSEXP, SEXP dispsSEXP, SEXP coefsSEXP) {
@@ -1427,6 +1441,7 @@ static const R_CallMethodDef CallEntries[] = {
     {"_epione_epi_deseq_count_issues", (DL_FUNC) &_epione_epi_deseq_count_issues, 1},
     {"_epione_epi_deseq_row_max", (DL_FUNC) &_epione_epi_deseq_row_max, 2},
     {"_epione_epi_deseq_num_rej", (DL_FUNC) &_epione_epi_deseq_num_rej, 4},
+    {"_epione_epi_deseq_bh_subset", (DL_FUNC) &_epione_epi_deseq_bh_subset, 5},
     {"_epione_epi_deseq_gamma_round", (DL_FUNC) &_epione_epi_deseq_gamma_round, 3},
     {"_epione_epi_deseq_coef_cols", (DL_FUNC) &_epione_epi_deseq_coef_cols, 3},
     {"_epione_epi_vm_log_exp", (DL_FUNC) &_epione_epi_vm_log_exp, 1},

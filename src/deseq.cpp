@@ -334,6 +334,28 @@ Rcpp::NumericVector epi_deseq_num_rej(Rcpp::NumericVector p, Rcpp::NumericVector
     return out;
 }
 
+// p.adjust(p, "BH") of the subset filter >= cutoff, as padj for all n_total
+// rows (NA outside it): `p` sorted decreasing with `filter` following it
+// and `o` (1-based) their rows. R's pmin(1, cummin(n / (n:1) * p)) in one
+// pass, with its arithmetic, instead of ~10 peak-length R temporaries.
+// [[Rcpp::export(rng = false)]]
+Rcpp::NumericVector epi_deseq_bh_subset(Rcpp::NumericVector p, Rcpp::NumericVector filter,
+                                        Rcpp::IntegerVector o, double cutoff, int n_total) {
+    Rcpp::NumericVector out(n_total, NA_REAL);
+    R_xlen_t n = 0;
+    for (R_xlen_t i = 0; i < p.size(); ++i) n += filter[i] >= cutoff;
+    R_xlen_t k = 0;
+    double run = INFINITY;
+    for (R_xlen_t i = 0; i < p.size(); ++i) {
+        if (!(filter[i] >= cutoff)) continue;
+        ++k;
+        const double v = static_cast<double>(n) / static_cast<double>(n - k + 1) * p[i];
+        if (v < run || std::isnan(v)) run = v;
+        out[o[i] - 1] = std::isnan(run) ? run : std::min(1.0, run);
+    }
+    return out;
+}
+
 // One IRLS step of glm(y ~ x, family = Gamma(link = "identity")) from the
 // coefficients `coef` (mu = coef[0] + coef[1] x): the weighted least-squares
 // fit of z = eta + (y - mu) with weights 1 / mu^2, in centred closed form
