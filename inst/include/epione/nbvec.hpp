@@ -94,6 +94,44 @@ EPIONE_VM_INLINE vd digam_series(vd lx, vd g) {
     return lx - splat(0.5) * g + t;
 }
 
+// lgamma(x) and digamma(x) for 1 <= x < 10 (the `small` samples: y >= 1,
+// y + 1/alpha < 10), 4 at a time instead of lgamma_r / the digamma
+// recurrence per sample: shifted to x + 10 where the series hold,
+// lgamma(x) = lgamma(x + 10) - log(x (x + 1) ... (x + 9)) and
+// digamma(x) = digamma(x + 10) - sum_k 1 / (x + k), the sum as one fraction.
+EPIONE_VM_INLINE vd lgam_small(vd x) {
+    vd prod = x;
+    for (int k = 1; k < 10; ++k) prod *= x + splat(k);
+    const vd x10 = x + splat(10.0);
+    return lgam_series(x10, vm::log_normal(x10), splat(1.0) / x10) - vm::log_normal(prod);
+}
+EPIONE_VM_INLINE vd digam_small(vd x) {
+    vd num = splat(1.0), den = x;  // 1 / x
+    for (int k = 1; k < 10; ++k) {
+        const vd t = x + splat(k);
+        num = num * t + den;
+        den = den * t;
+    }
+    const vd x10 = x + splat(10.0);
+    return digam_series(vm::log_normal(x10), splat(1.0) / x10) - num / den;
+}
+
+// Calls fn(lanes, k4, n) for the small samples 4 at a time: k4 their
+// indices (the last group padded with its first index), n how many count.
+template <class F>
+EPIONE_VM_INLINE void for_small(const std::vector<int>& small, F&& fn) {
+    const int ns = static_cast<int>(small.size());
+    for (int i = 0; i < ns; i += vm::kLanes) {
+        int k4[vm::kLanes];
+        const int n = ns - i < vm::kLanes ? ns - i : vm::kLanes;
+        for (int l = 0; l < vm::kLanes; ++l) k4[l] = small[i + (l < n ? l : 0)];
+        fn(k4, n);
+    }
+}
+EPIONE_VM_INLINE vd gather(const double* v, const int* k4) {
+    return vd{v[k4[0]], v[k4[1]], v[k4[2]], v[k4[3]]};
+}
+
 // fill: q = 1 / (1 + mu alpha), l1p = log(1 + mu alpha), w = mu q,
 // ly = log(y + r), g = 1 / (y + r); the y > 0 samples with y + r < 10
 // (where the series do not hold) listed in `small`.
@@ -170,8 +208,13 @@ EPIONE_VM_INLINE double lp_body(const DispRow& d, double a, double r, double lgr
             s += v[0] - lgr - y * (d.l1p[j] - a);
         }
     }
-    for (int k : *d.small) s += lgam_fast(d.y[k] + r) - lgr - d.y[k] * (d.l1p[k] - a);
-    return s;
+    vd sm = splat(0.0);
+    for_small(*d.small, [&](const int* k4, int n) {
+        const vd y = gather(d.y, k4);
+        const vd t = lgam_small(y + vr) - vlgr - y * (gather(d.l1p, k4) - va);
+        sm += vm::select(vm::first_lanes(n), t, splat(0.0));
+    });
+    return s + vm::hsum(sm);
 }
 
 // Sum over samples of the derivative terms of dlp (before the r^2 factor):
@@ -203,8 +246,13 @@ EPIONE_VM_INLINE double dlp_body(const DispRow& d, double alpha, double r, doubl
             s += dgr - v[0] + y * alpha * q;
         }
     }
-    for (int k : *d.small)
-        s += dgr - digam_log(d.y[k] + r, d.ly[k]) + d.y[k] * alpha * d.q[k];
+    vd sm = splat(0.0);
+    for_small(*d.small, [&](const int* k4, int n) {
+        const vd y = gather(d.y, k4);
+        const vd t = vdgr - digam_small(y + vr) + y * va * gather(d.q, k4);
+        sm += vm::select(vm::first_lanes(n), t, splat(0.0));
+    });
+    s += vm::hsum(sm);
     if (d.dxtwx) sums.finish(d.dxtwx);
     return s;
 }

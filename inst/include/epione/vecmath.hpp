@@ -148,6 +148,13 @@ inline void exp_n(const double* x, double* out, int n) {
           [](double v) { return std::exp(v); });
 }
 
+// Lanes below n set (all ones), the others clear.
+inline vi first_lanes(int n) {
+    vi m{};
+    for (int l = 0; l < kLanes; ++l) m[l] = l < n ? -1 : 0;
+    return m;
+}
+
 // Sum of the lanes.
 inline double hsum(vd v) {
     double s = 0.0;
