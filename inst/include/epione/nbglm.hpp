@@ -335,26 +335,6 @@ struct DispObjective {
         return r;
     }
 
-    // lgamma(x) for x = y + 1/alpha from lx = log(x), g = 1/x (Stirling's
-    // series for x >= 10, lgamma_r below; see lgam_log).
-    static double lgam_lg(double x, double lx, double g) {
-        if (x < 10.0) return lgam_fast(x);
-        const double f = g * g;
-        const double s = g * (1.0 / 12 + f * (-1.0 / 360 + f * (1.0 / 1260 +
-            f * (-1.0 / 1680 + f * (1.0 / 1188 + f * (-691.0 / 360360 +
-            f * (1.0 / 156)))))));
-        return (x - 0.5) * lx - x + 0.91893853320467274178 + s;
-    }
-    // digamma likewise (see digam_log).
-    static double digam_lg(double x, double lx, double g) {
-        if (x < 10.0) return digam_log(x, lx);
-        const double f = g * g;
-        const double t = f * (-1.0 / 12 + f * (1.0 / 120 + f * (-1.0 / 252 +
-            f * (1.0 / 240 + f * (-1.0 / 132 + f * (691.0 / 32760 +
-            f * (-1.0 / 12)))))));
-        return lx - 0.5 * g + t;
-    }
-
     // Uses log(mu + r) = log(r) + log(1 + mu alpha) = -a + log(1 + mu alpha).
     // With `mag`, also the sum of the magnitudes of the terms (the scale
     // of the rounding error of lp: lgamma(y + r) - lgamma(r) cancels).
@@ -363,19 +343,8 @@ struct DispObjective {
         const double r = cached_r;
         const double lgr = lgam_log(r, -a);
         const double cr = use_cr ? -0.5 * std::log(cr_det) : 0.0;
-        if (!mag) return vec::lp(row(), a, r, lgr) + prior(a) + cr;
-        double ll = 0.0, mg = 0.0;
-        for (int j = 0; j < d.m; ++j) {
-            double t = -r * l1p[j];
-            if (y[j] != 0) {
-                const double lg = lgam_lg(y[j] + r, ly[j], gv[j]), yl = y[j] * (l1p[j] - a);
-                t += lg - lgr - yl;
-                if (mag) mg += std::fabs(lg) + std::fabs(lgr) + std::fabs(yl);
-            }
-            if (mag) mg += std::fabs(r * l1p[j]);
-            ll += t;
-        }
-        const double v = ll + prior(a) + cr;
+        double mg = 0.0;
+        const double v = vec::lp(row(), a, r, lgr, mag ? &mg : nullptr) + prior(a) + cr;
         if (mag) *mag = mg + std::fabs(v);
         return v;
     }

@@ -187,34 +187,43 @@ EPIONE_VM_INLINE void fill_body(const DispRow& d, double alpha, double r) {
 }
 
 // Sum over samples of the NB log-likelihood terms of lp (log alpha a):
-// -r l1p + [y > 0] (lgamma(y + r) - lgamma(r) - y (l1p - a)).
-EPIONE_VM_INLINE double lp_body(const DispRow& d, double a, double r, double lgr) {
+// -r l1p + [y > 0] (lgamma(y + r) - lgamma(r) - y (l1p - a)). With `mag`,
+// also the sum of the terms' magnitudes (the scale of the sum's rounding
+// error, for the tie tests of the line search).
+EPIONE_VM_INLINE double lp_body(const DispRow& d, double a, double r, double lgr, double* mag) {
     const vd va = splat(a), vr = splat(r), vlgr = splat(lgr), ten = splat(10.0);
-    vd acc = splat(0.0);
+    vd acc = splat(0.0), macc = splat(0.0);
+    // one sample group's terms: lg = lgamma(y + r) where `use` holds
+    auto add = [&](vd y, vd l1p, vd lg, vi use) {
+        const vd yl = y * (l1p - va), rl = vr * l1p;
+        acc += vm::select(use, lg - vlgr - yl, splat(0.0)) - rl;
+        if (mag)
+            macc += vm::select(use, vm::abs(lg) + vm::abs(vlgr) + vm::abs(yl), splat(0.0)) +
+                    vm::abs(rl);
+    };
     int j = 0;
     for (; j + vm::kLanes <= d.m; j += vm::kLanes) {
-        const vd y = vm::load(d.y + j), l1p = vm::load(d.l1p + j), x = y + vr;
-        const vd series = lgam_series(x, vm::load(d.ly + j), vm::load(d.g + j)) - vlgr -
-                          y * (l1p - va);
-        const vi use = (y != splat(0.0)) & (x >= ten);
-        acc += vm::select(use, series, splat(0.0)) - vr * l1p;
+        const vd y = vm::load(d.y + j), x = y + vr;
+        add(y, vm::load(d.l1p + j), lgam_series(x, vm::load(d.ly + j), vm::load(d.g + j)),
+            (y != splat(0.0)) & (x >= ten));
     }
-    double s = vm::hsum(acc);
-    for (; j < d.m; ++j) {
-        const double y = d.y[j], x = y + r;
-        s -= r * d.l1p[j];
-        if (y != 0 && x >= 10.0) {
-            const vd v = lgam_series(splat(x), splat(d.ly[j]), splat(d.g[j]));
-            s += v[0] - lgr - y * (d.l1p[j] - a);
-        }
+    for (; j < d.m; ++j) {  // one sample in lane 0, the others masked
+        const vd y = splat(d.y[j]), x = y + vr;
+        const vi lane0 = vm::first_lanes(1);
+        add(vm::select(lane0, y, splat(0.0)), vm::select(lane0, splat(d.l1p[j]), splat(0.0)),
+            lgam_series(x, splat(d.ly[j]), splat(d.g[j])),
+            lane0 & (y != splat(0.0)) & (x >= ten));
     }
-    vd sm = splat(0.0);
     for_small(*d.small, [&](const int* k4, int n) {
         const vd y = gather(d.y, k4);
-        const vd t = lgam_small(y + vr) - vlgr - y * (gather(d.l1p, k4) - va);
-        sm += vm::select(vm::first_lanes(n), t, splat(0.0));
+        // the -r l1p part was added with the sample's own group
+        const vd yl = y * (gather(d.l1p, k4) - va), lg = lgam_small(y + vr);
+        const vi use = vm::first_lanes(n);
+        acc += vm::select(use, lg - vlgr - yl, splat(0.0));
+        if (mag) macc += vm::select(use, vm::abs(lg) + vm::abs(vlgr) + vm::abs(yl), splat(0.0));
     });
-    return s + vm::hsum(sm);
+    if (mag) *mag = vm::hsum(macc);
+    return vm::hsum(acc);
 }
 
 // Sum over samples of the derivative terms of dlp (before the r^2 factor):
@@ -432,8 +441,9 @@ EPIONE_VM_INLINE void irls_normal_eq_body(const double* x, int m, int p, const d
 EPIONE_VM_AVX2 inline void fill_avx2(const DispRow& d, double alpha, double r) {
     fill_body(d, alpha, r);
 }
-EPIONE_VM_AVX2 inline double lp_avx2(const DispRow& d, double a, double r, double lgr) {
-    return lp_body(d, a, r, lgr);
+EPIONE_VM_AVX2 inline double lp_avx2(const DispRow& d, double a, double r, double lgr,
+                                     double* mag) {
+    return lp_body(d, a, r, lgr, mag);
 }
 EPIONE_VM_AVX2 inline double dlp_avx2(const DispRow& d, double alpha, double r, double dgr) {
     return dlp_body(d, alpha, r, dgr);
@@ -450,11 +460,11 @@ inline void fill(const DispRow& d, double alpha, double r) {
 #endif
     fill_body(d, alpha, r);
 }
-inline double lp(const DispRow& d, double a, double r, double lgr) {
+inline double lp(const DispRow& d, double a, double r, double lgr, double* mag = nullptr) {
 #ifdef EPIONE_VM_X86
-    if (vm::have_avx2()) return lp_avx2(d, a, r, lgr);
+    if (vm::have_avx2()) return lp_avx2(d, a, r, lgr, mag);
 #endif
-    return lp_body(d, a, r, lgr);
+    return lp_body(d, a, r, lgr, mag);
 }
 inline double dlp(const DispRow& d, double alpha, double r, double dgr) {
 #ifdef EPIONE_VM_X86

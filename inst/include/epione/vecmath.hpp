@@ -148,6 +148,9 @@ inline void exp_n(const double* x, double* out, int n) {
           [](double v) { return std::exp(v); });
 }
 
+// |v| per lane (the sign bit cleared).
+inline vd abs(vd v) { return as_double(as_int(v) & 0x7fffffffffffffffLL); }
+
 // Lanes below n set (all ones), the others clear.
 inline vi first_lanes(int n) {
     vi m{};
