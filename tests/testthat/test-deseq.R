@@ -404,7 +404,9 @@ test_that("IRLS by normal equations (p <= 6) and by QR (p > 6) match DESeq2", {
         got <- SummarizedExperiment::rowData(differentialAccessibility(y, ~ g,
             colData = cd, threads = 2, details = TRUE))
         mc <- S4Vectors::mcols(dds)
-        for (v in c("dispersion", "deviance")) expect_rel(got[[v]], mc[[v]], 1e-6)
+        for (v in c("dispersion", "deviance")) {
+            expect_rel(got[[v]], mc[[v]], 1e-6)
+        }
         expect_rel(got$log2FoldChange, want$log2FoldChange, 1e-6, 1e-6)
         expect_rel(got$lfcSE, want$lfcSE, 1e-6)
         expect_identical(got$betaConv, mc$betaConv)
