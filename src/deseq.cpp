@@ -2,6 +2,7 @@
 // arrive 0-based; every output is an R vector lent to the core.
 #define EPIONE_USE_RMATH 1  // lgamma/digamma/dnbinom from R's Rmath (DESeq2's)
 #include "glue.h"
+#include <algorithm>
 #include <epione/deseq.hpp>
 
 namespace {
@@ -317,17 +318,40 @@ Rcpp::NumericVector epi_deseq_row_max(Rcpp::NumericMatrix x, Rcpp::LogicalVector
 Rcpp::NumericVector epi_deseq_num_rej(Rcpp::NumericVector p, Rcpp::NumericVector filter,
                                       Rcpp::NumericVector cutoffs, double alpha) {
     const R_xlen_t n_all = p.size();
-    Rcpp::NumericVector out(cutoffs.size());
-    for (R_xlen_t c = 0; c < cutoffs.size(); ++c) {
-        R_xlen_t n = 0;
-        for (R_xlen_t i = 0; i < n_all; ++i) n += filter[i] >= cutoffs[c];
-        R_xlen_t k = 0;
+    const R_xlen_t n_cut = cutoffs.size();
+    // Subset c (filter >= cutoffs[c]; the cutoffs are quantiles, so
+    // non-decreasing) holds row i iff c < the number of cutoffs <=
+    // filter[i]. One pass gives each subset's size and how many of its rows
+    // come before `first`, the first p < alpha: no earlier row can reject,
+    // as n / (n - k + 1) >= 1 makes the product >= p >= alpha.
+    std::vector<R_xlen_t> in_all(n_cut + 1, 0), in_pre(n_cut + 1, 0);
+    R_xlen_t first = 0;
+    while (first < n_all && !(p[first] < alpha)) ++first;
+    for (R_xlen_t i = 0; i < n_all; ++i) {
+        const R_xlen_t cnt = std::upper_bound(cutoffs.begin(), cutoffs.end(), filter[i]) -
+                             cutoffs.begin();
+        const R_xlen_t k = std::isnan(filter[i]) ? 0 : cnt;
+        in_all[k]++;
+        if (i < first) in_pre[k]++;
+    }
+    Rcpp::NumericVector out(n_cut);
+    R_xlen_t n = 0, pre = 0;  // suffix sums: rows with count > c
+    std::vector<R_xlen_t> n_of(n_cut), pre_of(n_cut);
+    for (R_xlen_t c = n_cut - 1; c >= 0; --c) {
+        n += in_all[c + 1];
+        pre += in_pre[c + 1];
+        n_of[c] = n;
+        pre_of[c] = pre;
+    }
+    for (R_xlen_t c = 0; c < n_cut; ++c) {
+        R_xlen_t k = pre_of[c];
+        const R_xlen_t nc = n_of[c];
         double rej = 0;
-        for (R_xlen_t i = 0; i < n_all; ++i) {
+        for (R_xlen_t i = first; i < n_all; ++i) {
             if (!(filter[i] >= cutoffs[c])) continue;
             ++k;
-            const double v = static_cast<double>(n) / static_cast<double>(n - k + 1) * p[i];
-            if (v < alpha) { rej = static_cast<double>(n - k + 1); break; }
+            const double v = static_cast<double>(nc) / static_cast<double>(nc - k + 1) * p[i];
+            if (v < alpha) { rej = static_cast<double>(nc - k + 1); break; }
         }
         out[c] = rej;
     }
