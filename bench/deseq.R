@@ -10,19 +10,21 @@
 # whether the padj < 0.1 calls agree with DESeq2; exits non-zero if not.
 # Usage: Rscript bench/deseq.R [p50k_s6 p200k_s12 p50k_s100]
 #
-# Measured 2026-11-29, session 4 (2-core AMD EPYC VM with AVX2, quiet:
-# load average ~1 from this script alone; R 4.2.2, DESeq2 1.38.3; elapsed /
-# CPU seconds; padj < 0.1 calls identical to DESeq2's in every run):
-#   p50k_s6   DESeq2  9.44 / 10.1, epione 0.23 / 0.37: 42x elapsed / 27x CPU
-#   p200k_s12 DESeq2 46.6  / 48.0, epione 0.90 / 1.58: 52x / 30x
-#             (DESeq2 43.4 s in a quieter run; epione 1.28 s when one of R's
-#             full garbage collections, ~0.65 s with Bioconductor loaded,
-#             falls inside the run: 34x)
-#   p50k_s100 DESeq2 36.5  / 37.7, epione 1.08 / 2.02: 34x / 19x
+# Measured 2026-11-29, session 4 (2-core AMD EPYC VM with AVX2, no other
+# jobs: load average ~1 from this script alone; R 4.2.2, DESeq2 1.38.3;
+# elapsed / CPU seconds; padj < 0.1 calls identical to DESeq2's in every
+# run; the VM's speed drifted by ~30 % between runs, so ranges are given):
+#   p50k_s6   DESeq2 8.6-10.1 s, epione 0.23-0.26 s: 34-42x elapsed,
+#             21-27x CPU
+#   p200k_s12 DESeq2 43.6-57.9 s, epione 0.88-1.19 s: 48.5-52x, 27-30x
+#             (epione ~0.65 s more, 34x, when one of R's full garbage
+#             collections, which mark ~7.6 M objects once Bioconductor is
+#             loaded, falls inside the run)
+#   p50k_s100 DESeq2 36.5-38.0 s, epione 1.05-1.08 s: 34-36x, 19-20x
 # glmGamPoi (glm_gp + test_de) 36-334 s: 33-370x. Before session 4 (scalar
 # kernels): 40x / 30x / 20x elapsed.
 # Peak extra RSS of one run in a fresh process (peak_extra_mb()): p50k_s6
-# 30 MB, p200k_s12 107 MB, p50k_s100 37 MB = 1.9x its 19 MB of integer
+# 30 MB, p200k_s12 95 MB, p50k_s100 34 MB = 1.8x its 19 MB of integer
 # counts. The peak is R's allocation volume before its first collection;
 # the returned results and dispersion columns alone (11 doubles per peak)
 # are 3.7x a 6-sample and 1.8x a 12-sample integer matrix.
