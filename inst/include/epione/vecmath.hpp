@@ -19,11 +19,12 @@
 #include <cstring>
 
 // Kernels are written once, as always-inline bodies; a wrapper marked
-// EPIONE_VM_AVX2 compiles a second copy of one for AVX2 + FMA (4 lanes in one register
-// instead of two SSE2 halves, about 3x the log throughput), taken when the
-// CPU has them. Answers can then differ between CPUs in the last bits
-// (FMA rounds once), never between thread counts on one machine.
-#if defined(__GNUC__) && defined(__x86_64__)
+// EPIONE_VM_AVX2 compiles a second copy of one for AVX2 + FMA (4 lanes in
+// one register instead of two SSE2 halves, about 3x the log throughput),
+// taken when the CPU has them. Answers can then differ between CPUs in the last bits
+// (FMA rounds once), never between thread counts on one machine. Defining
+// EPIONE_VM_NO_DISPATCH builds the portable copy only, as on non-x86 CPUs.
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(EPIONE_VM_NO_DISPATCH)
 #define EPIONE_VM_X86 1
 #define EPIONE_VM_INLINE inline __attribute__((always_inline))
 #define EPIONE_VM_AVX2 __attribute__((target("avx2,fma"), flatten))
