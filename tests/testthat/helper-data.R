@@ -32,3 +32,17 @@ random_dgc <- function(nrow, ncol, density = 0.1, seed = 1) {
     Matrix::rsparsematrix(nrow, ncol, density,
         rand.x = function(n) as.numeric(sample.int(5, n, replace = TRUE)))
 }
+
+# Two IterativeLSI results of runs that differed only in `threads`, to be
+# identical: the date and the recorded thread counts set aside.
+expect_same_lsi_but_threads <- function(a, b) {
+    strip <- function(x) {
+        x$date <- NULL
+        x$params$threads <- NULL
+        for (j in seq_along(x$iterations)) {
+            x$iterations[[j]]$clusters$params$threads <- NULL
+        }
+        x
+    }
+    expect_identical(strip(a), strip(b))
+}
