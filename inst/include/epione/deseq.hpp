@@ -463,7 +463,7 @@ EPIONE_VM_INLINE bool irls_step_normal_eq(const double* yr, const double* nf, co
                                           double alpha, const std::vector<double>& lambda,
                                           const GlmOptions& opt, GlmScratch& s, double* beta) {
     const int p = d.p;
-    if (p > nb::vec::kMaxNormalEqP) return false;
+    if (p > nb::vec::kMaxSumsP) return false;
     nb::vec::irls_normal_eq_body(d.x.data(), d.m, p, yr, s.mu.data(), s.eta.data(), nf, alpha,
                                  opt.minmu, s.xtx.data(), s.nb.data());
     for (int k = 0; k < p; ++k) s.xtx[k + k * p] += lambda[k];

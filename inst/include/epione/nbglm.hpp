@@ -316,7 +316,7 @@ struct DispObjective {
         if (a == cached_a) return;
         const double alpha = std::exp(a), r = 1.0 / alpha;
         auto rw = row();
-        const bool fused = use_cr && d.p <= vec::kMaxNormalEqP;
+        const bool fused = use_cr && d.p <= vec::kMaxSumsP;
         if (fused) rw.xtwx = b.data();  // X'WX summed in the same pass
         vec::fill(rw, alpha, r);
         if (use_cr) {
@@ -353,7 +353,7 @@ struct DispObjective {
         fill(a);
         const double alpha = cached_alpha, r = cached_r;
         auto rw = row();
-        const bool fused = use_cr && d.p <= vec::kMaxNormalEqP;
+        const bool fused = use_cr && d.p <= vec::kMaxSumsP;
         if (fused) rw.dxtwx = db.data();  // X'(-w^2)X summed in the same pass
         const double ll = r * r * vec::dlp(rw, alpha, r, digam_log(r, -a));
         double cr = 0.0;

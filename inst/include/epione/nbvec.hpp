@@ -22,12 +22,13 @@ using vm::vd;
 using vm::vi;
 using vm::splat;
 
-// Designs up to this many coefficients get their X' W X sums inside the
-// per-sample loops (IRLS normal equations, Cox-Reid term).
-constexpr int kMaxNormalEqP = 6;
+// Designs up to this many coefficients get their X' W X sums in fixed-size
+// vector accumulators inside the per-sample loops (IRLS normal equations,
+// Cox-Reid term); larger ones use xtwx_body or DESeq2's QR.
+constexpr int kMaxSumsP = 6;
 
 // Per-sample quantities at one log alpha (see DispObjective::fill). With
-// `xtwx` set (p <= kMaxNormalEqP), fill also sums X' W X into it and dlp
+// `xtwx` set (p <= kMaxSumsP), fill also sums X' W X into it and dlp
 // sums X' diag(-w^2) X into `dxtwx` (the Cox-Reid term and its derivative).
 struct DispRow {
     const double* y = nullptr;
@@ -42,8 +43,8 @@ struct DispRow {
 
 // Running sums of X' diag(w) X (lower triangle), 4 samples at a time.
 struct XtwxSums {
-    vd acc[kMaxNormalEqP * kMaxNormalEqP];
-    double tail[kMaxNormalEqP * kMaxNormalEqP];
+    vd acc[kMaxSumsP * kMaxSumsP];
+    double tail[kMaxSumsP * kMaxSumsP];
     const double* x;
     int m, p;
     EPIONE_VM_INLINE XtwxSums(const double* xx, int mm, int pp) : x(xx), m(mm), p(pp) {
@@ -349,19 +350,16 @@ EPIONE_VM_INLINE void mu_of_eta_body(const double* nf, const double* eta, int m,
 EPIONE_VM_INLINE double lgamma_shift_sum_body(const double* y, int m, double size, double lg_size) {
     const vd vs = splat(size), one = splat(1.0), ten = splat(10.0);
     vd acc = splat(0.0);
-    double fix = 0.0;
     int j = 0;
     for (; j + vm::kLanes <= m; j += vm::kLanes) {
         const vd yv = vm::load(y + j), x = yv + vs;
         const vd lg = lgam_series(x, vm::log_normal(x), one / x) - splat(lg_size);
         const vi pos = yv != splat(0.0), big = x >= ten;
         acc += vm::select(pos & big, lg, splat(0.0));
-        const vi sm = pos & ~big;
-        if (vm::any(sm))
-            for (int l = 0; l < vm::kLanes; ++l)
-                if (sm[l]) fix += lgam_fast(y[j + l] + size) - lg_size;
+        const vi sm = pos & ~big;  // 1 <= x < 10
+        if (vm::any(sm)) acc += vm::select(sm, lgam_small(x) - splat(lg_size), splat(0.0));
     }
-    double s = vm::hsum(acc) + fix;
+    double s = vm::hsum(acc);
     for (; j < m; ++j) {
         if (y[j] == 0) continue;
         const double x = y[j] + size;
@@ -388,17 +386,19 @@ EPIONE_VM_INLINE void log_norm_counts_body(const double* y, const double* nf, in
 // The IRLS normal equations of one step: A = X' W X and b = X' W z, with
 // w = mu / (1 + alpha mu) and the working response z = log(mu / nf) +
 // (y - mu) / mu, where log(mu / nf) is eta unless mu was clamped at minmu.
-// X is m x p column-major, p <= kMaxNormalEqP. DESeq2 solves the same
+// X is m x p column-major, p <= kMaxSumsP. DESeq2 solves the same
 // least-squares problem by QR; the sums here run 4 samples at a time
 // instead of the QR's chains of dependent scalar operations.
 EPIONE_VM_INLINE void irls_normal_eq_body(const double* x, int m, int p, const double* y,
                                           const double* mu, const double* eta,
                                           const double* nf, double alpha, double minmu,
                                           double* a, double* b) {
-    vd acc_a[kMaxNormalEqP * kMaxNormalEqP], acc_b[kMaxNormalEqP];
+    XtwxSums sums(x, m, p);
+    vd acc_b[kMaxSumsP];
+    double tail_b[kMaxSumsP];
     for (int k = 0; k < p; ++k) {
         acc_b[k] = splat(0.0);
-        for (int l = 0; l <= k; ++l) acc_a[k * p + l] = splat(0.0);
+        tail_b[k] = 0.0;
     }
     const vd va = splat(alpha), one = splat(1.0), lo = splat(minmu);
     int j = 0;
@@ -411,30 +411,19 @@ EPIONE_VM_INLINE void irls_normal_eq_body(const double* x, int m, int p, const d
             for (int l = 0; l < vm::kLanes; ++l)
                 if (clamped[l]) lmu[l] = std::log(mu[j + l] / nf[j + l]);
         const vd wz = w * (lmu + (vm::load(y + j) - mv) / mv);
-        for (int k = 0; k < p; ++k) {
-            const vd xk = vm::load(x + static_cast<size_t>(k) * m + j);
-            acc_b[k] += xk * wz;
-            const vd wxk = w * xk;
-            for (int l = 0; l <= k; ++l)
-                acc_a[k * p + l] += wxk * vm::load(x + static_cast<size_t>(l) * m + j);
-        }
-    }
-    for (int k = 0; k < p; ++k) {
-        b[k] = vm::hsum(acc_b[k]);
-        for (int l = 0; l <= k; ++l) a[k + l * p] = vm::hsum(acc_a[k * p + l]);
+        sums.add(j, w);
+        for (int k = 0; k < p; ++k)
+            acc_b[k] += vm::load(x + static_cast<size_t>(k) * m + j) * wz;
     }
     for (; j < m; ++j) {
         const double w = mu[j] / (1.0 + alpha * mu[j]);
         const double lmu = mu[j] == minmu ? std::log(mu[j] / nf[j]) : eta[j];
         const double wz = w * (lmu + (y[j] - mu[j]) / mu[j]);
-        for (int k = 0; k < p; ++k) {
-            const double xk = x[static_cast<size_t>(k) * m + j];
-            b[k] += xk * wz;
-            for (int l = 0; l <= k; ++l) a[k + l * p] += w * xk * x[static_cast<size_t>(l) * m + j];
-        }
+        sums.add1(j, w);
+        for (int k = 0; k < p; ++k) tail_b[k] += x[static_cast<size_t>(k) * m + j] * wz;
     }
-    for (int k = 0; k < p; ++k)
-        for (int l = 0; l < k; ++l) a[l + k * p] = a[k + l * p];
+    sums.finish(a);
+    for (int k = 0; k < p; ++k) b[k] = vm::hsum(acc_b[k]) + tail_b[k];
 }
 
 #ifdef EPIONE_VM_X86
