@@ -33,6 +33,8 @@ suppressPackageStartupMessages({
     library(DESeq2)
     library(glmGamPoi)
 })
+source(file.path(dirname(sub("^--file=", "", grep("^--file=",
+    commandArgs(FALSE), value = TRUE)[1])), "utils.R"))
 Sys.setenv(OPENBLAS_NUM_THREADS = "1")
 args <- commandArgs(trailingOnly = TRUE)
 sizes <- if (length(args)) args else c("p50k_s6", "p200k_s12", "p50k_s100")
@@ -97,14 +99,10 @@ peak_extra_mb <- function(s) {
 ok_all <- TRUE
 cat(sprintf("%-10s %-12s %9s %9s %8s %8s  %s\n", "size", "tool", "elapsed",
             "cpu", "x_elaps", "x_cpu", "notes"))
-load_avg <- function() {
-    if (!file.exists("/proc/loadavg")) return("?")
-    paste(strsplit(readLines("/proc/loadavg"), " ")[[1]][1:3], collapse = " ")
-}
 for (size in sizes) {
     s <- load_set(size)
     cat(sprintf("# %s: %d x %d, load average %s\n", size, nrow(s$y),
-                ncol(s$y), load_avg()))
+                ncol(s$y), bench_load_avg()))
     dds <- DESeqDataSetFromMatrix(s$y, s$cd, ~ condition)
     d2 <- timed(function() results(DESeq(dds, quiet = TRUE)), reps_ref)
     gp <- timed(function() {

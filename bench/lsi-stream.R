@@ -64,17 +64,9 @@ n_tiles <- 500000L
 n_chr <- 10L
 tile_size <- 500
 
-load_avg <- function()
-    paste(strsplit(readLines("/proc/loadavg"), " ")[[1]][1:3], collapse = " ")
-peak_reset <- function() {
-    try(writeLines("5", "/proc/self/clear_refs"), silent = TRUE)
-    invisible(gc(reset = TRUE))
-}
-vm <- function(key) {
-    s <- readLines("/proc/self/status")
-    as.numeric(gsub("[^0-9]", "", grep(paste0("^", key), s, value = TRUE))) /
-        2^20
-}
+source(file.path(dirname(sub("^--file=", "", grep("^--file=",
+    commandArgs(FALSE), value = TRUE)[1])), "utils.R"))
+vm <- bench_vm_gb
 
 # Cells of one file: types, depths and tiles (bench/lsi.R's generator, the
 # programmes fixed by seed 1 for every file, the cells by the file's seed).
@@ -86,17 +78,7 @@ simulate_file <- function(k, n_types = 8) {
     set.seed(1000 + k)
     type <- sample.int(n_types, per_file, replace = TRUE)
     depth <- pmax(200L, round(rlnorm(per_file, log(2500), 0.6)))
-    src <- sample.int(3L, sum(depth), TRUE, prob = c(0.45, 0.25, 0.30))
-    cell <- rep.int(seq_len(per_file), depth)
-    tile <- integer(length(cell))
-    s <- src == 1L
-    tile[s] <- prog[cbind(sample.int(20000L, sum(s), TRUE), type[cell[s]])]
-    s <- src == 2L
-    tile[s] <- shared[sample.int(30000L, sum(s), TRUE)]
-    s <- src == 3L
-    tile[s] <- sample.int(n_tiles, sum(s), TRUE)
-    m <- sparseMatrix(i = tile, j = cell, x = 1, dims = c(n_tiles, per_file))
-    m@x[] <- 1
+    m <- bench_draw_tiles(type, depth, prog, shared, n_tiles)
     list(m = m, type = type, nFrags = depth)
 }
 
@@ -127,7 +109,7 @@ if (mode == "write") {
         st <- system.time(nnz <- write_file(k))
         cat(sprintf("file %d: %.1f M nnz, %.1f s wall %.1f s cpu, load %s\n",
                     k, nnz / 1e6, st[["elapsed"]],
-                    st[["user.self"]] + st[["sys.self"]], load_avg()))
+                    st[["user.self"]] + st[["sys.self"]], bench_load_avg()))
     }
     quit(save = "no")
 }
@@ -140,7 +122,7 @@ proj <- ArchRProject(files, file.path(dir, sprintf("proj%d", n_files)),
 n <- nrow(proj@cellColData)
 cat(sprintf("cells %d, tiles %d, sampleCellsFinal %s, chunkSize %d, ",
             n, n_tiles, if (is.null(final)) "NULL" else final, chunk),
-    sprintf("load before %s\n", load_avg()))
+    sprintf("load before %s\n", bench_load_avg()))
 # Peak so far at the end of each streamed phase (cumulative VmHWM), to see
 # which phase sets the peak: the pass, each fit, each projection.
 for (f in c(".lsi_pass", ".compute_lsi", ".lsi_project_stream",
@@ -150,7 +132,7 @@ for (f in c(".lsi_pass", ".compute_lsi", ".lsi_project_stream",
                                   .(f), .(vm)("VmRSS"), .(vm)("VmHWM"))))))
 }
 rss0 <- vm("VmRSS")
-peak_reset()
+bench_peak_reset()
 if (mode == "memory") {
     # The previous project path (epione 0.3 before streaming): the whole
     # matrix from getMatrixFromProject, then iterativeLSI() on it.
@@ -164,7 +146,7 @@ if (mode == "memory") {
                        "%.1f s wall, %.1f s cpu; RSS before %.2f GB, peak ",
                        "RSS %.2f GB; R heap peak %.2f GB; load after %s\n"),
                 st[["elapsed"]], st[["user.self"]] + st[["sys.self"]], rss0,
-                vm("VmHWM"), sum(g[, ncol(g)]) / 1024, load_avg()))
+                vm("VmHWM"), sum(g[, ncol(g)]) / 1024, bench_load_avg()))
     quit(save = "no")
 }
 st <- system.time(proj <- addIterativeLSI(proj, sampleCellsFinal = final,
@@ -176,7 +158,7 @@ cat(sprintf(paste0("addIterativeLSI: %.1f s wall, %.1f s cpu (user %.1f, ",
                    "peak %.2f GB; load after %s\n"),
             st[["elapsed"]], st[["user.self"]] + st[["sys.self"]],
             st[["user.self"]], st[["sys.self"]], rss0, vm("VmHWM"),
-            sum(g[, ncol(g)]) / 1024, load_avg()))
+            sum(g[, ncol(g)]) / 1024, bench_load_avg()))
 lsi <- proj@reducedDims$IterativeLSI
 cat(sprintf("final features %d, cells embedded %d, d[1:3] %s\n",
             nrow(lsi$LSIFeatures), nrow(lsi$matSVD),

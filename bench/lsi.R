@@ -81,6 +81,8 @@ have_archr <- requireNamespace("ArchR", quietly = TRUE)
 # ArchR is attached last (its internals need its Depends); every epione
 # call below is written epione:: because ArchR masks the same names.
 if (have_archr) suppressPackageStartupMessages(library(ArchR))
+source(file.path(dirname(sub("^--file=", "", grep("^--file=",
+    commandArgs(FALSE), value = TRUE)[1])), "utils.R"))
 
 # Synthetic scATAC tile matrix (fixed seed): 8 cell types, each with its
 # own programme of 20 000 accessible tiles, 30 000 shared (promoter-like)
@@ -92,50 +94,24 @@ simulate_tiles <- function(n_cells, n_tiles, n_types = 8, seed = 1) {
     depth <- pmax(200L, round(rlnorm(n_cells, log(2500), 0.6)))
     shared <- sample.int(n_tiles, 30000)
     prog <- lapply(seq_len(n_types), function(t) sample.int(n_tiles, 20000))
-    src <- sample.int(3L, sum(depth), TRUE, prob = c(0.45, 0.25, 0.30))
-    cell <- rep.int(seq_len(n_cells), depth)
-    tile <- integer(length(cell))
-    k <- src == 1L
-    prog_mat <- do.call(cbind, prog)
-    tile[k] <- prog_mat[cbind(sample.int(20000L, sum(k), TRUE),
-                              type[cell[k]])]
-    k <- src == 2L
-    tile[k] <- shared[sample.int(30000L, sum(k), TRUE)]
-    k <- src == 3L
-    tile[k] <- sample.int(n_tiles, sum(k), TRUE)
-    m <- sparseMatrix(i = tile, j = cell, x = 1, dims = c(n_tiles, n_cells))
-    m@x[] <- 1
+    m <- bench_draw_tiles(type, depth, do.call(cbind, prog), shared, n_tiles)
     colnames(m) <- sprintf("Sim#cell%06d", seq_len(n_cells))
     list(m = m, type = type, nFrags = depth)
 }
 
-peak_reset <- function() {
-    f <- "/proc/self/clear_refs"
-    if (file.exists(f)) try(writeLines("5", f), silent = TRUE)
-    invisible(gc(reset = TRUE))
-}
-peak_gb <- function() {
-    s <- readLines("/proc/self/status")
-    as.numeric(gsub("[^0-9]", "", grep("^VmHWM", s, value = TRUE))) / 2^20
-}
 timed <- function(label, expr) {
-    peak_reset()
+    bench_peak_reset()
     st <- system.time(val <- force(expr))
     t <- st[["elapsed"]]
     cat(sprintf("%-42s %8.2f s wall %8.2f s cpu   peak %6.2f GB\n", label,
-                t, st[["user.self"]] + st[["sys.self"]], peak_gb()))
+                t, st[["user.self"]] + st[["sys.self"]], bench_vm_gb("VmHWM")))
     attr(val, "sec") <- t
     attr(val, "cpu") <- st[["user.self"]] + st[["sys.self"]]
     val
 }
 
-load_avg <- function() {
-    f <- "/proc/loadavg"
-    if (file.exists(f)) paste(strsplit(readLines(f), " ")[[1]][1:3],
-                              collapse = " ") else NA
-}
 cat(sprintf("cells %d, tiles %d, threads %d, load average %s\n", n_cells,
-            n_tiles, threads, load_avg()))
+            n_tiles, threads, bench_load_avg()))
 
 # The two SVDs on iteration 1's TF-IDF matrix (rebuilt in plain R,
 # LSIMethod 2): irlba's C fast path (ArchR's call) and epione's C++ block
@@ -245,7 +221,7 @@ vs_irlba("epione default", e_lsi, e_cl)
 vs_irlba("ArchR seed 2", s_lsi,
          epione::addClusters(s_lsi, verbose = FALSE, threads = threads))
 
-cat("load average after epione:", load_avg(), "\n")
+cat("load average after epione:", bench_load_avg(), "\n")
 
 if (have_archr) {
     p <- md$params
@@ -309,7 +285,7 @@ if (have_archr) {
                 cpu(e_lsi), a_it, a_it / cpu(e_lsi)))
     cat(sprintf(paste0("  cpu: iterativeLSI epione svdMethod = \"irlba\"",
                        " %.1f s (%.2fx)\n"), cpu(i_lsi), a_it / cpu(i_lsi)))
-    cat("load average at the end:", load_avg(), "\n")
+    cat("load average at the end:", bench_load_avg(), "\n")
 } else {
     cat("\nArchR not installed (R_LIBS=/work/reflib:.lib): epione only,",
         sprintf("total %.1f s\n", e_total))
