@@ -229,8 +229,8 @@ epi_deseq_bh_subset <- function(p, filter, o, cutoff, n_total) {
     .Call(`_epione_epi_deseq_bh_subset`, p, filter, o, cutoff, n_total)
 }
 
-epi_deseq_gamma_round <- function(means, disps, coefs) {
-    .Call(`_epione_epi_deseq_gamma_round`, means, disps, coefs)
+epi_deseq_parametric_trend <- function(means, disps, min_use) {
+    .Call(`_epione_epi_deseq_parametric_trend`, means, disps, min_use)
 }
 
 epi_deseq_coef_cols <- function(beta, se, wald) {

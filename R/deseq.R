@@ -662,22 +662,13 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
 }
 
 # DESeq2 parametricDispersionFit: Gamma-family GLM of the gene-wise
-# estimates on 1/mean, iterated on the rows with residuals in (1e-4, 15).
-.parametric_fit <- function(means, disps) {
-    coefs <- c(0.1, 1)
-    iter <- 0
-    repeat {
-        # one round (residual filter, then glm(Gamma(link = "identity"))
-        # step for step as glm.fit) in C++: no n-length R temporaries
-        fit <- epi_deseq_gamma_round(means, disps, coefs)
-        oldcoefs <- coefs
-        coefs <- fit[1:2]
-        if (!all(coefs > 0)) stop("parametric dispersion fit failed")
-        if ((sum(log(coefs / oldcoefs)^2) < 1e-6) & fit[3] == 1) break
-        iter <- iter + 1
-        if (iter > 10) stop("dispersion fit did not converge")
-    }
-    names(coefs) <- c("asymptDisp", "extraPois")
+# estimates above `min_use` on 1/mean, iterated on the rows with residuals
+# in (1e-4, 15); the rounds run in C++ (no n-length R temporaries). NULL
+# where DESeq2 stops with an error and falls back to the local fit.
+.parametric_fit <- function(means, disps, min_use) {
+    fit <- epi_deseq_parametric_trend(means, disps, min_use)
+    if (fit[3] != 1) return(NULL)
+    coefs <- c(asymptDisp = fit[1], extraPois = fit[2])
     f <- function(q) coefs[1] + coefs[2] / q
     attr(f, "coefficients") <- coefs
     f
@@ -708,8 +699,7 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
                kind = "numeric")
     }
     if (fitType == "parametric") {
-        f <- tryCatch(.parametric_fit(means[use], disps[use]),
-                      error = function(e) NULL)
+        f <- .parametric_fit(means, disps, 100 * minDisp)
         if (is.null(f)) {
             message("-- note: fitType='parametric', but the dispersion trend ",
                     "was not well captured by the function: y = a/x + b, and ",
@@ -1260,14 +1250,22 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
         cooksCutoff
     out <- which(!is.na(fit$table$maxCooks) & fit$table$maxCooks > cutoff)
     if (two_group && length(out)) {
-        keep <- vapply(out, function(i) {
-            oc <- y[i, which.max(.ck_rows(fit$cooks, i))]
-            sum(y[i, ] > oc) >= 3
-        }, logical(1))
-        out <- out[!keep]
+        ck <- .ck_rows(fit$cooks, out)
+        out <- out[!.outlier_count_kept(ck, y[out, , drop = FALSE])]
     }
     pvalue[out] <- NA
     pvalue
+}
+
+# DESeq2's two-group exception, for all flagged rows at once: keep a row
+# when >= 3 of its counts exceed the count of its largest Cook's distance
+# (which.max: first maximum, NAs ignored; an all-NA row is not kept).
+.outlier_count_kept <- function(ck, yo) {
+    na <- is.na(ck)
+    ck[na] <- -Inf
+    col <- max.col(ck, ties.method = "first")
+    oc <- yo[cbind(seq_len(nrow(yo)), col)]
+    rowSums(yo > oc) >= 3 & rowSums(!na) > 0
 }
 
 # DESeq2 pvalueAdjustment: BH after filtering on baseMean at the quantile

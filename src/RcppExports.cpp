@@ -813,15 +813,15 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
-// epi_deseq_gamma_round
-Rcpp::NumericVector epi_deseq_gamma_round(Rcpp::NumericVector means, Rcpp::NumericVector disps, Rcpp::NumericVector coefs);
-RcppExport SEXP _epione_epi_deseq_gamma_round(SEXP meansSEXP, SEXP dispsSEXP, SEXP coefsSEXP) {
+// epi_deseq_parametric_trend
+Rcpp::NumericVector epi_deseq_parametric_trend(Rcpp::NumericVector means, Rcpp::NumericVector disps, double min_use);
+RcppExport SEXP _epione_epi_deseq_parametric_trend(SEXP meansSEXP, SEXP dispsSEXP, SEXP min_useSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
     Rcpp::traits::input_parameter< Rcpp::NumericVector >::type means(meansSEXP);
     Rcpp::traits::input_parameter< Rcpp::NumericVector >::type disps(dispsSEXP);
-    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type coefs(coefsSEXP);
-    rcpp_result_gen = Rcpp::wrap(epi_deseq_gamma_round(means, disps, coefs));
+    Rcpp::traits::input_parameter< double >::type min_use(min_useSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_deseq_parametric_trend(means, disps, min_use));
     return rcpp_result_gen;
 END_RCPP
 }
@@ -1442,7 +1442,7 @@ static const R_CallMethodDef CallEntries[] = {
     {"_epione_epi_deseq_row_max", (DL_FUNC) &_epione_epi_deseq_row_max, 2},
     {"_epione_epi_deseq_num_rej", (DL_FUNC) &_epione_epi_deseq_num_rej, 4},
     {"_epione_epi_deseq_bh_subset", (DL_FUNC) &_epione_epi_deseq_bh_subset, 5},
-    {"_epione_epi_deseq_gamma_round", (DL_FUNC) &_epione_epi_deseq_gamma_round, 3},
+    {"_epione_epi_deseq_parametric_trend", (DL_FUNC) &_epione_epi_deseq_parametric_trend, 3},
     {"_epione_epi_deseq_coef_cols", (DL_FUNC) &_epione_epi_deseq_coef_cols, 3},
     {"_epione_epi_vm_log_exp", (DL_FUNC) &_epione_epi_vm_log_exp, 1},
     {"_epione_epi_fasta_lengths", (DL_FUNC) &_epione_epi_fasta_lengths, 2},

@@ -380,83 +380,16 @@ Rcpp::NumericVector epi_deseq_bh_subset(Rcpp::NumericVector p, Rcpp::NumericVect
     return out;
 }
 
-// One IRLS step of glm(y ~ x, family = Gamma(link = "identity")) from the
-// coefficients `coef` (mu = coef[0] + coef[1] x): the weighted least-squares
-// fit of z = eta + (y - mu) with weights 1 / mu^2, in centred closed form
-// (two columns). out = (b0, b1, Gamma deviance at `coef`, all mu finite and
-// positive).
-void gamma_step(const std::vector<double>& y, const std::vector<double>& x,
-                const double* coef, double* out) {
-    const size_t n = y.size();
-    long double sw = 0, sx = 0, sz = 0;
-    double dev = 0;
-    bool valid = true;
-    for (size_t i = 0; i < n; ++i) {
-        const double mu = coef[0] + coef[1] * x[i];
-        valid &= std::isfinite(mu) && mu > 0;
-        const double w = 1.0 / (mu * mu), z = mu + (y[i] - mu);
-        sw += w;
-        sx += w * x[i];
-        sz += w * z;
-        dev += -2.0 * (std::log(y[i] == 0 ? 1.0 : y[i] / mu) - (y[i] - mu) / mu);
-    }
-    const double xbar = static_cast<double>(sx / sw), zbar = static_cast<double>(sz / sw);
-    long double sxx = 0, sxz = 0;
-    for (size_t i = 0; i < n; ++i) {
-        const double mu = coef[0] + coef[1] * x[i];
-        const double w = 1.0 / (mu * mu), dx = x[i] - xbar;
-        sxx += w * dx * dx;
-        sxz += w * dx * (mu + (y[i] - mu) - zbar);
-    }
-    const double b1 = static_cast<double>(sxz / sxx), b0 = zbar - b1 * xbar;
-    out[0] = b0;
-    out[1] = b1;
-    out[2] = dev;
-    out[3] = valid ? 1.0 : 0.0;
-}
-
-// One round of DESeq2's parametricDispersionFit from `coefs`: the rows with
-// residual disps / (coefs[0] + coefs[1] / means) in (1e-4, 15), then
-// glm(disps ~ I(1 / means), family = Gamma(link = "identity"), start =
-// coefs) as glm.fit runs it (deviance rule 1e-8, 25 iterations, step
-// halving), with no R vectors allocated (at 200k peaks each round's
-// subsets cost full garbage collections). Returns (coef0, coef1, converged).
+// DESeq2's parametric dispersion trend on the rows with disps > min_use:
+// (asymptDisp, extraPois, ok); ok = 0 where DESeq2 would fall back to the
+// local fit. The core keeps no R vectors (at 200k peaks the subsets of each
+// round cost R full garbage collections).
 // [[Rcpp::export(rng = false)]]
-Rcpp::NumericVector epi_deseq_gamma_round(Rcpp::NumericVector means, Rcpp::NumericVector disps,
-                                          Rcpp::NumericVector coefs) {
-    std::vector<double> y, x;
-    for (R_xlen_t i = 0; i < means.size(); ++i) {
-        const double r = disps[i] / (coefs[0] + coefs[1] / means[i]);
-        if (r > 1e-4 && r < 15) {
-            y.push_back(disps[i]);
-            x.push_back(1 / means[i]);
-        }
-    }
-    double start[2] = {coefs[0], coefs[1]}, old[2] = {coefs[0], coefs[1]}, s[4];
-    gamma_step(y, x, start, s);
-    double devold = s[2];
-    bool conv = false;
-    for (int iter = 0; iter < 25; ++iter) {
-        gamma_step(y, x, start, s);
-        start[0] = s[0];
-        start[1] = s[1];
-        if (!std::isfinite(start[0]) || !std::isfinite(start[1])) break;
-        gamma_step(y, x, start, s);
-        while (!std::isfinite(s[2]) || s[3] == 0) {
-            start[0] = (start[0] + old[0]) / 2;
-            start[1] = (start[1] + old[1]) / 2;
-            gamma_step(y, x, start, s);
-        }
-        const double dev = s[2];
-        if (std::fabs(dev - devold) / (std::fabs(dev) + 0.1) < 1e-8) {
-            conv = true;
-            break;
-        }
-        devold = dev;
-        old[0] = start[0];
-        old[1] = start[1];
-    }
-    return Rcpp::NumericVector::create(start[0], start[1], conv ? 1.0 : 0.0);
+Rcpp::NumericVector epi_deseq_parametric_trend(Rcpp::NumericVector means,
+                                               Rcpp::NumericVector disps, double min_use) {
+    bool ok = false;
+    const auto c = epione::deseq::parametric_trend(cspan(means), cspan(disps), min_use, ok);
+    return Rcpp::NumericVector::create(c[0], c[1], ok ? 1.0 : 0.0);
 }
 
 // The per-coefficient columns of mcols(dds) from the log2 coefficients and

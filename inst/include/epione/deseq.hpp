@@ -6,6 +6,7 @@
 // fixed blocks of rows, so every thread count gives the same bits.
 #pragma once
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <numeric>
@@ -315,6 +316,107 @@ void map_dispersion(const Counts& y, const Design& d,
         outlier[k] = out;
         disp[k] = out ? g : map[k];
     });
+}
+
+// ---- the parametric dispersion trend (parametricDispersionFit) -----------
+
+// glm(disps ~ I(1 / means), family = Gamma(link = "identity")) as glm.fit
+// evaluates it at coefficients c (mu = c0 + c1 x, x = 1 / mean): the Gamma
+// deviance and validity of mu, and the weighted least-squares fit of the
+// working response (weights 1 / mu^2) that is glm.fit's next step, in
+// centred closed form (two columns).
+struct GammaEval {
+    double b0, b1, dev;
+    bool valid;
+};
+inline GammaEval gamma_eval(const std::vector<double>& y, const std::vector<double>& x,
+                            const double* c) {
+    const size_t n = y.size();
+    long double sw = 0, sx = 0, sz = 0;
+    double dev = 0;
+    bool valid = true;
+    for (size_t i = 0; i < n; ++i) {
+        const double mu = c[0] + c[1] * x[i];
+        valid &= std::isfinite(mu) && mu > 0;
+        const double w = 1.0 / (mu * mu), z = mu + (y[i] - mu);
+        sw += w;
+        sx += w * x[i];
+        sz += w * z;
+        dev += -2.0 * (std::log(y[i] == 0 ? 1.0 : y[i] / mu) - (y[i] - mu) / mu);
+    }
+    const double xbar = static_cast<double>(sx / sw), zbar = static_cast<double>(sz / sw);
+    long double sxx = 0, sxz = 0;
+    for (size_t i = 0; i < n; ++i) {
+        const double mu = c[0] + c[1] * x[i];
+        const double w = 1.0 / (mu * mu), dx = x[i] - xbar;
+        sxx += w * dx * dx;
+        sxz += w * dx * (mu + (y[i] - mu) - zbar);
+    }
+    const double b1 = static_cast<double>(sxz / sxx);
+    return {zbar - b1 * xbar, b1, dev, valid};
+}
+
+// glm.fit's IRLS from `c` (deviance rule 1e-8, 25 iterations, step halving
+// while the deviance is not finite or mu invalid); c is updated. Each
+// evaluation's least-squares fit is the next iteration's step, so one pass
+// over the rows per iteration. Returns whether it converged.
+inline bool gamma_glm(const std::vector<double>& y, const std::vector<double>& x, double* c) {
+    double old[2] = {c[0], c[1]};
+    GammaEval e = gamma_eval(y, x, c);
+    double devold = e.dev;
+    for (int iter = 0; iter < 25; ++iter) {
+        c[0] = e.b0;
+        c[1] = e.b1;
+        if (!std::isfinite(c[0]) || !std::isfinite(c[1])) return false;
+        e = gamma_eval(y, x, c);
+        while (!std::isfinite(e.dev) || !e.valid) {
+            c[0] = (c[0] + old[0]) / 2;
+            c[1] = (c[1] + old[1]) / 2;
+            e = gamma_eval(y, x, c);
+        }
+        if (std::fabs(e.dev - devold) / (std::fabs(e.dev) + 0.1) < 1e-8) return true;
+        devold = e.dev;
+        old[0] = c[0];
+        old[1] = c[1];
+    }
+    return false;
+}
+
+// DESeq2's parametricDispersionFit on the rows with disps > min_use: from
+// (0.1, 1), refit the Gamma GLM on the rows whose residual disps / fit lies
+// in (1e-4, 15) until the coefficients settle (sum of squared log ratios <
+// 1e-6, summed in long double as R's sum()) after a converged glm. Returns
+// (asymptDisp, extraPois); `ok` is false where DESeq2 stops with an error
+// (a coefficient <= 0 or NaN, or more than 10 rounds), which sends it to the
+// local fit.
+inline std::array<double, 2> parametric_trend(Span<const double> means, Span<const double> disps,
+                                              double min_use, bool& ok) {
+    double c[2] = {0.1, 1.0};
+    std::vector<double> y, x;
+    for (int round = 0;; ++round) {
+        y.clear();
+        x.clear();
+        for (index_t i = 0; i < means.size(); ++i) {
+            if (!(disps[i] > min_use)) continue;
+            const double r = disps[i] / (c[0] + c[1] / means[i]);
+            if (r > 1e-4 && r < 15) {
+                y.push_back(disps[i]);
+                x.push_back(1 / means[i]);
+            }
+        }
+        const double old[2] = {c[0], c[1]};
+        const bool conv = gamma_glm(y, x, c);
+        if (!(c[0] > 0 && c[1] > 0)) break;
+        const double l0 = std::log(c[0] / old[0]), l1 = std::log(c[1] / old[1]);
+        const long double ss = static_cast<long double>(l0 * l0) + l1 * l1;
+        if (static_cast<double>(ss) < 1e-6 && conv) {
+            ok = true;
+            return {c[0], c[1]};
+        }
+        if (round + 1 > 10) break;
+    }
+    ok = false;
+    return {c[0], c[1]};
 }
 
 // Cook's distances (calculateCooksDistance with robustMethodOfMomentsDisp).
