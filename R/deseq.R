@@ -189,9 +189,10 @@ setMethod("differentialAccessibility", "SummarizedExperiment", function(
     x
 }
 
-# A SummarizedExperiment around a plain count matrix.
+# A SummarizedExperiment around a plain count matrix (the counts are checked
+# once, by the SummarizedExperiment method).
 .as_count_se <- function(x, design, colData) {
-    x <- .check_counts(x)
+    x <- as.matrix(x)
     if (is.null(colData)) {
         env <- environment(design)
         vars <- all.vars(design)

@@ -276,23 +276,28 @@ Rcpp::NumericVector epi_deseq_trimmed_mean(SEXP counts, Rcpp::NumericVector sf,
 // One pass over the counts: how many NA, negative and non-integer values.
 // [[Rcpp::export(rng = false)]]
 Rcpp::NumericVector epi_deseq_count_issues(SEXP counts) {
-    double na = 0, neg = 0, frac = 0;
+    // branch-free counts over a hoisted length: this scans every count
+    std::int64_t na = 0, neg = 0, frac = 0;
+    const R_xlen_t n = XLENGTH(counts);
     if (TYPEOF(counts) == INTSXP) {
         const int* v = INTEGER(counts);
-        for (R_xlen_t k = 0; k < XLENGTH(counts); ++k) {
-            if (v[k] == NA_INTEGER) na++;
-            else if (v[k] < 0) neg++;
+        for (R_xlen_t k = 0; k < n; ++k) {
+            na += v[k] == NA_INTEGER;
+            neg += v[k] < 0;  // NA_INTEGER is negative too: taken off below
         }
+        neg -= na;
     } else {
         const double* v = REAL(counts);
-        for (R_xlen_t k = 0; k < XLENGTH(counts); ++k) {
-            if (std::isnan(v[k])) { na++; continue; }
-            if (v[k] < 0) neg++;
-            if (v[k] != std::round(v[k])) frac++;
+        for (R_xlen_t k = 0; k < n; ++k) {
+            const bool nan = std::isnan(v[k]);
+            na += nan;
+            neg += v[k] < 0;
+            frac += !nan && v[k] != std::round(v[k]);
         }
     }
-    return Rcpp::NumericVector::create(Rcpp::Named("na") = na, Rcpp::Named("negative") = neg,
-                                       Rcpp::Named("fraction") = frac);
+    return Rcpp::NumericVector::create(Rcpp::Named("na") = static_cast<double>(na),
+                                       Rcpp::Named("negative") = static_cast<double>(neg),
+                                       Rcpp::Named("fraction") = static_cast<double>(frac));
 }
 
 // Row maxima of x over the columns flagged in `use` (NA rows stay NA).
