@@ -221,6 +221,10 @@ epi_deseq_row_max <- function(x, use) {
     .Call(`_epione_epi_deseq_row_max`, x, use)
 }
 
+epi_deseq_quantile <- function(x, probs) {
+    .Call(`_epione_epi_deseq_quantile`, x, probs)
+}
+
 epi_deseq_num_rej <- function(p, filter, cutoffs, alpha) {
     .Call(`_epione_epi_deseq_num_rej`, p, filter, cutoffs, alpha)
 }

@@ -1275,7 +1275,7 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
     lowerQ <- mean(filter == 0)
     upperQ <- if (lowerQ < 0.95) 0.95 else 1
     theta <- seq(lowerQ, upperQ, length = 50)
-    cutoffs <- stats::quantile(filter, theta)
+    cutoffs <- epi_deseq_quantile(filter, theta)  # stats::quantile's values
     # p.adjust(method = "BH") of each filtered subset from one stable sort:
     # a subset of a stable order is the subset's own stable order.
     ok <- which(!is.na(pvalue))
@@ -1294,7 +1294,10 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
         thresh <- max(lo$y) - sqrt(mean(res^2))
         if (any(numRej > thresh)) which(numRej > thresh)[1] else 1L
     }
-    list(padj = padj_of(j), filterThreshold = cutoffs[j],
+    # named as quantile() names it (the name depends on that prob alone)
+    threshold <- stats::setNames(cutoffs[j],
+                                 names(stats::quantile(0, theta[j])))
+    list(padj = padj_of(j), filterThreshold = threshold,
          filterTheta = theta[j],
          filterNumRej = data.frame(theta = theta, numRej = numRej),
          lo.fit = lo, alpha = alpha)

@@ -786,6 +786,17 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// epi_deseq_quantile
+Rcpp::NumericVector epi_deseq_quantile(Rcpp::NumericVector x, Rcpp::NumericVector probs);
+RcppExport SEXP _epione_epi_deseq_quantile(SEXP xSEXP, SEXP probsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type x(xSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type probs(probsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_deseq_quantile(x, probs));
+    return rcpp_result_gen;
+END_RCPP
+}
 // epi_deseq_num_rej
 Rcpp::NumericVector epi_deseq_num_rej(Rcpp::NumericVector p, Rcpp::NumericVector filter, Rcpp::NumericVector cutoffs, double alpha);
 RcppExport SEXP _epione_epi_deseq_num_rej(SEXP pSEXP, SEXP filterSEXP, SEXP cutoffsSEXP, SEXP alphaSEXP) {
@@ -1440,6 +1451,7 @@ static const R_CallMethodDef CallEntries[] = {
     {"_epione_epi_deseq_trimmed_mean", (DL_FUNC) &_epione_epi_deseq_trimmed_mean, 5},
     {"_epione_epi_deseq_count_issues", (DL_FUNC) &_epione_epi_deseq_count_issues, 1},
     {"_epione_epi_deseq_row_max", (DL_FUNC) &_epione_epi_deseq_row_max, 2},
+    {"_epione_epi_deseq_quantile", (DL_FUNC) &_epione_epi_deseq_quantile, 2},
     {"_epione_epi_deseq_num_rej", (DL_FUNC) &_epione_epi_deseq_num_rej, 4},
     {"_epione_epi_deseq_bh_subset", (DL_FUNC) &_epione_epi_deseq_bh_subset, 5},
     {"_epione_epi_deseq_parametric_trend", (DL_FUNC) &_epione_epi_deseq_parametric_trend, 3},

@@ -315,6 +315,14 @@ Rcpp::NumericVector epi_deseq_row_max(Rcpp::NumericMatrix x, Rcpp::LogicalVector
     return out;
 }
 
+// quantile(x, probs) without names (type 7; x has no NA).
+// [[Rcpp::export(rng = false)]]
+Rcpp::NumericVector epi_deseq_quantile(Rcpp::NumericVector x, Rcpp::NumericVector probs) {
+    const auto q = epione::deseq::quantile7(std::vector<double>(x.begin(), x.end()),
+                                            cspan(probs));
+    return Rcpp::NumericVector(q.begin(), q.end());
+}
+
 // Rejections of p.adjust(p, "BH") < alpha on the subset filter >= cutoff,
 // for each cutoff; `p` is sorted decreasing and `filter` follows it. The
 // adjusted values are cummin(n / (n:1) * p), so the count is n - i + 1 for

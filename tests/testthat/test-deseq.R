@@ -413,3 +413,15 @@ test_that("IRLS by normal equations (p <= 6) and by QR (p > 6) match DESeq2", {
         expect_identical(which(got$padj < 0.1), which(want$padj < 0.1))
     }
 })
+
+test_that("independent filtering's quantiles are stats::quantile's", {
+    withr::local_seed(4)
+    draws <- list(rnorm(7), round(rexp(1000) * 3), rep(0, 5),
+                  c(rep(0, 500), rexp(501)), rpois(2001, 2) / 7, 3)
+    for (x in draws) {
+        lowerQ <- mean(x == 0)
+        theta <- seq(lowerQ, if (lowerQ < 0.95) 0.95 else 1, length = 50)
+        expect_identical(epione:::epi_deseq_quantile(x, theta),
+                         unname(stats::quantile(x, theta)))
+    }
+})

@@ -148,6 +148,27 @@ void size_factors(const Counts& y, Par& par, Span<double> sf) {
     });
 }
 
+// R's quantile(x, probs) (type 7, R 4.2's quantile.default) of x without
+// NAs: index = 1 + (n - 1) p, interpolated between the order statistics
+// floor(index) and ceiling(index) where they differ; one sort for all probs.
+inline std::vector<double> quantile7(std::vector<double> x, Span<const double> probs) {
+    std::sort(x.begin(), x.end());
+    const double n1 = std::max(static_cast<double>(x.size()) - 1, 0.0);
+    std::vector<double> q(probs.size(), NAN);
+    if (x.empty()) return q;
+    for (index_t k = 0; k < probs.size(); ++k) {
+        const double index = 1 + n1 * probs[k];
+        const double lo = std::floor(index), hi = std::ceil(index);
+        q[k] = x[static_cast<size_t>(lo) - 1];
+        const double xh = x[static_cast<size_t>(hi) - 1];
+        if (index > lo && xh != q[k]) {
+            const double h = index - lo;
+            q[k] = (1 - h) * q[k] + h * xh;
+        }
+    }
+    return q;
+}
+
 // Per-row baseMean, baseVar (of normalized counts) for the given rows.
 template <class Par>
 void base_stats(const Counts& y, const Norm& norm,
