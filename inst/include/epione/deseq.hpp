@@ -89,17 +89,23 @@ inline double median(std::vector<double>& v) {
     return 0.5 * (hi + *std::max_element(v.begin(), v.begin() + h));
 }
 
+// R's mean(x, trim = t) of values sorted ascending (t < 0.5): drop floor(n t)
+// values at each end.
+inline double trimmed_mean_sorted(const std::vector<double>& v, double trim) {
+    const size_t n = v.size();
+    const size_t lo = static_cast<size_t>(std::floor(n * trim));
+    long double s = 0.0;
+    for (size_t k = lo; k < n - lo; ++k) s += v[k];
+    return static_cast<double>(s / static_cast<long double>(n - 2 * lo));
+}
+
 // R's mean(x, trim = t): drop floor(n t) values at each end (median at 0.5).
 // Sorts v in place (for the ~10-100 values of a row, a sort costs less
 // than two selections).
 inline double trimmed_mean_inplace(std::vector<double>& v, double trim) {
-    const size_t n = v.size();
     if (trim >= 0.5) return median(v);
-    const size_t lo = static_cast<size_t>(std::floor(n * trim));
     std::sort(v.begin(), v.end());
-    long double s = 0.0;
-    for (size_t k = lo; k < n - lo; ++k) s += v[k];
-    return static_cast<double>(s / static_cast<long double>(n - 2 * lo));
+    return trimmed_mean_sorted(v, trim);
 }
 inline double trimmed_mean(std::vector<double> v, double trim) {
     return trimmed_mean_inplace(v, trim);
@@ -475,34 +481,57 @@ struct CooksDesign {
 // Robust method-of-moments dispersion of one row (counts yr, size factors
 // sf): trimmed cell variances when a cell has >= 3 samples, else one
 // trimmed variance over all samples.
+// The squares (v - c)^2 of v (sorted ascending) in ascending order, by
+// merging the two monotone runs on either side of c (rounding keeps each
+// run monotone): the same values a sort would give, in O(m).
+inline void sorted_squares(const std::vector<double>& v, double c, std::vector<double>& out) {
+    const size_t n = v.size();
+    size_t r = std::lower_bound(v.begin(), v.end(), c) - v.begin();
+    size_t l = r;  // v[0, l) lie below c, their squares fall as the index rises
+    out.resize(n);
+    for (size_t k = 0; k < n; ++k) {
+        const double sl = l > 0 ? (v[l - 1] - c) * (v[l - 1] - c) : INFINITY;
+        const double sr = r < n ? (v[r] - c) * (v[r] - c) : INFINITY;
+        if (r >= n || (l > 0 && sl <= sr)) {
+            out[k] = sl;
+            --l;
+        } else {
+            out[k] = sr;
+            ++r;
+        }
+    }
+}
+
 inline double robust_disp(const double* yr, const double* sf, const CooksDesign& c) {
     const int m = static_cast<int>(c.cell.size());
     auto bin = [](int n) { return n <= 3.5 ? 0 : (n <= 23.5 ? 1 : 2); };
     const double trim[3] = {1.0 / 3, 1.0 / 4, 1.0 / 8}, scale[3] = {2.04, 1.86, 1.51};
     // per-thread buffers: this runs once per row inside the GLM fit, and
     // allocating them per row cost more than the arithmetic
-    thread_local std::vector<double> z, zc;
+    thread_local std::vector<double> z, zc, sq;
     z.resize(m);
     long double s = 0.0;
     for (int j = 0; j < m; ++j) { z[j] = yr[j] / sf[j]; s += z[j]; }
     const double mean = static_cast<double>(s / m);
     double v = -INFINITY;
+    // trimmed variance of one set of values: zc is left sorted by the
+    // trimmed mean, so the squared deviations come sorted by a merge
+    auto trimmed_var = [&](double t) {
+        const double cm = trimmed_mean_inplace(zc, t);
+        sorted_squares(zc, cm, sq);
+        return trimmed_mean_sorted(sq, t);
+    };
     if (c.any3) {
         for (int k = 0; k < c.n_cell; ++k) {
             if (c.size[k] < 3) continue;
             zc.clear();
             for (int j = 0; j < m; ++j) if (c.cell[j] == k) zc.push_back(z[j]);
             const int b = bin(c.size[k]);
-            // the squares are then sorted again, so their order is free
-            const double cm = trimmed_mean_inplace(zc, trim[b]);
-            for (double& e : zc) e = (e - cm) * (e - cm);
-            v = std::max(v, scale[b] * trimmed_mean_inplace(zc, trim[b]));
+            v = std::max(v, scale[b] * trimmed_var(trim[b]));
         }
     } else {
         zc.assign(z.begin(), z.end());
-        const double cm = trimmed_mean_inplace(zc, 1.0 / 8);
-        for (int j = 0; j < m; ++j) zc[j] = (z[j] - cm) * (z[j] - cm);
-        v = 1.51 * trimmed_mean_inplace(zc, 1.0 / 8);
+        v = 1.51 * trimmed_var(1.0 / 8);
     }
     return std::max((v - mean) / (mean * mean), 0.04);
 }
