@@ -720,7 +720,8 @@ EPIONE_VM_INLINE void fit_row_body(const double* yr, const double* nf, const Des
     };
     linpred();
     nb::vec::mu_of_eta_body(nf, eta.data(), m, opt.minmu, mu.data());
-    double dev = 0.0, dev_old = 0.0;
+    double dev = 0.0, dev_old = 0.0, ll = 0.0;
+    bool current = false;  // eta, mu and ll belong to the final beta
     iter = 0;
     for (int t = 0; t < opt.maxit; ++t) {
         iter++;
@@ -728,10 +729,12 @@ EPIONE_VM_INLINE void fit_row_body(const double* yr, const double* nf, const Des
             irls_step_qr(yr, nf, d, alpha, lambda, opt, s, beta);
         bool large = false;
         for (int k = 0; k < p; ++k) large |= std::fabs(beta[k]) > opt.large;
+        current = !large;
         if (large) { iter = opt.maxit; break; }
         linpred();
         nb::vec::mu_of_eta_body(nf, eta.data(), m, opt.minmu, mu.data());
-        dev = -2.0 * loglik(mu.data());
+        ll = loglik(mu.data());
+        dev = -2.0 * ll;
         const double conv = std::fabs(dev - dev_old) / (std::fabs(dev) + 0.1);
         if (std::isnan(conv)) { iter = opt.maxit; break; }
         if (t > 0 && conv < opt.beta_tol) break;
@@ -758,6 +761,14 @@ EPIONE_VM_INLINE void fit_row_body(const double* yr, const double* nf, const Des
                 for (int l = 0; l < p; ++l) v += d(j, k) * inv[l + k * p] * d(j, l);
             hat_out[j] = v * w[j];
         }
+    // The unclamped mu and its log-likelihood: those of the last iteration
+    // unless a mean sat at minmu (clamped; an exact minmu is recomputed too)
+    for (int j = 0; j < m && current; ++j) current = mu[j] != opt.minmu;
+    if (current) {
+        std::copy(mu.begin(), mu.end(), mu_out);
+        log_like = ll;
+        return;
+    }
     linpred();
     nb::vec::mu_of_eta_body(nf, eta.data(), m, 0.0, mu_out);
     log_like = loglik(mu_out);
