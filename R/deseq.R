@@ -906,7 +906,13 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
     p <- ncol(X)
     use3 <- .n_or_more_in_cell(X, 3)
     repl <- .n_or_more_in_cell(X, minRep)
-    masks <- cbind(all = rep(TRUE, m), use3 = use3, kept = use3 & !repl)
+    # "all" and "kept" serve outlier replacement only; without replaceable
+    # samples each would be an unused n-vector of maxima
+    masks <- if (any(repl)) {
+        cbind(all = rep(TRUE, m), use3 = use3, kept = use3 & !repl)
+    } else {
+        cbind(use3 = use3)
+    }
     storage.mode(masks) <- "integer"
     keep <- if (m <= p) Inf else stats::qf(0.99, p, m - p)
     if (is.numeric(cooksCutoff)) keep <- min(keep, cooksCutoff)
