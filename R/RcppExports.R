@@ -221,6 +221,10 @@ epi_deseq_row_max <- function(x, use) {
     .Call(`_epione_epi_deseq_row_max`, x, use)
 }
 
+epi_deseq_var_log_disp <- function(gene, fit, min_use) {
+    .Call(`_epione_epi_deseq_var_log_disp`, gene, fit, min_use)
+}
+
 epi_deseq_quantile <- function(x, probs) {
     .Call(`_epione_epi_deseq_quantile`, x, probs)
 }

@@ -763,11 +763,13 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
     trend <- .deseq_trend(bm, g$dispGeneEst, fitType, opt[["minDisp"]],
                           verbose)
     dispFit <- rep_len(trend(bm), length(nz))
-    above <- g$dispGeneEst >= 100 * opt[["minDisp"]]
-    resid <- log(g$dispGeneEst) - log(dispFit)
-    attr(trend, "varLogDispEsts") <- stats::mad(resid[above], na.rm = TRUE)^2
+    min_use <- 100 * opt[["minDisp"]]
+    vld <- epi_deseq_var_log_disp(g$dispGeneEst, dispFit, min_use)
+    attr(trend, "varLogDispEsts") <- vld
+    # the residuals themselves are only read (lazily) for m - p <= 3
+    above <- function() g$dispGeneEst >= min_use
     attr(trend, "dispPriorVar") <- .disp_prior_var(
-        resid[above], attr(trend, "varLogDispEsts"), m, ncol(X))
+        (log(g$dispGeneEst) - log(dispFit))[above()], vld, m, ncol(X))
     map <- .deseq_map(y, X, sf, nz, g, dispFit, trend, opt, threads)
     list(gene = g, dispFit = dispFit, trend = trend, map = map)
 }

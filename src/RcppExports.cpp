@@ -786,6 +786,18 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// epi_deseq_var_log_disp
+double epi_deseq_var_log_disp(Rcpp::NumericVector gene, Rcpp::NumericVector fit, double min_use);
+RcppExport SEXP _epione_epi_deseq_var_log_disp(SEXP geneSEXP, SEXP fitSEXP, SEXP min_useSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type gene(geneSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type fit(fitSEXP);
+    Rcpp::traits::input_parameter< double >::type min_use(min_useSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_deseq_var_log_disp(gene, fit, min_use));
+    return rcpp_result_gen;
+END_RCPP
+}
 // epi_deseq_quantile
 Rcpp::NumericVector epi_deseq_quantile(Rcpp::NumericVector x, Rcpp::NumericVector probs);
 RcppExport SEXP _epione_epi_deseq_quantile(SEXP xSEXP, SEXP probsSEXP) {
@@ -1451,6 +1463,7 @@ static const R_CallMethodDef CallEntries[] = {
     {"_epione_epi_deseq_trimmed_mean", (DL_FUNC) &_epione_epi_deseq_trimmed_mean, 5},
     {"_epione_epi_deseq_count_issues", (DL_FUNC) &_epione_epi_deseq_count_issues, 1},
     {"_epione_epi_deseq_row_max", (DL_FUNC) &_epione_epi_deseq_row_max, 2},
+    {"_epione_epi_deseq_var_log_disp", (DL_FUNC) &_epione_epi_deseq_var_log_disp, 3},
     {"_epione_epi_deseq_quantile", (DL_FUNC) &_epione_epi_deseq_quantile, 2},
     {"_epione_epi_deseq_num_rej", (DL_FUNC) &_epione_epi_deseq_num_rej, 4},
     {"_epione_epi_deseq_bh_subset", (DL_FUNC) &_epione_epi_deseq_bh_subset, 5},

@@ -315,6 +315,14 @@ Rcpp::NumericVector epi_deseq_row_max(Rcpp::NumericMatrix x, Rcpp::LogicalVector
     return out;
 }
 
+// stats::mad(log(gene) - log(fit))^2 over gene >= min_use (DESeq2's
+// varLogDispEsts) without the n-length R temporaries.
+// [[Rcpp::export(rng = false)]]
+double epi_deseq_var_log_disp(Rcpp::NumericVector gene, Rcpp::NumericVector fit,
+                              double min_use) {
+    return epione::deseq::var_log_disp(cspan(gene), cspan(fit), min_use);
+}
+
 // quantile(x, probs) without names (type 7; x has no NA).
 // [[Rcpp::export(rng = false)]]
 Rcpp::NumericVector epi_deseq_quantile(Rcpp::NumericVector x, Rcpp::NumericVector probs) {

@@ -425,3 +425,14 @@ test_that("independent filtering's quantiles are stats::quantile's", {
                          unname(stats::quantile(x, theta)))
     }
 })
+
+test_that("varLogDispEsts is stats::mad of the log residuals, squared", {
+    withr::local_seed(8)
+    for (n in c(2, 3, 10, 11, 1000, 1001)) {
+        g <- stats::rexp(n) * 10^stats::runif(n, -9, 0)
+        f <- stats::rexp(n) / 10
+        use <- g >= 1e-6
+        expect_identical(epione:::epi_deseq_var_log_disp(g, f, 1e-6),
+                         stats::mad((log(g) - log(f))[use])^2)
+    }
+})

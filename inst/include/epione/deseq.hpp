@@ -154,6 +154,38 @@ void size_factors(const Counts& y, Par& par, Span<double> sf) {
     });
 }
 
+// R's median(x) of x without NAs (sorts x): the middle order statistic, or
+// for even n R's mean() of the two middle ones (long double sum and
+// refinement, as summary.c does it).
+inline double r_median(std::vector<double>& x) {
+    const size_t n = x.size(), h = (n + 1) / 2 - 1;  // 0-based
+    if (n == 0) return NAN;
+    std::nth_element(x.begin(), x.begin() + h, x.end());
+    const double a = x[h];
+    if (n % 2) return a;
+    const double b = *std::min_element(x.begin() + h + 1, x.end());
+    long double s = (static_cast<long double>(a) + b) / 2;
+    const long double t = (a - s) + (b - s);
+    return static_cast<double>(s + t / 2);
+}
+
+// DESeq2's varLogDispEsts: stats::mad(log(gene) - log(fit)) over the rows
+// with gene >= min_use, squared (mad = 1.4826 median |x - median(x)|).
+inline double var_log_disp(Span<const double> gene, Span<const double> fit, double min_use) {
+    std::vector<double> r;
+    r.reserve(gene.size());
+    for (index_t i = 0; i < gene.size(); ++i) {
+        if (!(gene[i] >= min_use)) continue;
+        const double v = std::log(gene[i]) - std::log(fit[i]);
+        if (!std::isnan(v)) r.push_back(v);
+    }
+    if (r.empty()) return NAN;
+    const double c = r_median(r);
+    for (double& v : r) v = std::fabs(v - c);
+    const double mad = 1.4826 * r_median(r);
+    return mad * mad;
+}
+
 // R's quantile(x, probs) (type 7, R 4.2's quantile.default) of x without
 // NAs: index = 1 + (n - 1) p, interpolated between the order statistics
 // floor(index) and ceiling(index) where they differ; one sort for all probs.
