@@ -103,17 +103,25 @@ for (size in sizes) {
     s <- load_set(size)
     cat(sprintf("# %s: %d x %d, load average %s\n", size, nrow(s$y),
                 ncol(s$y), bench_load_avg()))
-    dds <- DESeqDataSetFromMatrix(s$y, s$cd, ~ condition)
-    d2 <- timed(function() results(DESeq(dds, quiet = TRUE)), reps_ref)
-    gp <- timed(function() {
-        fit <- glm_gp(s$y, design = ~ condition, col_data = s$cd,
+    dds_of <- function(y) DESeqDataSetFromMatrix(y, s$cd, ~ condition)
+    run_d2 <- function(dds) results(DESeq(dds, quiet = TRUE))
+    run_gp <- function(y) {
+        fit <- glm_gp(y, design = ~ condition, col_data = s$cd,
                       size_factors = "poscounts", on_disk = FALSE)
         test_de(fit, reduced_design = ~ 1)
-    }, reps_ref)
-    ep <- timed(function() {
-        SummarizedExperiment::rowData(differentialAccessibility(s$y,
+    }
+    run_ep <- function(y) {
+        SummarizedExperiment::rowData(differentialAccessibility(y,
             ~ condition, colData = s$cd, threads = threads))
-    }, 3L)
+    }
+    # a first call pays one-time costs (lazy loading, method caches: ~1.5
+    # s for DESeq2 at 50k x 6), so each tool is warmed up on 2000 peaks
+    warm <- s$y[seq_len(min(2000L, nrow(s$y))), ]
+    invisible(list(run_d2(dds_of(warm)), run_gp(warm), run_ep(warm)))
+    dds <- dds_of(s$y)  # built outside the timing, as before
+    d2 <- timed(function() run_d2(dds), reps_ref)
+    gp <- timed(function() run_gp(s$y), reps_ref)
+    ep <- timed(function() run_ep(s$y), 3L)
     calls_ref <- which(d2$value$padj < 0.1)
     calls_ep <- which(ep$value$padj < 0.1)
     same <- identical(calls_ref, calls_ep)
