@@ -10,24 +10,27 @@
 # whether the padj < 0.1 calls agree with DESeq2; exits non-zero if not.
 # Usage: Rscript bench/deseq.R [p50k_s6 p200k_s12 p50k_s100]
 #
-# Measured 2026-11-29, session 4 (2-core AMD EPYC VM with AVX2, no other
+# Measured 2026-11-29, session 5 (2-core AMD EPYC VM with AVX2, no other
 # jobs: load average ~1 from this script alone; R 4.2.2, DESeq2 1.38.3;
-# elapsed / CPU seconds; padj < 0.1 calls identical to DESeq2's in every
-# run; the VM's speed drifted by ~30 % between runs, so ranges are given):
-#   p50k_s6   DESeq2 8.6-10.1 s, epione 0.23-0.26 s: 34-42x elapsed,
-#             21-27x CPU
-#   p200k_s12 DESeq2 43.6-57.9 s, epione 0.88-1.19 s: 48.5-52x, 27-30x
-#             (epione ~0.65 s more, 34x, when one of R's full garbage
-#             collections, which mark ~7.6 M objects once Bioconductor is
-#             loaded, falls inside the run)
-#   p50k_s100 DESeq2 36.5-38.0 s, epione 1.05-1.08 s: 34-36x, 19-20x
-# glmGamPoi (glm_gp + test_de) 36-334 s: 33-370x. Before session 4 (scalar
-# kernels): 40x / 30x / 20x elapsed.
+# padj < 0.1 calls identical to DESeq2's in every run). The VM's speed
+# drifts between runs (DESeq2 alone took 7.5-14.1 s on p50k_s6 in one
+# evening), so the session's other runs are given too (one before the last
+# engine commits; a cold-DESeq2 run, 61.7x on p50k_s6, left out). Last
+# run, with the warm-up:
+#   p50k_s6   DESeq2 10.8 s, epione 0.22 s: 50.1x elapsed, 30.7x CPU
+#             (other runs 34.2x with DESeq2 at 7.5 s, 48.0x)
+#   p200k_s12 DESeq2 46.1 s, epione 0.89 s: 51.7x, 29.1x (others 48.8x,
+#             57.0x; epione 0.89-1.11 s)
+#   p50k_s100 DESeq2 42.8 s, epione 1.01 s: 42.3x, 22.5x (others 41.9x,
+#             44.9x, 49.1x; epione 1.00-1.03 s)
+# glmGamPoi (glm_gp + test_de) 37-375 s: 40-400x. Session 4: 34-42x /
+# 48.5-52x / 34-36x; before it (scalar kernels) 40x / 30x / 20x.
 # Peak extra RSS of one run in a fresh process (peak_extra_mb()): p50k_s6
-# 30 MB, p200k_s12 95 MB, p50k_s100 34 MB = 1.8x its 19 MB of integer
-# counts. The peak is R's allocation volume before its first collection;
-# the returned results and dispersion columns alone (11 doubles per peak)
-# are 3.7x a 6-sample and 1.8x a 12-sample integer matrix.
+# 22 MB, p200k_s12 62 MB (session 4: 30 and 95 MB), p50k_s100 27 MB =
+# 1.43x its 19 MB of integer counts. The peak is R's allocation volume
+# before its first collection; the returned results and dispersion columns
+# alone (11 doubles per peak) are 3.7x a 6-sample and 1.8x a 12-sample
+# integer matrix.
 suppressPackageStartupMessages({
     library(epione)
     library(DESeq2)
