@@ -214,14 +214,21 @@ void base_stats(const Counts& y, const Norm& norm,
     const index_t m = y.ncol;
     for_rows(par, rows.size(), [&](index_t k) {
         const index_t i = rows[k];
-        std::vector<double> sf(m);
+        // per-thread buffers (one allocation per row cost more than the
+        // sums); z keeps the normalized counts for the second pass
+        thread_local std::vector<double> sf, z;
+        sf.resize(m);
+        z.resize(m);
         norm.row(i, m, sf.data());
         long double s = 0.0;
-        for (index_t j = 0; j < m; ++j) s += y(i, j) / sf[j];
+        for (index_t j = 0; j < m; ++j) {
+            z[j] = y(i, j) / sf[j];
+            s += z[j];
+        }
         const double mu = static_cast<double>(s / m);
         double ss = 0.0;
         for (index_t j = 0; j < m; ++j) {
-            const double e = y(i, j) / sf[j] - mu;
+            const double e = z[j] - mu;
             ss += e * e;
         }
         mean[k] = mu;
