@@ -766,10 +766,10 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
     min_use <- 100 * opt[["minDisp"]]
     vld <- epi_deseq_var_log_disp(g$dispGeneEst, dispFit, min_use)
     attr(trend, "varLogDispEsts") <- vld
-    # the residuals themselves are only read (lazily) for m - p <= 3
-    above <- function() g$dispGeneEst >= min_use
+    # the residuals (a lazy argument) are only built for m - p <= 3
     attr(trend, "dispPriorVar") <- .disp_prior_var(
-        (log(g$dispGeneEst) - log(dispFit))[above()], vld, m, ncol(X))
+        (log(g$dispGeneEst) - log(dispFit))[g$dispGeneEst >= min_use], vld,
+        m, ncol(X))
     map <- .deseq_map(y, X, sf, nz, g, dispFit, trend, opt, threads)
     list(gene = g, dispFit = dispFit, trend = trend, map = map)
 }

@@ -80,13 +80,19 @@ struct Norm {
     }
 };
 
-// R's median (mean of the two middle values when the count is even).
-inline double median(std::vector<double>& v) {
-    const size_t n = v.size(), h = n / 2;
-    std::nth_element(v.begin(), v.begin() + h, v.end());
-    const double hi = v[h];
-    if (n % 2) return hi;
-    return 0.5 * (hi + *std::max_element(v.begin(), v.begin() + h));
+// R's median(x) of x without NAs (reorders x): the middle order statistic,
+// or for even n R's mean() of the two middle ones (long double sum and
+// refinement, as summary.c does it); NaN for no values.
+inline double median(std::vector<double>& x) {
+    const size_t n = x.size(), h = (n + 1) / 2 - 1;  // 0-based
+    if (n == 0) return NAN;
+    std::nth_element(x.begin(), x.begin() + h, x.end());
+    const double a = x[h];
+    if (n % 2) return a;
+    const double b = *std::min_element(x.begin() + h + 1, x.end());
+    long double s = (static_cast<long double>(a) + b) / 2;
+    const long double t = (a - s) + (b - s);
+    return static_cast<double>(s + t / 2);
 }
 
 // R's mean(x, trim = t) of values sorted ascending (t < 0.5): drop floor(n t)
@@ -154,21 +160,6 @@ void size_factors(const Counts& y, Par& par, Span<double> sf) {
     });
 }
 
-// R's median(x) of x without NAs (sorts x): the middle order statistic, or
-// for even n R's mean() of the two middle ones (long double sum and
-// refinement, as summary.c does it).
-inline double r_median(std::vector<double>& x) {
-    const size_t n = x.size(), h = (n + 1) / 2 - 1;  // 0-based
-    if (n == 0) return NAN;
-    std::nth_element(x.begin(), x.begin() + h, x.end());
-    const double a = x[h];
-    if (n % 2) return a;
-    const double b = *std::min_element(x.begin() + h + 1, x.end());
-    long double s = (static_cast<long double>(a) + b) / 2;
-    const long double t = (a - s) + (b - s);
-    return static_cast<double>(s + t / 2);
-}
-
 // DESeq2's varLogDispEsts: stats::mad(log(gene) - log(fit)) over the rows
 // with gene >= min_use, squared (mad = 1.4826 median |x - median(x)|).
 inline double var_log_disp(Span<const double> gene, Span<const double> fit, double min_use) {
@@ -180,9 +171,9 @@ inline double var_log_disp(Span<const double> gene, Span<const double> fit, doub
         if (!std::isnan(v)) r.push_back(v);
     }
     if (r.empty()) return NAN;
-    const double c = r_median(r);
+    const double c = median(r);
     for (double& v : r) v = std::fabs(v - c);
-    const double mad = 1.4826 * r_median(r);
+    const double mad = 1.4826 * median(r);
     return mad * mad;
 }
 
@@ -531,9 +522,6 @@ struct CooksDesign {
     }
 };
 
-// Robust method-of-moments dispersion of one row (counts yr, size factors
-// sf): trimmed cell variances when a cell has >= 3 samples, else one
-// trimmed variance over all samples.
 // The squares (v - c)^2 of v (sorted ascending) in ascending order, by
 // merging the two monotone runs on either side of c (rounding keeps each
 // run monotone): the same values a sort would give, in O(m).
@@ -555,6 +543,9 @@ inline void sorted_squares(const std::vector<double>& v, double c, std::vector<d
     }
 }
 
+// Robust method-of-moments dispersion of one row (counts yr, size factors
+// sf): trimmed cell variances when a cell has >= 3 samples, else one
+// trimmed variance over all samples.
 inline double robust_disp(const double* yr, const double* sf, const CooksDesign& c) {
     const int m = static_cast<int>(c.cell.size());
     auto bin = [](int n) { return n <= 3.5 ? 0 : (n <= 23.5 ? 1 : 2); };
