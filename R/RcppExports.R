@@ -201,8 +201,8 @@ epi_deseq_map <- function(counts, sf, x, hat, q, rows, mu, gene_est, fit, prior_
     .Call(`_epione_epi_deseq_map`, counts, sf, x, hat, q, rows, mu, gene_est, fit, prior_var, var_log_disp, opt, threads)
 }
 
-epi_deseq_fit_glm <- function(counts, sf, x, rows, alpha, lambda, ls_op, want_hat, beta_tol, maxit, minmu, threads, want_mu, cooks_cell, cooks_masks, keep_above, log2e = 0) {
-    .Call(`_epione_epi_deseq_fit_glm`, counts, sf, x, rows, alpha, lambda, ls_op, want_hat, beta_tol, maxit, minmu, threads, want_mu, cooks_cell, cooks_masks, keep_above, log2e)
+epi_deseq_fit_glm <- function(counts, sf, x, rows, alpha, lambda, ls_op, want_hat, beta_tol, maxit, minmu, threads, want_mu, cooks_cell, cooks_masks, keep_above, log2e = 0, cooks_bound = FALSE) {
+    .Call(`_epione_epi_deseq_fit_glm`, counts, sf, x, rows, alpha, lambda, ls_op, want_hat, beta_tol, maxit, minmu, threads, want_mu, cooks_cell, cooks_masks, keep_above, log2e, cooks_bound)
 }
 
 epi_deseq_cooks <- function(counts, sf, rows, cell, p, mu, hat, threads) {

@@ -800,11 +800,14 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
         lambda / log(2)^2, ls_op, want_hat, 1e-8, 100L, minmu, threads,
         want_mu, if (is.null(cells)) integer() else cells,
         if (sparse) ck_spec$masks else matrix(0L, 0, 0),
-        if (sparse) ck_spec$keep_above else Inf, log2(exp(1))))
+        if (sparse) ck_spec$keep_above else Inf, log2(exp(1)),
+        sparse && isTRUE(ck_spec$bound)))
     ck <- if (sparse) {
         mx <- f$cooks_max
         colnames(mx) <- colnames(ck_spec$masks)
-        list(max = mx, rows = f$kept_rows, kept = f$kept)
+        # rows refitted by optim below get exact maxima
+        list(max = mx, rows = f$kept_rows, kept = f$kept,
+             bounded = setdiff(f$bounded, f$redo))
     } else if (!is.null(cells)) f$cooks
     # beta and beta_var arrive as log2 coefficients and standard errors
     out <- list(beta = f$beta, se = f$beta_var,
@@ -902,7 +905,12 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
 # DESeqFast() keeps the assay. The helpers read both forms.
 
 # Masks and the keep threshold: min(qf(.99, p, m - p), a numeric
-# cooksCutoff), the smallest cutoff that will look at full rows.
+# cooksCutoff), the smallest cutoff that will look at full rows. `bound`:
+# when every sample is replaceable, DESeq2 reports maxCooks as NA once any
+# peak is refitted, so the maxima only meet cutoffs and the fit may return
+# upper bounds (distances at the robust dispersion's floor) for rows well
+# below them; .resolve_cooks_bounds() makes them exact if no peak is
+# refitted after all.
 .cooks_spec <- function(X, minRep, cooksCutoff) {
     m <- nrow(X)
     p <- ncol(X)
@@ -918,7 +926,7 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
     storage.mode(masks) <- "integer"
     keep <- if (m <= p) Inf else stats::qf(0.99, p, m - p)
     if (is.numeric(cooksCutoff)) keep <- min(keep, cooksCutoff)
-    list(masks = masks, keep_above = keep)
+    list(masks = masks, keep_above = keep, bound = m > p && all(repl))
 }
 
 # Per-row maximum over the samples of mask `name` (flags `use`).
@@ -960,7 +968,27 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
     use <- .n_or_more_in_cell(X, 3)
     n <- if (is.matrix(cooks)) nrow(cooks) else nrow(cooks$max)
     if (nrow(X) <= ncol(X) || !any(use)) return(rep(NA_real_, n))
-    .ck_max(cooks, "use3", use)
+    v <- .ck_max(cooks, "use3", use)
+    if (is.list(cooks)) v[cooks$bounded] <- NA  # not exact (.cooks_spec)
+    v
+}
+
+# Exact Cook's maxima for the rows whose fused fit returned bounds (see
+# .cooks_spec()), for when DESeq2 keeps maxCooks (no peak refitted): the
+# same fit again without the bound, so the bits of an unbounded run.
+.resolve_cooks_bounds <- function(out, y, threads) {
+    b <- if (is.list(out$cooks)) out$cooks$bounded
+    if (!length(b)) return(out)
+    spec <- out$ck_spec
+    spec$bound <- FALSE
+    X <- out$X
+    ck <- .deseq_glm(y, X, out$sizeFactors, b, out$table$dispersion[b],
+                     rep(1e-6, ncol(X)), FALSE, threads, cells = .cells(X),
+                     want_mu = FALSE, ck_spec = spec)$cooks
+    out$cooks$max[b, ] <- ck$max
+    out$cooks$bounded <- integer()
+    out$table$maxCooks[b] <- .max_cooks(ck, X)
+    out
 }
 
 # One pass of the pipeline on `rows` of y, given the trend (NULL: fit it).
@@ -1048,6 +1076,7 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
     if (is.list(x)) {  # "epi_cooks": maxima filled, kept rows renumbered
         x$max <- .fill_rows(x$max, n, rows)
         x$rows <- rows[x$rows]
+        x$bounded <- rows[x$bounded]
         return(x)
     }
     if (length(rows) == n) return(x)  # no all-zero rows: no copy
@@ -1137,7 +1166,7 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
     out$table$replace <- replace
     out$replaceable <- .n_or_more_in_cell(X, minRep)
     rows <- which(replace)
-    if (!length(rows)) return(out)
+    if (!length(rows)) return(.resolve_cooks_bounds(out, y, threads))
     sf <- out$sizeFactors
     tbm <- .core(epi_deseq_trimmed_mean(y, sf, rows - 1L, 0.2, threads))
     ysub <- y[rows, , drop = FALSE]
@@ -1171,6 +1200,8 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
     out$table[rows[newZero], res_cols] <- NA
     out$coef <- .coef_set_rows(out$coef, rows[newZero],
         .coef_rows(out$coef, rep(NA_integer_, sum(newZero))))
+    # DESeq2 recomputes maxCooks only when it refitted some peak
+    if (!length(refit)) return(.resolve_cooks_bounds(out, y, threads))
     out$table$maxCooks <- if (all(out$replaceable)) NA_real_ else
         .max_cooks_replaced(out$cooks, X, out$replaceable)
     out

@@ -171,7 +171,8 @@ Rcpp::List epi_deseq_fit_glm(SEXP counts, Rcpp::NumericVector sf,
                              Rcpp::NumericMatrix ls_op, bool want_hat, double beta_tol,
                              int maxit, double minmu, int threads, bool want_mu,
                              Rcpp::IntegerVector cooks_cell, Rcpp::IntegerMatrix cooks_masks,
-                             double keep_above, double log2e = 0) {
+                             double keep_above, double log2e = 0,
+                             bool cooks_bound = false) {
     const auto d = design_of(x);
     const int n = rows.size();
     const bool want_cooks = cooks_cell.size() > 0;
@@ -197,11 +198,13 @@ Rcpp::List epi_deseq_fit_glm(SEXP counts, Rcpp::NumericVector sf,
                               glue::span(iter), glue::span(ll),
                               full ? glue::dense(cooks) : DenseView<double>{}, &cd};
     epione::deseq::GlmOut::Kept kept;
+    Rcpp::IntegerVector bounded(sparse && cooks_bound ? n : 0);
     if (sparse) {
         out.cooks_max = glue::dense(cooks_max);
         out.cooks_masks = {INTEGER(cooks_masks), cooks_masks.nrow(), cooks_masks.ncol()};
         out.keep_above = keep_above;
         out.kept = &kept;
+        if (cooks_bound) out.bounded = glue::span(bounded);
     }
     glue::TbbPar par(threads);
     std::vector<double> lam(lambda.begin(), lambda.end());
@@ -243,6 +246,9 @@ Rcpp::List epi_deseq_fit_glm(SEXP counts, Rcpp::NumericVector sf,
         res["cooks_max"] = cooks_max;
         res["kept_rows"] = Rcpp::IntegerVector(kr.begin(), kr.end());
         res["kept"] = kv;
+        std::vector<int> b;  // rows whose maxima are bounds
+        for (int k = 0; k < bounded.size(); ++k) if (bounded[k]) b.push_back(k + 1);
+        res["bounded"] = Rcpp::IntegerVector(b.begin(), b.end());
     }
     return res;
 }

@@ -268,6 +268,59 @@ test_that("outliers are replaced by the trimmed mean times the size factor", {
     expect_identical(as.data.frame(full[names(rd)]), as.data.frame(rd))
 })
 
+test_that("Cook's bounds: exact where kept, upper bounds elsewhere", {
+    # every sample replaceable (8 per group): the fused fit may return the
+    # distances at the robust dispersion's floor (0.04) instead of the
+    # exact ones for rows whose bounds stay below the keep threshold
+    withr::local_seed(11)
+    mu <- rgamma(400, 2, 0.02)
+    y <- matrix(rnbinom(400 * 16, mu = mu, size = 10), ncol = 16)
+    y[7, 2] <- y[7, 2] * 40 + 800
+    X <- cbind(1, rep(0:1, each = 8))
+    sf <- rep(1, 16)
+    spec <- epione:::.cooks_spec(X, 7, TRUE)
+    expect_true(spec$bound)
+    fit <- function(bound) {
+        epione:::epi_deseq_fit_glm(y, sf, X, 0:399, rep(0.1, 400),
+            rep(1e-6, 2), backsolve(qr.R(qr(X)), t(qr.Q(qr(X)))), FALSE,
+            1e-8, 100L, 0.5, 1L, FALSE, epione:::.cells(X), spec$masks,
+            spec$keep_above, 0, bound)
+    }
+    exact <- fit(FALSE)
+    bnd <- fit(TRUE)
+    b <- bnd$bounded
+    expect_gt(length(b), 350)
+    expect_false(7L %in% b)  # the outlier row keeps its exact distances
+    expect_identical(bnd$cooks_max[-b, ], exact$cooks_max[-b, ])
+    expect_identical(bnd$kept, exact$kept)
+    expect_true(all(bnd$cooks_max[b, ] >= exact$cooks_max[b, ]))
+    expect_true(all(bnd$cooks_max[b, 1] <= spec$keep_above))
+})
+
+test_that("maxCooks is exact when every sample is replaceable but none is", {
+    # no peak refitted: DESeq2 keeps maxCooks, so the bounds are resolved
+    withr::local_seed(12)
+    mu <- rgamma(300, 3, 0.03)
+    y <- matrix(rnbinom(300 * 16, mu = mu, size = 20), ncol = 16)
+    cd <- data.frame(g = factor(rep(c("a", "b"), each = 8)))
+    got <- SummarizedExperiment::rowData(differentialAccessibility(y, ~ g,
+        colData = cd, threads = 2))
+    expect_false(any(got$replace))
+    expect_false(anyNA(got$maxCooks))
+    # the unfused path: Cook's matrix from the kept mu and hat assays
+    dds <- SummarizedExperiment::SummarizedExperiment(list(counts = y),
+        colData = cd)
+    a <- epione:::.da_args("Wald", "parametric", "ratio", "none", 0.1, 0, TRUE,
+        7, TRUE, 1L, FALSE)
+    a$keep_assays <- TRUE
+    full <- epione:::.da_fit(y, cd, ~ g, NULL, a)
+    expect_identical(got$maxCooks, apply(full$cooks, 1, max))
+    skip_if_not_installed("DESeq2")
+    d2 <- DESeq2::DESeqDataSetFromMatrix(y, cd, ~ g)
+    d2 <- suppressMessages(DESeq2::DESeq(d2, quiet = TRUE))
+    expect_rel(got$maxCooks, S4Vectors::mcols(d2)$maxCooks, 1e-6)
+})
+
 test_that("bad input gives classed errors naming the fix", {
     withr::local_seed(2)
     y <- matrix(rnbinom(600, mu = 30, size = 4), ncol = 6)
