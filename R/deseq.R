@@ -101,7 +101,9 @@ setMethod("differentialAccessibility", "SummarizedExperiment", function(
                   cooksCutoff, minReplicatesForReplace, independentFiltering,
                   threads, verbose)
     a$details <- .check_flag(details, "details")
-    y <- .check_counts(SummarizedExperiment::assay(object, assay.type))
+    # without dimnames: the assay as stored, no copy with names attached
+    y <- .check_counts(SummarizedExperiment::assay(object, assay.type,
+                                                   withDimnames = FALSE))
     cd <- as.data.frame(SummarizedExperiment::colData(object))
     X <- .design_matrix(design, cd)
     spec <- .resolve_contrast(contrast, X, cd)  # fail before fitting
@@ -163,8 +165,7 @@ setMethod("differentialAccessibility", "SummarizedExperiment", function(
 # Counts as a dense matrix after DESeq2's input checks. Integer counts stay
 # integer (the core reads both types): no n x m double copy.
 .check_counts <- function(x) {
-    if (methods::is(x, "sparseMatrix")) x <- as.matrix(x)
-    x <- as.matrix(x)
+    if (!is.matrix(x)) x <- as.matrix(x)  # also a sparse Matrix
     if (!is.numeric(x)) {
         .abort("counts must be numeric, not ", class(x[1])[1], ".")
     }
