@@ -3,7 +3,7 @@
 # shared/data/ref/deseq2 (regenerated here with its simulate.R; nothing is
 # written to the repository). Prints, per size, the elapsed and CPU
 # (user + system) seconds (median of EPIONE_BENCH_REPS runs, default 1 for
-# the references and 3 for epione), the ratios to epione (x_elaps on
+# the references and 5 for epione), the ratios to epione (x_elaps on
 # elapsed, x_cpu on user + system CPU, which counts both epione threads),
 # the load average
 # before each size (the machine may be shared: compare CPU then), and
@@ -124,7 +124,7 @@ for (size in sizes) {
     dds <- dds_of(s$y)  # built outside the timing, as before
     d2 <- timed(function() run_d2(dds), reps_ref)
     gp <- timed(function() run_gp(s$y), reps_ref)
-    ep <- timed(function() run_ep(s$y), 3L)
+    ep <- timed(function() run_ep(s$y), 5L)
     calls_ref <- which(d2$value$padj < 0.1)
     calls_ep <- which(ep$value$padj < 0.1)
     same <- identical(calls_ref, calls_ep)

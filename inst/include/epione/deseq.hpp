@@ -12,6 +12,7 @@
 #include <numeric>
 #include <vector>
 #include "nbglm.hpp"
+#include "nblanes.hpp"
 #include "span.hpp"
 #include "threads.hpp"
 
@@ -357,25 +358,112 @@ void for_rows_disp(const Counts& y, const Design& d,
     });
 }
 
+// Whether the dispersion line searches run 4 rows at a time (nblanes.hpp):
+// with few samples a row's loops are short and its per-evaluation scalar
+// work dominates; with many, nbvec.hpp's samples-in-lanes loops are full.
+inline bool disp_in_lanes(const Design& d) {
+    return d.p <= nb::vec::kMaxSumsP && d.m <= 24;
+}
+
+// One row's scalar objective on demand (padded as for_rows_disp's), for the
+// grid fallback of the lane searches.
+struct RowObjective {
+    const Counts& y;
+    const MuRows& mu;
+    const Design& dp;  // padded, as for_rows_disp's
+    std::vector<double> yr, mr;
+    MuRows::Scratch ms;
+    nb::DispObjective f;
+    RowObjective(const Counts& yy, const MuRows& m, const Design& d, const Design& padded,
+                 bool use_cr)
+        : y(yy), mu(m), dp(padded), yr(padded.m, 0.0), mr(padded.m, 0.0), ms(d.m, d.p),
+          f(padded) {
+        f.use_cr = use_cr;
+    }
+    nb::DispObjective& at(index_t k, index_t row, int p) {
+        read_row(y, row, yr.data());
+        mu.row(k, row, p, ms, mr.data());
+        f.reset(yr.data(), mr.data());
+        return f;
+    }
+};
+
+// The line searches of the listed rows, 4 rows per vector (nblanes.hpp;
+// `check_first` as there): start(k, R, lane) sets the lane's prior mean
+// if any and returns row k's start log alpha; done(k, result, clear, obj)
+// gets the outcome, obj giving the row's scalar objective (exact redo,
+// grid).
+template <class Par, class Start, class Done>
+void lane_rows_disp(const Counts& y, const Design& d, Span<const int> rows,
+                    const MuRows& mu, const DispOptions& opt, Par& par,
+                    bool use_prior, double prior_var, bool check_first, Start&& start,
+                    Done&& done) {
+    const index_t n = rows.size(), n_blocks = (n + kBlock - 1) / kBlock;
+    const Design dp = padded_design(d);
+    par.run(n_blocks, [&](index_t b) {
+        const index_t from = b * kBlock, cnt = std::min(n, from + kBlock) - from;
+        nb::lanes::Rows R(d);
+        R.use_cr = opt.use_cr;
+        R.use_prior = use_prior;
+        R.prior_var = prior_var;
+        std::vector<double> yr(d.m), mr(d.m);
+        MuRows::Scratch ms(d.m, d.p);
+        RowObjective obj(y, mu, d, dp, opt.use_cr);
+        nb::lanes::line_search_rows(
+            R, cnt, std::log(opt.min_disp / 10), opt.kappa_0, opt.disp_tol, opt.maxit,
+            check_first,
+            [&](index_t i, int lane, nb::lanes::Rows& rr) {
+                const index_t k = from + i;
+                read_row(y, rows[k], yr.data());
+                mu.row(k, rows[k], d.p, ms, mr.data());
+                rr.set(lane, yr.data(), mr.data());
+                return start(k, rr, lane);
+            },
+            [&](index_t i, const nb::LineSearchResult& res, bool clear) {
+                done(from + i, res, clear, obj);
+            });
+    });
+}
+
 // Gene-wise dispersion (estimateDispersionsGeneEst with niter = 1).
 template <class Par>
 void gene_dispersion(const Counts& y, const Design& d,
                      Span<const int> rows, const MuRows& mu,
                      Span<const double> alpha_init, const DispOptions& opt,
                      Par& par, Span<double> est, Span<int> iter) {
-    for_rows_disp(y, d, rows, mu, opt, par, [&](index_t k, nb::DispObjective& f) {
-        const double a0 = std::log(alpha_init[k]), lo = std::log(opt.min_disp / 10);
-        auto r = nb::line_search(f, a0, lo, opt.kappa_0, opt.disp_tol, opt.maxit, true);
+    const double lo = std::log(opt.min_disp / 10);
+    // after the search: the tie test, the start's fallback and the grid;
+    // objective() gives the row's scalar objective
+    auto store = [&](index_t k, nb::LineSearchResult r, auto&& objective) {
+        const double a0 = std::log(alpha_init[k]);
         // the test below reads initial_lp: near a tie, take DESeq2's exact one
         if (r.mag > 0 && std::fabs(r.last_lp - (r.initial_lp + std::fabs(r.initial_lp) / 1e6)) <=
                              nb::kTieMargin * r.mag)
-            r = nb::line_search_from(f, a0, lo, opt.kappa_0, opt.disp_tol, opt.maxit, true);
+            r = nb::line_search_from(objective(), a0, lo, opt.kappa_0, opt.disp_tol, opt.maxit,
+                                     true);
         double a = std::min(std::exp(r.a), opt.max_disp);
         if (r.last_lp < r.initial_lp + std::fabs(r.initial_lp) / 1e6) a = alpha_init[k];
         const bool conv = r.iter < opt.maxit && r.iter != 1;
-        if (!conv && a > opt.min_disp * 10) a = std::exp(nb::grid_search(f, opt.max_disp));
+        if (!conv && a > opt.min_disp * 10) a = std::exp(nb::grid_search(objective(), opt.max_disp));
         est[k] = std::min(std::max(a, opt.min_disp), opt.max_disp);
         iter[k] = r.iter;
+    };
+    if (disp_in_lanes(d)) {
+        lane_rows_disp(y, d, rows, mu, opt, par, false, 1.0, true,
+            [&](index_t k, nb::lanes::Rows&, int) { return std::log(alpha_init[k]); },
+            [&](index_t k, nb::LineSearchResult r, bool clear, RowObjective& obj) {
+                auto objective = [&]() -> nb::DispObjective& { return obj.at(k, rows[k], d.p); };
+                if (!clear)  // as nb::line_search: the exact first step, no `mag`
+                    r = nb::line_search_from(objective(), std::log(alpha_init[k]), lo,
+                                             opt.kappa_0, opt.disp_tol, opt.maxit, true);
+                store(k, r, objective);
+            });
+        return;
+    }
+    for_rows_disp(y, d, rows, mu, opt, par, [&](index_t k, nb::DispObjective& f) {
+        const auto r = nb::line_search(f, std::log(alpha_init[k]), lo, opt.kappa_0,
+                                       opt.disp_tol, opt.maxit, true);
+        store(k, r, [&]() -> nb::DispObjective& { return f; });
     });
 }
 
@@ -388,21 +476,46 @@ void map_dispersion(const Counts& y, const Design& d,
                     Par& par, Span<double> map, Span<int> iter,
                     Span<int> outlier, Span<double> disp) {
     const double sd_log = std::sqrt(var_log_disp);
-    for_rows_disp(y, d, rows, mu, opt, par, [&](index_t k, nb::DispObjective& f) {
+    auto init = [&](index_t k) {
+        const double g = gene_est[k];
+        return std::log((!std::isnan(g) && g > 0.1 * fit[k]) ? g : fit[k]);
+    };
+    auto prior = [&](nb::DispObjective& f, index_t k) {
         f.use_prior = true;
         f.prior_mean = std::log(fit[k]);
         f.prior_var = prior_var;
-        const double g = gene_est[k];
-        const double init = (!std::isnan(g) && g > 0.1 * fit[k]) ? g : fit[k];
-        const auto r = nb::line_search(f, std::log(init), std::log(opt.min_disp / 10),
-                                       opt.kappa_0, opt.disp_tol, opt.maxit);
+    };
+    // the result, the grid where the search did not converge
+    auto store = [&](index_t k, const nb::LineSearchResult& r, auto&& objective) {
         double a = std::exp(r.a);
-        if (r.iter >= opt.maxit) a = std::exp(nb::grid_search(f, opt.max_disp));
+        if (r.iter >= opt.maxit) a = std::exp(nb::grid_search(objective(), opt.max_disp));
         map[k] = std::min(std::max(a, opt.min_disp), opt.max_disp);
         iter[k] = r.iter;
+        const double g = gene_est[k];
         const bool out = std::log(g) > std::log(fit[k]) + 2.0 * sd_log;
         outlier[k] = out;
         disp[k] = out ? g : map[k];
+    };
+    if (disp_in_lanes(d)) {
+        lane_rows_disp(y, d, rows, mu, opt, par, true, prior_var, false,
+            [&](index_t k, nb::lanes::Rows& R, int lane) {
+                R.prior_mean[lane] = std::log(fit[k]);
+                return init(k);
+            },
+            [&](index_t k, const nb::LineSearchResult& r, bool, RowObjective& obj) {
+                store(k, r, [&]() -> nb::DispObjective& {
+                    auto& f = obj.at(k, rows[k], d.p);
+                    prior(f, k);
+                    return f;
+                });
+            });
+        return;
+    }
+    for_rows_disp(y, d, rows, mu, opt, par, [&](index_t k, nb::DispObjective& f) {
+        prior(f, k);
+        const auto r = nb::line_search(f, init(k), std::log(opt.min_disp / 10),
+                                       opt.kappa_0, opt.disp_tol, opt.maxit);
+        store(k, r, [&]() -> nb::DispObjective& { return f; });
     });
 }
 
