@@ -79,14 +79,13 @@ setGeneric("differentialAccessibility", function(object, ...)
 #' @export
 setMethod("differentialAccessibility", "ANY", function(object,
         design = ~ group, ..., colData = NULL) {
-    se <- .as_count_se(object, design, colData)
-    differentialAccessibility(se, design = design, ...)
+    # the SummarizedExperiment method's pipeline on the matrix itself; the
+    # object returned is built once, with the results (.da_attach)
+    .da_se(.count_parts(object, design, colData), design = design, ...)
 })
 
-#' @rdname differentialAccessibility
-#' @param assay.type The assay holding the counts.
-#' @export
-setMethod("differentialAccessibility", "SummarizedExperiment", function(
+# The SummarizedExperiment method; `object` may also be .count_parts().
+.da_se <- function(
         object, design = ~ group, contrast = NULL, test = c("Wald", "LRT"),
         reduced = NULL, fitType = c("parametric", "local", "mean"),
         sfType = "ratio", alpha = 0.1, lfcThreshold = 0, cooksCutoff = TRUE,
@@ -101,17 +100,31 @@ setMethod("differentialAccessibility", "SummarizedExperiment", function(
                   cooksCutoff, minReplicatesForReplace, independentFiltering,
                   threads, verbose)
     a$details <- .check_flag(details, "details")
-    # without dimnames: the assay as stored, no copy with names attached
-    y <- .check_counts(SummarizedExperiment::assay(object, assay.type,
-                                                   withDimnames = FALSE))
-    cd <- as.data.frame(SummarizedExperiment::colData(object))
+    y <- .check_counts(.counts_of(object, assay.type))
+    cd <- .coldata_of(object)
     X <- .design_matrix(design, cd)
     spec <- .resolve_contrast(contrast, X, cd)  # fail before fitting
     sf <- if (is.null(normalizationFactors)) .existing_sf(object) else
         .check_nf(normalizationFactors, dim(y))
     run <- .da_fit(y, cd, design, reduced, a, sf)
     .da_attach(object, run, y, cd, design, spec, a)
-})
+}
+
+#' @rdname differentialAccessibility
+#' @param assay.type The assay holding the counts.
+#' @export
+setMethod("differentialAccessibility", "SummarizedExperiment", .da_se)
+
+# The counts (without dimnames: the assay as stored, no copy with names
+# attached) and the sample table as a data.frame.
+.counts_of <- function(object, assay.type) {
+    if (inherits(object, "epione_counts")) return(object$counts)
+    SummarizedExperiment::assay(object, assay.type, withDimnames = FALSE)
+}
+.coldata_of <- function(object) {
+    if (inherits(object, "epione_counts")) return(object$colData)
+    as.data.frame(SummarizedExperiment::colData(object))
+}
 
 # Normalises and checks the scalar arguments in one place.
 .da_args <- function(test, fitType, sfType, shrink, alpha, lfcThreshold,
@@ -190,9 +203,11 @@ setMethod("differentialAccessibility", "SummarizedExperiment", function(
     x
 }
 
-# A SummarizedExperiment around a plain count matrix (the counts are checked
-# once, by the SummarizedExperiment method).
-.as_count_se <- function(x, design, colData) {
+# A plain count matrix and its sample table, standing in for the
+# SummarizedExperiment that .da_attach() builds around them with the
+# results (made first and filled after, it cost twice as much: ~20 ms of
+# S4 construction and setters at 50k peaks).
+.count_parts <- function(x, design, colData) {
     x <- as.matrix(x)
     if (is.null(colData)) {
         env <- environment(design)
@@ -206,14 +221,26 @@ setMethod("differentialAccessibility", "SummarizedExperiment", function(
         })
         colData <- as.data.frame(colData, stringsAsFactors = TRUE)
     }
-    colData <- S4Vectors::DataFrame(colData)
+    colData <- as.data.frame(colData)
     if (nrow(colData) != ncol(x)) {
         .abort("colData has ", nrow(colData), " rows but the counts have ",
                ncol(x), " samples; give one row per sample.")
     }
-    if (is.null(colnames(x))) colnames(x) <- rownames(colData)
-    SummarizedExperiment::SummarizedExperiment(list(counts = x),
-                                               colData = colData)
+    if (is.null(colnames(x)) && .row_names_info(colData) > 0L) {
+        colnames(x) <- rownames(colData)  # the table's own names only
+    }
+    structure(list(counts = x, colData = colData), class = "epione_counts")
+}
+
+# The SummarizedExperiment returned for .count_parts(): counts, results in
+# rowData, size factors in colData, details in metadata, in one call.
+.count_se <- function(parts, rd, sf, md) {
+    cd <- parts$colData
+    if (!is.matrix(sf)) cd$sizeFactor <- sf
+    SummarizedExperiment::SummarizedExperiment(list(counts = parts$counts),
+        rowData = S4Vectors::DataFrame(rd, check.names = FALSE),
+        colData = S4Vectors::DataFrame(cd, check.names = FALSE),
+        metadata = list(differentialAccessibility = md))
 }
 
 # Model matrix with DESeq2's column names (Intercept, var_level_vs_ref) and
@@ -358,10 +385,7 @@ setMethod("differentialAccessibility", "SummarizedExperiment", function(
         bpv <- s$betaPriorVar
     }
     new <- cbind(tab, fit$table[setdiff(names(fit$table), "baseMean")])
-    SummarizedExperiment::rowData(object) <- .merge_columns(
-        SummarizedExperiment::rowData(object), new)
-    if (!is.matrix(fit$sizeFactors)) object$sizeFactor <- fit$sizeFactors
-    S4Vectors::metadata(object)$differentialAccessibility <- c(list(
+    md <- c(list(
         design = design, test = a$test, fitType = attr(fit$trend, "fitType"),
         contrast = spec, resultsNames = colnames(fit$X),
         sizeFactors = if (!is.matrix(fit$sizeFactors)) fit$sizeFactors,
@@ -370,6 +394,13 @@ setMethod("differentialAccessibility", "SummarizedExperiment", function(
         varLogDispEsts = attr(fit$trend, "varLogDispEsts"),
         betaPriorVar = bpv, replaced = length(fit$replaced$rows)),
         res$metadata)
+    if (inherits(object, "epione_counts")) {
+        return(.count_se(object, new, fit$sizeFactors, md))
+    }
+    SummarizedExperiment::rowData(object) <- .merge_columns(
+        SummarizedExperiment::rowData(object), new)
+    if (!is.matrix(fit$sizeFactors)) object$sizeFactor <- fit$sizeFactors
+    S4Vectors::metadata(object)$differentialAccessibility <- md
     object
 }
 
@@ -671,8 +702,16 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
     fit <- epi_deseq_parametric_trend(means, disps, min_use)
     if (fit[3] != 1) return(NULL)
     coefs <- c(asymptDisp = fit[1], extraPois = fit[2])
-    f <- function(q) coefs[1] + coefs[2] / q
+    f <- .curve(function(q) v[1] + v[2] / q, coefs)
     attr(f, "coefficients") <- coefs
+    f
+}
+
+# `f` with an environment that holds only `v` (a closure made in the
+# pipeline would keep every peak's means and dispersions alive in the
+# returned object's dispersion function).
+.curve <- function(f, v) {
+    environment(f) <- list2env(list(v = v), parent = asNamespace("epione"))
     f
 }
 
@@ -682,12 +721,14 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
                "or use fitType = \"parametric\" or \"mean\".",
                kind = "dependency")
     }
-    if (all(disps < minDisp * 10)) return(function(means) minDisp)
+    if (all(disps < minDisp * 10)) return(.curve(function(means) v, minDisp))
     use <- disps >= minDisp * 10
     d <- data.frame(logDisps = log(disps), logMeans = log(means))
     fit <- locfit::locfit(logDisps ~ logMeans, data = d[use, , drop = FALSE],
                           weights = means[use])
-    function(means) exp(stats::predict(fit, data.frame(logMeans = log(means))))
+    .curve(function(means) {
+        exp(stats::predict(v, data.frame(logMeans = log(means))))
+    }, fit)
 }
 
 # The dispersion trend as a function of the mean (estimateDispersionsFit),
@@ -713,7 +754,7 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
     if (fitType == "mean") {
         meanDisp <- mean(disps[disps > 10 * minDisp], na.rm = TRUE,
                          trim = 0.001)
-        f <- function(means) meanDisp
+        f <- .curve(function(means) v, meanDisp)
         attr(f, "mean") <- meanDisp
     }
     attr(f, "fitType") <- fitType
