@@ -229,6 +229,10 @@ epi_deseq_quantile <- function(x, probs) {
     .Call(`_epione_epi_deseq_quantile`, x, probs)
 }
 
+epi_deseq_filter_order <- function(p, filter) {
+    .Call(`_epione_epi_deseq_filter_order`, p, filter)
+}
+
 epi_deseq_num_rej <- function(p, filter, cutoffs, alpha) {
     .Call(`_epione_epi_deseq_num_rej`, p, filter, cutoffs, alpha)
 }
@@ -237,8 +241,8 @@ epi_deseq_bh_subset <- function(p, filter, o, cutoff, n_total) {
     .Call(`_epione_epi_deseq_bh_subset`, p, filter, o, cutoff, n_total)
 }
 
-epi_deseq_parametric_trend <- function(means, disps, min_use) {
-    .Call(`_epione_epi_deseq_parametric_trend`, means, disps, min_use)
+epi_deseq_parametric_trend <- function(means, disps, min_use, threads) {
+    .Call(`_epione_epi_deseq_parametric_trend`, means, disps, min_use, threads)
 }
 
 epi_deseq_coef_cols <- function(beta, se, wald) {

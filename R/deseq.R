@@ -698,8 +698,8 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
 # estimates above `min_use` on 1/mean, iterated on the rows with residuals
 # in (1e-4, 15); the rounds run in C++ (no n-length R temporaries). NULL
 # where DESeq2 stops with an error and falls back to the local fit.
-.parametric_fit <- function(means, disps, min_use) {
-    fit <- epi_deseq_parametric_trend(means, disps, min_use)
+.parametric_fit <- function(means, disps, min_use, threads) {
+    fit <- epi_deseq_parametric_trend(means, disps, min_use, threads)
     if (fit[3] != 1) return(NULL)
     coefs <- c(asymptDisp = fit[1], extraPois = fit[2])
     f <- .curve(function(q) v[1] + v[2] / q, coefs)
@@ -733,7 +733,8 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
 
 # The dispersion trend as a function of the mean (estimateDispersionsFit),
 # with DESeq2's fallback from "parametric" to "local".
-.deseq_trend <- function(means, disps, fitType, minDisp, verbose) {
+.deseq_trend <- function(means, disps, fitType, minDisp, verbose,
+                         threads = 1L) {
     use <- disps > 100 * minDisp
     if (!any(use)) {
         .abort("all gene-wise dispersion estimates are within 2 orders of ",
@@ -742,7 +743,7 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
                kind = "numeric")
     }
     if (fitType == "parametric") {
-        f <- .parametric_fit(means, disps, 100 * minDisp)
+        f <- .parametric_fit(means, disps, 100 * minDisp, threads)
         if (is.null(f)) {
             message("-- note: fitType='parametric', but the dispersion trend ",
                     "was not well captured by the function: y = a/x + b, and ",
@@ -803,7 +804,7 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
     opt <- .deseq_opt(m)
     g <- .deseq_gene_est(y, X, sf, nz, bm, bv, opt, threads, want_mu)
     trend <- .deseq_trend(bm, g$dispGeneEst, fitType, opt[["minDisp"]],
-                          verbose)
+                          verbose, threads)
     dispFit <- rep_len(trend(bm), length(nz))
     min_use <- 100 * opt[["minDisp"]]
     vld <- epi_deseq_var_log_disp(g$dispGeneEst, dispFit, min_use)
@@ -1359,10 +1360,10 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
     cutoffs <- epi_deseq_quantile(filter, theta)  # stats::quantile's values
     # p.adjust(method = "BH") of each filtered subset from one stable sort:
     # a subset of a stable order is the subset's own stable order.
-    ok <- which(!is.na(pvalue))
-    o <- ok[order(pvalue[ok], decreasing = TRUE)]
-    po <- pvalue[o]
-    fo <- filter[o]
+    s <- epi_deseq_filter_order(pvalue, filter)  # order(decreasing = TRUE)
+    o <- s$o
+    po <- s$po
+    fo <- s$fo
     numRej <- .core(epi_deseq_num_rej(po, fo, cutoffs, alpha))
     padj_of <- function(j) {
         .core(epi_deseq_bh_subset(po, fo, o, unname(cutoffs[j]),

@@ -810,6 +810,17 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// epi_deseq_filter_order
+Rcpp::List epi_deseq_filter_order(Rcpp::NumericVector p, Rcpp::NumericVector filter);
+RcppExport SEXP _epione_epi_deseq_filter_order(SEXP pSEXP, SEXP filterSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type p(pSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type filter(filterSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_deseq_filter_order(p, filter));
+    return rcpp_result_gen;
+END_RCPP
+}
 // epi_deseq_num_rej
 Rcpp::NumericVector epi_deseq_num_rej(Rcpp::NumericVector p, Rcpp::NumericVector filter, Rcpp::NumericVector cutoffs, double alpha);
 RcppExport SEXP _epione_epi_deseq_num_rej(SEXP pSEXP, SEXP filterSEXP, SEXP cutoffsSEXP, SEXP alphaSEXP) {
@@ -838,14 +849,15 @@ BEGIN_RCPP
 END_RCPP
 }
 // epi_deseq_parametric_trend
-Rcpp::NumericVector epi_deseq_parametric_trend(Rcpp::NumericVector means, Rcpp::NumericVector disps, double min_use);
-RcppExport SEXP _epione_epi_deseq_parametric_trend(SEXP meansSEXP, SEXP dispsSEXP, SEXP min_useSEXP) {
+Rcpp::NumericVector epi_deseq_parametric_trend(Rcpp::NumericVector means, Rcpp::NumericVector disps, double min_use, int threads);
+RcppExport SEXP _epione_epi_deseq_parametric_trend(SEXP meansSEXP, SEXP dispsSEXP, SEXP min_useSEXP, SEXP threadsSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
     Rcpp::traits::input_parameter< Rcpp::NumericVector >::type means(meansSEXP);
     Rcpp::traits::input_parameter< Rcpp::NumericVector >::type disps(dispsSEXP);
     Rcpp::traits::input_parameter< double >::type min_use(min_useSEXP);
-    rcpp_result_gen = Rcpp::wrap(epi_deseq_parametric_trend(means, disps, min_use));
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_deseq_parametric_trend(means, disps, min_use, threads));
     return rcpp_result_gen;
 END_RCPP
 }
@@ -1466,9 +1478,10 @@ static const R_CallMethodDef CallEntries[] = {
     {"_epione_epi_deseq_row_max", (DL_FUNC) &_epione_epi_deseq_row_max, 2},
     {"_epione_epi_deseq_var_log_disp", (DL_FUNC) &_epione_epi_deseq_var_log_disp, 3},
     {"_epione_epi_deseq_quantile", (DL_FUNC) &_epione_epi_deseq_quantile, 2},
+    {"_epione_epi_deseq_filter_order", (DL_FUNC) &_epione_epi_deseq_filter_order, 2},
     {"_epione_epi_deseq_num_rej", (DL_FUNC) &_epione_epi_deseq_num_rej, 4},
     {"_epione_epi_deseq_bh_subset", (DL_FUNC) &_epione_epi_deseq_bh_subset, 5},
-    {"_epione_epi_deseq_parametric_trend", (DL_FUNC) &_epione_epi_deseq_parametric_trend, 3},
+    {"_epione_epi_deseq_parametric_trend", (DL_FUNC) &_epione_epi_deseq_parametric_trend, 4},
     {"_epione_epi_deseq_coef_cols", (DL_FUNC) &_epione_epi_deseq_coef_cols, 3},
     {"_epione_epi_vm_log_exp", (DL_FUNC) &_epione_epi_vm_log_exp, 1},
     {"_epione_epi_fasta_lengths", (DL_FUNC) &_epione_epi_fasta_lengths, 2},

@@ -337,6 +337,23 @@ Rcpp::NumericVector epi_deseq_quantile(Rcpp::NumericVector x, Rcpp::NumericVecto
     return Rcpp::NumericVector(q.begin(), q.end());
 }
 
+// R's o <- which(!is.na(p))[order(p[!is.na(p)], decreasing = TRUE)] (1-based)
+// with p[o] and filter[o]: the order independent filtering works in.
+// [[Rcpp::export(rng = false)]]
+Rcpp::List epi_deseq_filter_order(Rcpp::NumericVector p, Rcpp::NumericVector filter) {
+    const auto o = epione::deseq::order_decreasing(cspan(p));
+    const R_xlen_t n = static_cast<R_xlen_t>(o.size());
+    Rcpp::IntegerVector oi(n);
+    Rcpp::NumericVector po(n), fo(n);
+    for (R_xlen_t i = 0; i < n; ++i) {
+        oi[i] = static_cast<int>(o[i]) + 1;
+        po[i] = p[o[i]];
+        fo[i] = filter[o[i]];
+    }
+    return Rcpp::List::create(Rcpp::Named("o") = oi, Rcpp::Named("po") = po,
+                              Rcpp::Named("fo") = fo);
+}
+
 // Rejections of p.adjust(p, "BH") < alpha on the subset filter >= cutoff,
 // for each cutoff; `p` is sorted decreasing and `filter` follows it. The
 // adjusted values are cummin(n / (n:1) * p), so the count is n - i + 1 for
@@ -413,9 +430,11 @@ Rcpp::NumericVector epi_deseq_bh_subset(Rcpp::NumericVector p, Rcpp::NumericVect
 // round cost R full garbage collections).
 // [[Rcpp::export(rng = false)]]
 Rcpp::NumericVector epi_deseq_parametric_trend(Rcpp::NumericVector means,
-                                               Rcpp::NumericVector disps, double min_use) {
+                                               Rcpp::NumericVector disps, double min_use,
+                                               int threads) {
     bool ok = false;
-    const auto c = epione::deseq::parametric_trend(cspan(means), cspan(disps), min_use, ok);
+    glue::TbbPar par(threads);
+    const auto c = epione::deseq::parametric_trend(cspan(means), cspan(disps), min_use, par, ok);
     return Rcpp::NumericVector::create(c[0], c[1], ok ? 1.0 : 0.0);
 }
 

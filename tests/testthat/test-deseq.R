@@ -501,6 +501,19 @@ test_that("dispersions match DESeq2 with rows or samples in vector lanes", {
     }
 })
 
+test_that("independent filtering orders p-values as order(decreasing = TRUE)", {
+    withr::local_seed(5)
+    p <- c(runif(300), rep(c(0, 1, 0.5, 1e-300), 30))[sample(420)]
+    p[sample(420, 30)] <- NA
+    f <- rexp(420)
+    got <- epione:::epi_deseq_filter_order(p, f)
+    ok <- which(!is.na(p))
+    o <- ok[order(p[ok], decreasing = TRUE)]  # ties keep their order
+    expect_identical(got$o, o)
+    expect_identical(got$po, p[o])
+    expect_identical(got$fo, f[o])
+})
+
 test_that("independent filtering's quantiles are stats::quantile's", {
     withr::local_seed(4)
     draws <- list(rnorm(7), round(rexp(1000) * 3), rep(0, 5),

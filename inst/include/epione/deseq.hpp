@@ -13,6 +13,7 @@
 #include <vector>
 #include "nbglm.hpp"
 #include "nblanes.hpp"
+#include "radix.hpp"
 #include "span.hpp"
 #include "threads.hpp"
 
@@ -181,8 +182,43 @@ inline double var_log_disp(Span<const double> gene, Span<const double> fit, doub
 // R's quantile(x, probs) (type 7, R 4.2's quantile.default) of x without
 // NAs: index = 1 + (n - 1) p, interpolated between the order statistics
 // floor(index) and ceiling(index) where they differ; one sort for all probs.
+// x sorted ascending: by radix when every value is a non-negative number
+// (the means that results() filters on), else by std::sort.
+inline void sort_values(std::vector<double>& x) {
+    bool nonneg = true;
+    for (double v : x) nonneg &= v >= 0;  // false for NaN too
+    if (!nonneg) return std::sort(x.begin(), x.end());
+    std::vector<std::uint64_t> k(x.size());
+    for (size_t i = 0; i < x.size(); ++i) k[i] = radix::double_key(x[i]);
+    radix::sort(k);
+    for (size_t i = 0; i < x.size(); ++i) x[i] = radix::key_double(k[i]);
+}
+
+// The positions of the non-NaN p in R's order(p, decreasing = TRUE): ties
+// keep their order, as R's radix method keeps them.
+inline std::vector<std::uint32_t> order_decreasing(Span<const double> p) {
+    std::vector<std::uint32_t> pos;
+    std::vector<std::uint64_t> key;
+    bool nonneg = true;
+    for (index_t i = 0; i < p.size(); ++i) {
+        if (std::isnan(p[i])) continue;
+        pos.push_back(static_cast<std::uint32_t>(i));
+        nonneg &= p[i] >= 0;
+        key.push_back(~radix::double_key(p[i]));  // complemented: decreasing
+    }
+    if (!nonneg) {
+        std::stable_sort(pos.begin(), pos.end(),
+                         [&](std::uint32_t a, std::uint32_t b) { return p[a] > p[b]; });
+        return pos;
+    }
+    const auto o = radix::order(key);
+    std::vector<std::uint32_t> out(o.size());
+    for (size_t i = 0; i < o.size(); ++i) out[i] = pos[o[i]];
+    return out;
+}
+
 inline std::vector<double> quantile7(std::vector<double> x, Span<const double> probs) {
-    std::sort(x.begin(), x.end());
+    sort_values(x);
     const double n1 = std::max(static_cast<double>(x.size()) - 1, 0.0);
     std::vector<double> q(probs.size(), NAN);
     if (x.empty()) return q;
@@ -530,28 +566,58 @@ struct GammaEval {
     double b0, b1, dev;
     bool valid;
 };
+// The rows are summed in this many fixed chunks (each in order, then the
+// chunks in order), in parallel: the sums, and so the fit, do not depend on
+// the number of threads.
+constexpr index_t kTrendChunks = 16;
+template <class Par>
 inline GammaEval gamma_eval(const std::vector<double>& y, const std::vector<double>& x,
-                            const double* c) {
-    const size_t n = y.size();
+                            const double* c, Par& par) {
+    const index_t n = static_cast<index_t>(y.size());
+    const index_t step = (n + kTrendChunks - 1) / kTrendChunks;
+    struct Part {
+        long double sw = 0, sx = 0, sz = 0, sxx = 0, sxz = 0;
+        double dev = 0;
+        bool valid = true;
+    };
+    std::array<Part, kTrendChunks> part{};
+    auto rows = [&](index_t t, auto&& fn) {
+        for (index_t i = t * step; i < std::min(n, (t + 1) * step); ++i) fn(part[t], i);
+    };
+    par.run(kTrendChunks, [&](index_t t) {
+        rows(t, [&](Part& q, index_t i) {
+            const double mu = c[0] + c[1] * x[i];
+            q.valid &= std::isfinite(mu) && mu > 0;
+            const double w = 1.0 / (mu * mu), z = mu + (y[i] - mu);
+            q.sw += w;
+            q.sx += w * x[i];
+            q.sz += w * z;
+            q.dev += -2.0 * (std::log(y[i] == 0 ? 1.0 : y[i] / mu) - (y[i] - mu) / mu);
+        });
+    });
     long double sw = 0, sx = 0, sz = 0;
     double dev = 0;
     bool valid = true;
-    for (size_t i = 0; i < n; ++i) {
-        const double mu = c[0] + c[1] * x[i];
-        valid &= std::isfinite(mu) && mu > 0;
-        const double w = 1.0 / (mu * mu), z = mu + (y[i] - mu);
-        sw += w;
-        sx += w * x[i];
-        sz += w * z;
-        dev += -2.0 * (std::log(y[i] == 0 ? 1.0 : y[i] / mu) - (y[i] - mu) / mu);
+    for (const Part& q : part) {
+        sw += q.sw;
+        sx += q.sx;
+        sz += q.sz;
+        dev += q.dev;
+        valid &= q.valid;
     }
     const double xbar = static_cast<double>(sx / sw), zbar = static_cast<double>(sz / sw);
+    par.run(kTrendChunks, [&](index_t t) {
+        rows(t, [&](Part& q, index_t i) {
+            const double mu = c[0] + c[1] * x[i];
+            const double w = 1.0 / (mu * mu), dx = x[i] - xbar;
+            q.sxx += w * dx * dx;
+            q.sxz += w * dx * (mu + (y[i] - mu) - zbar);
+        });
+    });
     long double sxx = 0, sxz = 0;
-    for (size_t i = 0; i < n; ++i) {
-        const double mu = c[0] + c[1] * x[i];
-        const double w = 1.0 / (mu * mu), dx = x[i] - xbar;
-        sxx += w * dx * dx;
-        sxz += w * dx * (mu + (y[i] - mu) - zbar);
+    for (const Part& q : part) {
+        sxx += q.sxx;
+        sxz += q.sxz;
     }
     const double b1 = static_cast<double>(sxz / sxx);
     return {zbar - b1 * xbar, b1, dev, valid};
@@ -561,19 +627,21 @@ inline GammaEval gamma_eval(const std::vector<double>& y, const std::vector<doub
 // while the deviance is not finite or mu invalid); c is updated. Each
 // evaluation's least-squares fit is the next iteration's step, so one pass
 // over the rows per iteration. Returns whether it converged.
-inline bool gamma_glm(const std::vector<double>& y, const std::vector<double>& x, double* c) {
+template <class Par>
+inline bool gamma_glm(const std::vector<double>& y, const std::vector<double>& x, double* c,
+                      Par& par) {
     double old[2] = {c[0], c[1]};
-    GammaEval e = gamma_eval(y, x, c);
+    GammaEval e = gamma_eval(y, x, c, par);
     double devold = e.dev;
     for (int iter = 0; iter < 25; ++iter) {
         c[0] = e.b0;
         c[1] = e.b1;
         if (!std::isfinite(c[0]) || !std::isfinite(c[1])) return false;
-        e = gamma_eval(y, x, c);
+        e = gamma_eval(y, x, c, par);
         while (!std::isfinite(e.dev) || !e.valid) {
             c[0] = (c[0] + old[0]) / 2;
             c[1] = (c[1] + old[1]) / 2;
-            e = gamma_eval(y, x, c);
+            e = gamma_eval(y, x, c, par);
         }
         if (std::fabs(e.dev - devold) / (std::fabs(e.dev) + 0.1) < 1e-8) return true;
         devold = e.dev;
@@ -590,8 +658,9 @@ inline bool gamma_glm(const std::vector<double>& y, const std::vector<double>& x
 // (asymptDisp, extraPois); `ok` is false where DESeq2 stops with an error
 // (a coefficient <= 0 or NaN, or more than 10 rounds), which sends it to the
 // local fit.
+template <class Par>
 inline std::array<double, 2> parametric_trend(Span<const double> means, Span<const double> disps,
-                                              double min_use, bool& ok) {
+                                              double min_use, Par& par, bool& ok) {
     double c[2] = {0.1, 1.0};
     std::vector<double> y, x;
     for (int round = 0;; ++round) {
@@ -606,7 +675,7 @@ inline std::array<double, 2> parametric_trend(Span<const double> means, Span<con
             }
         }
         const double old[2] = {c[0], c[1]};
-        const bool conv = gamma_glm(y, x, c);
+        const bool conv = gamma_glm(y, x, c, par);
         if (!(c[0] > 0 && c[1] > 0)) break;
         const double l0 = std::log(c[0] / old[0]), l1 = std::log(c[1] / old[1]);
         const long double ss = static_cast<long double>(l0 * l0) + l1 * l1;
