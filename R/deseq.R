@@ -1073,8 +1073,7 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
                           verbose, keep_assays = FALSE, ck_spec = NULL,
                           details = TRUE) {
     n <- nrow(y)
-    allZero <- rowSums(y) == 0
-    nz <- which(!allZero)
+    nz <- which(rowSums(y) != 0)
     if (!length(nz)) {
         .abort("every peak has zero counts in every sample; there is ",
                "nothing to test. Check that the right count matrix was ",
@@ -1138,13 +1137,15 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
 .deseq_table <- function(pass, n, nz, X, test, details = TRUE) {
     d <- pass$disp
     f <- pass$fit
-    cols <- list(baseMean = pass$stats$baseMean, baseVar = pass$stats$baseVar,
+    # (the iteration counts as doubles only when returned: 2 n-vectors)
+    cols <- list(baseMean = pass$stats$baseMean,
+        baseVar = if (details) pass$stats$baseVar,
         dispGeneEst = d$gene$dispGeneEst,
-        dispGeneIter = as.numeric(d$gene$dispGeneIter),
+        dispGeneIter = if (details) as.numeric(d$gene$dispGeneIter),
         dispFit = d$dispFit, dispersion = d$map$dispersion,
-        dispIter = as.numeric(d$map$dispIter), dispOutlier = d$map$dispOutlier,
-        dispMAP = d$map$dispMAP)
-    if (!details) cols[c("baseVar", "dispGeneIter", "dispIter")] <- NULL
+        dispIter = if (details) as.numeric(d$map$dispIter),
+        dispOutlier = d$map$dispOutlier, dispMAP = d$map$dispMAP)
+    cols <- cols[!vapply(cols, is.null, TRUE)]
     cols <- c(cols, if (details) .deseq_detail_cols(f, colnames(X), test),
               list(maxCooks = .max_cooks(pass$cooks, X)))
     # all-zero rows get NA through one index (one allocation per column);
@@ -1331,7 +1332,7 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
     if (isFALSE(cooksCutoff) || m <= p) return(pvalue)
     cutoff <- if (isTRUE(cooksCutoff)) stats::qf(0.99, p, m - p) else
         cooksCutoff
-    out <- which(!is.na(fit$table$maxCooks) & fit$table$maxCooks > cutoff)
+    out <- which(fit$table$maxCooks > cutoff)  # which() drops the NAs
     if (two_group && length(out)) {
         ck <- .ck_rows(fit$cooks, out)
         out <- out[!.outlier_count_kept(ck, y[out, , drop = FALSE])]
