@@ -10,27 +10,29 @@
 # whether the padj < 0.1 calls agree with DESeq2; exits non-zero if not.
 # Usage: Rscript bench/deseq.R [p50k_s6 p200k_s12 p50k_s100]
 #
-# Measured 2026-11-29, session 5 (2-core AMD EPYC VM with AVX2, no other
-# jobs: load average ~1 from this script alone; R 4.2.2, DESeq2 1.38.3;
-# padj < 0.1 calls identical to DESeq2's in every run). The VM's speed
-# drifts between runs (DESeq2 alone took 7.5-14.1 s on p50k_s6 in one
-# evening), so the session's other runs are given too (one before the last
-# engine commits; a cold-DESeq2 run, 61.7x on p50k_s6, left out). Last
-# run, with the warm-up:
-#   p50k_s6   DESeq2 10.8 s, epione 0.22 s: 50.1x elapsed, 30.7x CPU
-#             (other runs 34.2x with DESeq2 at 7.5 s, 48.0x)
-#   p200k_s12 DESeq2 46.1 s, epione 0.89 s: 51.7x, 29.1x (others 48.8x,
-#             57.0x; epione 0.89-1.11 s)
-#   p50k_s100 DESeq2 42.8 s, epione 1.01 s: 42.3x, 22.5x (others 41.9x,
-#             44.9x, 49.1x; epione 1.00-1.03 s)
-# glmGamPoi (glm_gp + test_de) 37-375 s: 40-400x. Session 4: 34-42x /
+# Measured 2026-11-30, session 6 (2-core AMD EPYC VM with AVX2, no other
+# jobs; R 4.2.2, DESeq2 1.38.3; padj < 0.1 calls identical to DESeq2's in
+# every run). The VM's speed drifts between and within runs (DESeq2 alone
+# took 7.5-14.1 s on p50k_s6 over two evenings; epione's own p50k_s6 time
+# 0.16-0.33 s, its CPU time moving with it), so compare ratios from one
+# run. Last run:
+#   p50k_s6   DESeq2 13.23 s, epione 0.16 s: 84.3x elapsed, 49.1x CPU
+#             (start of session: 40.8x, epione 0.27 s; in quiet isolated
+#             runs epione now takes 0.157-0.19 s, so 50x needs DESeq2
+#             >= 8-9.5 s, which it took in every run but one)
+#   p200k_s12 DESeq2 45.96 s, epione 0.87 s: 52.8x, 29.2x (session 5:
+#             48.8-57.0x, epione 0.89-1.11 s)
+#   p50k_s100 DESeq2 40.42 s, epione 0.89 s: 45.4x, 24.1x (start of
+#             session: 40.1x with DESeq2 48.7 s / epione 1.22 s; session 5
+#             41.9-49.1x)
+# glmGamPoi (glm_gp + test_de) 39-347 s: 49-399x. Session 4: 34-42x /
 # 48.5-52x / 34-36x; before it (scalar kernels) 40x / 30x / 20x.
 # Peak extra RSS of one run in a fresh process (peak_extra_mb()): p50k_s6
-# 22 MB, p200k_s12 62 MB (session 4: 30 and 95 MB), p50k_s100 27 MB =
-# 1.43x its 19 MB of integer counts. The peak is R's allocation volume
-# before its first collection; the returned results and dispersion columns
-# alone (11 doubles per peak) are 3.7x a 6-sample and 1.8x a 12-sample
-# integer matrix.
+# 19 MB (session 5: 22), p200k_s12 62 MB, p50k_s100 27 MB = 1.42x its
+# 19 MB of integer counts. The peak is R's allocation volume before its
+# first collection; the returned results and dispersion columns alone (11
+# doubles per peak) are 3.7x a 6-sample and 1.8x a 12-sample integer
+# matrix.
 suppressPackageStartupMessages({
     library(epione)
     library(DESeq2)
