@@ -179,9 +179,6 @@ inline double var_log_disp(Span<const double> gene, Span<const double> fit, doub
     return mad * mad;
 }
 
-// R's quantile(x, probs) (type 7, R 4.2's quantile.default) of x without
-// NAs: index = 1 + (n - 1) p, interpolated between the order statistics
-// floor(index) and ceiling(index) where they differ; one sort for all probs.
 // x sorted ascending: by radix when every value is a non-negative number
 // (the means that results() filters on), else by std::sort.
 inline void sort_values(std::vector<double>& x) {
@@ -217,6 +214,9 @@ inline std::vector<std::uint32_t> order_decreasing(Span<const double> p) {
     return out;
 }
 
+// R's quantile(x, probs) (type 7, R 4.2's quantile.default) of x without
+// NAs: index = 1 + (n - 1) p, interpolated between the order statistics
+// floor(index) and ceiling(index) where they differ; one sort for all probs.
 inline std::vector<double> quantile7(std::vector<double> x, Span<const double> probs) {
     sort_values(x);
     const double n1 = std::max(static_cast<double>(x.size()) - 1, 0.0);
@@ -370,9 +370,36 @@ inline Design padded_design(const Design& d) {
     return out;
 }
 
+// A row's dispersion objective on demand, with its scratch: the counts and
+// means of the listed row read into buffers padded as padded_design(). One
+// per block of rows.
+struct RowObjective {
+    const Counts& y;
+    const MuRows& mu;
+    const int p;
+    std::vector<double> yr, mr;
+    MuRows::Scratch ms;
+    nb::DispObjective f;
+    RowObjective(const Counts& yy, const MuRows& m, const Design& d, const Design& padded,
+                 bool use_cr)
+        : y(yy), mu(m), p(d.p), yr(padded.m, 0.0), mr(padded.m, 0.0), ms(d.m, d.p),
+          f(padded) {
+        f.use_cr = use_cr;
+    }
+    // yr, mr := listed row k (row `row` of the counts)
+    void read(index_t k, index_t row) {
+        read_row(y, row, yr.data());
+        mu.row(k, row, p, ms, mr.data());
+    }
+    nb::DispObjective& at(index_t k, index_t row) {
+        read(k, row);
+        f.reset(yr.data(), mr.data());
+        return f;
+    }
+};
+
 // Calls fn(k, f) for each listed row k with the dispersion objective f set
-// to that row's counts and means; one objective, with its scratch, per
-// block of rows.
+// to that row's counts and means.
 template <class Par, class F>
 void for_rows_disp(const Counts& y, const Design& d,
                    Span<const int> rows, const MuRows& mu,
@@ -380,17 +407,9 @@ void for_rows_disp(const Counts& y, const Design& d,
     const index_t n = rows.size(), n_blocks = (n + kBlock - 1) / kBlock;
     const Design dp = padded_design(d);
     par.run(n_blocks, [&](index_t b) {
-        std::vector<double> yr(dp.m, 0.0), mr(dp.m, 0.0);
-        MuRows::Scratch ms(d.m, d.p);
-        nb::DispObjective f(dp);
-        f.use_cr = opt.use_cr;
+        RowObjective obj(y, mu, d, dp, opt.use_cr);
         const index_t end = std::min(n, (b + 1) * kBlock);
-        for (index_t k = b * kBlock; k < end; ++k) {
-            read_row(y, rows[k], yr.data());
-            mu.row(k, rows[k], d.p, ms, mr.data());
-            f.reset(yr.data(), mr.data());
-            fn(k, f);
-        }
+        for (index_t k = b * kBlock; k < end; ++k) fn(k, obj.at(k, rows[k]));
     });
 }
 
@@ -400,29 +419,6 @@ void for_rows_disp(const Counts& y, const Design& d,
 inline bool disp_in_lanes(const Design& d) {
     return d.p <= nb::vec::kMaxSumsP && d.m <= 24;
 }
-
-// One row's scalar objective on demand (padded as for_rows_disp's), for the
-// grid fallback of the lane searches.
-struct RowObjective {
-    const Counts& y;
-    const MuRows& mu;
-    const Design& dp;  // padded, as for_rows_disp's
-    std::vector<double> yr, mr;
-    MuRows::Scratch ms;
-    nb::DispObjective f;
-    RowObjective(const Counts& yy, const MuRows& m, const Design& d, const Design& padded,
-                 bool use_cr)
-        : y(yy), mu(m), dp(padded), yr(padded.m, 0.0), mr(padded.m, 0.0), ms(d.m, d.p),
-          f(padded) {
-        f.use_cr = use_cr;
-    }
-    nb::DispObjective& at(index_t k, index_t row, int p) {
-        read_row(y, row, yr.data());
-        mu.row(k, row, p, ms, mr.data());
-        f.reset(yr.data(), mr.data());
-        return f;
-    }
-};
 
 // The line searches of the listed rows, 4 rows per vector (nblanes.hpp;
 // `check_first` as there): start(k, R, lane) sets the lane's prior mean
@@ -442,17 +438,14 @@ void lane_rows_disp(const Counts& y, const Design& d, Span<const int> rows,
         R.use_cr = opt.use_cr;
         R.use_prior = use_prior;
         R.prior_var = prior_var;
-        std::vector<double> yr(d.m), mr(d.m);
-        MuRows::Scratch ms(d.m, d.p);
         RowObjective obj(y, mu, d, dp, opt.use_cr);
         nb::lanes::line_search_rows(
             R, cnt, std::log(opt.min_disp / 10), opt.kappa_0, opt.disp_tol, opt.maxit,
             check_first,
             [&](index_t i, int lane, nb::lanes::Rows& rr) {
                 const index_t k = from + i;
-                read_row(y, rows[k], yr.data());
-                mu.row(k, rows[k], d.p, ms, mr.data());
-                rr.set(lane, yr.data(), mr.data());
+                obj.read(k, rows[k]);
+                rr.set(lane, obj.yr.data(), obj.mr.data());
                 return start(k, rr, lane);
             },
             [&](index_t i, const nb::LineSearchResult& res, bool clear) {
@@ -488,7 +481,7 @@ void gene_dispersion(const Counts& y, const Design& d,
         lane_rows_disp(y, d, rows, mu, opt, par, false, 1.0, true,
             [&](index_t k, nb::lanes::Rows&, int) { return std::log(alpha_init[k]); },
             [&](index_t k, nb::LineSearchResult r, bool clear, RowObjective& obj) {
-                auto objective = [&]() -> nb::DispObjective& { return obj.at(k, rows[k], d.p); };
+                auto objective = [&]() -> nb::DispObjective& { return obj.at(k, rows[k]); };
                 if (!clear)  // as nb::line_search: the exact first step, no `mag`
                     r = nb::line_search_from(objective(), std::log(alpha_init[k]), lo,
                                              opt.kappa_0, opt.disp_tol, opt.maxit, true);
@@ -540,7 +533,7 @@ void map_dispersion(const Counts& y, const Design& d,
             },
             [&](index_t k, const nb::LineSearchResult& r, bool, RowObjective& obj) {
                 store(k, r, [&]() -> nb::DispObjective& {
-                    auto& f = obj.at(k, rows[k], d.p);
+                    auto& f = obj.at(k, rows[k]);
                     prior(f, k);
                     return f;
                 });

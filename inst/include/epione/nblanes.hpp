@@ -81,7 +81,6 @@ EPIONE_VM_INLINE void eval_body(const Rows& R, double* lp_out, double* dlp_out,
         alpha[l] = std::exp(R.a[l]);
     }
     const vd r = splat(1.0) / alpha, one = splat(1.0), ten = splat(10.0);
-    const vd tiny = splat(2.2250738585072014e-308), inf = splat(INFINITY);
     vd lgr, dgr;
     gamma_of_r(r, -va, lgr, dgr);
     vd acc_lp = splat(0.0), acc_d = splat(0.0), acc_mag = splat(0.0);
@@ -90,23 +89,12 @@ EPIONE_VM_INLINE void eval_body(const Rows& R, double* lp_out, double* dlp_out,
     for (int j = 0; j < m; ++j) {
         const vd y = vm::load(&R.y[j * kL]), mu = vm::load(&R.mu[j * kL]);
         const vd den = one + mu * alpha, x = y + r;
-        // one division for q, 1 / x and both logs' 1 / (2 + f), as vec::fill
-        const vm::LogParts pd = vm::log_reduce(den), px = vm::log_reduce(x);
-        const vd td = splat(2.0) + pd.f, tx = splat(2.0) + px.f;
-        const vd ab = den * x, bb = td * tx, inv = one / (ab * bb);
-        const vd inv_a = inv * bb, inv_b = inv * ab;
-        vd q = x * inv_a, g = den * inv_a;
-        vd l1p = vm::log_finish(pd, pd.f * (tx * inv_b));
-        vd ly = vm::log_finish(px, px.f * (td * inv_b));
-        const vi ok = (den < inf) & (x >= tiny) & (x < inf) & (ab * bb < splat(1e300));
-        if (vm::any(~ok))
+        vec::DispTerms dt = vec::disp_terms(den, x);
+        if (vm::any(~dt.ok))
             for (int l = 0; l < kL; ++l)
-                if (!ok[l]) {
-                    q[l] = 1.0 / den[l];
-                    g[l] = 1.0 / x[l];
-                    l1p[l] = std::log(den[l]);
-                    ly[l] = std::log(x[l]);
-                }
+                if (!dt.ok[l])
+                    vec::libm_terms(den[l], x[l], dt.q[l], dt.g[l], dt.l1p[l], dt.ly[l]);
+        const vd q = dt.q, g = dt.g, l1p = dt.l1p, ly = dt.ly;
         const vd w = mu * q;
         if (R.use_cr) {
             const vd nw2 = -(w * w);

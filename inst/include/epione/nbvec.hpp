@@ -133,41 +133,56 @@ EPIONE_VM_INLINE vd gather(const double* v, const int* k4) {
     return vd{v[k4[0]], v[k4[1]], v[k4[2]], v[k4[3]]};
 }
 
+// The per-sample terms of the dispersion objective from den = 1 + mu alpha
+// and x = y + 1/alpha: q = 1 / den, g = 1 / x, l1p = log(den), ly = log(x).
+// The four reciprocals (q, g and the two logs' 1 / (2 + f)) come from one
+// division: divisions, not the polynomials, bound these loops. Lanes out of
+// the shared division's range (`ok` clear) must be redone by libm_terms().
+// (fill_body here and nblanes.hpp's eval_body.)
+struct DispTerms {
+    vd q, g, l1p, ly;
+    vi ok;
+};
+EPIONE_VM_INLINE DispTerms disp_terms(vd den, vd x) {
+    const vm::LogParts pd = vm::log_reduce(den), px = vm::log_reduce(x);
+    const vd td = splat(2.0) + pd.f, tx = splat(2.0) + px.f;
+    const vd a = den * x, b = td * tx, inv = splat(1.0) / (a * b);
+    const vd inv_a = inv * b, inv_b = inv * a;
+    return {x * inv_a, den * inv_a, vm::log_finish(pd, pd.f * (tx * inv_b)),
+            vm::log_finish(px, px.f * (td * inv_b)),
+            (den < splat(INFINITY)) & (x >= splat(2.2250738585072014e-308)) &
+                (x < splat(INFINITY)) & (a * b < splat(1e300))};
+}
+inline void libm_terms(double den, double x, double& q, double& g, double& l1p, double& ly) {
+    q = 1.0 / den;
+    g = 1.0 / x;
+    l1p = std::log(den);
+    ly = std::log(x);
+}
+
 // fill: q = 1 / (1 + mu alpha), l1p = log(1 + mu alpha), w = mu q,
 // ly = log(y + r), g = 1 / (y + r); the y > 0 samples with y + r < 10
 // (where the series do not hold) listed in `small`.
 EPIONE_VM_INLINE void fill_body(const DispRow& d, double alpha, double r) {
     const vd va = splat(alpha), vr = splat(r), one = splat(1.0), ten = splat(10.0);
-    const vd tiny = splat(2.2250738585072014e-308), inf = splat(INFINITY);
     d.small->clear();
     XtwxSums sums(d.x, d.m, d.xtwx ? d.p : 0);
     int j = 0;
     for (; j + vm::kLanes <= d.m; j += vm::kLanes) {
         const vd mu = vm::load(d.mu + j), y = vm::load(d.y + j);
         const vd den = one + mu * va, x = y + vr;
-        // the four reciprocals (q, g and the two logs' 1 / (2 + f)) from
-        // one division: divisions, not the polynomials, bound this loop
-        const vm::LogParts pd = vm::log_reduce(den), px = vm::log_reduce(x);
-        const vd td = splat(2.0) + pd.f, tx = splat(2.0) + px.f;
-        const vd a = den * x, b = td * tx, inv = one / (a * b);
-        const vd inv_a = inv * b, inv_b = inv * a;
-        const vd q = x * inv_a;
-        vm::store(d.q + j, q);
-        vm::store(d.w + j, mu * q);
-        vm::store(d.g + j, den * inv_a);
-        vm::store(d.l1p + j, vm::log_finish(pd, pd.f * (tx * inv_b)));
-        vm::store(d.ly + j, vm::log_finish(px, px.f * (td * inv_b)));
-        // lanes out of the shared division's range: libm, one by one
-        const vi ok = (den < inf) & (x >= tiny) & (x < inf) & (a * b < splat(1e300));
+        const DispTerms t = disp_terms(den, x);
+        vm::store(d.q + j, t.q);
+        vm::store(d.w + j, mu * t.q);
+        vm::store(d.g + j, t.g);
+        vm::store(d.l1p + j, t.l1p);
+        vm::store(d.ly + j, t.ly);
         const vi sm = (y != splat(0.0)) & (x < ten);
-        if (vm::any(~ok | sm)) {
+        if (vm::any(~t.ok | sm)) {
             for (int l = 0; l < vm::kLanes; ++l) {
-                if (!ok[l]) {
-                    d.q[j + l] = 1.0 / den[l];
+                if (!t.ok[l]) {
+                    libm_terms(den[l], x[l], d.q[j + l], d.g[j + l], d.l1p[j + l], d.ly[j + l]);
                     d.w[j + l] = mu[l] * d.q[j + l];
-                    d.g[j + l] = 1.0 / x[l];
-                    d.l1p[j + l] = std::log(den[l]);
-                    d.ly[j + l] = std::log(x[l]);
                 }
                 if (sm[l]) d.small->push_back(j + l);
             }
@@ -176,11 +191,8 @@ EPIONE_VM_INLINE void fill_body(const DispRow& d, double alpha, double r) {
     }
     for (; j < d.m; ++j) {
         const double den = 1.0 + d.mu[j] * alpha, x = d.y[j] + r;
-        d.q[j] = 1.0 / den;
+        libm_terms(den, x, d.q[j], d.g[j], d.l1p[j], d.ly[j]);
         d.w[j] = d.mu[j] * d.q[j];
-        d.g[j] = 1.0 / x;
-        d.l1p[j] = std::log(den);
-        d.ly[j] = std::log(x);
         if (d.y[j] != 0 && x < 10.0) d.small->push_back(j);
         if (d.xtwx) sums.add1(j, d.w[j]);
     }
