@@ -373,9 +373,72 @@ struct LineSearchResult {
     double mag = 0;  // scale of the rounding error of initial_lp when fast
 };
 
-// DESeq2's Armijo line search on log alpha (C++ fitDisp), quirks included:
-// rejected proposals count as iterations and the "log alpha -> -inf" exit
-// does not update lp. With `exact_first`, the start and the first proposal
+// DESeq2's Armijo line search on log alpha (C++ fitDisp) one step at a
+// time, quirks included: rejected proposals count as iterations and the
+// "log alpha -> -inf" exit does not update lp. The scalar searches below
+// and nblanes.hpp's four-row search both run it.
+struct SearchStep {
+    double a = 0, lp = 0, dlp = 0, kappa = 0, kappa_0 = 0, min_log_alpha = 0, tol = 0;
+    int iter = 0, accepts = 0;
+    SearchStep() = default;
+    SearchStep(double a0, double lp0, double dlp0, double k0, double lo, double t)
+        : a(a0), lp(lp0), dlp(dlp0), kappa(k0), kappa_0(k0), min_log_alpha(lo), tol(t) {}
+    // The next point to try (an iteration, taken or not); kappa is cut so
+    // that it stays in [-30, 10].
+    double propose() {
+        iter++;
+        const double a_propose = a + kappa * dlp;
+        if (a_propose < -30.0) kappa = (-30.0 - a) / dlp;
+        if (a_propose > 10.0) kappa = (10.0 - a) / dlp;
+        return a + kappa * dlp;
+    }
+    // The proposal's lp: taken if it rises enough (Armijo, epsilon 1e-4),
+    // else kappa halves. True when the search stops; dlp_at(a) is asked
+    // for the new point only when it goes on.
+    template <class D>
+    bool take(double lp_new, D&& dlp_at) {
+        if (!(-lp_new <= -lp - kappa * 1.0e-4 * dlp * dlp)) {
+            kappa = kappa / 2.0;
+            return false;
+        }
+        accepts++;
+        a = a + kappa * dlp;
+        // DESeq2 re-evaluates lp(a) here; it is the value just computed
+        // at the same point, so reuse it (bit-identical, one call less).
+        if (lp_new - lp < tol) {
+            lp = lp_new;
+            return true;
+        }
+        if (a < min_log_alpha) return true;
+        lp = lp_new;
+        dlp = dlp_at(a);
+        kappa = std::min(kappa * 1.1, kappa_0);
+        if (accepts % 5 == 0) kappa = kappa / 2.0;
+        return false;
+    }
+    // Whether the first step's decisions (accept, stop, the -inf exit) at
+    // a_new are clear of the fast arithmetic's rounding, given the
+    // magnitudes of lp's terms at the start (mag0) and at a_new (mag1);
+    // called after propose(), before take().
+    bool first_clear(double a_new, double lp_new, double mag0, double mag1) const;
+};
+
+// Relative size of a decision margin below which the fast arithmetic may
+// not be trusted to take DESeq2's branch: its rounding error is a few ulps
+// of the terms' magnitude (1e-16), so 1e-10 leaves a factor of 1e5.
+constexpr double kTieMargin = 1e-10;
+
+inline bool SearchStep::first_clear(double a_new, double lp_new, double mag0,
+                                    double mag1) const {
+    const double margin = kTieMargin * (mag0 + mag1);
+    const double accept = (-lp - kappa * 1.0e-4 * dlp * dlp) - (-lp_new);
+    const double stop = (lp_new - lp) - tol;
+    return std::isfinite(margin) && std::isfinite(accept) && std::isfinite(stop) &&
+           std::fabs(accept) > margin && std::fabs(stop) > margin &&
+           std::fabs(a_new - min_log_alpha) > kTieMargin * (1 + std::fabs(a));
+}
+
+// The search from a. With `exact_first`, the start and the first proposal
 // use DESeq2's exact arithmetic: whether the search stops after one
 // iteration (gene-wise: iter == 1 sends the row to the grid) then matches
 // DESeq2 even where the first decision is a near tie on a flat posterior.
@@ -385,74 +448,34 @@ inline LineSearchResult line_search_from(const DispObjective& f, double a,
                                          const double* pre = nullptr) {
     // `pre`: lp(a), dlp(a) and lp at the first proposal, already computed
     // in the fast arithmetic (same bits as computing them here)
-    const double epsilon = 1.0e-4;
-    double lp = exact_first ? f.lp_exact(a) : (pre ? pre[0] : f.lp(a));
-    double dlp = exact_first ? f.dlp_exact(a) : (pre ? pre[1] : f.dlp(a)), kappa = kappa_0;
-    LineSearchResult res{a, 0, lp, lp};
-    int iter_accept = 0;
+    const double lp = exact_first ? f.lp_exact(a) : (pre ? pre[0] : f.lp(a));
+    const double dlp = exact_first ? f.dlp_exact(a) : (pre ? pre[1] : f.dlp(a));
+    SearchStep s(a, lp, dlp, kappa_0, min_log_alpha, tol);
     for (int t = 0; t < maxit; ++t) {
-        res.iter++;
-        const double a_propose = a + kappa * dlp;
-        if (a_propose < -30.0) kappa = (-30.0 - a) / dlp;
-        if (a_propose > 10.0) kappa = (10.0 - a) / dlp;
-        const double a_new = a + kappa * dlp;
-        const double theta_kappa =
-            -(t == 0 && exact_first ? f.lp_exact(a_new)
-                                    : (t == 0 && pre ? pre[2] : f.lp(a_new)));
-        const double theta_hat_kappa = -lp - kappa * epsilon * dlp * dlp;
-        if (theta_kappa <= theta_hat_kappa) {
-            iter_accept++;
-            a = a + kappa * dlp;
-            // DESeq2 re-evaluates lp(a) here; it is the value just computed
-            // at the same point, so reuse it (bit-identical, one call less).
-            const double lpnew = -theta_kappa;
-            const double change = lpnew - lp;
-            if (change < tol) { lp = lpnew; break; }
-            if (a < min_log_alpha) break;
-            lp = lpnew;
-            dlp = f.dlp(a);
-            kappa = std::min(kappa * 1.1, kappa_0);
-            if (iter_accept % 5 == 0) kappa = kappa / 2.0;
-        } else {
-            kappa = kappa / 2.0;
-        }
+        const double a_new = s.propose();
+        const double lp_new = t == 0 && exact_first ? f.lp_exact(a_new)
+                                                    : (t == 0 && pre ? pre[2] : f.lp(a_new));
+        if (s.take(lp_new, [&](double x) { return f.dlp(x); })) break;
     }
-    res.a = a;
-    res.last_lp = lp;
-    return res;
+    return LineSearchResult{s.a, s.iter, lp, s.lp};
 }
-
-// Relative size of a decision margin below which the fast arithmetic may
-// not be trusted to take DESeq2's branch: its rounding error is a few ulps
-// of the terms' magnitude (1e-16), so 1e-10 leaves a factor of 1e5.
-constexpr double kTieMargin = 1e-10;
 
 // The line search; with `exact_first`, the first step's decisions (accept,
 // stop, the -inf exit) as DESeq2's exact arithmetic takes them. The exact
 // arithmetic (Rmath's lgamma and digamma, a third of the gene-wise cost at
 // 100 samples) is only run where the fast one lands near a tie; elsewhere
-// both take the same branches. `close_final` reports whether the caller's
-// final test (last_lp against initial_lp) must also be redone exactly.
+// both take the same branches.
 inline LineSearchResult line_search(const DispObjective& f, double a,
                                     double min_log_alpha, double kappa_0,
                                     double tol, int maxit, bool exact_first = false) {
     if (!exact_first) return line_search_from(f, a, min_log_alpha, kappa_0, tol, maxit, false);
     double mag0, mag1;
     const double lp = f.lp(a, &mag0), dlp = f.dlp(a);
-    double kappa = kappa_0;
-    const double a_propose = a + kappa * dlp;
-    if (a_propose < -30.0) kappa = (-30.0 - a) / dlp;
-    if (a_propose > 10.0) kappa = (10.0 - a) / dlp;
-    const double a_new = a + kappa * dlp;
+    SearchStep s(a, lp, dlp, kappa_0, min_log_alpha, tol);
+    const double a_new = s.propose();
     const double lp_new = f.lp(a_new, &mag1);
-    const double margin = kTieMargin * (mag0 + mag1);
-    const double accept = (-lp - kappa * 1.0e-4 * dlp * dlp) - (-lp_new);
-    const double stop = (lp_new - lp) - tol;
-    const bool clear = std::isfinite(margin) && std::isfinite(accept) &&
-                       std::isfinite(stop) && std::fabs(accept) > margin &&
-                       std::fabs(stop) > margin &&
-                       std::fabs(a_new - min_log_alpha) > kTieMargin * (1 + std::fabs(a));
-    if (!clear) return line_search_from(f, a, min_log_alpha, kappa_0, tol, maxit, true);
+    if (!s.first_clear(a_new, lp_new, mag0, mag1))
+        return line_search_from(f, a, min_log_alpha, kappa_0, tol, maxit, true);
     const double pre[3] = {lp, dlp, lp_new};
     auto res = line_search_from(f, a, min_log_alpha, kappa_0, tol, maxit, false, pre);
     res.mag = mag0;

@@ -165,26 +165,13 @@ inline void eval(const Rows& R, double* lp, double* dlp, double* mag) {
     eval_body(R, lp, dlp, mag);
 }
 
-// A row's search: where it is and its line_search_from() state.
+// A row's search: which row, and its line search state.
 struct Lane {
     index_t k = -1;  // row, -1 when idle
     bool started = false;
-    double a = 0, lp = 0, dlp = 0, kappa = 0, initial_lp = 0, mag0 = 0;
-    int iter = 0, accepts = 0;
+    double initial_lp = 0, mag0 = 0;
+    SearchStep s;
 };
-
-// Whether the first step's decisions (accept, stop, the -inf exit) are
-// clear of the fast arithmetic's rounding, as nb::line_search() tests them:
-// else DESeq2's exact arithmetic must take them.
-inline bool first_step_clear(const Lane& s, double a_new, double lp_new, double mag1,
-                             double min_log_alpha, double tol) {
-    const double margin = kTieMargin * (s.mag0 + mag1);
-    const double accept = (-s.lp - s.kappa * 1.0e-4 * s.dlp * s.dlp) - (-lp_new);
-    const double stop = (lp_new - s.lp) - tol;
-    return std::isfinite(margin) && std::isfinite(accept) && std::isfinite(stop) &&
-           std::fabs(accept) > margin && std::fabs(stop) > margin &&
-           std::fabs(a_new - min_log_alpha) > kTieMargin * (1 + std::fabs(s.a));
-}
 
 // line_search_from() (fast arithmetic) for rows 0..n-1, four at a time.
 // start(k, lane, R) puts row k's counts, means (and prior mean) into the
@@ -197,15 +184,13 @@ inline bool first_step_clear(const Lane& s, double a_new, double lp_new, double 
 template <class Start, class Done>
 void line_search_rows(Rows& R, index_t n, double min_log_alpha, double kappa_0, double tol,
                       int maxit, bool check_first, Start&& start, Done&& done) {
-    const double epsilon = 1.0e-4;
     Lane ln[kL];
     index_t next = 0;
     auto begin = [&](int l) {
         ln[l] = Lane{};
         if (next >= n) return;
         ln[l].k = next;
-        ln[l].a = start(next++, l, R);
-        R.a[l] = ln[l].a;
+        R.a[l] = start(next++, l, R);
     };
     for (int l = 0; l < kL; ++l) begin(l);
     double lpv[kL], dlpv[kL], magv[kL];
@@ -213,60 +198,36 @@ void line_search_rows(Rows& R, index_t n, double min_log_alpha, double kappa_0, 
         bool active = false, want_mag = false;
         for (int l = 0; l < kL; ++l) {
             active |= ln[l].k >= 0;
-            want_mag |= check_first && ln[l].k >= 0 && (!ln[l].started || ln[l].iter == 1);
+            want_mag |= check_first && ln[l].k >= 0 && (!ln[l].started || ln[l].s.iter == 1);
         }
         if (!active) break;
         eval(R, lpv, dlpv, want_mag ? magv : nullptr);
         for (int l = 0; l < kL; ++l) {
-            Lane& s = ln[l];
-            if (s.k < 0) continue;
+            Lane& ls = ln[l];
+            SearchStep& s = ls.s;
+            if (ls.k < 0) continue;
             bool finished = false;
-            if (!s.started) {
-                s.started = true;
-                s.lp = s.initial_lp = lpv[l];
-                s.dlp = dlpv[l];
-                s.kappa = kappa_0;
-                if (check_first) s.mag0 = magv[l];
+            if (!ls.started) {
+                ls.started = true;
+                ls.initial_lp = lpv[l];
+                s = SearchStep(R.a[l], lpv[l], dlpv[l], kappa_0, min_log_alpha, tol);
+                if (check_first) ls.mag0 = magv[l];
             } else if (check_first && s.iter == 1 &&
-                       !first_step_clear(s, R.a[l], lpv[l], magv[l], min_log_alpha, tol)) {
-                done(s.k, LineSearchResult{s.a, s.iter, s.initial_lp, s.lp}, false);
+                       !s.first_clear(R.a[l], lpv[l], ls.mag0, magv[l])) {
+                done(ls.k, LineSearchResult{s.a, s.iter, ls.initial_lp, s.lp}, false);
                 begin(l);
                 continue;
             } else {
-                const double theta_kappa = -lpv[l];
-                const double theta_hat_kappa = -s.lp - s.kappa * epsilon * s.dlp * s.dlp;
-                if (theta_kappa <= theta_hat_kappa) {
-                    s.accepts++;
-                    s.a = s.a + s.kappa * s.dlp;
-                    const double lpnew = -theta_kappa;
-                    if (lpnew - s.lp < tol) {
-                        s.lp = lpnew;
-                        finished = true;
-                    } else if (s.a < min_log_alpha) {
-                        finished = true;
-                    } else {
-                        s.lp = lpnew;
-                        s.dlp = dlpv[l];
-                        s.kappa = std::min(s.kappa * 1.1, kappa_0);
-                        if (s.accepts % 5 == 0) s.kappa = s.kappa / 2.0;
-                    }
-                } else {
-                    s.kappa = s.kappa / 2.0;
-                }
-                finished |= s.iter >= maxit;
+                finished = s.take(lpv[l], [&](double) { return dlpv[l]; }) || s.iter >= maxit;
             }
             if (finished) {
-                LineSearchResult res{s.a, s.iter, s.initial_lp, s.lp};
-                res.mag = s.mag0;
-                done(s.k, res, true);
+                LineSearchResult res{s.a, s.iter, ls.initial_lp, s.lp};
+                res.mag = ls.mag0;
+                done(ls.k, res, true);
                 begin(l);
                 continue;
             }
-            s.iter++;  // the next proposal
-            const double a_propose = s.a + s.kappa * s.dlp;
-            if (a_propose < -30.0) s.kappa = (-30.0 - s.a) / s.dlp;
-            if (a_propose > 10.0) s.kappa = (10.0 - s.a) / s.dlp;
-            R.a[l] = s.a + s.kappa * s.dlp;
+            R.a[l] = s.propose();
         }
     }
 }
