@@ -185,28 +185,28 @@ epi_deseq_size_factors <- function(counts, threads) {
     .Call(`_epione_epi_deseq_size_factors`, counts, threads)
 }
 
-epi_deseq_base_stats <- function(counts, sf, rows, threads) {
-    .Call(`_epione_epi_deseq_base_stats`, counts, sf, rows, threads)
+epi_deseq_base_stats <- function(counts, sf, rows, threads, n_full = 0) {
+    .Call(`_epione_epi_deseq_base_stats`, counts, sf, rows, threads, n_full)
 }
 
-epi_deseq_gene_init <- function(counts, sf, x, hat, q, rows, mean, var, opt, want_mu, threads) {
-    .Call(`_epione_epi_deseq_gene_init`, counts, sf, x, hat, q, rows, mean, var, opt, want_mu, threads)
+epi_deseq_gene_init <- function(counts, sf, x, hat, q, rows, mean, var, opt, want_mu, threads, n_full = 0) {
+    .Call(`_epione_epi_deseq_gene_init`, counts, sf, x, hat, q, rows, mean, var, opt, want_mu, threads, n_full)
 }
 
-epi_deseq_gene_disp <- function(counts, sf, x, hat, q, rows, mu, alpha_init, opt, threads) {
-    .Call(`_epione_epi_deseq_gene_disp`, counts, sf, x, hat, q, rows, mu, alpha_init, opt, threads)
+epi_deseq_gene_disp <- function(counts, sf, x, hat, q, rows, mu, alpha_init, opt, threads, n_full = 0) {
+    .Call(`_epione_epi_deseq_gene_disp`, counts, sf, x, hat, q, rows, mu, alpha_init, opt, threads, n_full)
 }
 
-epi_deseq_map <- function(counts, sf, x, hat, q, rows, mu, gene_est, fit, prior_var, var_log_disp, opt, threads) {
-    .Call(`_epione_epi_deseq_map`, counts, sf, x, hat, q, rows, mu, gene_est, fit, prior_var, var_log_disp, opt, threads)
+epi_deseq_map <- function(counts, sf, x, hat, q, rows, mu, gene_est, fit, prior_var, var_log_disp, opt, threads, n_full = 0) {
+    .Call(`_epione_epi_deseq_map`, counts, sf, x, hat, q, rows, mu, gene_est, fit, prior_var, var_log_disp, opt, threads, n_full)
 }
 
-epi_deseq_fit_glm <- function(counts, sf, x, rows, alpha, lambda, ls_op, want_hat, beta_tol, maxit, minmu, threads, want_mu, cooks_cell, cooks_masks, keep_above, log2e = 0, cooks_bound = FALSE) {
-    .Call(`_epione_epi_deseq_fit_glm`, counts, sf, x, rows, alpha, lambda, ls_op, want_hat, beta_tol, maxit, minmu, threads, want_mu, cooks_cell, cooks_masks, keep_above, log2e, cooks_bound)
+epi_deseq_fit_glm <- function(counts, sf, x, rows, alpha, lambda, ls_op, want_hat, beta_tol, maxit, minmu, threads, want_mu, cooks_cell, cooks_masks, keep_above, log2e = 0, cooks_bound = FALSE, n_full = 0) {
+    .Call(`_epione_epi_deseq_fit_glm`, counts, sf, x, rows, alpha, lambda, ls_op, want_hat, beta_tol, maxit, minmu, threads, want_mu, cooks_cell, cooks_masks, keep_above, log2e, cooks_bound, n_full)
 }
 
-epi_deseq_cooks <- function(counts, sf, rows, cell, p, mu, hat, threads) {
-    .Call(`_epione_epi_deseq_cooks`, counts, sf, rows, cell, p, mu, hat, threads)
+epi_deseq_cooks <- function(counts, sf, rows, cell, p, mu, hat, threads, n_full = 0) {
+    .Call(`_epione_epi_deseq_cooks`, counts, sf, rows, cell, p, mu, hat, threads, n_full)
 }
 
 epi_deseq_trimmed_mean <- function(counts, sf, rows, trim, threads) {

@@ -668,8 +668,10 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
     match(key, unique(key)) - 1L
 }
 
-# Gene-wise dispersions for `rows` (1-based) of y: rough start, the mean
-# used for the dispersion (linear shortcut or GLM), line search, grid. The
+# Gene-wise dispersions for `rows` (1-based) of y (per-row vectors in and
+# out are nrow(y) long, NA outside `rows`: see .deseq_pass): rough start,
+# the mean used for the dispersion (linear shortcut or GLM), line search,
+# grid. The
 # linear-model means are recomputed per row in C++ (`lin`), so the rows x
 # samples matrix `mu` exists only for the GLM mean or when `want_mu`.
 .deseq_gene_est <- function(y, X, sf, rows, bm, bv, opt, threads,
@@ -680,8 +682,8 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
     lin <- list(hat = tcrossprod(Q),
                 q = if (nrow(X) > 24L) Q else matrix(0, 0, 0))
     glm_mu <- nrow(unique(X)) != ncol(X)
-    init <- .core(epi_deseq_gene_init(y, sf, X, lin$hat, lin$q, rows - 1L,
-        bm, bv, opt, want_mu && !glm_mu, threads))
+    init <- .core(epi_deseq_gene_init(y, sf, X, lin$hat, lin$q, rows,
+        bm, bv, opt, want_mu && !glm_mu, threads, nrow(y)))
     mu <- if (want_mu && !glm_mu) init$mu
     if (glm_mu) {
         fit <- .deseq_glm(y, X, sf, rows, init$alpha_init, rep(1e-6, ncol(X)),
@@ -689,8 +691,8 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
         mu <- fit$mu
         mu[mu < opt[["minmu"]]] <- opt[["minmu"]]
     }
-    g <- .core(epi_deseq_gene_disp(y, sf, X, lin$hat, lin$q, rows - 1L,
-        mu %||% matrix(0, 0, 0), init$alpha_init, opt, threads))
+    g <- .core(epi_deseq_gene_disp(y, sf, X, lin$hat, lin$q, rows,
+        mu %||% matrix(0, 0, 0), init$alpha_init, opt, threads, nrow(y)))
     c(g, list(mu = mu, lin = lin))
 }
 
@@ -727,7 +729,12 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
     fit <- locfit::locfit(logDisps ~ logMeans, data = d[use, , drop = FALSE],
                           weights = means[use])
     .curve(function(means) {
-        exp(stats::predict(v, data.frame(logMeans = log(means))))
+        # only positive means (NA: rows not fitted, 0: all-zero rows)
+        out <- rep(NA_real_, length(means))
+        ok <- which(means > 0)
+        out[ok] <- exp(stats::predict(v, data.frame(
+            logMeans = log(means[ok]))))
+        out
     }, fit)
 }
 
@@ -735,8 +742,8 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
 # with DESeq2's fallback from "parametric" to "local".
 .deseq_trend <- function(means, disps, fitType, minDisp, verbose,
                          threads = 1L) {
-    use <- disps > 100 * minDisp
-    if (!any(use)) {
+    use <- disps > 100 * minDisp  # (NA: rows not fitted)
+    if (!any(use, na.rm = TRUE)) {
         .abort("all gene-wise dispersion estimates are within 2 orders of ",
                "magnitude of the minimum, so no trend can be fitted; the ",
                "data look Poisson. Check the counts, or use more samples.",
@@ -751,7 +758,10 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
             fitType <- "local"
         }
     }
-    if (fitType == "local") f <- .local_fit(means[use], disps[use], minDisp)
+    if (fitType == "local") {
+        use <- which(use)
+        f <- .local_fit(means[use], disps[use], minDisp)
+    }
     if (fitType == "mean") {
         meanDisp <- mean(disps[disps > 10 * minDisp], na.rm = TRUE,
                          trim = 0.001)
@@ -797,7 +807,7 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
     max(fine[which.min(stats::predict(lofit, fine))], 0.25)
 }
 
-# Dispersions of the non-all-zero rows: gene-wise, trend, prior, MAP.
+# Dispersions of the non-all-zero rows `nz`: gene-wise, trend, prior, MAP.
 .deseq_dispersions <- function(y, X, sf, nz, bm, bv, fitType, threads,
                                verbose, want_mu = FALSE) {
     m <- ncol(y)
@@ -805,46 +815,56 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
     g <- .deseq_gene_est(y, X, sf, nz, bm, bv, opt, threads, want_mu)
     trend <- .deseq_trend(bm, g$dispGeneEst, fitType, opt[["minDisp"]],
                           verbose, threads)
-    dispFit <- rep_len(trend(bm), length(nz))
+    dispFit <- .trend_at(trend, bm, nz)
     min_use <- 100 * opt[["minDisp"]]
     vld <- epi_deseq_var_log_disp(g$dispGeneEst, dispFit, min_use)
     attr(trend, "varLogDispEsts") <- vld
     # the residuals (a lazy argument) are only built for m - p <= 3
     attr(trend, "dispPriorVar") <- .disp_prior_var(
-        (log(g$dispGeneEst) - log(dispFit))[g$dispGeneEst >= min_use], vld,
-        m, ncol(X))
+        (log(g$dispGeneEst) - log(dispFit))[which(g$dispGeneEst >= min_use)],
+        vld, m, ncol(X))
     map <- .deseq_map(y, X, sf, nz, g, dispFit, trend, opt, threads)
     list(gene = g, dispFit = dispFit, trend = trend, map = map)
 }
 
+# The trend at the means of `rows`, NA elsewhere (length(bm) values).
+.trend_at <- function(trend, bm, rows) {
+    f <- trend(bm)
+    if (length(f) != length(bm)) f <- rep_len(f, length(bm))  # "mean"
+    if (length(rows) < length(bm)) f[-rows] <- NA_real_
+    f
+}
+
 .deseq_map <- function(y, X, sf, rows, g, dispFit, trend, opt, threads) {
-    .core(epi_deseq_map(y, sf, X, g$lin$hat, g$lin$q, rows - 1L,
+    .core(epi_deseq_map(y, sf, X, g$lin$hat, g$lin$q, rows,
                         g$mu %||% matrix(0, 0, 0), g$dispGeneEst, dispFit,
                         attr(trend, "dispPriorVar"),
-                        attr(trend, "varLogDispEsts"), opt, threads))
+                        attr(trend, "varLogDispEsts"), opt, threads, nrow(y)))
 }
 
 # NB GLM of `rows` (1-based) with dispersions `alpha` and ridge `lambda`
 # (log2 scale), as fitNbinomGLMs: IRLS in C++, the closed form for an
 # intercept-only design, and optim() for the rows IRLS could not fit.
+# `alpha` and every per-row output are nrow(y) long (NA outside `rows`).
 .deseq_glm <- function(y, X, sf, rows, alpha, lambda, want_hat, threads,
                        minmu = 0.5, cells = NULL, want_mu = TRUE,
                        ck_spec = NULL) {
     p <- ncol(X)
     if (p == 1L && all(X == 1) && all(lambda <= 1e-6)) {
-        return(.deseq_glm_intercept(y, sf, rows, alpha))
+        return(lapply(.deseq_glm_intercept(y, sf, rows, alpha[rows]),
+                      .fill_rows, n = nrow(y), rows = rows))
     }
     qx <- qr(X)
     ls_op <- backsolve(qr.R(qx), t(qr.Q(qx)))
     # with `cells`, Cook's distances are computed inside the fit, so the
     # rows x samples mu and hat matrices need not exist (memory)
     sparse <- !is.null(cells) && !is.null(ck_spec)
-    f <- .core(epi_deseq_fit_glm(y, sf, X, rows - 1L, alpha,
+    f <- .core(epi_deseq_fit_glm(y, sf, X, rows, alpha,
         lambda / log(2)^2, ls_op, want_hat, 1e-8, 100L, minmu, threads,
         want_mu, if (is.null(cells)) integer() else cells,
         if (sparse) ck_spec$masks else matrix(0L, 0, 0),
         if (sparse) ck_spec$keep_above else Inf, log2(exp(1)),
-        sparse && isTRUE(ck_spec$bound)))
+        sparse && isTRUE(ck_spec$bound), nrow(y)))
     ck <- if (sparse) {
         mx <- f$cooks_max
         colnames(mx) <- colnames(ck_spec$masks)
@@ -857,17 +877,16 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
                 conv = f$iter < 100L, iter = f$iter,
                 mu = if (want_mu) f$mu, hat = if (want_hat) f$hat,
                 logLike = f$logLike, cooks = ck)
-    for (k in f$redo) {
-        out <- .deseq_optim_row(out, k, y[rows[k], ], .sf_rows(sf, rows[k]), X,
-                                alpha[k], lambda,
-                                !anyNA(f$beta[k, ]), ls_op, minmu)
+    for (k in f$redo) {  # (row numbers of y)
+        out <- .deseq_optim_row(out, k, y[k, ], .sf_rows(sf, k), X, alpha[k],
+                                lambda, !anyNA(f$beta[k, ]), ls_op, minmu)
         if (is.null(cells)) next
         # Cook's from the optim mean and the IRLS hat, as in the unfused path
-        h <- .core(epi_deseq_fit_glm(y, sf, X, rows[k] - 1L, alpha[k],
+        h <- .core(epi_deseq_fit_glm(y, sf, X, k, alpha[k],
             lambda / log(2)^2, ls_op, TRUE, 1e-8, 100L, minmu, 1L, FALSE,
             integer(), matrix(0L, 0, 0), Inf))$hat
         out$cooks <- .ck_set_row(out$cooks, k, .core(epi_deseq_cooks(y, sf,
-            rows[k] - 1L, cells, ncol(X), matrix(out$last_mu, 1L), h, 1L)),
+            k, cells, ncol(X), matrix(out$last_mu, 1L), h, 1L)),
             ck_spec)
     }
     out
@@ -1025,21 +1044,24 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
     spec <- out$ck_spec
     spec$bound <- FALSE
     X <- out$X
-    ck <- .deseq_glm(y, X, out$sizeFactors, b, out$table$dispersion[b],
+    ck <- .deseq_glm(y, X, out$sizeFactors, b, out$table$dispersion,
                      rep(1e-6, ncol(X)), FALSE, threads, cells = .cells(X),
                      want_mu = FALSE, ck_spec = spec)$cooks
-    out$cooks$max[b, ] <- ck$max
+    out$cooks$max[b, ] <- ck$max[b, ]
     out$cooks$bounded <- integer()
-    out$table$maxCooks[b] <- .max_cooks(ck, X)
+    out$table$maxCooks[b] <- .max_cooks(ck, X)[b]
     out
 }
 
 # One pass of the pipeline on `rows` of y, given the trend (NULL: fit it).
+# Every per-row vector (matrix) in and out is nrow(y) long, NA outside
+# `rows` (the C++ glue gathers and scatters them): expanding the results to
+# all rows afterwards would double the n-vectors of a run.
 .deseq_pass <- function(y, X, sf, rows, fitType, test, Xr, threads, verbose,
                         trend = NULL, keep = FALSE, ck_spec = NULL,
                         st = NULL) {
     if (is.null(st)) {
-        st <- .core(epi_deseq_base_stats(y, sf, rows - 1L, threads))
+        st <- .core(epi_deseq_base_stats(y, sf, rows, threads, nrow(y)))
     }
     opt <- .deseq_opt(ncol(y))
     if (is.null(trend)) {  # LRT's Cook's distances use the dispersion mu
@@ -1048,7 +1070,7 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
     } else {
         g <- .deseq_gene_est(y, X, sf, rows, st$baseMean, st$baseVar, opt,
                              threads)
-        dispFit <- rep_len(trend(st$baseMean), length(rows))
+        dispFit <- .trend_at(trend, st$baseMean, rows)
         d <- list(gene = g, dispFit = dispFit, trend = trend,
                   map = .deseq_map(y, X, sf, rows, g, dispFit, trend, opt,
                                    threads))
@@ -1058,8 +1080,8 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
                        cooks = fused, keep = keep || !fused, ck_spec = ck_spec)
     cooks <- fit$cooks
     if (is.null(cooks)) {  # LRT, or the closed form of ~ 1
-        cooks <- .core(epi_deseq_cooks(y, sf, rows - 1L, .cells(X), ncol(X),
-                                       fit$mu, fit$hat, threads))
+        cooks <- .core(epi_deseq_cooks(y, sf, rows, .cells(X), ncol(X),
+                                       fit$mu, fit$hat, threads, nrow(y)))
     }
     fit$cooks <- NULL
     list(stats = st, disp = d, fit = fit, cooks = cooks)
@@ -1073,30 +1095,28 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
                           verbose, keep_assays = FALSE, ck_spec = NULL,
                           details = TRUE) {
     n <- nrow(y)
-    nz <- which(rowSums(y) != 0)
+    if (verbose) message("estimating dispersions and fitting the model")
+    st <- .core(epi_deseq_base_stats(y, sf, seq_len(n), threads))
+    nz <- which(st$baseMean > 0)  # (counts >= 0, size factors > 0)
     if (!length(nz)) {
         .abort("every peak has zero counts in every sample; there is ",
                "nothing to test. Check that the right count matrix was ",
                "given.", kind = "input")
     }
-    if (verbose) message("estimating dispersions and fitting the model")
-    st <- .core(epi_deseq_base_stats(y, sf, seq_len(n) - 1L, threads))
     pass <- .deseq_pass(y, X, sf, nz, fitType, test, Xr, threads, verbose,
-                        keep = keep_assays, ck_spec = ck_spec,
-                        st = if (length(nz) == n) st else
-                            lapply(st, function(v) v[nz]))
+                        keep = keep_assays, ck_spec = ck_spec, st = st)
     if (test == "LRT") {  # nbinomLRT computes Cook's with the dispersion mu
-        pass$cooks <- .core(epi_deseq_cooks(y, sf, nz - 1L, .cells(X),
-            ncol(X), pass$disp$gene$mu, pass$fit$hat, threads))
+        pass$cooks <- .core(epi_deseq_cooks(y, sf, nz, .cells(X),
+            ncol(X), pass$disp$gene$mu, pass$fit$hat, threads, n))
     }
     tt <- .deseq_table(pass, n, nz, X, test, details)
     tab <- tt$table
     tab$baseMean <- st$baseMean
     if (details) tab$baseVar <- st$baseVar
     out <- list(table = tab, coef = tt$coef, details = details,
-                cooks = .fill_rows(pass$cooks, n, nz),
-                mu = if (keep_assays) .fill_rows(pass$fit$mu, n, nz),
-                H = if (keep_assays) .fill_rows(pass$fit$hat, n, nz),
+                cooks = pass$cooks,
+                mu = if (keep_assays) pass$fit$mu,
+                H = if (keep_assays) pass$fit$hat,
                 trend = pass$disp$trend, sizeFactors = sf, X = X, Xr = Xr,
                 test = test, replaceable = rep(FALSE, ncol(y)),
                 ck_spec = ck_spec)
@@ -1114,22 +1134,24 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
     matrix(rep(sf, each = length(rows)), length(rows))
 }
 
+# x (a vector, or a matrix with a row per element of `rows`) as n rows, NA
+# outside `rows`.
 .fill_rows <- function(x, n, rows) {
-    if (is.list(x)) {  # "epi_cooks": maxima filled, kept rows renumbered
-        x$max <- .fill_rows(x$max, n, rows)
-        x$rows <- rows[x$rows]
-        x$bounded <- rows[x$bounded]
-        return(x)
+    if (length(rows) == n) return(x)
+    if (!is.matrix(x)) {
+        out <- rep(x[NA_integer_], n)
+        out[rows] <- x
+        return(out)
     }
-    if (length(rows) == n) return(x)  # no all-zero rows: no copy
-    out <- matrix(NA_real_, n, ncol(x))
+    out <- matrix(x[NA_integer_], n, ncol(x))
     out[rows, ] <- x
     out
 }
 
-# mcols(dds)-like data.frame for all n rows from one pass on rows `nz`,
-# and `coef`: the log2 coefficients and SEs (n x p, NA rows for all-zero
-# peaks) and, for the LRT, its statistic and p-value, which results()
+# mcols(dds)-like data.frame for all n rows from one pass on rows `nz` (its
+# per-row values are n long already, NA for all-zero peaks), and `coef`:
+# the log2 coefficients and SEs (n x p) and, for the LRT, its statistic
+# and p-value, which results()
 # reads. Without `details` the table keeps only the dispersion columns,
 # maxCooks and allZero: the per-coefficient columns of mcols(dds) cost
 # ~4 n-vectors per coefficient that differentialAccessibility() does not
@@ -1148,22 +1170,16 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
     cols <- cols[!vapply(cols, is.null, TRUE)]
     cols <- c(cols, if (details) .deseq_detail_cols(f, colnames(X), test),
               list(maxCooks = .max_cooks(pass$cooks, X)))
-    # all-zero rows get NA through one index (one allocation per column);
-    # without them the columns are used as they are
-    idx <- NULL
-    if (length(nz) != n) {
-        idx <- rep(NA_integer_, n)
-        idx[nz] <- seq_along(nz)
-        cols <- lapply(cols, function(v) v[idx])
-    }
     coef <- list(beta = f$beta, se = f$se)
-    colnames(coef$beta) <- colnames(coef$se) <- colnames(X)
+    if (!identical(colnames(coef$beta), colnames(X))) {  # (closed form)
+        colnames(coef$beta) <- colnames(coef$se) <- colnames(X)
+    }
     if (test == "LRT") {
         coef$LRTStatistic <- f$LRTStatistic
         coef$LRTPvalue <- f$LRTPvalue
     }
-    if (!is.null(idx)) coef <- .coef_rows(coef, idx)
-    cols$allZero <- if (is.null(idx)) logical(n) else is.na(idx)
+    cols$allZero <- rep(length(nz) < n, n)
+    if (length(nz) < n) cols$allZero[nz] <- FALSE
     first <- c("baseMean", if (details) "baseVar", "allZero")
     cols <- cols[c(first, setdiff(names(cols), first))]
     list(table = structure(cols, class = "data.frame",
@@ -1212,14 +1228,14 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
     rows <- which(replace)
     if (!length(rows)) return(.resolve_cooks_bounds(out, y, threads))
     sf <- out$sizeFactors
-    tbm <- .core(epi_deseq_trimmed_mean(y, sf, rows - 1L, 0.2, threads))
+    tbm <- .core(epi_deseq_trimmed_mean(y, sf, rows, 0.2, threads))
     ysub <- y[rows, , drop = FALSE]
     idx <- .ck_rows(out$cooks, rows) > cutoff &
         rep(out$replaceable, each = length(rows))
     ysub[idx] <- as.integer(tbm * .sf_rows(sf, rows))[idx]
     out$replaced <- list(rows = rows, counts = ysub)
     if (is.matrix(sf)) sf <- sf[rows, , drop = FALSE]
-    st <- .core(epi_deseq_base_stats(ysub, sf, seq_along(rows) - 1L, threads))
+    st <- .core(epi_deseq_base_stats(ysub, sf, seq_along(rows), threads))
     newZero <- rowSums(ysub) == 0
     out$table$baseMean[rows] <- st$baseMean
     if (out$details) out$table$baseVar[rows] <- st$baseVar
@@ -1459,11 +1475,8 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
         (.wtd_quantile(abs(x[use]), w[use], 0.95) / stats::qnorm(0.975))^2
     }, numeric(1))
     bpv[nm == "Intercept"] <- 1e6
-    g <- .deseq_glm(y, fit$X, fit$sizeFactors, nz, tab$dispersion[nz],
+    g <- .deseq_glm(y, fit$X, fit$sizeFactors, nz, tab$dispersion,
                     1 / bpv, FALSE, threads, want_mu = FALSE)
     k <- match(coef, nm)
-    lfc <- se <- rep(NA_real_, nrow(tab))
-    lfc[nz] <- g$beta[, k]
-    se[nz] <- g$se[, k]
-    list(lfc = lfc, se = se, betaPriorVar = bpv)
+    list(lfc = g$beta[, k], se = g$se[, k], betaPriorVar = bpv)
 }

@@ -635,21 +635,22 @@ BEGIN_RCPP
 END_RCPP
 }
 // epi_deseq_base_stats
-Rcpp::List epi_deseq_base_stats(SEXP counts, Rcpp::NumericVector sf, Rcpp::IntegerVector rows, int threads);
-RcppExport SEXP _epione_epi_deseq_base_stats(SEXP countsSEXP, SEXP sfSEXP, SEXP rowsSEXP, SEXP threadsSEXP) {
+Rcpp::List epi_deseq_base_stats(SEXP counts, Rcpp::NumericVector sf, SEXP rows, int threads, double n_full);
+RcppExport SEXP _epione_epi_deseq_base_stats(SEXP countsSEXP, SEXP sfSEXP, SEXP rowsSEXP, SEXP threadsSEXP, SEXP n_fullSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
     Rcpp::traits::input_parameter< SEXP >::type counts(countsSEXP);
     Rcpp::traits::input_parameter< Rcpp::NumericVector >::type sf(sfSEXP);
-    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type rows(rowsSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type rows(rowsSEXP);
     Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
-    rcpp_result_gen = Rcpp::wrap(epi_deseq_base_stats(counts, sf, rows, threads));
+    Rcpp::traits::input_parameter< double >::type n_full(n_fullSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_deseq_base_stats(counts, sf, rows, threads, n_full));
     return rcpp_result_gen;
 END_RCPP
 }
 // epi_deseq_gene_init
-Rcpp::List epi_deseq_gene_init(SEXP counts, Rcpp::NumericVector sf, Rcpp::NumericMatrix x, Rcpp::NumericVector hat, Rcpp::NumericMatrix q, Rcpp::IntegerVector rows, Rcpp::NumericVector mean, Rcpp::NumericVector var, Rcpp::NumericVector opt, bool want_mu, int threads);
-RcppExport SEXP _epione_epi_deseq_gene_init(SEXP countsSEXP, SEXP sfSEXP, SEXP xSEXP, SEXP hatSEXP, SEXP qSEXP, SEXP rowsSEXP, SEXP meanSEXP, SEXP varSEXP, SEXP optSEXP, SEXP want_muSEXP, SEXP threadsSEXP) {
+Rcpp::List epi_deseq_gene_init(SEXP counts, Rcpp::NumericVector sf, Rcpp::NumericMatrix x, Rcpp::NumericVector hat, Rcpp::NumericMatrix q, SEXP rows, Rcpp::NumericVector mean, Rcpp::NumericVector var, Rcpp::NumericVector opt, bool want_mu, int threads, double n_full);
+RcppExport SEXP _epione_epi_deseq_gene_init(SEXP countsSEXP, SEXP sfSEXP, SEXP xSEXP, SEXP hatSEXP, SEXP qSEXP, SEXP rowsSEXP, SEXP meanSEXP, SEXP varSEXP, SEXP optSEXP, SEXP want_muSEXP, SEXP threadsSEXP, SEXP n_fullSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
     Rcpp::traits::input_parameter< SEXP >::type counts(countsSEXP);
@@ -657,19 +658,20 @@ BEGIN_RCPP
     Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type x(xSEXP);
     Rcpp::traits::input_parameter< Rcpp::NumericVector >::type hat(hatSEXP);
     Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type q(qSEXP);
-    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type rows(rowsSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type rows(rowsSEXP);
     Rcpp::traits::input_parameter< Rcpp::NumericVector >::type mean(meanSEXP);
     Rcpp::traits::input_parameter< Rcpp::NumericVector >::type var(varSEXP);
     Rcpp::traits::input_parameter< Rcpp::NumericVector >::type opt(optSEXP);
     Rcpp::traits::input_parameter< bool >::type want_mu(want_muSEXP);
     Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
-    rcpp_result_gen = Rcpp::wrap(epi_deseq_gene_init(counts, sf, x, hat, q, rows, mean, var, opt, want_mu, threads));
+    Rcpp::traits::input_parameter< double >::type n_full(n_fullSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_deseq_gene_init(counts, sf, x, hat, q, rows, mean, var, opt, want_mu, threads, n_full));
     return rcpp_result_gen;
 END_RCPP
 }
 // epi_deseq_gene_disp
-Rcpp::List epi_deseq_gene_disp(SEXP counts, Rcpp::NumericVector sf, Rcpp::NumericMatrix x, Rcpp::NumericVector hat, Rcpp::NumericMatrix q, Rcpp::IntegerVector rows, Rcpp::NumericMatrix mu, Rcpp::NumericVector alpha_init, Rcpp::NumericVector opt, int threads);
-RcppExport SEXP _epione_epi_deseq_gene_disp(SEXP countsSEXP, SEXP sfSEXP, SEXP xSEXP, SEXP hatSEXP, SEXP qSEXP, SEXP rowsSEXP, SEXP muSEXP, SEXP alpha_initSEXP, SEXP optSEXP, SEXP threadsSEXP) {
+Rcpp::List epi_deseq_gene_disp(SEXP counts, Rcpp::NumericVector sf, Rcpp::NumericMatrix x, Rcpp::NumericVector hat, Rcpp::NumericMatrix q, SEXP rows, Rcpp::NumericMatrix mu, Rcpp::NumericVector alpha_init, Rcpp::NumericVector opt, int threads, double n_full);
+RcppExport SEXP _epione_epi_deseq_gene_disp(SEXP countsSEXP, SEXP sfSEXP, SEXP xSEXP, SEXP hatSEXP, SEXP qSEXP, SEXP rowsSEXP, SEXP muSEXP, SEXP alpha_initSEXP, SEXP optSEXP, SEXP threadsSEXP, SEXP n_fullSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
     Rcpp::traits::input_parameter< SEXP >::type counts(countsSEXP);
@@ -677,18 +679,19 @@ BEGIN_RCPP
     Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type x(xSEXP);
     Rcpp::traits::input_parameter< Rcpp::NumericVector >::type hat(hatSEXP);
     Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type q(qSEXP);
-    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type rows(rowsSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type rows(rowsSEXP);
     Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type mu(muSEXP);
     Rcpp::traits::input_parameter< Rcpp::NumericVector >::type alpha_init(alpha_initSEXP);
     Rcpp::traits::input_parameter< Rcpp::NumericVector >::type opt(optSEXP);
     Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
-    rcpp_result_gen = Rcpp::wrap(epi_deseq_gene_disp(counts, sf, x, hat, q, rows, mu, alpha_init, opt, threads));
+    Rcpp::traits::input_parameter< double >::type n_full(n_fullSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_deseq_gene_disp(counts, sf, x, hat, q, rows, mu, alpha_init, opt, threads, n_full));
     return rcpp_result_gen;
 END_RCPP
 }
 // epi_deseq_map
-Rcpp::List epi_deseq_map(SEXP counts, Rcpp::NumericVector sf, Rcpp::NumericMatrix x, Rcpp::NumericVector hat, Rcpp::NumericMatrix q, Rcpp::IntegerVector rows, Rcpp::NumericMatrix mu, Rcpp::NumericVector gene_est, Rcpp::NumericVector fit, double prior_var, double var_log_disp, Rcpp::NumericVector opt, int threads);
-RcppExport SEXP _epione_epi_deseq_map(SEXP countsSEXP, SEXP sfSEXP, SEXP xSEXP, SEXP hatSEXP, SEXP qSEXP, SEXP rowsSEXP, SEXP muSEXP, SEXP gene_estSEXP, SEXP fitSEXP, SEXP prior_varSEXP, SEXP var_log_dispSEXP, SEXP optSEXP, SEXP threadsSEXP) {
+Rcpp::List epi_deseq_map(SEXP counts, Rcpp::NumericVector sf, Rcpp::NumericMatrix x, Rcpp::NumericVector hat, Rcpp::NumericMatrix q, SEXP rows, Rcpp::NumericMatrix mu, Rcpp::NumericVector gene_est, Rcpp::NumericVector fit, double prior_var, double var_log_disp, Rcpp::NumericVector opt, int threads, double n_full);
+RcppExport SEXP _epione_epi_deseq_map(SEXP countsSEXP, SEXP sfSEXP, SEXP xSEXP, SEXP hatSEXP, SEXP qSEXP, SEXP rowsSEXP, SEXP muSEXP, SEXP gene_estSEXP, SEXP fitSEXP, SEXP prior_varSEXP, SEXP var_log_dispSEXP, SEXP optSEXP, SEXP threadsSEXP, SEXP n_fullSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
     Rcpp::traits::input_parameter< SEXP >::type counts(countsSEXP);
@@ -696,7 +699,7 @@ BEGIN_RCPP
     Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type x(xSEXP);
     Rcpp::traits::input_parameter< Rcpp::NumericVector >::type hat(hatSEXP);
     Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type q(qSEXP);
-    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type rows(rowsSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type rows(rowsSEXP);
     Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type mu(muSEXP);
     Rcpp::traits::input_parameter< Rcpp::NumericVector >::type gene_est(gene_estSEXP);
     Rcpp::traits::input_parameter< Rcpp::NumericVector >::type fit(fitSEXP);
@@ -704,19 +707,20 @@ BEGIN_RCPP
     Rcpp::traits::input_parameter< double >::type var_log_disp(var_log_dispSEXP);
     Rcpp::traits::input_parameter< Rcpp::NumericVector >::type opt(optSEXP);
     Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
-    rcpp_result_gen = Rcpp::wrap(epi_deseq_map(counts, sf, x, hat, q, rows, mu, gene_est, fit, prior_var, var_log_disp, opt, threads));
+    Rcpp::traits::input_parameter< double >::type n_full(n_fullSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_deseq_map(counts, sf, x, hat, q, rows, mu, gene_est, fit, prior_var, var_log_disp, opt, threads, n_full));
     return rcpp_result_gen;
 END_RCPP
 }
 // epi_deseq_fit_glm
-Rcpp::List epi_deseq_fit_glm(SEXP counts, Rcpp::NumericVector sf, Rcpp::NumericMatrix x, Rcpp::IntegerVector rows, Rcpp::NumericVector alpha, Rcpp::NumericVector lambda, Rcpp::NumericMatrix ls_op, bool want_hat, double beta_tol, int maxit, double minmu, int threads, bool want_mu, Rcpp::IntegerVector cooks_cell, Rcpp::IntegerMatrix cooks_masks, double keep_above, double log2e, bool cooks_bound);
-RcppExport SEXP _epione_epi_deseq_fit_glm(SEXP countsSEXP, SEXP sfSEXP, SEXP xSEXP, SEXP rowsSEXP, SEXP alphaSEXP, SEXP lambdaSEXP, SEXP ls_opSEXP, SEXP want_hatSEXP, SEXP beta_tolSEXP, SEXP maxitSEXP, SEXP minmuSEXP, SEXP threadsSEXP, SEXP want_muSEXP, SEXP cooks_cellSEXP, SEXP cooks_masksSEXP, SEXP keep_aboveSEXP, SEXP log2eSEXP, SEXP cooks_boundSEXP) {
+Rcpp::List epi_deseq_fit_glm(SEXP counts, Rcpp::NumericVector sf, Rcpp::NumericMatrix x, SEXP rows, Rcpp::NumericVector alpha, Rcpp::NumericVector lambda, Rcpp::NumericMatrix ls_op, bool want_hat, double beta_tol, int maxit, double minmu, int threads, bool want_mu, Rcpp::IntegerVector cooks_cell, Rcpp::IntegerMatrix cooks_masks, double keep_above, double log2e, bool cooks_bound, double n_full);
+RcppExport SEXP _epione_epi_deseq_fit_glm(SEXP countsSEXP, SEXP sfSEXP, SEXP xSEXP, SEXP rowsSEXP, SEXP alphaSEXP, SEXP lambdaSEXP, SEXP ls_opSEXP, SEXP want_hatSEXP, SEXP beta_tolSEXP, SEXP maxitSEXP, SEXP minmuSEXP, SEXP threadsSEXP, SEXP want_muSEXP, SEXP cooks_cellSEXP, SEXP cooks_masksSEXP, SEXP keep_aboveSEXP, SEXP log2eSEXP, SEXP cooks_boundSEXP, SEXP n_fullSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
     Rcpp::traits::input_parameter< SEXP >::type counts(countsSEXP);
     Rcpp::traits::input_parameter< Rcpp::NumericVector >::type sf(sfSEXP);
     Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type x(xSEXP);
-    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type rows(rowsSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type rows(rowsSEXP);
     Rcpp::traits::input_parameter< Rcpp::NumericVector >::type alpha(alphaSEXP);
     Rcpp::traits::input_parameter< Rcpp::NumericVector >::type lambda(lambdaSEXP);
     Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type ls_op(ls_opSEXP);
@@ -731,35 +735,37 @@ BEGIN_RCPP
     Rcpp::traits::input_parameter< double >::type keep_above(keep_aboveSEXP);
     Rcpp::traits::input_parameter< double >::type log2e(log2eSEXP);
     Rcpp::traits::input_parameter< bool >::type cooks_bound(cooks_boundSEXP);
-    rcpp_result_gen = Rcpp::wrap(epi_deseq_fit_glm(counts, sf, x, rows, alpha, lambda, ls_op, want_hat, beta_tol, maxit, minmu, threads, want_mu, cooks_cell, cooks_masks, keep_above, log2e, cooks_bound));
+    Rcpp::traits::input_parameter< double >::type n_full(n_fullSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_deseq_fit_glm(counts, sf, x, rows, alpha, lambda, ls_op, want_hat, beta_tol, maxit, minmu, threads, want_mu, cooks_cell, cooks_masks, keep_above, log2e, cooks_bound, n_full));
     return rcpp_result_gen;
 END_RCPP
 }
 // epi_deseq_cooks
-Rcpp::NumericMatrix epi_deseq_cooks(SEXP counts, Rcpp::NumericVector sf, Rcpp::IntegerVector rows, Rcpp::IntegerVector cell, int p, Rcpp::NumericMatrix mu, Rcpp::NumericMatrix hat, int threads);
-RcppExport SEXP _epione_epi_deseq_cooks(SEXP countsSEXP, SEXP sfSEXP, SEXP rowsSEXP, SEXP cellSEXP, SEXP pSEXP, SEXP muSEXP, SEXP hatSEXP, SEXP threadsSEXP) {
+Rcpp::NumericMatrix epi_deseq_cooks(SEXP counts, Rcpp::NumericVector sf, SEXP rows, Rcpp::IntegerVector cell, int p, Rcpp::NumericMatrix mu, Rcpp::NumericMatrix hat, int threads, double n_full);
+RcppExport SEXP _epione_epi_deseq_cooks(SEXP countsSEXP, SEXP sfSEXP, SEXP rowsSEXP, SEXP cellSEXP, SEXP pSEXP, SEXP muSEXP, SEXP hatSEXP, SEXP threadsSEXP, SEXP n_fullSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
     Rcpp::traits::input_parameter< SEXP >::type counts(countsSEXP);
     Rcpp::traits::input_parameter< Rcpp::NumericVector >::type sf(sfSEXP);
-    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type rows(rowsSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type rows(rowsSEXP);
     Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type cell(cellSEXP);
     Rcpp::traits::input_parameter< int >::type p(pSEXP);
     Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type mu(muSEXP);
     Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type hat(hatSEXP);
     Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
-    rcpp_result_gen = Rcpp::wrap(epi_deseq_cooks(counts, sf, rows, cell, p, mu, hat, threads));
+    Rcpp::traits::input_parameter< double >::type n_full(n_fullSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_deseq_cooks(counts, sf, rows, cell, p, mu, hat, threads, n_full));
     return rcpp_result_gen;
 END_RCPP
 }
 // epi_deseq_trimmed_mean
-Rcpp::NumericVector epi_deseq_trimmed_mean(SEXP counts, Rcpp::NumericVector sf, Rcpp::IntegerVector rows, double trim, int threads);
+Rcpp::NumericVector epi_deseq_trimmed_mean(SEXP counts, Rcpp::NumericVector sf, SEXP rows, double trim, int threads);
 RcppExport SEXP _epione_epi_deseq_trimmed_mean(SEXP countsSEXP, SEXP sfSEXP, SEXP rowsSEXP, SEXP trimSEXP, SEXP threadsSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
     Rcpp::traits::input_parameter< SEXP >::type counts(countsSEXP);
     Rcpp::traits::input_parameter< Rcpp::NumericVector >::type sf(sfSEXP);
-    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type rows(rowsSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type rows(rowsSEXP);
     Rcpp::traits::input_parameter< double >::type trim(trimSEXP);
     Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
     rcpp_result_gen = Rcpp::wrap(epi_deseq_trimmed_mean(counts, sf, rows, trim, threads));
@@ -1467,12 +1473,12 @@ static const R_CallMethodDef CallEntries[] = {
     {"_epione_epi_cnn_permutation", (DL_FUNC) &_epione_epi_cnn_permutation, 2},
     {"_epione_epi_coverage_groups", (DL_FUNC) &_epione_epi_coverage_groups, 7},
     {"_epione_epi_deseq_size_factors", (DL_FUNC) &_epione_epi_deseq_size_factors, 2},
-    {"_epione_epi_deseq_base_stats", (DL_FUNC) &_epione_epi_deseq_base_stats, 4},
-    {"_epione_epi_deseq_gene_init", (DL_FUNC) &_epione_epi_deseq_gene_init, 11},
-    {"_epione_epi_deseq_gene_disp", (DL_FUNC) &_epione_epi_deseq_gene_disp, 10},
-    {"_epione_epi_deseq_map", (DL_FUNC) &_epione_epi_deseq_map, 13},
-    {"_epione_epi_deseq_fit_glm", (DL_FUNC) &_epione_epi_deseq_fit_glm, 18},
-    {"_epione_epi_deseq_cooks", (DL_FUNC) &_epione_epi_deseq_cooks, 8},
+    {"_epione_epi_deseq_base_stats", (DL_FUNC) &_epione_epi_deseq_base_stats, 5},
+    {"_epione_epi_deseq_gene_init", (DL_FUNC) &_epione_epi_deseq_gene_init, 12},
+    {"_epione_epi_deseq_gene_disp", (DL_FUNC) &_epione_epi_deseq_gene_disp, 11},
+    {"_epione_epi_deseq_map", (DL_FUNC) &_epione_epi_deseq_map, 14},
+    {"_epione_epi_deseq_fit_glm", (DL_FUNC) &_epione_epi_deseq_fit_glm, 19},
+    {"_epione_epi_deseq_cooks", (DL_FUNC) &_epione_epi_deseq_cooks, 9},
     {"_epione_epi_deseq_trimmed_mean", (DL_FUNC) &_epione_epi_deseq_trimmed_mean, 5},
     {"_epione_epi_deseq_count_issues", (DL_FUNC) &_epione_epi_deseq_count_issues, 1},
     {"_epione_epi_deseq_row_max", (DL_FUNC) &_epione_epi_deseq_row_max, 2},

@@ -1,8 +1,10 @@
 // Glue for the DESeq2-style engine (inst/include/epione/deseq.hpp). Rows
-// arrive 0-based; every output is an R vector lent to the core.
+// arrive 1-based (see RowMap); every output is an R vector lent to the core
+// or scattered into one.
 #define EPIONE_USE_RMATH 1  // lgamma/digamma/dnbinom from R's Rmath (DESeq2's)
 #include "glue.h"
 #include <algorithm>
+#include <deque>
 #include <epione/deseq.hpp>
 
 namespace {
@@ -49,11 +51,11 @@ epione::deseq::LinearFit linear_of(Rcpp::NumericVector hat, Rcpp::NumericMatrix 
 }
 
 // Stored means (`mu` with rows) or the linear-model means recomputed per row.
-epione::deseq::MuRows mu_rows(Rcpp::NumericMatrix mu, const epione::deseq::Counts& y,
+epione::deseq::MuRows mu_rows(DenseView<const double> mu, const epione::deseq::Counts& y,
                               const epione::deseq::Norm& norm,
                               const epione::deseq::LinearFit& lin, double minmu) {
     epione::deseq::MuRows r;
-    if (mu.nrow()) r.stored = glue::cdense(mu);
+    if (mu.nrow) r.stored = mu;
     r.y = &y;
     r.norm = &norm;
     r.lin = lin;
@@ -72,6 +74,105 @@ epione::deseq::DispOptions disp_options(Rcpp::NumericVector o) {
     return opt;
 }
 
+// The pipeline's per-row vectors are as long as the counts have rows, NA
+// where a row is not fitted (all-zero peaks), so that R never expands them
+// (that doubled the n-vectors of a run with any all-zero peak, ~8 MB of its
+// 18 MB peak at 50k x 6). The core works on `rows` (1-based from R, read
+// without materialising a seq_len()) in order: RowMap gathers per-row
+// inputs at `rows` and scatters outputs into NA-filled full-length
+// vectors. With n_full = 0 everything is as long as `rows` (one-row refits).
+class RowMap {
+public:
+    RowMap(SEXP rows, R_xlen_t n_full) : rows_(XLENGTH(rows)) {
+        if (TYPEOF(rows) != INTSXP) Rcpp::stop("rows must be an integer vector");
+        const R_xlen_t r = XLENGTH(rows);
+        for (R_xlen_t k = 0; k < r; ++k) rows_[k] = INTEGER_ELT(rows, k) - 1;
+        n_ = n_full > 0 ? n_full : r;
+        direct_ = n_full <= 0 || r == n_full;
+        for (R_xlen_t k = 0; direct_ && n_full > 0 && k < r; ++k) direct_ = rows_[k] == k;
+    }
+    // 0-based rows for the core.
+    Span<const int> rows() const { return {rows_.data(), size()}; }
+    // 1-based number of position k (0-based) in `rows`: its row with n_full,
+    // else k + 1.
+    int row1(R_xlen_t k) const { return direct_ ? k + 1 : rows_[k] + 1; }
+
+    Span<const double> in(Rcpp::NumericVector v) {
+        check(v.size(), "a per-row vector");
+        if (direct_) return cspan(v);
+        ins_.emplace_back(size());
+        for (R_xlen_t k = 0; k < size(); ++k) ins_.back()[k] = v[rows_[k]];
+        return {ins_.back().data(), size()};
+    }
+    // rows x k matrix input; a 0-row matrix stays empty
+    DenseView<const double> in(Rcpp::NumericMatrix v) {
+        if (v.nrow() == 0 || direct_) return glue::cdense(v);
+        check(v.nrow(), "a per-row matrix");
+        const R_xlen_t r = size();
+        ins_.emplace_back(r * v.ncol());
+        for (int c = 0; c < v.ncol(); ++c)
+            for (R_xlen_t k = 0; k < r; ++k) ins_.back()[k + c * r] = v(rows_[k], c);
+        return {ins_.back().data(), r, v.ncol()};
+    }
+
+    // Outputs: `full` gets its n-length (n x ncol) R object; the core
+    // writes the returned view, scattered by finish() unless direct.
+    Span<double> out(Rcpp::NumericVector& full) {
+        full = Rcpp::NumericVector(n_);
+        return {dense_out(REAL(full), 1), size()};
+    }
+    Span<int> out(Rcpp::IntegerVector& full) {
+        full = Rcpp::IntegerVector(n_);
+        if (direct_) return glue::span(full);
+        iouts_.push_back({std::vector<int>(size()), INTEGER(full)});
+        std::fill(INTEGER(full), INTEGER(full) + n_, NA_INTEGER);
+        return {iouts_.back().tmp.data(), size()};
+    }
+    DenseView<double> out(Rcpp::NumericMatrix& full, int ncol, bool want = true) {
+        full = Rcpp::NumericMatrix(want ? n_ : 0, want ? ncol : 0);
+        if (!want) return {};
+        return {dense_out(REAL(full), ncol), size(), ncol};
+    }
+    void finish() {
+        const R_xlen_t r = size();
+        for (auto& o : douts_)
+            for (int c = 0; c < o.ncol; ++c)
+                for (R_xlen_t k = 0; k < r; ++k) o.full[rows_[k] + c * n_] = o.tmp[k + c * r];
+        for (auto& o : iouts_)
+            for (R_xlen_t k = 0; k < r; ++k) o.full[rows_[k]] = o.tmp[k];
+        douts_.clear();
+        iouts_.clear();
+    }
+
+private:
+    struct DOut {
+        std::vector<double> tmp;
+        double* full;
+        int ncol;
+    };
+    struct IOut {
+        std::vector<int> tmp;
+        int* full;
+    };
+    std::vector<int> rows_;
+    R_xlen_t n_;
+    bool direct_;
+    std::deque<std::vector<double>> ins_;
+    std::deque<DOut> douts_;
+    std::deque<IOut> iouts_;
+
+    R_xlen_t size() const { return static_cast<R_xlen_t>(rows_.size()); }
+    void check(R_xlen_t len, const char* what) const {
+        if (len != n_) Rcpp::stop("%s has %d values for %d rows", what, len, n_);
+    }
+    double* dense_out(double* full, int ncol) {
+        if (direct_) return full;
+        std::fill(full, full + n_ * ncol, NA_REAL);
+        douts_.push_back({std::vector<double>(size() * ncol), full, ncol});
+        return douts_.back().tmp.data();
+    }
+};
+
 }  // namespace
 
 // [[Rcpp::export(rng = false)]]
@@ -85,29 +186,35 @@ Rcpp::NumericVector epi_deseq_size_factors(SEXP counts, int threads) {
 
 // [[Rcpp::export(rng = false)]]
 Rcpp::List epi_deseq_base_stats(SEXP counts, Rcpp::NumericVector sf,
-                                Rcpp::IntegerVector rows, int threads) {
-    Rcpp::NumericVector mean(rows.size()), var(rows.size());
+                                SEXP rows, int threads, double n_full = 0) {
+    RowMap rm(rows, n_full);
+    Rcpp::NumericVector mean, var;
+    const auto mean_out = rm.out(mean), var_out = rm.out(var);
     glue::TbbPar par(threads);
-    epione::deseq::base_stats(counts_of(counts), norm_of(sf), cspan(rows), par,
-                              glue::span(mean), glue::span(var));
+    epione::deseq::base_stats(counts_of(counts), norm_of(sf), rm.rows(), par, mean_out,
+                              var_out);
+    rm.finish();
     return Rcpp::List::create(Rcpp::Named("baseMean") = mean, Rcpp::Named("baseVar") = var);
 }
 
 // [[Rcpp::export(rng = false)]]
 Rcpp::List epi_deseq_gene_init(SEXP counts, Rcpp::NumericVector sf,
                                Rcpp::NumericMatrix x, Rcpp::NumericVector hat,
-                               Rcpp::NumericMatrix q, Rcpp::IntegerVector rows,
+                               Rcpp::NumericMatrix q, SEXP rows,
                                Rcpp::NumericVector mean, Rcpp::NumericVector var,
-                               Rcpp::NumericVector opt, bool want_mu, int threads) {
+                               Rcpp::NumericVector opt, bool want_mu, int threads,
+                               double n_full = 0) {
     const auto d = design_of(x);
     const auto y = counts_of(counts);
-    Rcpp::NumericMatrix mu_out(want_mu ? rows.size() : 0, want_mu ? y.ncol : 0);
-    Rcpp::NumericVector init(rows.size());
+    RowMap rm(rows, n_full);
+    Rcpp::NumericMatrix mu_out;
+    Rcpp::NumericVector init;
+    const auto mu_view = rm.out(mu_out, y.ncol, want_mu);
+    const auto init_out = rm.out(init);
     glue::TbbPar par(threads);
-    epione::deseq::gene_init(y, norm_of(sf), d, linear_of(hat, q), cspan(rows),
-                             cspan(mean), cspan(var), true, disp_options(opt), par,
-                             want_mu ? glue::dense(mu_out) : DenseView<double>{},
-                             glue::span(init));
+    epione::deseq::gene_init(y, norm_of(sf), d, linear_of(hat, q), rm.rows(), rm.in(mean),
+                             rm.in(var), true, disp_options(opt), par, mu_view, init_out);
+    rm.finish();
     return Rcpp::List::create(Rcpp::Named("mu") = mu_out, Rcpp::Named("alpha_init") = init);
 }
 
@@ -116,20 +223,23 @@ Rcpp::List epi_deseq_gene_init(SEXP counts, Rcpp::NumericVector sf,
 // [[Rcpp::export(rng = false)]]
 Rcpp::List epi_deseq_gene_disp(SEXP counts, Rcpp::NumericVector sf, Rcpp::NumericMatrix x,
                                Rcpp::NumericVector hat, Rcpp::NumericMatrix q,
-                               Rcpp::IntegerVector rows, Rcpp::NumericMatrix mu,
+                               SEXP rows, Rcpp::NumericMatrix mu,
                                Rcpp::NumericVector alpha_init, Rcpp::NumericVector opt,
-                               int threads) {
+                               int threads, double n_full = 0) {
     const auto d = design_of(x);
     const auto y = counts_of(counts);
     const auto norm = norm_of(sf);
     const auto o = disp_options(opt);
-    Rcpp::NumericVector est(rows.size());
-    Rcpp::IntegerVector iter(rows.size());
+    RowMap rm(rows, n_full);
+    Rcpp::NumericVector est;
+    Rcpp::IntegerVector iter;
+    const auto est_out = rm.out(est);
+    const auto iter_out = rm.out(iter);
     glue::TbbPar par(threads);
-    epione::deseq::gene_dispersion(y, d, cspan(rows),
-                                   mu_rows(mu, y, norm, linear_of(hat, q), o.minmu),
-                                   cspan(alpha_init), o, par, glue::span(est),
-                                   glue::span(iter));
+    epione::deseq::gene_dispersion(y, d, rm.rows(),
+                                   mu_rows(rm.in(mu), y, norm, linear_of(hat, q), o.minmu),
+                                   rm.in(alpha_init), o, par, est_out, iter_out);
+    rm.finish();
     return Rcpp::List::create(Rcpp::Named("dispGeneEst") = est,
                               Rcpp::Named("dispGeneIter") = iter);
 }
@@ -137,23 +247,25 @@ Rcpp::List epi_deseq_gene_disp(SEXP counts, Rcpp::NumericVector sf, Rcpp::Numeri
 // [[Rcpp::export(rng = false)]]
 Rcpp::List epi_deseq_map(SEXP counts, Rcpp::NumericVector sf, Rcpp::NumericMatrix x,
                          Rcpp::NumericVector hat, Rcpp::NumericMatrix q,
-                         Rcpp::IntegerVector rows, Rcpp::NumericMatrix mu,
+                         SEXP rows, Rcpp::NumericMatrix mu,
                          Rcpp::NumericVector gene_est, Rcpp::NumericVector fit,
                          double prior_var, double var_log_disp, Rcpp::NumericVector opt,
-                         int threads) {
+                         int threads, double n_full = 0) {
     const auto d = design_of(x);
     const auto y = counts_of(counts);
     const auto norm = norm_of(sf);
     const auto o = disp_options(opt);
-    const R_xlen_t n = rows.size();
-    Rcpp::NumericVector map(n), disp(n);
-    Rcpp::IntegerVector iter(n), outlier(n);
+    RowMap rm(rows, n_full);
+    Rcpp::NumericVector map, disp;
+    Rcpp::IntegerVector iter, outlier;
+    const auto map_out = rm.out(map), disp_out = rm.out(disp);
+    const auto iter_out = rm.out(iter), outlier_out = rm.out(outlier);
     glue::TbbPar par(threads);
-    epione::deseq::map_dispersion(y, d, cspan(rows),
-                                  mu_rows(mu, y, norm, linear_of(hat, q), o.minmu),
-                                  cspan(gene_est), cspan(fit), prior_var, var_log_disp,
-                                  o, par, glue::span(map), glue::span(iter),
-                                  glue::span(outlier), glue::span(disp));
+    epione::deseq::map_dispersion(y, d, rm.rows(),
+                                  mu_rows(rm.in(mu), y, norm, linear_of(hat, q), o.minmu),
+                                  rm.in(gene_est), rm.in(fit), prior_var, var_log_disp, o,
+                                  par, map_out, iter_out, outlier_out, disp_out);
+    rm.finish();
     return Rcpp::List::create(Rcpp::Named("dispMAP") = map, Rcpp::Named("dispIter") = iter,
                               Rcpp::Named("dispOutlier") = Rcpp::LogicalVector(outlier),
                               Rcpp::Named("dispersion") = disp);
@@ -162,54 +274,49 @@ Rcpp::List epi_deseq_map(SEXP counts, Rcpp::NumericVector sf, Rcpp::NumericMatri
 // Cook's distances: `cooks_cell` (a cell index per sample) asks for them;
 // with `cooks_masks` (samples x K) only their per-row maxima over each mask
 // (`cooks_max`) and the rows whose maximum exceeds `keep_above`
-// (`kept_rows`, 1-based in `rows`, and `kept`) come back, else the full
-// rows x samples matrix (`cooks`).
+// (`kept_rows`, 1-based row numbers as RowMap::row1 gives them, and
+// `kept`) come back, else the full rows x samples matrix (`cooks`).
 // [[Rcpp::export(rng = false)]]
 Rcpp::List epi_deseq_fit_glm(SEXP counts, Rcpp::NumericVector sf,
-                             Rcpp::NumericMatrix x, Rcpp::IntegerVector rows,
+                             Rcpp::NumericMatrix x, SEXP rows,
                              Rcpp::NumericVector alpha, Rcpp::NumericVector lambda,
                              Rcpp::NumericMatrix ls_op, bool want_hat, double beta_tol,
                              int maxit, double minmu, int threads, bool want_mu,
                              Rcpp::IntegerVector cooks_cell, Rcpp::IntegerMatrix cooks_masks,
                              double keep_above, double log2e = 0,
-                             bool cooks_bound = false) {
+                             bool cooks_bound = false, double n_full = 0) {
     const auto d = design_of(x);
-    const int n = rows.size();
+    const int n = static_cast<int>(XLENGTH(rows));
+    RowMap rm(rows, n_full);
     const bool want_cooks = cooks_cell.size() > 0;
     const bool sparse = want_cooks && cooks_masks.nrow() > 0;
-    const int n_mask = sparse ? cooks_masks.ncol() : 0;
-    Rcpp::NumericMatrix beta(n, d.p), beta_var(n, d.p);
-    Rcpp::NumericMatrix mu(want_mu ? n : 0, want_mu ? d.m : 0);
-    Rcpp::NumericMatrix hat(want_hat ? n : 0, want_hat ? d.m : 0);
     const bool full = want_cooks && !sparse;
-    Rcpp::NumericMatrix cooks(full ? n : 0, full ? d.m : 0);
-    Rcpp::NumericMatrix cooks_max(sparse ? n : 0, n_mask);
+    Rcpp::NumericMatrix beta, beta_var, mu, hat, cooks, cooks_max;
+    Rcpp::IntegerVector iter;
+    Rcpp::NumericVector ll;
     epione::deseq::CooksDesign cd;
     if (want_cooks) cd = {std::vector<int>(cooks_cell.begin(), cooks_cell.end()), d.p};
-    Rcpp::IntegerVector iter(n);
-    Rcpp::NumericVector ll(n);
     epione::deseq::GlmOptions opt;
     opt.beta_tol = beta_tol;
     opt.maxit = maxit;
     opt.minmu = minmu;
-    epione::deseq::GlmOut out{glue::dense(beta), glue::dense(beta_var),
-                              want_mu ? glue::dense(mu) : DenseView<double>{},
-                              want_hat ? glue::dense(hat) : DenseView<double>{},
-                              glue::span(iter), glue::span(ll),
-                              full ? glue::dense(cooks) : DenseView<double>{}, &cd};
+    epione::deseq::GlmOut out{rm.out(beta, d.p), rm.out(beta_var, d.p),
+                              rm.out(mu, d.m, want_mu), rm.out(hat, d.m, want_hat),
+                              rm.out(iter), rm.out(ll), rm.out(cooks, d.m, full), &cd};
     epione::deseq::GlmOut::Kept kept;
-    Rcpp::IntegerVector bounded(sparse && cooks_bound ? n : 0);
+    std::vector<int> bounded(sparse && cooks_bound ? n : 0);
+    const auto cooks_max_out = rm.out(cooks_max, sparse ? cooks_masks.ncol() : 0, sparse);
     if (sparse) {
-        out.cooks_max = glue::dense(cooks_max);
+        out.cooks_max = cooks_max_out;
         out.cooks_masks = {INTEGER(cooks_masks), cooks_masks.nrow(), cooks_masks.ncol()};
         out.keep_above = keep_above;
         out.kept = &kept;
-        if (cooks_bound) out.bounded = glue::span(bounded);
+        if (cooks_bound) out.bounded = {bounded.data(), n};
     }
     glue::TbbPar par(threads);
     std::vector<double> lam(lambda.begin(), lambda.end());
-    epione::deseq::fit_glm(counts_of(counts), norm_of(sf), d, cspan(rows), cspan(alpha),
-                           lam, glue::cdense(ls_op), opt, par, out);
+    epione::deseq::fit_glm(counts_of(counts), norm_of(sf), d, rm.rows(), rm.in(alpha), lam,
+                           glue::cdense(ls_op), opt, par, out);
     // Rows for the optim fallback, as fitNbinomGLMs picks them: not
     // converged, or a coefficient NA, or (no variance NA and) a variance
     // <= 0. With log2e, beta and beta_var come back in place as log2
@@ -218,16 +325,23 @@ Rcpp::List epi_deseq_fit_glm(SEXP counts, Rcpp::NumericVector sf,
     for (int k = 0; k < n; ++k) {
         bool na_b = false, na_v = false, nonpos = false;
         for (int c = 0; c < d.p; ++c) {
-            na_b |= std::isnan(beta(k, c));
-            na_v |= std::isnan(beta_var(k, c));
-            nonpos |= beta_var(k, c) <= 0;
+            na_b |= std::isnan(out.beta(k, c));
+            na_v |= std::isnan(out.beta_var(k, c));
+            nonpos |= out.beta_var(k, c) <= 0;
         }
-        if (iter[k] >= maxit || na_b || (!na_v && nonpos)) redo.push_back(k + 1);
+        if (out.iter[k] >= maxit || na_b || (!na_v && nonpos)) redo.push_back(rm.row1(k));
         if (log2e > 0)
             for (int c = 0; c < d.p; ++c) {
-                beta(k, c) = beta(k, c) * log2e;
-                beta_var(k, c) = log2e * std::sqrt(std::max(beta_var(k, c), 0.0));
+                out.beta(k, c) = out.beta(k, c) * log2e;
+                out.beta_var(k, c) = log2e * std::sqrt(std::max(out.beta_var(k, c), 0.0));
             }
+    }
+    rm.finish();
+    // named here: naming them in R would copy both (they are shared there)
+    if (!Rf_isNull(Rf_getAttrib(x, R_DimNamesSymbol))) {
+        const Rcpp::List dn = Rcpp::List::create(R_NilValue, Rcpp::colnames(x));
+        beta.attr("dimnames") = dn;
+        beta_var.attr("dimnames") = Rcpp::clone(dn);
     }
     Rcpp::List res = Rcpp::List::create(
         Rcpp::Named("beta") = beta, Rcpp::Named("beta_var") = beta_var,
@@ -237,7 +351,7 @@ Rcpp::List epi_deseq_fit_glm(SEXP counts, Rcpp::NumericVector sf,
     if (sparse) {
         for (double& v : cooks_max) if (std::isnan(v)) v = NA_REAL;
         std::vector<int> kr;
-        for (const auto& b : kept.rows) for (auto k : b) kr.push_back(static_cast<int>(k) + 1);
+        for (const auto& b : kept.rows) for (auto k : b) kr.push_back(rm.row1(k));
         Rcpp::NumericMatrix kv(static_cast<int>(kr.size()), d.m);
         size_t r = 0;
         for (const auto& b : kept.vals)
@@ -247,7 +361,8 @@ Rcpp::List epi_deseq_fit_glm(SEXP counts, Rcpp::NumericVector sf,
         res["kept_rows"] = Rcpp::IntegerVector(kr.begin(), kr.end());
         res["kept"] = kv;
         std::vector<int> b;  // rows whose maxima are bounds
-        for (int k = 0; k < bounded.size(); ++k) if (bounded[k]) b.push_back(k + 1);
+        for (int k = 0; k < static_cast<int>(bounded.size()); ++k)
+            if (bounded[k]) b.push_back(rm.row1(k));
         res["bounded"] = Rcpp::IntegerVector(b.begin(), b.end());
     }
     return res;
@@ -255,26 +370,29 @@ Rcpp::List epi_deseq_fit_glm(SEXP counts, Rcpp::NumericVector sf,
 
 // [[Rcpp::export(rng = false)]]
 Rcpp::NumericMatrix epi_deseq_cooks(SEXP counts, Rcpp::NumericVector sf,
-                                    Rcpp::IntegerVector rows, Rcpp::IntegerVector cell,
+                                    SEXP rows, Rcpp::IntegerVector cell,
                                     int p, Rcpp::NumericMatrix mu, Rcpp::NumericMatrix hat,
-                                    int threads) {
+                                    int threads, double n_full = 0) {
     const auto y = counts_of(counts);
-    Rcpp::NumericMatrix cooks(rows.size(), y.ncol);
+    RowMap rm(rows, n_full);
+    Rcpp::NumericMatrix cooks;
+    const auto cooks_out = rm.out(cooks, y.ncol);
     const epione::deseq::CooksDesign cl(std::vector<int>(cell.begin(), cell.end()), p);
     glue::TbbPar par(threads);
-    epione::deseq::cooks_distance(y, norm_of(sf), cspan(rows), cl,
-                                  glue::cdense(mu), glue::cdense(hat), par,
-                                  glue::dense(cooks));
+    epione::deseq::cooks_distance(y, norm_of(sf), rm.rows(), cl, rm.in(mu), rm.in(hat), par,
+                                  cooks_out);
+    rm.finish();
     return cooks;
 }
 
 // [[Rcpp::export(rng = false)]]
 Rcpp::NumericVector epi_deseq_trimmed_mean(SEXP counts, Rcpp::NumericVector sf,
-                                           Rcpp::IntegerVector rows, double trim,
+                                           SEXP rows, double trim,
                                            int threads) {
-    Rcpp::NumericVector out(rows.size());
+    RowMap rm(rows, 0);
+    Rcpp::NumericVector out(XLENGTH(rows));
     glue::TbbPar par(threads);
-    epione::deseq::trimmed_base_mean(counts_of(counts), norm_of(sf), cspan(rows), trim,
+    epione::deseq::trimmed_base_mean(counts_of(counts), norm_of(sf), rm.rows(), trim,
                                      par, glue::span(out));
     return out;
 }

@@ -281,7 +281,7 @@ test_that("Cook's bounds: exact where kept, upper bounds elsewhere", {
     spec <- epione:::.cooks_spec(X, 7, TRUE)
     expect_true(spec$bound)
     fit <- function(bound) {
-        epione:::epi_deseq_fit_glm(y, sf, X, 0:399, rep(0.1, 400),
+        epione:::epi_deseq_fit_glm(y, sf, X, 1:400, rep(0.1, 400),
             rep(1e-6, 2), backsolve(qr.R(qr(X)), t(qr.Q(qr(X)))), FALSE,
             1e-8, 100L, 0.5, 1L, FALSE, epione:::.cells(X), spec$masks,
             spec$keep_above, 0, bound)
@@ -319,6 +319,41 @@ test_that("maxCooks is exact when every sample is replaceable but none is", {
     d2 <- DESeq2::DESeqDataSetFromMatrix(y, cd, ~ g)
     d2 <- suppressMessages(DESeq2::DESeq(d2, quiet = TRUE))
     expect_rel(got$maxCooks, S4Vectors::mcols(d2)$maxCooks, 1e-6)
+})
+
+test_that("all-zero peaks with >= 7 replicates (Cook's maxima) match DESeq2", {
+    # per-row vectors stay nrow long through the pipeline (NA for all-zero
+    # peaks); with replaceable samples the Cook's maxima kept their column
+    # names only there (an all-zero peak used to stop the run)
+    skip_if_not_installed("DESeq2")
+    withr::local_seed(17)
+    mu <- rgamma(800, 2, 0.02)
+    y <- matrix(rnbinom(800 * 14, mu = mu, size = 8), ncol = 14)
+    y[c(3, 250, 799), ] <- 0L
+    cd <- data.frame(g = factor(rep(c("a", "b"), each = 7)))
+    for (outlier in c(FALSE, TRUE)) {
+        if (outlier) y[c(10, 20), 2] <- 5000L  # replaced and refitted
+        got <- SummarizedExperiment::rowData(differentialAccessibility(y,
+            ~ g, colData = cd, threads = 2, details = TRUE))
+        dds <- DESeq2::DESeqDataSetFromMatrix(y, cd, ~ g)
+        dds <- suppressMessages(DESeq2::DESeq(dds, quiet = TRUE))
+        mc <- S4Vectors::mcols(dds)
+        res <- DESeq2::results(dds)
+        expect_identical(got$allZero, mc$allZero)
+        expect_identical(got$replace, mc$replace)
+        expect_identical(which(got$padj < 0.1), which(res$padj < 0.1))
+        for (v in c("dispGeneEst", "dispFit", "dispersion")) {
+            expect_rel(got[[v]], mc[[v]], 1e-6, 1e-12)
+        }
+        # once a peak is refitted DESeq2 reports no maxCooks at all
+        expect_identical(is.na(got$maxCooks), is.na(mc$maxCooks))
+        expect_identical(all(is.na(got$maxCooks)), outlier)
+        if (!outlier) expect_rel(got$maxCooks, mc$maxCooks, 1e-6, 1e-12)
+        for (v in c("log2FoldChange", "lfcSE", "pvalue", "padj")) {
+            expect_rel(got[[v]], res[[v]], 1e-6, 1e-12)
+        }
+        expect_true(all(is.na(got$log2FoldChange[c(3, 250, 799)])))
+    }
 })
 
 test_that("bad input gives classed errors naming the fix", {
