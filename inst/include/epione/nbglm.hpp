@@ -221,6 +221,11 @@ struct DispObjective {
     mutable std::vector<double> w, dw, b, db, binv, l1p, ly, qv, gv;
     mutable std::vector<int> small;  // see vec::DispRow
     mutable double cached_a = NAN, cached_alpha = NAN, cached_r = NAN, cr_det = 1.0;
+    // distinct non-zero counts and how many samples hold each (m >=
+    // vec::kDistinctMinSamples), built on the row's first fill
+    mutable std::vector<double> uy, uc;
+    mutable std::vector<int> slot;  // count -> its index in uy, or -1
+    mutable bool have_distinct = false;
 
     explicit DispObjective(const Design& design)
         : d(design), inv_mu(design.m), w(design.m), dw(design.m),
@@ -232,6 +237,37 @@ struct DispObjective {
         mu = mm;
         cached_a = NAN;
         have_inv_mu = false;
+        have_distinct = false;
+    }
+
+    bool by_distinct() const { return d.m >= vec::kDistinctMinSamples; }
+    // In first-occurrence order through a table of small counts (a sort
+    // of 100 values costs a fifth of a row's search); larger or fractional
+    // values each stand alone, which the sums allow.
+    void need_distinct() const {
+        if (have_distinct) return;
+        constexpr int kTable = 4096;
+        if (slot.empty()) slot.assign(kTable, -1);
+        uy.clear();
+        uc.clear();
+        for (int j = 0; j < d.m; ++j) {
+            const double v = y[j];
+            if (v == 0) continue;
+            const bool small_int = v > 0 && v < kTable && v == static_cast<int>(v);
+            if (small_int) {
+                int& k = slot[static_cast<int>(v)];
+                if (k >= 0) {
+                    uc[k] += 1.0;
+                    continue;
+                }
+                k = static_cast<int>(uy.size());
+            }
+            uy.push_back(v);
+            uc.push_back(1.0);
+        }
+        for (double v : uy)  // clear the table for the next row
+            if (v > 0 && v < kTable && v == static_cast<int>(v)) slot[static_cast<int>(v)] = -1;
+        have_distinct = true;
     }
 
     // 1 / mu for the exact arithmetic, as pow(., -1) as DESeq2's Armadillo
@@ -332,6 +368,12 @@ struct DispObjective {
                        &small};
         r.x = d.x.data();
         r.p = d.p;
+        if (by_distinct()) {
+            need_distinct();
+            r.uy = uy.data();
+            r.uc = uc.data();
+            r.nd = static_cast<int>(uy.size());
+        }
         return r;
     }
 

@@ -39,7 +39,19 @@ struct DispRow {
     const double* x = nullptr;          // design, m x p column-major
     int p = 0;
     double *xtwx = nullptr, *dxtwx = nullptr;
+    // With `uy` (the distinct_body() kernels): the terms of y + 1/alpha
+    // are taken once per distinct non-zero count uy[0..nd) (uc[] samples
+    // each) into ly / g indexed by those, and `small` lists distinct values.
+    const double* uy = nullptr;
+    const double* uc = nullptr;
+    int nd = 0;
 };
+
+// Above this many samples the per-count terms (log and reciprocal of
+// y + 1/alpha, lgamma, digamma) are taken once per distinct count: at 100
+// samples a row holds ~56 distinct values. Below it nblanes.hpp runs four
+// rows at a time (p <= 6) and the per-sample kernels stay bit for bit.
+constexpr int kDistinctMinSamples = 25;
 
 // Running sums of X' diag(w) X (lower triangle), 4 samples at a time.
 struct XtwxSums {
@@ -197,6 +209,158 @@ EPIONE_VM_INLINE void fill_body(const DispRow& d, double alpha, double r) {
         if (d.xtwx) sums.add1(j, d.w[j]);
     }
     if (d.xtwx) sums.finish(d.xtwx);
+}
+
+// ---- the same terms with the count part per distinct count -------------
+// q, l1p of den = 1 + mu alpha from one division for both reciprocals.
+EPIONE_VM_INLINE void den_terms(vd den, vd& q, vd& l1p, vi& ok) {
+    const vm::LogParts pd = vm::log_reduce(den);
+    const vd td = splat(2.0) + pd.f, prod = den * td, inv = splat(1.0) / prod;
+    q = inv * td;
+    l1p = vm::log_finish(pd, pd.f * (den * inv));
+    ok = (den < splat(INFINITY)) & (prod < splat(1e300));
+}
+
+// fill with the count terms per distinct count (DispRow::uy): per sample
+// q, l1p, w (and X' W X); per distinct value g = 1 / x, ly = log(x) of
+// x = uy + r, `small` the distinct values with x < 10.
+EPIONE_VM_INLINE void fill_distinct_body(const DispRow& d, double alpha, double r) {
+    const vd va = splat(alpha), vr = splat(r), one = splat(1.0), ten = splat(10.0);
+    const vd tiny = splat(2.2250738585072014e-308), inf = splat(INFINITY);
+    d.small->clear();
+    XtwxSums sums(d.x, d.m, d.xtwx ? d.p : 0);
+    int j = 0;
+    for (; j + vm::kLanes <= d.m; j += vm::kLanes) {
+        const vd mu = vm::load(d.mu + j), den = one + mu * va;
+        vd q, l1p;
+        vi ok;
+        den_terms(den, q, l1p, ok);
+        vm::store(d.q + j, q);
+        vm::store(d.w + j, mu * q);
+        vm::store(d.l1p + j, l1p);
+        if (vm::any(~ok))
+            for (int l = 0; l < vm::kLanes; ++l)
+                if (!ok[l]) {
+                    d.q[j + l] = 1.0 / den[l];
+                    d.l1p[j + l] = std::log(den[l]);
+                    d.w[j + l] = mu[l] * d.q[j + l];
+                }
+        if (d.xtwx) sums.add(j, vm::load(d.w + j));
+    }
+    for (; j < d.m; ++j) {
+        const double den = 1.0 + d.mu[j] * alpha;
+        d.q[j] = 1.0 / den;
+        d.l1p[j] = std::log(den);
+        d.w[j] = d.mu[j] * d.q[j];
+        if (d.xtwx) sums.add1(j, d.w[j]);
+    }
+    if (d.xtwx) sums.finish(d.xtwx);
+    int k = 0;
+    for (; k + vm::kLanes <= d.nd; k += vm::kLanes) {
+        const vd x = vm::load(d.uy + k) + vr;
+        const vm::LogParts px = vm::log_reduce(x);
+        const vd tx = splat(2.0) + px.f, prod = x * tx, inv = one / prod;
+        vm::store(d.g + k, inv * tx);
+        vm::store(d.ly + k, vm::log_finish(px, px.f * (x * inv)));
+        const vi ok = (x >= tiny) & (x < inf) & (prod < splat(1e300));
+        const vi sm = x < ten;
+        if (vm::any(~ok | sm))
+            for (int l = 0; l < vm::kLanes; ++l) {
+                if (!ok[l]) {
+                    d.g[k + l] = 1.0 / x[l];
+                    d.ly[k + l] = std::log(x[l]);
+                }
+                if (sm[l]) d.small->push_back(k + l);
+            }
+    }
+    for (; k < d.nd; ++k) {
+        const double x = d.uy[k] + r;
+        d.g[k] = 1.0 / x;
+        d.ly[k] = std::log(x);
+        if (x < 10.0) d.small->push_back(k);
+    }
+}
+
+// lp_body with the count terms per distinct count, each times its count.
+EPIONE_VM_INLINE double lp_distinct_body(const DispRow& d, double a, double r, double lgr,
+                                         double* mag) {
+    const vd va = splat(a), vr = splat(r), vlgr = splat(lgr), ten = splat(10.0);
+    vd acc = splat(0.0), macc = splat(0.0);
+    int j = 0;
+    for (; j + vm::kLanes <= d.m; j += vm::kLanes) {  // -r l1p - y (l1p - a)
+        const vd y = vm::load(d.y + j), l1p = vm::load(d.l1p + j);
+        const vd yl = y * (l1p - va), rl = vr * l1p;
+        const vi pos = y != splat(0.0);
+        acc -= vm::select(pos, yl, splat(0.0)) + rl;
+        if (mag) macc += vm::select(pos, vm::abs(yl), splat(0.0)) + vm::abs(rl);
+    }
+    double s = vm::hsum(acc), ms = mag ? vm::hsum(macc) : 0.0;
+    for (; j < d.m; ++j) {
+        const double yl = d.y[j] != 0 ? d.y[j] * (d.l1p[j] - a) : 0.0, rl = r * d.l1p[j];
+        s -= yl + rl;
+        ms += std::fabs(yl) + std::fabs(rl);
+    }
+    // c (lgamma(x) - lgamma(r)) per distinct count
+    vd cacc = splat(0.0), cmag = splat(0.0);
+    auto add = [&](vd c, vd lg, vi use) {
+        cacc += vm::select(use, c * (lg - vlgr), splat(0.0));
+        if (mag) cmag += vm::select(use, c * (vm::abs(lg) + vm::abs(vlgr)), splat(0.0));
+    };
+    int k = 0;
+    for (; k + vm::kLanes <= d.nd; k += vm::kLanes) {
+        const vd x = vm::load(d.uy + k) + vr;
+        add(vm::load(d.uc + k), lgam_series(x, vm::load(d.ly + k), vm::load(d.g + k)),
+            x >= ten);
+    }
+    for (; k < d.nd; ++k) {  // one value in lane 0
+        const vd x = splat(d.uy[k] + r);
+        add(splat(d.uc[k]), lgam_series(x, splat(d.ly[k]), splat(d.g[k])),
+            vm::first_lanes(1) & (x >= ten));
+    }
+    for_small(*d.small, [&](const int* k4, int n) {
+        add(gather(d.uc, k4), lgam_small(gather(d.uy, k4) + vr), vm::first_lanes(n));
+    });
+    if (mag) *mag = ms + vm::hsum(cmag);
+    return s + vm::hsum(cacc);
+}
+
+// dlp_body with the digamma terms per distinct count, each times its count.
+EPIONE_VM_INLINE double dlp_distinct_body(const DispRow& d, double alpha, double r,
+                                          double dgr) {
+    const vd va = splat(alpha), vr = splat(r), vdgr = splat(dgr), ten = splat(10.0);
+    vd acc = splat(0.0);
+    XtwxSums sums(d.x, d.m, d.dxtwx ? d.p : 0);
+    int j = 0;
+    for (; j + vm::kLanes <= d.m; j += vm::kLanes) {  // l1p - mu alpha q + y alpha q
+        if (d.dxtwx) {
+            const vd w = vm::load(d.w + j);
+            sums.add(j, -(w * w));
+        }
+        const vd y = vm::load(d.y + j), q = vm::load(d.q + j);
+        acc += vm::load(d.l1p + j) + (y - vm::load(d.mu + j)) * va * q;
+    }
+    double s = vm::hsum(acc);
+    for (; j < d.m; ++j) {
+        if (d.dxtwx) sums.add1(j, -(d.w[j] * d.w[j]));
+        s += d.l1p[j] + (d.y[j] - d.mu[j]) * alpha * d.q[j];
+    }
+    if (d.dxtwx) sums.finish(d.dxtwx);
+    vd cacc = splat(0.0);
+    int k = 0;
+    for (; k + vm::kLanes <= d.nd; k += vm::kLanes) {
+        const vd x = vm::load(d.uy + k) + vr;
+        const vd t = vdgr - digam_series(vm::load(d.ly + k), vm::load(d.g + k));
+        cacc += vm::select(x >= ten, vm::load(d.uc + k) * t, splat(0.0));
+    }
+    for (; k < d.nd; ++k) {
+        const double x = d.uy[k] + r;
+        if (x >= 10.0) s += d.uc[k] * (dgr - digam_series(splat(d.ly[k]), splat(d.g[k]))[0]);
+    }
+    for_small(*d.small, [&](const int* k4, int n) {
+        const vd t = vdgr - digam_small(gather(d.uy, k4) + vr);
+        cacc += vm::select(vm::first_lanes(n), gather(d.uc, k4) * t, splat(0.0));
+    });
+    return s + vm::hsum(cacc);
 }
 
 // Sum over samples of the NB log-likelihood terms of lp (log alpha a):
@@ -449,28 +613,46 @@ EPIONE_VM_AVX2 inline double lp_avx2(const DispRow& d, double a, double r, doubl
 EPIONE_VM_AVX2 inline double dlp_avx2(const DispRow& d, double alpha, double r, double dgr) {
     return dlp_body(d, alpha, r, dgr);
 }
+EPIONE_VM_AVX2 inline void fill_distinct_avx2(const DispRow& d, double alpha, double r) {
+    fill_distinct_body(d, alpha, r);
+}
+EPIONE_VM_AVX2 inline double lp_distinct_avx2(const DispRow& d, double a, double r, double lgr,
+                                              double* mag) {
+    return lp_distinct_body(d, a, r, lgr, mag);
+}
+EPIONE_VM_AVX2 inline double dlp_distinct_avx2(const DispRow& d, double alpha, double r,
+                                               double dgr) {
+    return dlp_distinct_body(d, alpha, r, dgr);
+}
 EPIONE_VM_AVX2 inline void xtwx_avx2(const double* x, int m, int p, const double* w,
                                      bool neg_sq, double* b) {
     xtwx_body(x, m, p, w, neg_sq, b);
 }
 #endif
 
+// (the *_distinct kernels when the row has DispRow::uy)
 inline void fill(const DispRow& d, double alpha, double r) {
 #ifdef EPIONE_VM_X86
-    if (vm::have_avx2()) return fill_avx2(d, alpha, r);
+    if (vm::have_avx2())
+        return d.uy ? fill_distinct_avx2(d, alpha, r) : fill_avx2(d, alpha, r);
 #endif
+    if (d.uy) return fill_distinct_body(d, alpha, r);
     fill_body(d, alpha, r);
 }
 inline double lp(const DispRow& d, double a, double r, double lgr, double* mag = nullptr) {
 #ifdef EPIONE_VM_X86
-    if (vm::have_avx2()) return lp_avx2(d, a, r, lgr, mag);
+    if (vm::have_avx2())
+        return d.uy ? lp_distinct_avx2(d, a, r, lgr, mag) : lp_avx2(d, a, r, lgr, mag);
 #endif
+    if (d.uy) return lp_distinct_body(d, a, r, lgr, mag);
     return lp_body(d, a, r, lgr, mag);
 }
 inline double dlp(const DispRow& d, double alpha, double r, double dgr) {
 #ifdef EPIONE_VM_X86
-    if (vm::have_avx2()) return dlp_avx2(d, alpha, r, dgr);
+    if (vm::have_avx2())
+        return d.uy ? dlp_distinct_avx2(d, alpha, r, dgr) : dlp_avx2(d, alpha, r, dgr);
 #endif
+    if (d.uy) return dlp_distinct_body(d, alpha, r, dgr);
     return dlp_body(d, alpha, r, dgr);
 }
 inline void xtwx(const double* x, int m, int p, const double* w, bool neg_sq, double* b) {
