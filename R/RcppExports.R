@@ -229,16 +229,16 @@ epi_deseq_quantile <- function(x, probs) {
     .Call(`_epione_epi_deseq_quantile`, x, probs)
 }
 
-epi_deseq_filter_order <- function(p, filter) {
-    .Call(`_epione_epi_deseq_filter_order`, p, filter)
+epi_deseq_wald <- function(beta, se, k, sign) {
+    .Call(`_epione_epi_deseq_wald`, beta, se, k, sign)
 }
 
 epi_deseq_num_rej <- function(p, filter, cutoffs, alpha) {
     .Call(`_epione_epi_deseq_num_rej`, p, filter, cutoffs, alpha)
 }
 
-epi_deseq_bh_subset <- function(p, filter, o, cutoff, n_total) {
-    .Call(`_epione_epi_deseq_bh_subset`, p, filter, o, cutoff, n_total)
+epi_deseq_bh_subset <- function(p, filter, cutoff) {
+    .Call(`_epione_epi_deseq_bh_subset`, p, filter, cutoff)
 }
 
 epi_deseq_parametric_trend <- function(means, disps, min_use, threads) {

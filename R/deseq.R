@@ -1302,6 +1302,11 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
 # LFC, SE, stat and p-value for a coefficient name or a numeric contrast.
 .deseq_contrast <- function(fit, y, contrast, lfcThreshold) {
     cf <- fit$coef
+    if (is.list(contrast) && fit$test == "Wald" && lfcThreshold == 0) {
+        return(epi_deseq_wald(cf$beta, cf$se,
+                              match(contrast$name, colnames(cf$beta)),
+                              contrast$sign))
+    }
     if (is.list(contrast)) {
         lfc <- contrast$sign * cf$beta[, contrast$name]
         se <- cf$se[, contrast$name]
@@ -1375,16 +1380,12 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
     upperQ <- if (lowerQ < 0.95) 0.95 else 1
     theta <- seq(lowerQ, upperQ, length = 50)
     cutoffs <- epi_deseq_quantile(filter, theta)  # stats::quantile's values
-    # p.adjust(method = "BH") of each filtered subset from one stable sort:
-    # a subset of a stable order is the subset's own stable order.
-    s <- epi_deseq_filter_order(pvalue, filter)  # order(decreasing = TRUE)
-    o <- s$o
-    po <- s$po
-    fo <- s$fo
-    numRej <- .core(epi_deseq_num_rej(po, fo, cutoffs, alpha))
+    # p.adjust(method = "BH") of each filtered subset from one stable sort
+    # (order(decreasing = TRUE)): a subset of a stable order is the
+    # subset's own stable order.
+    numRej <- .core(epi_deseq_num_rej(pvalue, filter, cutoffs, alpha))
     padj_of <- function(j) {
-        .core(epi_deseq_bh_subset(po, fo, o, unname(cutoffs[j]),
-                                  length(pvalue)))
+        .core(epi_deseq_bh_subset(pvalue, filter, unname(cutoffs[j])))
     }
     lo <- stats::lowess(numRej ~ theta, f = 1 / 5)
     j <- if (max(numRej) <= 10) 1L else {

@@ -816,14 +816,16 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
-// epi_deseq_filter_order
-Rcpp::List epi_deseq_filter_order(Rcpp::NumericVector p, Rcpp::NumericVector filter);
-RcppExport SEXP _epione_epi_deseq_filter_order(SEXP pSEXP, SEXP filterSEXP) {
+// epi_deseq_wald
+Rcpp::List epi_deseq_wald(Rcpp::NumericMatrix beta, Rcpp::NumericMatrix se, int k, double sign);
+RcppExport SEXP _epione_epi_deseq_wald(SEXP betaSEXP, SEXP seSEXP, SEXP kSEXP, SEXP signSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
-    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type p(pSEXP);
-    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type filter(filterSEXP);
-    rcpp_result_gen = Rcpp::wrap(epi_deseq_filter_order(p, filter));
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type beta(betaSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type se(seSEXP);
+    Rcpp::traits::input_parameter< int >::type k(kSEXP);
+    Rcpp::traits::input_parameter< double >::type sign(signSEXP);
+    rcpp_result_gen = Rcpp::wrap(epi_deseq_wald(beta, se, k, sign));
     return rcpp_result_gen;
 END_RCPP
 }
@@ -841,16 +843,14 @@ BEGIN_RCPP
 END_RCPP
 }
 // epi_deseq_bh_subset
-Rcpp::NumericVector epi_deseq_bh_subset(Rcpp::NumericVector p, Rcpp::NumericVector filter, Rcpp::IntegerVector o, double cutoff, int n_total);
-RcppExport SEXP _epione_epi_deseq_bh_subset(SEXP pSEXP, SEXP filterSEXP, SEXP oSEXP, SEXP cutoffSEXP, SEXP n_totalSEXP) {
+Rcpp::NumericVector epi_deseq_bh_subset(Rcpp::NumericVector p, Rcpp::NumericVector filter, double cutoff);
+RcppExport SEXP _epione_epi_deseq_bh_subset(SEXP pSEXP, SEXP filterSEXP, SEXP cutoffSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
     Rcpp::traits::input_parameter< Rcpp::NumericVector >::type p(pSEXP);
     Rcpp::traits::input_parameter< Rcpp::NumericVector >::type filter(filterSEXP);
-    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type o(oSEXP);
     Rcpp::traits::input_parameter< double >::type cutoff(cutoffSEXP);
-    Rcpp::traits::input_parameter< int >::type n_total(n_totalSEXP);
-    rcpp_result_gen = Rcpp::wrap(epi_deseq_bh_subset(p, filter, o, cutoff, n_total));
+    rcpp_result_gen = Rcpp::wrap(epi_deseq_bh_subset(p, filter, cutoff));
     return rcpp_result_gen;
 END_RCPP
 }
@@ -1484,9 +1484,9 @@ static const R_CallMethodDef CallEntries[] = {
     {"_epione_epi_deseq_row_max", (DL_FUNC) &_epione_epi_deseq_row_max, 2},
     {"_epione_epi_deseq_var_log_disp", (DL_FUNC) &_epione_epi_deseq_var_log_disp, 3},
     {"_epione_epi_deseq_quantile", (DL_FUNC) &_epione_epi_deseq_quantile, 2},
-    {"_epione_epi_deseq_filter_order", (DL_FUNC) &_epione_epi_deseq_filter_order, 2},
+    {"_epione_epi_deseq_wald", (DL_FUNC) &_epione_epi_deseq_wald, 4},
     {"_epione_epi_deseq_num_rej", (DL_FUNC) &_epione_epi_deseq_num_rej, 4},
-    {"_epione_epi_deseq_bh_subset", (DL_FUNC) &_epione_epi_deseq_bh_subset, 5},
+    {"_epione_epi_deseq_bh_subset", (DL_FUNC) &_epione_epi_deseq_bh_subset, 3},
     {"_epione_epi_deseq_parametric_trend", (DL_FUNC) &_epione_epi_deseq_parametric_trend, 4},
     {"_epione_epi_deseq_coef_cols", (DL_FUNC) &_epione_epi_deseq_coef_cols, 3},
     {"_epione_epi_vm_log_exp", (DL_FUNC) &_epione_epi_vm_log_exp, 1},

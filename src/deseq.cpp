@@ -455,90 +455,37 @@ Rcpp::NumericVector epi_deseq_quantile(Rcpp::NumericVector x, Rcpp::NumericVecto
     return Rcpp::NumericVector(q.begin(), q.end());
 }
 
-// R's o <- which(!is.na(p))[order(p[!is.na(p)], decreasing = TRUE)] (1-based)
-// with p[o] and filter[o]: the order independent filtering works in.
+// results()' Wald statistic and p-value of coefficient k (1-based) times
+// `sign` (one pass, no peak-length R temporaries).
 // [[Rcpp::export(rng = false)]]
-Rcpp::List epi_deseq_filter_order(Rcpp::NumericVector p, Rcpp::NumericVector filter) {
-    const auto o = epione::deseq::order_decreasing(cspan(p));
-    const R_xlen_t n = static_cast<R_xlen_t>(o.size());
-    Rcpp::IntegerVector oi(n);
-    Rcpp::NumericVector po(n), fo(n);
-    for (R_xlen_t i = 0; i < n; ++i) {
-        oi[i] = static_cast<int>(o[i]) + 1;
-        po[i] = p[o[i]];
-        fo[i] = filter[o[i]];
-    }
-    return Rcpp::List::create(Rcpp::Named("o") = oi, Rcpp::Named("po") = po,
-                              Rcpp::Named("fo") = fo);
+Rcpp::List epi_deseq_wald(Rcpp::NumericMatrix beta, Rcpp::NumericMatrix se, int k,
+                          double sign) {
+    const R_xlen_t n = beta.nrow();
+    Rcpp::NumericVector lfc(n), lfc_se(n), stat(n), pvalue(n);
+    epione::deseq::wald_test(glue::cdense(beta), glue::cdense(se), k - 1, sign, glue::span(lfc),
+                             glue::span(lfc_se), glue::span(stat), glue::span(pvalue));
+    return Rcpp::List::create(Rcpp::Named("lfc") = lfc, Rcpp::Named("se") = lfc_se,
+                              Rcpp::Named("stat") = stat, Rcpp::Named("pvalue") = pvalue);
 }
 
-// Rejections of p.adjust(p, "BH") < alpha on the subset filter >= cutoff,
-// for each cutoff; `p` is sorted decreasing and `filter` follows it. The
-// adjusted values are cummin(n / (n:1) * p), so the count is n - i + 1 for
-// the first i whose n / (n - i + 1) * p_i is below alpha (same arithmetic).
+// Independent filtering: BH rejections at alpha for each cutoff of the
+// filter statistic (the p-values are ordered here each call: ~1 ms,
+// against three peak-length R vectors kept between the calls).
 // [[Rcpp::export(rng = false)]]
 Rcpp::NumericVector epi_deseq_num_rej(Rcpp::NumericVector p, Rcpp::NumericVector filter,
                                       Rcpp::NumericVector cutoffs, double alpha) {
-    const R_xlen_t n_all = p.size();
-    const R_xlen_t n_cut = cutoffs.size();
-    // Subset c (filter >= cutoffs[c]; the cutoffs are quantiles, so
-    // non-decreasing) holds row i iff c < the number of cutoffs <=
-    // filter[i]. One pass gives each subset's size and how many of its rows
-    // come before `first`, the first p < alpha: no earlier row can reject,
-    // as n / (n - k + 1) >= 1 makes the product >= p >= alpha.
-    std::vector<R_xlen_t> in_all(n_cut + 1, 0), in_pre(n_cut + 1, 0);
-    R_xlen_t first = 0;
-    while (first < n_all && !(p[first] < alpha)) ++first;
-    for (R_xlen_t i = 0; i < n_all; ++i) {
-        const R_xlen_t cnt = std::upper_bound(cutoffs.begin(), cutoffs.end(), filter[i]) -
-                             cutoffs.begin();
-        const R_xlen_t k = std::isnan(filter[i]) ? 0 : cnt;
-        in_all[k]++;
-        if (i < first) in_pre[k]++;
-    }
-    Rcpp::NumericVector out(n_cut);
-    R_xlen_t n = 0, pre = 0;  // suffix sums: rows with count > c
-    std::vector<R_xlen_t> n_of(n_cut), pre_of(n_cut);
-    for (R_xlen_t c = n_cut - 1; c >= 0; --c) {
-        n += in_all[c + 1];
-        pre += in_pre[c + 1];
-        n_of[c] = n;
-        pre_of[c] = pre;
-    }
-    for (R_xlen_t c = 0; c < n_cut; ++c) {
-        R_xlen_t k = pre_of[c];
-        const R_xlen_t nc = n_of[c];
-        double rej = 0;
-        for (R_xlen_t i = first; i < n_all; ++i) {
-            if (!(filter[i] >= cutoffs[c])) continue;
-            ++k;
-            const double v = static_cast<double>(nc) / static_cast<double>(nc - k + 1) * p[i];
-            if (v < alpha) { rej = static_cast<double>(nc - k + 1); break; }
-        }
-        out[c] = rej;
-    }
-    return out;
+    const auto o = epione::deseq::pvalue_order(cspan(p), cspan(filter));
+    const auto rej = epione::deseq::bh_rejections(o, cspan(cutoffs), alpha);
+    return Rcpp::NumericVector(rej.begin(), rej.end());
 }
 
-// p.adjust(p, "BH") of the subset filter >= cutoff, as padj for all n_total
-// rows (NA outside it): `p` sorted decreasing with `filter` following it
-// and `o` (1-based) their rows. R's pmin(1, cummin(n / (n:1) * p)) in one
-// pass, with its arithmetic, instead of ~10 peak-length R temporaries.
+// p.adjust(p[filter >= cutoff], "BH") at those rows, NA elsewhere.
 // [[Rcpp::export(rng = false)]]
 Rcpp::NumericVector epi_deseq_bh_subset(Rcpp::NumericVector p, Rcpp::NumericVector filter,
-                                        Rcpp::IntegerVector o, double cutoff, int n_total) {
-    Rcpp::NumericVector out(n_total, NA_REAL);
-    R_xlen_t n = 0;
-    for (R_xlen_t i = 0; i < p.size(); ++i) n += filter[i] >= cutoff;
-    R_xlen_t k = 0;
-    double run = INFINITY;
-    for (R_xlen_t i = 0; i < p.size(); ++i) {
-        if (!(filter[i] >= cutoff)) continue;
-        ++k;
-        const double v = static_cast<double>(n) / static_cast<double>(n - k + 1) * p[i];
-        if (v < run || std::isnan(v)) run = v;
-        out[o[i] - 1] = std::isnan(run) ? run : std::min(1.0, run);
-    }
+                                        double cutoff) {
+    Rcpp::NumericVector out(p.size(), NA_REAL);
+    epione::deseq::bh_subset(epione::deseq::pvalue_order(cspan(p), cspan(filter)), cutoff,
+                             glue::span(out));
     return out;
 }
 

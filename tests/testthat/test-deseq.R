@@ -536,17 +536,43 @@ test_that("dispersions match DESeq2 with rows or samples in vector lanes", {
     }
 })
 
-test_that("independent filtering orders p-values as order(decreasing = TRUE)", {
+test_that("independent filtering's BH steps are p.adjust's on each subset", {
+    # p-values ordered as order(decreasing = TRUE) (ties, NA, 0 and 1)
     withr::local_seed(5)
     p <- c(runif(300), rep(c(0, 1, 0.5, 1e-300), 30))[sample(420)]
     p[sample(420, 30)] <- NA
+    p[1:40] <- p[1:40] / 1e4  # some rejections at alpha = 0.1
     f <- rexp(420)
-    got <- epione:::epi_deseq_filter_order(p, f)
-    ok <- which(!is.na(p))
-    o <- ok[order(p[ok], decreasing = TRUE)]  # ties keep their order
-    expect_identical(got$o, o)
-    expect_identical(got$po, p[o])
-    expect_identical(got$fo, f[o])
+    f[sample(420, 5)] <- NA
+    cutoffs <- unname(stats::quantile(f, seq(0, 0.95, length = 50),
+                                      na.rm = TRUE))
+    bh <- function(cut) {
+        out <- rep(NA_real_, length(p))
+        use <- which(f >= cut)
+        out[use] <- stats::p.adjust(p[use], method = "BH")
+        out
+    }
+    for (cut in cutoffs[c(1, 20, 50)]) {
+        expect_identical(epione:::epi_deseq_bh_subset(p, f, cut), bh(cut))
+    }
+    rej <- vapply(cutoffs, function(cut) {
+        as.numeric(sum(bh(cut) < 0.1, na.rm = TRUE))
+    }, 0)
+    expect_identical(epione:::epi_deseq_num_rej(p, f, cutoffs, 0.1), rej)
+    expect_gt(max(rej), 0)
+})
+
+test_that("the Wald columns are results()' arithmetic", {
+    withr::local_seed(6)
+    beta <- matrix(rnorm(60), 30)
+    se <- matrix(rexp(60), 30)
+    beta[3, ] <- NA
+    se[4, 2] <- 0
+    got <- epione:::epi_deseq_wald(beta, se, 2L, -1)
+    lfc <- -1 * beta[, 2]
+    stat <- lfc / se[, 2]
+    expect_identical(got, list(lfc = lfc, se = se[, 2], stat = stat,
+        pvalue = 2 * stats::pnorm(abs(stat), lower.tail = FALSE)))
 })
 
 test_that("independent filtering's quantiles are stats::quantile's", {

@@ -235,6 +235,104 @@ inline std::vector<double> quantile7(std::vector<double> x, Span<const double> p
     return q;
 }
 
+// ---- results(): Wald test, independent filtering (pvalueAdjustment) -----
+
+// results()' Wald test of coefficient k times `sign`: lfc, its standard
+// error, stat = lfc / se and the two-sided p-value 2 pnorm(-|stat|), as R
+// computes them elementwise (NA rows stay NA).
+inline void wald_test(DenseView<const double> beta, DenseView<const double> se, index_t k,
+                      double sign, Span<double> lfc, Span<double> lfc_se, Span<double> stat,
+                      Span<double> pvalue) {
+    for (index_t i = 0; i < beta.nrow; ++i) {
+        lfc[i] = sign * beta(i, k);
+        lfc_se[i] = se(i, k);
+        stat[i] = lfc[i] / lfc_se[i];
+        pvalue[i] = 2 * nb::pnorm_upper(std::fabs(stat[i]));
+    }
+}
+
+// The non-NA p-values in R's order(p, decreasing = TRUE) (`row`, 0-based),
+// with the filter statistic of each.
+struct PvalueOrder {
+    std::vector<std::uint32_t> row;
+    std::vector<double> p, filter;
+};
+inline PvalueOrder pvalue_order(Span<const double> p, Span<const double> filter) {
+    PvalueOrder o;
+    o.row = order_decreasing(p);
+    o.p.resize(o.row.size());
+    o.filter.resize(o.row.size());
+    for (size_t i = 0; i < o.row.size(); ++i) {
+        o.p[i] = p[o.row[i]];
+        o.filter[i] = filter[o.row[i]];
+    }
+    return o;
+}
+
+// Rejections of p.adjust(p, "BH") < alpha on the subset filter >= cutoff,
+// for each cutoff (non-decreasing: quantiles). The adjusted values are
+// cummin(n / (n:1) * p) over p sorted decreasing, so the count is
+// n - i + 1 for the first i whose n / (n - i + 1) * p_i is below alpha
+// (the same arithmetic).
+inline std::vector<double> bh_rejections(const PvalueOrder& o, Span<const double> cutoffs,
+                                         double alpha) {
+    const index_t n_all = static_cast<index_t>(o.p.size()), n_cut = cutoffs.size();
+    // Subset c holds row i iff c < the number of cutoffs <= filter[i]. One
+    // pass gives each subset's size and how many of its rows come before
+    // `first`, the first p < alpha: no earlier row can reject, as
+    // n / (n - k + 1) >= 1 makes the product >= p >= alpha.
+    std::vector<index_t> in_all(n_cut + 1, 0), in_pre(n_cut + 1, 0);
+    index_t first = 0;
+    while (first < n_all && !(o.p[first] < alpha)) ++first;
+    for (index_t i = 0; i < n_all; ++i) {
+        const double f = o.filter[i];
+        const index_t k = std::isnan(f) ? 0 : std::upper_bound(cutoffs.begin(), cutoffs.end(), f) -
+                                                  cutoffs.begin();
+        in_all[k]++;
+        if (i < first) in_pre[k]++;
+    }
+    std::vector<double> out(n_cut, 0.0);
+    index_t n = 0, pre = 0;  // suffix sums: rows with count > c
+    std::vector<index_t> n_of(n_cut), pre_of(n_cut);
+    for (index_t c = n_cut - 1; c >= 0; --c) {
+        n += in_all[c + 1];
+        pre += in_pre[c + 1];
+        n_of[c] = n;
+        pre_of[c] = pre;
+    }
+    for (index_t c = 0; c < n_cut; ++c) {
+        index_t k = pre_of[c];
+        const index_t nc = n_of[c];
+        for (index_t i = first; i < n_all; ++i) {
+            if (!(o.filter[i] >= cutoffs[c])) continue;
+            ++k;
+            const double v = static_cast<double>(nc) / static_cast<double>(nc - k + 1) * o.p[i];
+            if (v < alpha) {
+                out[c] = static_cast<double>(nc - k + 1);
+                break;
+            }
+        }
+    }
+    return out;
+}
+
+// p.adjust(p, "BH") of the subset filter >= cutoff written into padj at
+// their rows (the caller fills the rest with NA): R's pmin(1, cummin(n /
+// (n:1) * p)) in one pass, with its arithmetic.
+inline void bh_subset(const PvalueOrder& o, double cutoff, Span<double> padj) {
+    index_t n = 0;
+    for (double f : o.filter) n += f >= cutoff;
+    index_t k = 0;
+    double run = INFINITY;
+    for (size_t i = 0; i < o.p.size(); ++i) {
+        if (!(o.filter[i] >= cutoff)) continue;
+        ++k;
+        const double v = static_cast<double>(n) / static_cast<double>(n - k + 1) * o.p[i];
+        if (v < run || std::isnan(v)) run = v;
+        padj[o.row[i]] = std::isnan(run) ? run : std::min(1.0, run);
+    }
+}
+
 // Per-row baseMean, baseVar (of normalized counts) for the given rows.
 template <class Par>
 void base_stats(const Counts& y, const Norm& norm,

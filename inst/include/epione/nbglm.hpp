@@ -19,6 +19,7 @@ extern "C" {
 double Rf_lgammafn(double);
 double Rf_digamma(double);
 double Rf_dnbinom_mu(double, double, double, int);
+double Rf_pnorm5(double, double, double, int, int);
 }
 #endif
 
@@ -45,6 +46,15 @@ inline double digam(double x) {
         f * (1.0 / 240 + f * (-1.0 / 132 + f * (691.0 / 32760 +
         f * (-1.0 / 12)))))));
     return r + std::log(x) - 0.5 / x + t;
+#endif
+}
+
+// P(Z > x) for a standard normal Z (R's pnorm(x, lower.tail = FALSE)).
+inline double pnorm_upper(double x) {
+#ifdef EPIONE_USE_RMATH
+    return Rf_pnorm5(x, 0.0, 1.0, 0, 0);
+#else
+    return 0.5 * std::erfc(x / std::sqrt(2.0));
 #endif
 }
 
