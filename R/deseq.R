@@ -831,8 +831,18 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
 .trend_at <- function(trend, bm, rows) {
     f <- trend(bm)
     if (length(f) != length(bm)) f <- rep_len(f, length(bm))  # "mean"
-    if (length(rows) < length(bm)) f[-rows] <- NA_real_
+    if (length(rows) < length(bm)) {
+        f[.other_rows(rows, length(bm))] <- NA_real_
+    }
     f
+}
+
+# The rows of 1:n not in `rows` (few: the all-zero peaks), without the
+# n-length integer vector that -rows makes.
+.other_rows <- function(rows, n) {
+    other <- rep(TRUE, n)
+    other[rows] <- FALSE
+    which(other)
 }
 
 .deseq_map <- function(y, X, sf, rows, g, dispFit, trend, opt, threads) {
@@ -1031,7 +1041,8 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
     n <- if (is.matrix(cooks)) nrow(cooks) else nrow(cooks$max)
     if (nrow(X) <= ncol(X) || !any(use)) return(rep(NA_real_, n))
     v <- .ck_max(cooks, "use3", use)
-    if (is.list(cooks)) v[cooks$bounded] <- NA  # not exact (.cooks_spec)
+    # not exact (.cooks_spec); (an empty assignment would still copy v)
+    if (is.list(cooks) && length(cooks$bounded)) v[cooks$bounded] <- NA
     v
 }
 

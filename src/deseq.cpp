@@ -123,10 +123,11 @@ public:
     }
     Span<int> out(Rcpp::IntegerVector& full) {
         full = Rcpp::IntegerVector(n_);
-        if (direct_) return glue::span(full);
-        iouts_.push_back({std::vector<int>(size()), INTEGER(full)});
-        std::fill(INTEGER(full), INTEGER(full) + n_, NA_INTEGER);
-        return {iouts_.back().tmp.data(), size()};
+        return int_out(INTEGER(full));
+    }
+    Span<int> out(Rcpp::LogicalVector& full) {  // (NA_LOGICAL is NA_INTEGER)
+        full = Rcpp::LogicalVector(n_);
+        return int_out(LOGICAL(full));
     }
     DenseView<double> out(Rcpp::NumericMatrix& full, int ncol, bool want = true) {
         full = Rcpp::NumericMatrix(want ? n_ : 0, want ? ncol : 0);
@@ -164,6 +165,12 @@ private:
     R_xlen_t size() const { return static_cast<R_xlen_t>(rows_.size()); }
     void check(R_xlen_t len, const char* what) const {
         if (len != n_) Rcpp::stop("%s has %d values for %d rows", what, len, n_);
+    }
+    Span<int> int_out(int* full) {
+        if (direct_) return {full, n_};
+        iouts_.push_back({std::vector<int>(size()), full});
+        std::fill(full, full + n_, NA_INTEGER);
+        return {iouts_.back().tmp.data(), size()};
     }
     double* dense_out(double* full, int ncol) {
         if (direct_) return full;
@@ -257,7 +264,8 @@ Rcpp::List epi_deseq_map(SEXP counts, Rcpp::NumericVector sf, Rcpp::NumericMatri
     const auto o = disp_options(opt);
     RowMap rm(rows, n_full);
     Rcpp::NumericVector map, disp;
-    Rcpp::IntegerVector iter, outlier;
+    Rcpp::IntegerVector iter;
+    Rcpp::LogicalVector outlier;
     const auto map_out = rm.out(map), disp_out = rm.out(disp);
     const auto iter_out = rm.out(iter), outlier_out = rm.out(outlier);
     glue::TbbPar par(threads);
@@ -267,7 +275,7 @@ Rcpp::List epi_deseq_map(SEXP counts, Rcpp::NumericVector sf, Rcpp::NumericMatri
                                   par, map_out, iter_out, outlier_out, disp_out);
     rm.finish();
     return Rcpp::List::create(Rcpp::Named("dispMAP") = map, Rcpp::Named("dispIter") = iter,
-                              Rcpp::Named("dispOutlier") = Rcpp::LogicalVector(outlier),
+                              Rcpp::Named("dispOutlier") = outlier,
                               Rcpp::Named("dispersion") = disp);
 }
 
