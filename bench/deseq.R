@@ -10,29 +10,26 @@
 # whether the padj < 0.1 calls agree with DESeq2; exits non-zero if not.
 # Usage: Rscript bench/deseq.R [p50k_s6 p200k_s12 p50k_s100]
 #
-# Measured 2026-11-30, session 6 (2-core AMD EPYC VM with AVX2, no other
+# Measured 2026-11-30, session 7 (2-core AMD EPYC VM with AVX2, no other
 # jobs; R 4.2.2, DESeq2 1.38.3; padj < 0.1 calls identical to DESeq2's in
 # every run). The VM's speed drifts between and within runs (DESeq2 alone
-# took 7.5-14.1 s on p50k_s6 over two evenings; epione's own p50k_s6 time
-# 0.16-0.33 s, its CPU time moving with it), so compare ratios from one
-# run. Last run:
-#   p50k_s6   DESeq2 13.23 s, epione 0.16 s: 84.3x elapsed, 49.1x CPU
-#             (start of session: 40.8x, epione 0.27 s; in quiet isolated
-#             runs epione now takes 0.157-0.19 s, so 50x needs DESeq2
-#             >= 8-9.5 s, which it took in every run but one)
-#   p200k_s12 DESeq2 45.96 s, epione 0.87 s: 52.8x, 29.2x (session 5:
-#             48.8-57.0x, epione 0.89-1.11 s)
-#   p50k_s100 DESeq2 40.42 s, epione 0.89 s: 45.4x, 24.1x (start of
-#             session: 40.1x with DESeq2 48.7 s / epione 1.22 s; session 5
-#             41.9-49.1x)
-# glmGamPoi (glm_gp + test_de) 39-347 s: 49-399x. Session 4: 34-42x /
-# 48.5-52x / 34-36x; before it (scalar kernels) 40x / 30x / 20x.
+# took 7.5-14.3 s on p50k_s6 and 37.9-48.7 s on p50k_s100 over three
+# evenings), so compare ratios from one run. Last full run:
+#   p50k_s6   DESeq2 14.31 s, epione 0.20 s: 73.0x elapsed, 43.2x CPU
+#             (session 6: 84.3x, epione 0.16 s)
+#   p200k_s12 DESeq2 43.79 s, epione 0.71 s: 61.7x, 33.7x (session 6:
+#             52.8x, epione 0.87 s; a separate run this session 62.2x)
+#   p50k_s100 DESeq2 37.88 s, epione 0.72 s: 52.5x, 27.8x (session 6:
+#             45.4x, epione 0.89 s; a separate run this session 59.3x
+#             with DESeq2 43.87 s / epione 0.74 s)
+# glmGamPoi (glm_gp + test_de) 38-352 s: 51-496x.
 # Peak extra RSS of one run in a fresh process (peak_extra_mb()): p50k_s6
-# 19 MB (session 5: 22), p200k_s12 62 MB, p50k_s100 27 MB = 1.42x its
-# 19 MB of integer counts. The peak is R's allocation volume before its
-# first collection; the returned results and dispersion columns alone (11
-# doubles per peak) are 3.7x a 6-sample and 1.8x a 12-sample integer
-# matrix.
+# 11 MB (session 6: 19) = 2.4x its 4.6 MB count matrix with dimnames,
+# 9.4x its 1.1 MB of integer values; p200k_s12 52 MB (62) = 2.3x / 5.7x;
+# p50k_s100 22 MB (27) = 1.0x / 1.17x. The returned results and dispersion
+# columns alone (11 doubles per peak) are 3.7x a 6-sample and 1.8x a
+# 12-sample integer matrix, so the integer-values reading of "3x the count
+# matrix" cannot be met at 6 samples by any run that returns them.
 suppressPackageStartupMessages({
     library(epione)
     library(DESeq2)
