@@ -671,9 +671,9 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
 # Gene-wise dispersions for `rows` (1-based) of y (per-row vectors in and
 # out are nrow(y) long, NA outside `rows`: see .deseq_pass): rough start,
 # the mean used for the dispersion (linear shortcut or GLM), line search,
-# grid. The
-# linear-model means are recomputed per row in C++ (`lin`), so the rows x
-# samples matrix `mu` exists only for the GLM mean or when `want_mu`.
+# grid. The linear-model means are recomputed per row in C++ (`lin`), so
+# the rows x samples matrix `mu` exists only for the GLM mean or when
+# `want_mu`.
 .deseq_gene_est <- function(y, X, sf, rows, bm, bv, opt, threads,
                             want_mu = FALSE) {
     Q <- qr.Q(qr(X))

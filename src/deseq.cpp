@@ -86,8 +86,12 @@ public:
     RowMap(SEXP rows, R_xlen_t n_full) : rows_(XLENGTH(rows)) {
         if (TYPEOF(rows) != INTSXP) Rcpp::stop("rows must be an integer vector");
         const R_xlen_t r = XLENGTH(rows);
-        for (R_xlen_t k = 0; k < r; ++k) rows_[k] = INTEGER_ELT(rows, k) - 1;
         n_ = n_full > 0 ? n_full : r;
+        for (R_xlen_t k = 0; k < r; ++k) {
+            rows_[k] = INTEGER_ELT(rows, k) - 1;
+            if (rows_[k] < 0 || (n_full > 0 && rows_[k] >= n_full))
+                Rcpp::stop("row %d is outside 1..%d", rows_[k] + 1, n_full);
+        }
         direct_ = n_full <= 0 || r == n_full;
         for (R_xlen_t k = 0; direct_ && n_full > 0 && k < r; ++k) direct_ = rows_[k] == k;
     }
