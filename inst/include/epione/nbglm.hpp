@@ -258,25 +258,28 @@ struct DispObjective {
         if (have_distinct) return;
         constexpr int kTable = 4096;
         if (slot.empty()) slot.assign(kTable, -1);
+        // the table entry of count v, or null for counts that stand alone
+        auto entry = [&](double v) -> int* {
+            const bool small_int = v > 0 && v < kTable && v == static_cast<int>(v);
+            return small_int ? &slot[static_cast<int>(v)] : nullptr;
+        };
         uy.clear();
         uc.clear();
         for (int j = 0; j < d.m; ++j) {
             const double v = y[j];
             if (v == 0) continue;
-            const bool small_int = v > 0 && v < kTable && v == static_cast<int>(v);
-            if (small_int) {
-                int& k = slot[static_cast<int>(v)];
-                if (k >= 0) {
-                    uc[k] += 1.0;
+            if (int* k = entry(v)) {
+                if (*k >= 0) {
+                    uc[*k] += 1.0;
                     continue;
                 }
-                k = static_cast<int>(uy.size());
+                *k = static_cast<int>(uy.size());
             }
             uy.push_back(v);
             uc.push_back(1.0);
         }
         for (double v : uy)  // clear the table for the next row
-            if (v > 0 && v < kTable && v == static_cast<int>(v)) slot[static_cast<int>(v)] = -1;
+            if (int* k = entry(v)) *k = -1;
         have_distinct = true;
     }
 

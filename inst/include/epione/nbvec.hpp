@@ -212,13 +212,16 @@ EPIONE_VM_INLINE void fill_body(const DispRow& d, double alpha, double r) {
 }
 
 // ---- the same terms with the count part per distinct count -------------
-// q, l1p of den = 1 + mu alpha from one division for both reciprocals.
-EPIONE_VM_INLINE void den_terms(vd den, vd& q, vd& l1p, vi& ok) {
-    const vm::LogParts pd = vm::log_reduce(den);
-    const vd td = splat(2.0) + pd.f, prod = den * td, inv = splat(1.0) / prod;
-    q = inv * td;
-    l1p = vm::log_finish(pd, pd.f * (den * inv));
-    ok = (den < splat(INFINITY)) & (prod < splat(1e300));
+// 1 / v and log(v) from one division (the reciprocal and the log's
+// 1 / (2 + f) share it), for den and for x separately; lanes with `ok`
+// clear are out of that division's range (libm instead).
+EPIONE_VM_INLINE void recip_log(vd v, vd& recip, vd& lg, vi& ok) {
+    const vm::LogParts pv = vm::log_reduce(v);
+    const vd tv = splat(2.0) + pv.f, prod = v * tv, inv = splat(1.0) / prod;
+    recip = inv * tv;
+    lg = vm::log_finish(pv, pv.f * (v * inv));
+    ok = (v >= splat(2.2250738585072014e-308)) & (v < splat(INFINITY)) &
+         (prod < splat(1e300));
 }
 
 // fill with the count terms per distinct count (DispRow::uy): per sample
@@ -226,7 +229,6 @@ EPIONE_VM_INLINE void den_terms(vd den, vd& q, vd& l1p, vi& ok) {
 // x = uy + r, `small` the distinct values with x < 10.
 EPIONE_VM_INLINE void fill_distinct_body(const DispRow& d, double alpha, double r) {
     const vd va = splat(alpha), vr = splat(r), one = splat(1.0), ten = splat(10.0);
-    const vd tiny = splat(2.2250738585072014e-308), inf = splat(INFINITY);
     d.small->clear();
     XtwxSums sums(d.x, d.m, d.xtwx ? d.p : 0);
     int j = 0;
@@ -234,7 +236,7 @@ EPIONE_VM_INLINE void fill_distinct_body(const DispRow& d, double alpha, double 
         const vd mu = vm::load(d.mu + j), den = one + mu * va;
         vd q, l1p;
         vi ok;
-        den_terms(den, q, l1p, ok);
+        recip_log(den, q, l1p, ok);
         vm::store(d.q + j, q);
         vm::store(d.w + j, mu * q);
         vm::store(d.l1p + j, l1p);
@@ -258,11 +260,11 @@ EPIONE_VM_INLINE void fill_distinct_body(const DispRow& d, double alpha, double 
     int k = 0;
     for (; k + vm::kLanes <= d.nd; k += vm::kLanes) {
         const vd x = vm::load(d.uy + k) + vr;
-        const vm::LogParts px = vm::log_reduce(x);
-        const vd tx = splat(2.0) + px.f, prod = x * tx, inv = one / prod;
-        vm::store(d.g + k, inv * tx);
-        vm::store(d.ly + k, vm::log_finish(px, px.f * (x * inv)));
-        const vi ok = (x >= tiny) & (x < inf) & (prod < splat(1e300));
+        vd g, ly;
+        vi ok;
+        recip_log(x, g, ly, ok);
+        vm::store(d.g + k, g);
+        vm::store(d.ly + k, ly);
         const vi sm = x < ten;
         if (vm::any(~ok | sm))
             for (int l = 0; l < vm::kLanes; ++l) {
