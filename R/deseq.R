@@ -1313,30 +1313,23 @@ maPlot <- function(x, alpha = 0.1, lfcThreshold = 0, n_labels = 10,
 # LFC, SE, stat and p-value for a coefficient name or a numeric contrast.
 .deseq_contrast <- function(fit, y, contrast, lfcThreshold) {
     cf <- fit$coef
-    if (is.list(contrast) && fit$test == "Wald" && lfcThreshold == 0) {
-        return(epi_deseq_wald(cf$beta, cf$se,
-                              match(contrast$name, colnames(cf$beta)),
-                              contrast$sign))
-    }
-    if (is.list(contrast)) {
-        lfc <- contrast$sign * cf$beta[, contrast$name]
-        se <- cf$se[, contrast$name]
+    # lfc, se, and the Wald stat and p-value in one C++ pass
+    r <- if (is.list(contrast)) {
+        epi_deseq_wald(cf$beta, cf$se, match(contrast$name, colnames(cf$beta)),
+                       contrast$sign)
     } else {
-        lfc <- as.vector(cf$beta %*% contrast)
-        se <- .contrast_se(fit, y, contrast)
+        epi_deseq_wald(matrix(as.vector(cf$beta %*% contrast)),
+                       matrix(.contrast_se(fit, y, contrast)), 1L, 1)
     }
     if (fit$test == "LRT") {
-        return(list(lfc = lfc, se = se, stat = cf$LRTStatistic,
-                    pvalue = cf$LRTPvalue))
+        r$stat <- cf$LRTStatistic
+        r$pvalue <- cf$LRTPvalue
+    } else if (lfcThreshold > 0) {  # DESeq2 altHypothesis = "greaterAbs"
+        z <- (abs(r$lfc) - lfcThreshold) / r$se
+        r$stat <- sign(r$lfc) * pmax(z, 0)
+        r$pvalue <- pmin(1, 2 * stats::pnorm(z, lower.tail = FALSE))
     }
-    stat <- lfc / se
-    pvalue <- 2 * stats::pnorm(abs(stat), lower.tail = FALSE)
-    if (lfcThreshold > 0) {  # DESeq2 altHypothesis = "greaterAbs"
-        stat <- sign(lfc) * pmax((abs(lfc) - lfcThreshold) / se, 0)
-        pvalue <- pmin(1, 2 * stats::pnorm((abs(lfc) - lfcThreshold) / se,
-                                           lower.tail = FALSE))
-    }
-    list(lfc = lfc, se = se, stat = stat, pvalue = pvalue)
+    r
 }
 
 # sqrt(c' Sigma c) with Sigma the sandwich covariance at the final fit.
